@@ -1,0 +1,1 @@
+"""The operator CLI (Typer); all Rich rendering lives in render.py."""

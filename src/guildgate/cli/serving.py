@@ -1,0 +1,123 @@
+"""``guildgate serve``: migrate, optionally start the Discord sandbox in-process, then run uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from guildgate.cli import render
+from guildgate.core.secret import Secret
+from guildgate.settings import Settings
+from guildgate.store.migrate import upgrade
+from guildgate.web.app import configure_logging, create_app
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def start_sandbox_thread(fixture_path: Path | None, port: int) -> tuple[str, Any]:
+    """Run the sandbox on 127.0.0.1 in a thread of this process; returns its origin and the fixture."""
+    from guildgate.sandbox.app import create_sandbox_app
+    from guildgate.sandbox.fixture import load_fixture
+
+    fixture = load_fixture(fixture_path)
+    sock = _listen("127.0.0.1", port)
+    server = uvicorn.Server(
+        uvicorn.Config(create_sandbox_app(fixture), log_level="warning", timeout_graceful_shutdown=1)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="discord-sandbox", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the Discord sandbox did not start")
+        time.sleep(0.02)
+    return f"http://127.0.0.1:{sock.getsockname()[1]}", fixture
+
+
+async def _demo_key(s: Settings, fixture: Any) -> tuple[str, str, str]:
+    """Register the fixture's first app and mint a demo API key; returns (key, user token, invite)."""
+    from guildgate.store.crypto import SecretBox
+    from guildgate.store.db import Database
+    from guildgate.store.repos import AppRepo, KeyRepo
+
+    app = fixture.applications[0]
+    db = Database(s.database_url)
+    try:
+        await AppRepo(db, SecretBox(s.secret_key_value())).add(
+            client_id=app.client_id or app.id,
+            name=app.name,
+            client_secret=Secret(app.client_secret),
+            bot_token=Secret(app.bot_token),
+        )
+        keys = KeyRepo(db)
+        for old in await keys.list():
+            if old.name == "demo" and old.revoked_at is None:
+                await keys.revoke(old.id)
+        _, key = await keys.create(app_id=app.client_id or app.id, name="demo", quota_per_minute=None)
+    finally:
+        await db.dispose()
+    token = next((t.access_token for u in fixture.users for t in u.tokens), "")
+    invite = next((g.invites[0] for g in fixture.guilds if g.invites), "")
+    return key.reveal(), token, invite
+
+
+class _Server(uvicorn.Server):
+    banner: str = ""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.banner and self.started:
+            print(self.banner, flush=True)
+
+
+def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: Path | None, sandbox_port: int) -> None:
+    configure_logging(s.log_level)
+    upgrade(s.database_url)
+    banner = ""
+    if s.sandbox:
+        origin, fixture = start_sandbox_thread(sandbox_fixture, sandbox_port)
+        s = s.model_copy(update={"discord_api_base": f"{origin}/api/v10", "discord_authorize_url": None})
+        s.__dict__.pop("authorize_url", None)
+        key, token, invite = asyncio.run(_demo_key(s, fixture))
+        shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "") else host)
+        body = json.dumps({"authorization": token, "guild_name": f"https://discord.gg/{invite}"})
+        curl = (
+            f"curl -s -X POST http://{shown}:{port}/api/wanda/discord/guild "
+            f"-H {shlex.quote('User-Token: ' + key)} -H 'Content-Type: application/json' "
+            f"-d {shlex.quote(body)}"
+        )
+        banner = (
+            f"\nguildgate (sandbox mode) on http://{shown}:{port}  docs: http://{shown}:{port}/docs\n"
+            f"Discord sandbox: {origin}/api/v10  stats: {origin}/_sandbox/stats\n"
+            f"Demo API key (shown once): {key}\n\nTry a join:\n{curl}\n"
+        )
+    else:
+        render.note(f"guildgate on http://{host}:{port}, Discord at {s.discord_api_base}")
+    server = _Server(
+        uvicorn.Config(
+            create_app(s),
+            host=host,
+            port=port,
+            log_level=s.log_level,
+            timeout_graceful_shutdown=5,
+            log_config=None,
+        )
+    )
+    server.banner = banner
+    server.run(sockets=[_listen(host, port)])

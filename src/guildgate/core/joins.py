@@ -1,0 +1,190 @@
+"""The join pipeline: resolve guild -> identify user -> add member, against the ports.
+
+The record is created before anything is sent to Discord and always finished, also when the request is
+cancelled or times out (the finishing write is shielded from cancellation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from guildgate.core.errors import DiscordRefused, DiscordUnavailable, JoinError, RateLimited
+from guildgate.core.outcomes import Outcome, RecordState, Source
+from guildgate.core.ports import (
+    AppCredentials,
+    DiscordPort,
+    GuildRef,
+    MemberOptions,
+    NewRecord,
+    RecordStore,
+    RecordUpdate,
+)
+from guildgate.core.secret import Secret
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    authorization: Secret
+    guild_id: str | None = None
+    invite_code: str | None = None
+    options: MemberOptions = field(default_factory=MemberOptions)
+    proxy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    record_id: str
+    outcome: Outcome
+    guild: GuildRef
+    user_id: str
+
+    @property
+    def joined(self) -> bool:
+        return self.outcome is Outcome.JOINED
+
+
+class RecordedJoinError(Exception):
+    """A JoinError together with the id of the record that holds it."""
+
+    def __init__(self, error: JoinError, record_id: str | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.record_id = record_id
+
+
+def update_for_error(error: JoinError, **known: str | None) -> RecordUpdate:
+    state = RecordState.FAILED
+    discord_status: int | None = None
+    discord_code: int | None = None
+    if isinstance(error, DiscordRefused):
+        discord_status, discord_code = error.discord_status, error.discord_code
+    elif isinstance(error, DiscordUnavailable):
+        discord_status = error.discord_status
+        if error.maybe_sent:
+            state = RecordState.UNKNOWN
+    return RecordUpdate(
+        state=state,
+        code=error.outcome,
+        detail=error.detail or None,
+        discord_status=discord_status,
+        discord_code=discord_code,
+        guild_id=known.get("guild_id"),
+        guild_name=known.get("guild_name"),
+        user_id=known.get("user_id"),
+    )
+
+
+async def record_refusal(records: RecordStore, new: NewRecord, error: JoinError, started: float) -> str:
+    """A request refused before any Discord call still gets a (finished) record."""
+    update = update_for_error(error, guild_id=new.guild_id, guild_name=new.guild_name)
+    update.cost_ms = (time.perf_counter() - started) * 1000
+    return await asyncio.shield(records.create(new, finished=update))
+
+
+async def join(
+    request: JoinRequest,
+    *,
+    app: AppCredentials,
+    new_record: NewRecord,
+    discord: DiscordPort,
+    records: RecordStore,
+    deadline: float,
+    started: float,
+) -> JoinResult:
+    """Run one join. Returns a JoinResult, or raises RecordedJoinError carrying the record id.
+
+    ``deadline`` is a ``time.monotonic()`` instant; ``started`` a ``time.perf_counter()`` instant.
+    """
+    record_id = await asyncio.shield(records.create(new_record))
+    known: dict[str, str | None] = {"guild_id": request.guild_id, "guild_name": new_record.guild_name}
+    update: RecordUpdate | None = None
+    try:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DiscordUnavailable("request deadline passed before any Discord call", http_status=504)
+        async with asyncio.timeout(remaining):
+            result = await _run(request, app=app, discord=discord, record_id=record_id, known=known, deadline=deadline)
+        update = RecordUpdate(
+            state=RecordState.SUCCEEDED,
+            code=result.outcome,
+            guild_id=result.guild.id,
+            guild_name=result.guild.name,
+            user_id=result.user_id,
+            discord_status=201 if result.joined else 204,
+        )
+        return result
+    except TimeoutError:
+        error: JoinError = DiscordUnavailable(
+            "the request deadline passed while waiting for Discord",
+            http_status=504,
+            maybe_sent=known.get("sending") == "yes",
+        )
+        update = update_for_error(error, **known)
+        raise RecordedJoinError(error, record_id) from None
+    except JoinError as exc:
+        if isinstance(exc, DiscordUnavailable) and known.get("sending") == "yes":
+            exc.maybe_sent = True
+        update = update_for_error(exc, **known)
+        raise RecordedJoinError(exc, record_id) from None
+    except BaseException:
+        update = RecordUpdate(
+            state=RecordState.UNKNOWN if known.get("sending") == "yes" else RecordState.FAILED,
+            code=Outcome.DISCORD_UNAVAILABLE,
+            detail="the request was interrupted",
+            guild_id=known.get("guild_id"),
+            guild_name=known.get("guild_name"),
+            user_id=known.get("user_id"),
+        )
+        raise
+    finally:
+        if update is not None:
+            update.cost_ms = (time.perf_counter() - started) * 1000
+            await asyncio.shield(records.finish(record_id, update))
+
+
+async def _run(
+    request: JoinRequest,
+    *,
+    app: AppCredentials,
+    discord: DiscordPort,
+    record_id: str,
+    known: dict[str, str | None],
+    deadline: float,
+) -> JoinResult:
+    if request.guild_id is not None:
+        guild = GuildRef(id=request.guild_id, name=known.get("guild_name"))
+    else:
+        assert request.invite_code is not None
+        guild = await discord.resolve_invite(request.invite_code, app=app, deadline=deadline)
+    known["guild_id"], known["guild_name"] = guild.id, guild.name
+    user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)
+    known["user_id"] = user.id
+    known["sending"] = "yes"
+    created = await discord.add_member(
+        app=app,
+        guild_id=guild.id,
+        user_id=user.id,
+        token=request.authorization,
+        options=request.options,
+        deadline=deadline,
+        proxy=request.proxy,
+    )
+    return JoinResult(
+        record_id=record_id,
+        outcome=Outcome.JOINED if created else Outcome.ALREADY_MEMBER,
+        guild=guild,
+        user_id=user.id,
+    )
+
+
+__all__ = [
+    "JoinRequest",
+    "JoinResult",
+    "RateLimited",
+    "RecordedJoinError",
+    "Source",
+    "join",
+    "record_refusal",
+]

@@ -1,0 +1,98 @@
+"""What the core needs from the outside world, as Protocols."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from guildgate.core.outcomes import Outcome, RecordState, Source
+from guildgate.core.secret import Secret
+
+
+@dataclass(frozen=True, slots=True)
+class GuildRef:
+    id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    id: str
+    username: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppCredentials:
+    """One operator app, with its secrets decrypted for the length of a request."""
+
+    client_id: str
+    bot_token: Secret
+    client_secret: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class MemberOptions:
+    roles: tuple[str, ...] | None = None
+    nick: str | None = None
+    mute: bool | None = None
+    deaf: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    app_id: str
+    key_id: str | None
+    source: Source
+    developer_id: str | None = None
+    guild_id: str | None = None
+    guild_name: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    link_id: str | None = None
+
+
+@dataclass(slots=True)
+class RecordUpdate:
+    state: RecordState
+    code: Outcome
+    detail: str | None = None
+    guild_id: str | None = None
+    guild_name: str | None = None
+    user_id: str | None = None
+    discord_status: int | None = None
+    discord_code: int | None = None
+    cost_ms: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class DiscordPort(Protocol):
+    async def resolve_invite(self, code: str, *, app: AppCredentials, deadline: float) -> GuildRef: ...
+
+    async def current_user(self, token: Secret, *, deadline: float, proxy: str | None = None) -> UserRef: ...
+
+    async def add_member(
+        self,
+        *,
+        app: AppCredentials,
+        guild_id: str,
+        user_id: str,
+        token: Secret,
+        options: MemberOptions,
+        deadline: float,
+        proxy: str | None = None,
+    ) -> bool:
+        """True when the user was added (201), False when already a member (204)."""
+        ...
+
+
+class RecordStore(Protocol):
+    async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None) -> str: ...
+
+    async def finish(self, record_id: str, update: RecordUpdate) -> None: ...
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def now(self) -> datetime: ...

@@ -1,0 +1,54 @@
+"""A value that must never be shown: tokens, secrets, API keys.
+
+>>> s = Secret("hunter2")
+>>> s
+Secret('**********')
+>>> str(s)
+'**********'
+>>> s.reveal()
+'hunter2'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Final
+
+_MASK: Final = "**********"
+
+
+class Secret:
+    """Wraps a secret string. ``repr``/``str``/``format`` never show it; call ``reveal()`` at the point of use."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def fingerprint(self) -> str:
+        """A short, non-reversible id for the secret (for keys in caches and logs)."""
+        return hashlib.sha256(self._value.encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"Secret({_MASK!r})"
+
+    def __str__(self) -> str:
+        return _MASK
+
+    def __format__(self, spec: str) -> str:
+        return _MASK
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> Any:  # pickling would write the value somewhere: refuse
+        raise TypeError("Secret values cannot be pickled")

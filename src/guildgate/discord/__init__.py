@@ -1,0 +1,1 @@
+"""The adapter to Discord's REST API."""

@@ -1,0 +1,50 @@
+"""Discord JSON error code -> outcome: the one table.
+
+Discord answers refusals with ``{"message": ..., "code": N}``. The HTTP status alone is not enough (10004
+and 50001 both mean "the bot cannot see this guild", 50025 and 50026 both mean "this token is not good for
+this join"), so outcomes are decided by the JSON code first, then by the status.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from guildgate.core.errors import DiscordRefused
+from guildgate.core.outcomes import Outcome
+
+CODE_OUTCOMES: Final[dict[int, Outcome]] = {
+    10004: Outcome.UNKNOWN_GUILD,
+    10006: Outcome.UNKNOWN_INVITE,
+    50001: Outcome.BOT_NOT_IN_GUILD,
+    50013: Outcome.BOT_MISSING_PERMISSIONS,
+    40007: Outcome.BANNED,
+    30001: Outcome.MAX_GUILDS,
+    50025: Outcome.INVALID_OAUTH_TOKEN,
+    50026: Outcome.INVALID_OAUTH_TOKEN,
+}
+
+
+def refusal(status: int, body: object, *, route: str) -> DiscordRefused:
+    """Turn a Discord 4xx answer into the matching DiscordRefused error.
+
+    ``route`` matters for 401: on Get Current User it means the user's token is expired or invalid; elsewhere
+    (a Bot call) it means the operator's bot token is wrong, which is passed through as ``discord_error``.
+    """
+    code: int | None = None
+    message = f"{status}: Discord refused the request"
+    if isinstance(body, dict):
+        raw_code = body.get("code")
+        if isinstance(raw_code, int) and not isinstance(raw_code, bool):
+            code = raw_code
+        raw_message = body.get("message")
+        if isinstance(raw_message, str) and raw_message:
+            message = raw_message[:300]
+    if code is not None and code in CODE_OUTCOMES:
+        outcome = CODE_OUTCOMES[code]
+    elif status == 401 and route == "GET /users/@me":
+        outcome = Outcome.TOKEN_EXPIRED
+    elif status == 404 and route == "GET /invites/{invite_code}":
+        outcome = Outcome.UNKNOWN_INVITE
+    else:
+        outcome = Outcome.DISCORD_ERROR
+    return DiscordRefused(message, outcome=outcome, discord_status=status, discord_code=code)

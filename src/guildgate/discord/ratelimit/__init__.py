@@ -1,0 +1,36 @@
+"""Discord rate limiting: buckets, the global limit and the invalid-request budget.
+
+Discord's bucket theory, as this module applies it
+-------------------------------------------------
+* Every request is limited per *identity* (each bot token, each user Bearer token, or the IP for requests
+  without auth) and per *bucket*. A bucket is named by the ``X-RateLimit-Bucket`` header, which Discord
+  sends on most answers. The same hash can cover several routes; it never includes the top-level resource.
+* Buckets are split by the route's *major parameter* (``guild_id``, ``channel_id``, ``webhook_id``), so
+  ``PUT /guilds/A/members/x`` and ``PUT /guilds/B/members/y`` are limited independently, while every user
+  added to guild A shares A's bucket. Keys are therefore ``identity : bucket hash (or method + route
+  template while unknown) : major parameter`` — never a concrete path, never a user id.
+* The headers ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset-After`` say how many requests are left
+  and when the bucket is full again. Discord refills most buckets gradually (sliding) and some all at once
+  (fixed); the headers do not say which. Treating every bucket as fixed — nothing comes back before
+  ``Reset-After``, everything after — is safe for both and still sends ``limit`` per window, while later
+  answers reveal slots that a sliding bucket gave back early.
+* While a bucket is unknown (first use of a route for a major parameter), one request at a time goes out:
+  its answer teaches the limit. Once known, up to ``remaining`` requests may be in flight together.
+* A global limit (50 requests per second per bot, counted as Discord receives them) sits on top. A slot
+  is taken when a request is sent, in a window slightly longer than one second, because requests sent
+  evenly can arrive bunched.
+* A 429 says its scope: ``user`` (our bucket model was wrong: obey ``retry_after``), ``global`` (pause the
+  whole identity for ``retry_after``), ``shared`` (a resource limit that is not ours; does not count as
+  invalid). A 429 that is not Discord's JSON, or code 40333, is a Cloudflare ban: stop sending.
+* 401, 403 and non-shared 429 answers are *invalid requests*; 10,000 of them in 10 minutes get the IP
+  banned. The budget counts them, with requests in flight, and stops sending at the configured limit.
+"""
+
+from guildgate.discord.ratelimit.memory import (
+    MemoryLimiter,
+    Permit,
+    RateLimitHeaders,
+    RouteKey,
+)
+
+__all__ = ["MemoryLimiter", "Permit", "RateLimitHeaders", "RouteKey"]

@@ -1,0 +1,310 @@
+"""DiscordPort over one pooled HTTP client, through the rate limiter, with bounded retries.
+
+Every call: take a limiter permit (bucket + global + invalid budget) -> send -> learn from the headers ->
+decide. 5xx, timeouts and connection errors are retried with backoff and jitter while the deadline allows;
+401/403/404 never are. A 429 is waited out through the limiter (which now knows the bucket) or, when the
+wait would pass the deadline, answered at once as ``rate_limited``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+from guildgate import __version__
+from guildgate.core.errors import DiscordRefused, DiscordUnavailable, RateLimited
+from guildgate.core.outcomes import Outcome
+from guildgate.core.ports import AppCredentials, GuildRef, MemberOptions, UserRef
+from guildgate.core.secret import Secret
+from guildgate.discord.codes import refusal
+from guildgate.discord.ratelimit import MemoryLimiter, RateLimitHeaders, RouteKey
+
+log = logging.getLogger("guildgate.discord")
+
+USER_AGENT: Final = f"DiscordBot (https://github.com/guildgate/guildgate, {__version__}) guildgate/{__version__}"
+MAX_ATTEMPTS: Final = 4
+INVITE_TTL: Final = 300.0
+INVITE_NEGATIVE_TTL: Final = 30.0
+INVITE_BUDGET: Final = 200  # lookups per 10 minutes; Discord has banned bots at 251 (ratelimits.md)
+RETRY_STATUSES: Final = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524})
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    headers: httpx.Headers
+    body: Any
+
+
+class DiscordRest:
+    def __init__(
+        self,
+        *,
+        api_base: str,
+        limiter: MemoryLimiter,
+        egress_proxies: tuple[str, ...] = (),
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self.api_base = api_base.rstrip("/")
+        self.limiter = limiter
+        self.max_attempts = max_attempts
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        common: dict[str, Any] = {"headers": {"User-Agent": USER_AGENT}, "limits": limits, "timeout": 30.0}
+        self._client = httpx.AsyncClient(transport=transport, **common)
+        self._proxied = {p: httpx.AsyncClient(proxy=p, **common) for p in egress_proxies}
+        self._invites: OrderedDict[str, tuple[float, GuildRef | DiscordRefused]] = OrderedDict()
+        self._invite_lookups: deque[float] = deque()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        for client in self._proxied.values():
+            await client.aclose()
+
+    # ---- the port -----------------------------------------------------------------------------------
+    async def resolve_invite(self, code: str, *, app: AppCredentials, deadline: float) -> GuildRef:
+        now = time.monotonic()
+        cached = self._invites.get(code)
+        if cached is not None and cached[0] > now:
+            if isinstance(cached[1], DiscordRefused):
+                raise cached[1]
+            return cached[1]
+        self._spend_invite_budget(now)
+        answer = await self.call(
+            "GET",
+            "/invites/{invite_code}",
+            {"invite_code": code},
+            auth=("Bot", app.bot_token),
+            deadline=deadline,
+            query={"with_counts": "false"},
+        )
+        if answer.status == 200 and isinstance(answer.body, dict) and isinstance(answer.body.get("guild"), dict):
+            guild = answer.body["guild"]
+            ref = GuildRef(
+                id=str(guild.get("id")),
+                name=guild.get("name") if isinstance(guild.get("name"), str) else None,
+            )
+            self._cache_invite(code, ref, INVITE_TTL)
+            return ref
+        if answer.status == 200:  # a group-DM or friend invite: no server to join
+            error = DiscordRefused(
+                "the invite is not for a server",
+                outcome=Outcome.UNKNOWN_INVITE,
+                discord_status=200,
+                discord_code=None,
+            )
+        else:
+            error = refusal(answer.status, answer.body, route="GET /invites/{invite_code}")
+        if error.outcome is Outcome.UNKNOWN_INVITE:
+            self._cache_invite(code, error, INVITE_NEGATIVE_TTL)
+        raise error
+
+    async def current_user(self, token: Secret, *, deadline: float, proxy: str | None = None) -> UserRef:
+        fingerprint = token.fingerprint()
+        if self.limiter.bad_token(fingerprint):
+            raise DiscordRefused(
+                "401: Unauthorized (this token was refused by Discord a moment ago)",
+                outcome=Outcome.TOKEN_EXPIRED,
+                discord_status=401,
+                discord_code=0,
+            )
+        answer = await self.call("GET", "/users/@me", {}, auth=("Bearer", token), deadline=deadline, proxy=proxy)
+        if answer.status == 200 and isinstance(answer.body, dict) and isinstance(answer.body.get("id"), str):
+            name = answer.body.get("username")
+            return UserRef(id=answer.body["id"], username=name if isinstance(name, str) else None)
+        if answer.status == 401:
+            self.limiter.mark_bad_token(fingerprint)
+        if answer.status == 200:
+            raise DiscordUnavailable("Discord answered Get Current User without a user id", discord_status=200)
+        raise refusal(answer.status, answer.body, route="GET /users/@me")
+
+    async def add_member(
+        self,
+        *,
+        app: AppCredentials,
+        guild_id: str,
+        user_id: str,
+        token: Secret,
+        options: MemberOptions,
+        deadline: float,
+        proxy: str | None = None,
+    ) -> bool:
+        payload: dict[str, Any] = {"access_token": token.reveal()}
+        if options.roles is not None:
+            payload["roles"] = list(options.roles)
+        if options.nick is not None:
+            payload["nick"] = options.nick
+        if options.mute is not None:
+            payload["mute"] = options.mute
+        if options.deaf is not None:
+            payload["deaf"] = options.deaf
+        answer = await self.call(
+            "PUT",
+            "/guilds/{guild_id}/members/{user_id}",
+            {"guild_id": guild_id, "user_id": user_id},
+            auth=("Bot", app.bot_token),
+            deadline=deadline,
+            json_body=payload,
+            proxy=proxy,
+            major=guild_id,
+        )
+        if answer.status == 201:
+            return True
+        if answer.status == 204:
+            return False
+        if answer.status in (200, 202):
+            # Not a documented answer for this route; treat a 2xx as added, say so in the log.
+            log.warning("Add Guild Member answered %s; treating it as added", answer.status)
+            return True
+        error = refusal(answer.status, answer.body, route="PUT /guilds/{guild_id}/members/{user_id}")
+        if error.discord_code in (50025, 50026):
+            self.limiter.mark_bad_token(token.fingerprint())
+        raise error
+
+    async def get_member(self, *, app: AppCredentials, guild_id: str, user_id: str, deadline: float) -> bool | None:
+        """True when the user is a member, False when not, None when Discord would not say."""
+        answer = await self.call(
+            "GET",
+            "/guilds/{guild_id}/members/{user_id}",
+            {"guild_id": guild_id, "user_id": user_id},
+            auth=("Bot", app.bot_token),
+            deadline=deadline,
+            major=guild_id,
+        )
+        if answer.status == 200:
+            return True
+        if answer.status == 404 and isinstance(answer.body, dict) and answer.body.get("code") == 10007:
+            return False
+        return None
+
+    # ---- plumbing -----------------------------------------------------------------------------------
+    def _cache_invite(self, code: str, value: GuildRef | DiscordRefused, ttl: float) -> None:
+        self._invites[code] = (time.monotonic() + ttl, value)
+        self._invites.move_to_end(code)
+        while len(self._invites) > 10_000:
+            self._invites.popitem(last=False)
+
+    def _spend_invite_budget(self, now: float) -> None:
+        while self._invite_lookups and self._invite_lookups[0] <= now - 600:
+            self._invite_lookups.popleft()
+        if len(self._invite_lookups) >= INVITE_BUDGET:
+            raise RateLimited(
+                "the invite-lookup budget is spent; use guild_id or retry later",
+                retry_after=self._invite_lookups[0] + 600 - now,
+            )
+        self._invite_lookups.append(now)
+
+    async def call(
+        self,
+        method: str,
+        template: str,
+        params: dict[str, str],
+        *,
+        auth: tuple[str, Secret],
+        deadline: float,
+        json_body: Any = None,
+        query: dict[str, str] | None = None,
+        proxy: str | None = None,
+        major: str = "",
+    ) -> Answer:
+        """One Discord call with rate limiting and retries. Returns the final answer (2xx or 4xx)."""
+        scheme, secret = auth
+        key = RouteKey(
+            identity=f"{scheme.lower()}:{secret.fingerprint()}", method=method, template=template, major=major
+        )
+        url = self.api_base + template.format(**params)
+        client = self._proxied.get(proxy, self._client) if proxy else self._client
+        last_problem = "no attempt was made"
+        last_status: int | None = None
+        attempt = 0
+        rate_limit_retries = 0
+        while attempt < self.max_attempts:
+            permit = await self.limiter.acquire(key, deadline=deadline)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.05:
+                self.limiter.release(permit, None)
+                break
+            headers = {"Authorization": f"{scheme} {secret.reveal()}"}
+            try:
+                response = await client.request(
+                    method,
+                    url,
+                    headers=headers,
+                    json=json_body,
+                    params=query,
+                    timeout=httpx.Timeout(min(remaining, 15.0)),
+                )
+            except httpx.TimeoutException:
+                self.limiter.release(permit, None)
+                attempt += 1
+                last_problem, last_status = "Discord did not answer in time", None
+                await self._backoff(attempt, deadline)
+                continue
+            except httpx.TransportError as exc:
+                self.limiter.release(permit, None)
+                attempt += 1
+                last_problem, last_status = f"could not reach Discord ({type(exc).__name__})", None
+                await self._backoff(attempt, deadline)
+                continue
+            body = _decode(response)
+            limits = RateLimitHeaders.parse(response.headers, body)
+            status = response.status_code
+            if status == 429 and (not isinstance(body, dict) or body.get("code") == 40333 or "retry_after" not in body):
+                self.limiter.release(permit, limits, status=status, ban=True)
+                log.error("Discord answered a ban (429 without Discord's JSON); sending stopped")
+                raise DiscordUnavailable(
+                    "Discord is blocking this deployment (Cloudflare ban answer)",
+                    http_status=503,
+                    discord_status=429,
+                )
+            self.limiter.release(permit, limits, status=status)
+            if status == 429:
+                rate_limit_retries += 1
+                log.warning(
+                    "429 from Discord on %s scope=%s retry_after=%s",
+                    key.route,
+                    limits.scope,
+                    limits.retry_after,
+                )
+                wait = limits.retry_after or 1.0
+                if time.monotonic() + wait > deadline or rate_limit_retries > 3:
+                    raise RateLimited("Discord asked to slow down", retry_after=wait)
+                if limits.scope == "shared":
+                    await asyncio.sleep(wait)  # not ours to model: just obey it
+                continue
+            if status in RETRY_STATUSES:
+                attempt += 1
+                last_problem, last_status = f"Discord answered {status}", status
+                await self._backoff(attempt, deadline)
+                continue
+            return Answer(status=status, headers=response.headers, body=body)
+        timed_out = last_status is None and "time" in last_problem
+        raise DiscordUnavailable(
+            f"{last_problem} after {attempt} attempt(s)",
+            http_status=504 if timed_out else 502,
+            discord_status=last_status,
+        )
+
+    async def _backoff(self, attempt: int, deadline: float) -> None:
+        delay = min(0.1 * 2 ** (attempt - 1), 2.0) * (0.5 + random.random())
+        if time.monotonic() + delay < deadline - 0.1 and attempt < self.max_attempts:
+            await asyncio.sleep(delay)
+
+
+def _decode(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    if "json" not in response.headers.get("content-type", ""):
+        return response.text[:500]
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return response.text[:500]

@@ -1,0 +1,1 @@
+"""A faithful local stand-in for the Discord endpoints guildgate uses (see docs/sandbox.md)."""

@@ -1,0 +1,99 @@
+"""Configuration: one Settings object, built once at start from the environment (and a .env file)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A fixed key for sandbox mode only: sandbox apps hold fixture secrets, nothing real.
+SANDBOX_SECRET_KEY = "guildgate-sandbox-mode-only-not-a-secret"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GUILDGATE_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///guildgate.db"
+    redis_url: str | None = None
+    discord_api_base: str = "https://discord.com/api/v10"
+    discord_authorize_url: str | None = None
+    secret_key: SecretStr | None = None
+    public_url: str = "http://127.0.0.1:8080"
+    admin_token: SecretStr | None = None
+    egress_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    request_timeout: float = Field(default=30.0, gt=0, le=600)
+    global_rate_limit: int = Field(default=50, ge=1, le=100_000)
+    invalid_request_limit: int = Field(default=5000, ge=1, le=10_000)
+    sandbox: bool = False
+    log_level: str = "info"
+
+    @field_validator("egress_proxies", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("discord_api_base", "public_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    @cached_property
+    def authorize_url(self) -> str:
+        if self.discord_authorize_url:
+            return self.discord_authorize_url
+        parts = urlsplit(self.discord_api_base)
+        return f"{parts.scheme}://{parts.netloc}/oauth2/authorize"
+
+    def secret_key_value(self) -> str:
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            key = self.secret_key.get_secret_value()
+            if len(key) < 16:
+                raise ConfigError("GUILDGATE_SECRET_KEY must be at least 16 characters")
+            return key
+        if self.sandbox:
+            return SANDBOX_SECRET_KEY
+        raise ConfigError(
+            "GUILDGATE_SECRET_KEY is not set: it encrypts app secrets at rest and is required outside "
+            "sandbox mode (generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+
+    @property
+    def async_database_url(self) -> str:
+        return to_async_url(self.database_url)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return None
+
+
+def to_async_url(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+    if url.startswith("sqlite+aiosqlite:///"):
+        return url
+    for prefix in ("postgresql://", "postgres://", "postgresql+asyncpg://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url.removeprefix(prefix)
+    raise ConfigError(f"GUILDGATE_DATABASE_URL must start with sqlite:/// or postgresql://, got {url.split(':')[0]}:…")
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

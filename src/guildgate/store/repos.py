@@ -1,0 +1,354 @@
+"""Repositories over the tables: apps, API keys, records. Keyword-only arguments throughout."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+import builtins
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from guildgate.core.outcomes import RecordState
+from guildgate.core.ports import AppCredentials, NewRecord, RecordUpdate
+from guildgate.core.secret import Secret
+from guildgate.store.crypto import SecretBox, hash_api_key, new_api_key
+from guildgate.store.db import Database
+from guildgate.store.models import ApiKeyRow, AppRow, RecordRow, utcnow
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AppInfo:
+    client_id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    id: str
+    app_id: str
+    name: str | None
+    prefix: str
+    quota_per_minute: int | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class AppRepo:
+    def __init__(self, db: Database, box: SecretBox) -> None:
+        self.db, self.box = db, box
+        self._cache: dict[str, tuple[float, AppCredentials]] = {}
+
+    async def add(self, *, client_id: str, name: str, client_secret: Secret, bot_token: Secret) -> AppInfo:
+        row = AppRow(
+            client_id=client_id,
+            name=name,
+            client_secret_enc=self.box.seal(client_secret),
+            bot_token_enc=self.box.seal(bot_token),
+            created_at=utcnow(),
+        )
+        async with self.db.session() as s:
+            existing = await s.get(AppRow, client_id)
+            if existing is not None:
+                existing.name = name
+                existing.client_secret_enc = row.client_secret_enc
+                existing.bot_token_enc = row.bot_token_enc
+                row = existing
+            else:
+                s.add(row)
+            await s.commit()
+        self._cache.pop(client_id, None)
+        return AppInfo(client_id=row.client_id, name=row.name, created_at=row.created_at)
+
+    async def list(self) -> list[AppInfo]:
+        async with self.db.session() as s:
+            rows = (await s.scalars(select(AppRow).order_by(AppRow.created_at))).all()
+        return [AppInfo(client_id=r.client_id, name=r.name, created_at=r.created_at) for r in rows]
+
+    async def credentials(self, client_id: str) -> AppCredentials:
+        cached = self._cache.get(client_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        async with self.db.session() as s:
+            row = await s.get(AppRow, client_id)
+        if row is None:
+            raise NotFound(f"no app with client id {client_id}")
+        creds = AppCredentials(
+            client_id=row.client_id,
+            client_secret=self.box.open(row.client_secret_enc),
+            bot_token=self.box.open(row.bot_token_enc),
+        )
+        self._cache[client_id] = (time.monotonic() + 30.0, creds)
+        return creds
+
+
+class KeyRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, *, app_id: str, name: str | None, quota_per_minute: int | None) -> tuple[KeyInfo, Secret]:
+        key = new_api_key()
+        row = ApiKeyRow(
+            id="key_" + secrets.token_hex(6),
+            app_id=app_id,
+            name=name,
+            key_hash=hash_api_key(key.reveal()),
+            prefix=key.reveal()[:7],
+            quota_per_minute=quota_per_minute,
+            created_at=utcnow(),
+        )
+        async with self.db.session() as s:
+            if await s.get(AppRow, app_id) is None:
+                raise NotFound(f"no app with client id {app_id}: add it first with 'guildgate apps add'")
+            s.add(row)
+            await s.commit()
+        return _key_info(row), key
+
+    async def authenticate(self, key: str) -> KeyInfo | None:
+        async with self.db.session() as s:
+            row = await s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_api_key(key)))
+        if row is None or row.revoked_at is not None:
+            return None
+        return _key_info(row)
+
+    async def list(self) -> list[KeyInfo]:
+        async with self.db.session() as s:
+            rows = (await s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))).all()
+        return [_key_info(r) for r in rows]
+
+    async def revoke(self, key_id: str) -> KeyInfo:
+        async with self.db.session() as s:
+            row = await s.get(ApiKeyRow, key_id)
+            if row is None:
+                raise NotFound(f"no API key with id {key_id}")
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            await s.commit()
+        return _key_info(row)
+
+
+def _key_info(row: ApiKeyRow) -> KeyInfo:
+    return KeyInfo(
+        id=row.id,
+        app_id=row.app_id,
+        name=row.name,
+        prefix=row.prefix,
+        quota_per_minute=row.quota_per_minute,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status: int
+    body: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFilters:
+    state: str | None = None
+    code: str | None = None
+    guild_id: str | None = None
+    developer_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class RecordRepo:
+    """Implements core.ports.RecordStore, plus reads for the API and the CLI."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None) -> str:
+        record_id = str(uuid.uuid4())
+        now = utcnow()
+        row = RecordRow(
+            id=record_id,
+            app_id=new.app_id,
+            key_id=new.key_id,
+            source=new.source.value,
+            state=RecordState.PENDING.value,
+            developer_id=new.developer_id,
+            guild_id=new.guild_id,
+            guild_name=new.guild_name,
+            idempotency_key=new.idempotency_key,
+            request_hash=new.request_hash,
+            link_id=new.link_id,
+            created_at=now,
+        )
+        if finished is not None:
+            _apply(row, finished, now)
+        async with self.db.session() as s:
+            s.add(row)
+            try:
+                await s.commit()
+            except IntegrityError:
+                raise Conflict("idempotency key already used") from None
+        return record_id
+
+    async def finish(self, record_id: str, update_: RecordUpdate) -> None:
+        async with self.db.session() as s:
+            row = await s.get(RecordRow, record_id)
+            if row is None:
+                return
+            _apply(row, update_, utcnow())
+            await s.commit()
+
+    async def save_response(self, record_id: str, response: StoredResponse) -> None:
+        async with self.db.session() as s:
+            await s.execute(
+                update(RecordRow)
+                .where(RecordRow.id == record_id)
+                .values(
+                    response_status=response.status,
+                    response_body=response.body,
+                    response_headers=json.dumps(response.headers),
+                )
+            )
+            await s.commit()
+
+    async def idempotent(self, *, key_id: str, idempotency_key: str) -> RecordRow | None:
+        """The live record for this key's idempotency key, or None; an expired one is released."""
+        async with self.db.session() as s:
+            row = await s.scalar(
+                select(RecordRow).where(RecordRow.key_id == key_id, RecordRow.idempotency_key == idempotency_key)
+            )
+            if row is None:
+                return None
+            if row.created_at < utcnow() - IDEMPOTENCY_WINDOW:
+                row.idempotency_key = None
+                await s.commit()
+                return None
+            return row
+
+    async def get(self, record_id: str, *, app_id: str | None) -> RecordRow:
+        async with self.db.session() as s:
+            row = await s.get(RecordRow, record_id)
+        if row is None or (app_id is not None and row.app_id != app_id):
+            raise NotFound("no such record")
+        return row
+
+    async def list(
+        self, *, app_id: str | None, filters: RecordFilters, limit: int, cursor: str | None
+    ) -> tuple[builtins.list[RecordRow], str | None]:
+        query = select(RecordRow)
+        if app_id is not None:
+            query = query.where(RecordRow.app_id == app_id)
+        for column, value in (
+            (RecordRow.state, filters.state),
+            (RecordRow.code, filters.code),
+            (RecordRow.guild_id, filters.guild_id),
+            (RecordRow.developer_id, filters.developer_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if filters.since is not None:
+            query = query.where(RecordRow.created_at >= filters.since.astimezone(UTC).replace(tzinfo=None))
+        if filters.until is not None:
+            query = query.where(RecordRow.created_at < filters.until.astimezone(UTC).replace(tzinfo=None))
+        if cursor is not None:
+            at, last_id = decode_cursor(cursor)
+            naive = at.replace(tzinfo=None)
+            query = query.where(
+                or_(RecordRow.created_at < naive, and_(RecordRow.created_at == naive, RecordRow.id < last_id))
+            )
+        query = query.order_by(RecordRow.created_at.desc(), RecordRow.id.desc()).limit(limit + 1)
+        async with self.db.session() as s:
+            rows = list((await s.scalars(query)).all())
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
+        return rows, next_cursor
+
+    async def usage(self, *, app_id: str, since: datetime) -> builtins.list[tuple[str, str, int]]:
+        """(day, code, count) for the app since ``since``, day as YYYY-MM-DD (UTC)."""
+        day = func.date(RecordRow.created_at)
+        query = (
+            select(day, RecordRow.code, func.count())
+            .where(RecordRow.app_id == app_id, RecordRow.created_at >= since.astimezone(UTC).replace(tzinfo=None))
+            .group_by(day, RecordRow.code)
+            .order_by(day)
+        )
+        async with self.db.session() as s:
+            rows = (await s.execute(query)).all()
+        return [(str(d), c or "pending", int(n)) for d, c, n in rows]
+
+    async def pending(self) -> builtins.list[RecordRow]:
+        async with self.db.session() as s:
+            return list((await s.scalars(select(RecordRow).where(RecordRow.state == "pending"))).all())
+
+
+def _apply(row: RecordRow, u: RecordUpdate, now: datetime) -> None:
+    row.state = u.state.value
+    row.code = u.code.value
+    row.detail = u.detail[:400] if u.detail else None
+    row.finished_at = now
+    row.cost_ms = round(u.cost_ms, 2) if u.cost_ms is not None else None
+    row.discord_status = u.discord_status
+    row.discord_code = u.discord_code
+    if u.guild_id is not None:
+        row.guild_id = u.guild_id
+    if u.guild_name is not None:
+        row.guild_name = u.guild_name[:200]
+    if u.user_id is not None:
+        row.user_id = u.user_id
+
+
+def encode_cursor(at: datetime, record_id: str) -> str:
+    raw = json.dumps([at.isoformat(), record_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, record_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        parsed = datetime.fromisoformat(at)
+        if not isinstance(record_id, str):
+            raise ValueError
+        return parsed.astimezone(UTC), record_id
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise ValueError("cursor is not one this service gave out") from None
+
+
+def record_dict(row: RecordRow, *, msg: str) -> dict[str, Any]:
+    def ts(value: datetime | None) -> str | None:
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "id": row.id,
+        "state": row.state,
+        "code": row.code,
+        "msg": msg,
+        "guild_id": row.guild_id,
+        "guild_name": row.guild_name,
+        "user_id": row.user_id,
+        "developer_id": row.developer_id,
+        "cost_ms": row.cost_ms,
+        "discord_status": row.discord_status,
+        "discord_code": row.discord_code,
+        "created_at": ts(row.created_at),
+        "finished_at": ts(row.finished_at),
+        "source": row.source,
+    }

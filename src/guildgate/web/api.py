@@ -1,0 +1,192 @@
+"""POST /api/wanda/discord/guild — the contract's join call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
+
+from guildgate.core.errors import CallerError, IdempotencyConflict, InvalidRequest
+from guildgate.core.joins import RecordedJoinError, join, record_refusal
+from guildgate.core.outcomes import Outcome, RecordState, Source
+from guildgate.core.ports import NewRecord
+from guildgate.store.models import RecordRow
+from guildgate.store.repos import Conflict, StoredResponse
+from guildgate.web import errors
+from guildgate.web.body import (
+    MAX_BODY,
+    JoinBody,
+    check_content_type,
+    check_developer_id,
+    check_idempotency_key,
+    parse_join,
+    parse_json,
+)
+from guildgate.web.i18n import Lang, pick_language
+from guildgate.web.schemas import Envelope
+from guildgate.web.services import Services, authenticate, services
+
+router = APIRouter()
+
+_BODY_SCHEMA = JoinBody.model_json_schema()
+
+
+async def read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise InvalidRequest(f"the body is larger than {MAX_BODY} bytes", http_status=413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise InvalidRequest(f"the body is larger than {MAX_BODY} bytes", http_status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/api/wanda/discord/guild",
+    summary="Add a consenting user to a server",
+    response_model=Envelope,
+    responses={
+        400: {"model": Envelope},
+        401: {"model": Envelope},
+        409: {"model": Envelope},
+        413: {"model": Envelope},
+        415: {"model": Envelope},
+        429: {"model": Envelope},
+        502: {"model": Envelope},
+        503: {"model": Envelope},
+        504: {"model": Envelope},
+    },
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
+)
+async def join_guild(
+    request: Request,
+    user_token: str | None = Header(default=None, alias="User-Token", description="API key"),
+    developer_id: str | None = Header(default=None, alias="Developer-Id"),
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    accept_language: str | None = Header(default=None, alias="Accept-Language"),
+) -> Response:
+    """Add the user who granted ``authorization`` to the server named by ``guild_id`` or ``guild_name``.
+
+    Example::
+
+        curl -X POST http://127.0.0.1:8080/api/wanda/discord/guild -H 'User-Token: gg_...' \\
+             -H 'Content-Type: application/json' -d '{"authorization":"...","guild_id":"1200000000000000001"}'
+    """
+    started = time.perf_counter()
+    svc = services(request)
+    deadline = time.monotonic() + svc.settings.request_timeout
+    lang = pick_language(accept_language)
+    key = await authenticate(request)
+    new = NewRecord(app_id=key.app_id, key_id=key.id, source=Source.API)
+    try:
+        new = NewRecord(
+            app_id=key.app_id, key_id=key.id, source=Source.API, developer_id=check_developer_id(developer_id)
+        )
+        idem = check_idempotency_key(idempotency_key)
+        check_content_type(request.headers.get("content-type"))
+        raw = parse_json(await read_body(request))
+        join_request, _guild_name = parse_join(raw, egress_proxies=svc.settings.egress_proxies)
+        request_hash = svc.request_hash(json.dumps(raw, sort_keys=True, ensure_ascii=False).encode())
+        new = NewRecord(
+            app_id=key.app_id,
+            key_id=key.id,
+            source=Source.API,
+            developer_id=new.developer_id,
+            guild_id=join_request.guild_id,
+            guild_name=None,
+            idempotency_key=idem,
+            request_hash=request_hash if idem else None,
+        )
+        if idem is not None:
+            existing = await svc.records.idempotent(key_id=key.id, idempotency_key=idem)
+            if existing is not None:
+                return await _replay(svc, existing, request_hash, lang=lang, started=started, deadline=deadline)
+        svc.quotas.take(key)
+    except CallerError as exc:
+        if exc.outcome is Outcome.QUOTA_EXCEEDED:  # no record: a flood past the quota must not fill the database
+            return errors.error_response(exc, record_id=None, lang=lang, started=started)
+        record_id = await record_refusal(svc.records, new, exc, started)
+        return errors.error_response(exc, record_id=record_id, lang=lang, started=started)
+    try:
+        app = await svc.apps.credentials(key.app_id)
+        result = await join(
+            join_request,
+            app=app,
+            new_record=new,
+            discord=svc.discord,
+            records=svc.records,
+            deadline=deadline,
+            started=started,
+        )
+    except Conflict:
+        assert idem is not None
+        existing = await svc.records.idempotent(key_id=key.id, idempotency_key=idem)
+        if existing is None:
+            raise IdempotencyConflict("the first request with this key could not be found") from None
+        return await _replay(svc, existing, request_hash, lang=lang, started=started, deadline=deadline)
+    except RecordedJoinError as failure:
+        response = errors.error_response(failure.error, record_id=failure.record_id, lang=lang, started=started)
+        if idem is not None and failure.record_id is not None:
+            await _remember(svc, failure.record_id, response)
+        return response
+    response = JSONResponse(errors.success_body(result, lang=lang, started=started))
+    if idem is not None:
+        await _remember(svc, result.record_id, response)
+    return response
+
+
+async def _remember(svc: Services, record_id: str, response: JSONResponse) -> None:
+    headers = {k: v for k, v in response.headers.items() if k.lower() == "retry-after"}
+    stored = StoredResponse(status=response.status_code, body=bytes(response.body).decode(), headers=headers)
+    await asyncio.shield(svc.records.save_response(record_id, stored))
+
+
+async def _replay(
+    svc: Services, row: RecordRow, request_hash: str, *, lang: Lang, started: float, deadline: float
+) -> Response:
+    if row.request_hash != request_hash:
+        raise IdempotencyConflict()
+    while row.response_body is None and row.state == RecordState.PENDING.value:
+        if time.monotonic() >= deadline:
+            raise IdempotencyConflict("the first request with this Idempotency-Key is still being processed")
+        await asyncio.sleep(0.05)
+        row = await svc.records.get(row.id, app_id=None)
+    if row.response_body is not None:
+        headers: dict[str, Any] = json.loads(row.response_headers or "{}")
+        return Response(
+            row.response_body,
+            status_code=row.response_status or 200,
+            headers=headers,
+            media_type="application/json",
+        )
+    # Finished but the response was not saved (the first process stopped in between): rebuild it.
+    outcome = Outcome(row.code) if row.code else Outcome.DISCORD_UNAVAILABLE
+    data = None
+    if outcome.succeeded:
+        data = json.dumps(
+            {
+                "id": row.guild_id,
+                "name": row.guild_name,
+                "user_id": row.user_id,
+                "joined": outcome is Outcome.JOINED,
+            },
+            separators=(",", ":"),
+        )
+    msg = outcome.message(lang, detail=row.detail or "")
+    body = errors.envelope(
+        outcome=outcome,
+        msg=msg,
+        record_id=row.id,
+        data=data,
+        cost=errors.cost_text(started),
+        discord_code=row.discord_code if row.discord_status and not outcome.succeeded else None,
+    )
+    return JSONResponse(body, status_code=outcome.http_status)

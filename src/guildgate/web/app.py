@@ -1,0 +1,56 @@
+"""The FastAPI application: routers, error handlers, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from guildgate import __version__
+from guildgate.settings import Settings
+from guildgate.web import api, errors, ops, records
+from guildgate.web.services import Services
+
+
+class _NoQueryStrings(logging.Filter):
+    """Access logs keep the path, never the query string (OAuth2 codes and states travel there)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3:
+            args = list(record.args)
+            path = args[2]
+            if isinstance(path, str):
+                args[2] = path.split("?", 1)[0]
+            record.args = tuple(args)
+        return True
+
+
+def configure_logging(level: str = "info") -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("uvicorn.access").addFilter(_NoQueryStrings())
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    services = Services.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await services.close()
+
+    app = FastAPI(
+        title="guildgate",
+        version=__version__,
+        description="Adds consenting people to Discord servers through OAuth2 guilds.join and your own bot.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    errors.install(app)
+    app.include_router(api.router, tags=["join"])
+    app.include_router(records.router, tags=["records"])
+    app.include_router(ops.router, tags=["operations"])
+    return app

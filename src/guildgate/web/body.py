@@ -1,0 +1,142 @@
+"""The join request body: parsing and the contract's rules, with errors that name the field.
+
+Rules: a JSON object of at most 16 KiB; unknown fields ignored; an empty string counts as absent (existing
+clients send the unused one of guild_id/guild_name as ""); exactly one of guild_id and guild_name; an
+account- or bot-shaped ``authorization`` is refused before anything is sent; ``proxy`` only when it is one
+of the operator's egress proxies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+
+from guildgate.core.errors import InvalidRequest, NotAnOAuthToken, ProxyNotAllowed
+from guildgate.core.invites import is_snowflake, looks_like_account_token, parse_invite
+from guildgate.core.joins import JoinRequest
+from guildgate.core.ports import MemberOptions
+from guildgate.core.secret import Secret
+
+MAX_BODY = 16 * 1024
+_DEVELOPER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,128}")
+_WHITESPACE = re.compile(r"\s+")
+
+
+class JoinBody(BaseModel):
+    """POST /api/wanda/discord/guild body (as documented in the OpenAPI schema)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    authorization: StrictStr = Field(description="The user's OAuth2 access token (guilds.join + identify).")
+    guild_id: StrictStr | None = Field(default=None, description="Server id (snowflake).")
+    guild_name: StrictStr | None = Field(default=None, description="Invite code or invite URL.")
+    roles: list[StrictStr] | None = Field(default=None, description="Role ids to give on join.")
+    nick: StrictStr | None = Field(default=None, description="Nickname, 1-32 characters.")
+    mute: StrictBool | None = None
+    deaf: StrictBool | None = None
+    proxy: StrictStr | None = Field(default=None, description="One of the operator's egress proxies.")
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        raise InvalidRequest("the body is empty; send a JSON object")
+    try:
+        value = json.loads(raw)
+    except UnicodeDecodeError:
+        raise InvalidRequest("the body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"the body must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _absent_empty(data: dict[str, Any]) -> dict[str, Any]:
+    """An empty string (or null) counts as absent, for every field this API reads."""
+    return {k: v for k, v in data.items() if k in JoinBody.model_fields and v != "" and v is not None}
+
+
+def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> tuple[JoinRequest, str | None]:
+    """Returns the JoinRequest and the raw guild_name (for the record)."""
+    try:
+        body = JoinBody.model_validate(_absent_empty(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        if first["type"] == "missing":
+            raise InvalidRequest(f"{field} is required") from None
+        raise InvalidRequest(f"{field}: {first['msg']}") from None
+
+    token = body.authorization.strip()
+    if token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    if not token:
+        raise InvalidRequest("authorization is required")
+    if looks_like_account_token(token):
+        raise NotAnOAuthToken()
+    if any(c.isspace() or not c.isprintable() for c in token) or len(token) > 512:
+        raise InvalidRequest("authorization: not an OAuth2 access token (unexpected characters or length)")
+
+    if body.proxy is not None and body.proxy not in egress_proxies:
+        raise ProxyNotAllowed()
+
+    if (body.guild_id is None) == (body.guild_name is None):
+        which = "neither was given" if body.guild_id is None else "both were given"
+        raise InvalidRequest(f"exactly one of guild_id and guild_name is required ({which})")
+    guild_id = invite = None
+    if body.guild_id is not None:
+        guild_id = body.guild_id.strip()
+        if not is_snowflake(guild_id):
+            raise InvalidRequest("guild_id must be a server id (a snowflake: 17-20 digits)")
+    else:
+        assert body.guild_name is not None
+        invite = parse_invite(body.guild_name)
+        if invite is None:
+            raise InvalidRequest("guild_name must be an invite code or an invite URL such as https://discord.gg/CODE")
+
+    roles = None
+    if body.roles is not None:
+        if len(body.roles) > 250:
+            raise InvalidRequest("roles: at most 250 role ids")
+        for index, role in enumerate(body.roles):
+            if not is_snowflake(role):
+                raise InvalidRequest(f"roles.{index} must be a role id (a snowflake: 17-20 digits)")
+        roles = tuple(dict.fromkeys(body.roles))
+    nick = None
+    if body.nick is not None:
+        nick = _WHITESPACE.sub(" ", body.nick).strip()
+        if not 1 <= len(nick) <= 32:
+            raise InvalidRequest("nick must be 1-32 characters")
+    options = MemberOptions(roles=roles, nick=nick, mute=body.mute, deaf=body.deaf)
+    request = JoinRequest(
+        authorization=Secret(token), guild_id=guild_id, invite_code=invite, options=options, proxy=body.proxy
+    )
+    return request, body.guild_name
+
+
+def check_developer_id(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _DEVELOPER_ID.fullmatch(value):
+        raise InvalidRequest("Developer-Id header must be 1-64 characters of A-Z a-z 0-9 _ -")
+    return value
+
+
+def check_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise InvalidRequest("Idempotency-Key header must be 1-128 printable ASCII characters")
+    return value
+
+
+def check_content_type(value: str | None) -> None:
+    media = (value or "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise InvalidRequest(f"Content-Type must be application/json, got {media or 'nothing'}", http_status=415)

@@ -1,0 +1,135 @@
+"""The one place errors become HTTP: the envelope, its statuses and headers."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from guildgate.core.errors import DiscordRefused, InvalidRequest, JoinError
+from guildgate.core.joins import JoinResult
+from guildgate.core.outcomes import Outcome
+from guildgate.web.i18n import Lang, pick_language
+
+
+def cost_text(started: float) -> str:
+    return f"{(time.perf_counter() - started) * 1000:.2f}ms"
+
+
+def retry_header(seconds: float | None) -> dict[str, str]:
+    return {} if seconds is None else {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+def envelope(
+    *,
+    outcome: Outcome,
+    msg: str,
+    record_id: str | None,
+    data: str | None,
+    cost: str,
+    discord_code: int | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "status": outcome.status,
+        "msg": msg,
+        "id": record_id,
+        "data": data,
+        "cost": cost,
+        "code": outcome.value,
+    }
+    if discord_code is not None:
+        body["discord_code"] = discord_code
+    return body
+
+
+def error_message(error: JoinError, lang: Lang) -> str:
+    if error.outcome is Outcome.DISCORD_ERROR:
+        return error.outcome.message(lang, detail=error.detail or "Discord refused the request")
+    return error.outcome.message(lang, detail=error.detail, retry=error.retry_after)
+
+
+def error_body(error: JoinError, *, record_id: str | None, lang: Lang, started: float) -> dict[str, Any]:
+    discord_code = error.discord_code if isinstance(error, DiscordRefused) else None
+    return envelope(
+        outcome=error.outcome,
+        msg=error_message(error, lang),
+        record_id=record_id,
+        data=None,
+        cost=cost_text(started),
+        discord_code=discord_code,
+    )
+
+
+def error_response(error: JoinError, *, record_id: str | None, lang: Lang, started: float) -> JSONResponse:
+    return JSONResponse(
+        error_body(error, record_id=record_id, lang=lang, started=started),
+        status_code=error.http_status,
+        headers=retry_header(error.retry_after),
+    )
+
+
+def success_data(result: JoinResult) -> str:
+    return json.dumps(
+        {
+            "id": result.guild.id,
+            "name": result.guild.name,
+            "user_id": result.user_id,
+            "joined": result.joined,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def success_body(result: JoinResult, *, lang: Lang, started: float) -> dict[str, Any]:
+    return envelope(
+        outcome=result.outcome,
+        msg=result.outcome.message(lang),
+        record_id=result.record_id,
+        data=success_data(result),
+        cost=cost_text(started),
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Every error, including the framework's own, answers in the envelope."""
+
+    async def on_join_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, JoinError)
+        return error_response(
+            exc,
+            record_id=None,
+            lang=pick_language(request.headers.get("accept-language")),
+            started=time.perf_counter(),
+        )
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "path", "header", "body"))
+            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        return await on_join_error(request, InvalidRequest("; ".join(problems) or "invalid request"))
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        lang = pick_language(request.headers.get("accept-language"))
+        detail = str(exc.detail)
+        body = envelope(
+            outcome=Outcome.INVALID_REQUEST,
+            msg=Outcome.INVALID_REQUEST.message(lang, detail=detail),
+            record_id=None,
+            data=None,
+            cost=cost_text(time.perf_counter()),
+        )
+        return JSONResponse(body, status_code=exc.status_code, headers=dict(exc.headers or {}))
+
+    app.add_exception_handler(JoinError, on_join_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)

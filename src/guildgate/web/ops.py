@@ -1,0 +1,36 @@
+"""Operations endpoints: /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from guildgate.web.metrics import REGISTRY, refresh
+from guildgate.web.services import services
+
+router = APIRouter()
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The database answers")
+async def readyz(request: Request) -> JSONResponse:
+    checks: dict[str, str] = {}
+    ok = True
+    try:
+        await services(request).db.ping()
+        checks["database"] = "ok"
+    except Exception as exc:
+        ok = False
+        checks["database"] = f"error: {type(exc).__name__}"
+    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    refresh(services(request))
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

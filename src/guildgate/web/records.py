@@ -1,0 +1,153 @@
+"""GET /api/record/{id}, GET /api/records, GET /api/usage — an API key sees only its own app's records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Header, Query, Request
+
+from guildgate.core.errors import InvalidRequest, JoinError
+from guildgate.core.outcomes import Outcome, RecordState
+from guildgate.store.models import RecordRow
+from guildgate.store.repos import NotFound, RecordFilters, record_dict
+from guildgate.web.i18n import OK_MSG, PENDING_MSG, Lang, pick_language
+from guildgate.web.schemas import Envelope, RecordAnswer, RecordsAnswer, UsageAnswer
+from guildgate.web.services import authenticate, services
+
+router = APIRouter()
+
+
+class RecordNotFound(JoinError):
+    outcome = Outcome.INVALID_REQUEST
+
+    def __init__(self) -> None:
+        super().__init__("no record with this id for this API key", http_status=404)
+
+
+def record_msg(row: RecordRow, lang: Lang) -> str:
+    if row.code is None:
+        return PENDING_MSG[lang]
+    outcome = Outcome(row.code)
+    if outcome is Outcome.DISCORD_ERROR:
+        return outcome.message(lang, detail=row.detail or "")
+    return outcome.message(lang, detail=row.detail or "", retry=None)
+
+
+def _time(name: str, value: str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an RFC 3339 time such as 2026-01-31T12:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@router.get(
+    "/api/record/{record_id}",
+    response_model=RecordAnswer,
+    responses={401: {"model": Envelope}, 404: {"model": Envelope}},
+)
+async def get_record(
+    request: Request,
+    record_id: str,
+    user_token: str | None = Header(default=None, alias="User-Token"),
+    accept_language: str | None = Header(default=None, alias="Accept-Language"),
+) -> dict[str, Any]:
+    """One record of this API key's app. Example: ``curl -H 'User-Token: gg_...' /api/record/UUID``."""
+    key = await authenticate(request)
+    lang = pick_language(accept_language)
+    try:
+        row = await services(request).records.get(record_id, app_id=key.app_id)
+    except NotFound:
+        raise RecordNotFound() from None
+    return {"status": 1, "msg": OK_MSG[lang], "data": record_dict(row, msg=record_msg(row, lang))}
+
+
+@router.get(
+    "/api/records",
+    response_model=RecordsAnswer,
+    responses={400: {"model": Envelope}, 401: {"model": Envelope}},
+)
+async def list_records(
+    request: Request,
+    limit: int = Query(default=50, ge=1, le=500),
+    cursor: str | None = None,
+    state: str | None = None,
+    code: str | None = None,
+    guild_id: str | None = None,
+    developer_id: str | None = None,
+    since: str | None = Query(default=None, description="RFC 3339"),
+    until: str | None = Query(default=None, description="RFC 3339"),
+    user_token: str | None = Header(default=None, alias="User-Token"),
+    accept_language: str | None = Header(default=None, alias="Accept-Language"),
+) -> dict[str, Any]:
+    """Newest first, cursor-paged. Example: ``/api/records?state=failed&limit=100``."""
+    key = await authenticate(request)
+    lang = pick_language(accept_language)
+    if state is not None and state not in {s.value for s in RecordState}:
+        raise InvalidRequest(f"state must be one of {', '.join(s.value for s in RecordState)}")
+    if code is not None and code not in {o.value for o in Outcome}:
+        raise InvalidRequest(f"code {code!r} is not an outcome code")
+    filters = RecordFilters(
+        state=state,
+        code=code,
+        guild_id=guild_id or None,
+        developer_id=developer_id or None,
+        since=_time("since", since),
+        until=_time("until", until),
+    )
+    try:
+        rows, next_cursor = await services(request).records.list(
+            app_id=key.app_id, filters=filters, limit=limit, cursor=cursor or None
+        )
+    except ValueError as exc:
+        raise InvalidRequest(f"cursor: {exc}") from None
+    return {
+        "status": 1,
+        "msg": OK_MSG[lang],
+        "data": {
+            "records": [record_dict(r, msg=record_msg(r, lang)) for r in rows],
+            "next_cursor": next_cursor,
+        },
+    }
+
+
+@router.get("/api/usage", response_model=UsageAnswer, responses={401: {"model": Envelope}})
+async def usage(
+    request: Request,
+    days: int = Query(default=30, ge=1, le=366),
+    user_token: str | None = Header(default=None, alias="User-Token"),
+    accept_language: str | None = Header(default=None, alias="Accept-Language"),
+) -> dict[str, Any]:
+    """Counts per day and outcome for the key's app, and the key's quota. Example: ``/api/usage?days=7``."""
+    key = await authenticate(request)
+    svc = services(request)
+    lang = pick_language(accept_language)
+    since = (datetime.now(UTC) - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = await svc.records.usage(app_id=key.app_id, since=since)
+    by_day: dict[str, dict[str, int]] = {}
+    totals: dict[str, int] = {}
+    for day, code, count in rows:
+        by_day.setdefault(day, {})[code] = count
+        totals[code] = totals.get(code, 0) + count
+    used = svc.quotas.used(key.id)
+    quota = key.quota_per_minute
+    return {
+        "status": 1,
+        "msg": OK_MSG[lang],
+        "data": {
+            "app_id": key.app_id,
+            "key_id": key.id,
+            "since": since.date().isoformat(),
+            "days": [{"date": d, "counts": c, "total": sum(c.values())} for d, c in sorted(by_day.items())],
+            "totals": totals,
+            "total": sum(totals.values()),
+            "quota": {
+                "per_minute": quota,
+                "used_last_minute": used,
+                "remaining": None if quota is None else max(quota - used, 0),
+            },
+        },
+    }
