@@ -50,6 +50,15 @@ def settings(**overrides: Any) -> Settings:
         raise AssertionError from None
 
 
+def db_settings() -> Settings:
+    """Settings for a command that uses the database; the schema is brought up to date first."""
+    from guildgate.store.migrate import upgrade
+
+    s = settings()
+    upgrade(s.database_url)
+    return s
+
+
 def run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(factory())
 
@@ -72,10 +81,8 @@ def read_secret(env_var: str | None, label: str) -> Secret:
 def _repos(s: Settings) -> Any:
     from guildgate.store.crypto import SecretBox
     from guildgate.store.db import Database
-    from guildgate.store.migrate import upgrade
     from guildgate.store.repos import AppRepo, KeyRepo, RecordRepo
 
-    upgrade(s.database_url)
     db = Database(s.database_url)
     return db, AppRepo(db, SecretBox(s.secret_key_value())), KeyRepo(db), RecordRepo(db)
 
@@ -92,7 +99,7 @@ def apps_add(
     --bot-token-env BT``; without the options, the secret then the token are read from stdin or a prompt."""
     if not is_snowflake(client_id):
         die(f"--client-id must be a Discord application id (17-20 digits), got {client_id!r}")
-    s = settings()
+    s = db_settings()
     secret = read_secret(client_secret_env, "client secret")
     token = read_secret(bot_token_env, "bot token")
 
@@ -112,7 +119,7 @@ def apps_add(
 @apps_cli.command("list")
 def apps_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """List apps (never their secrets)."""
-    s = settings()
+    s = db_settings()
 
     async def go() -> None:
         db, apps, _, _ = _repos(s)
@@ -137,7 +144,7 @@ def keys_create(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with `key`."),
 ) -> None:
     """Create an API key for an app; it is shown once. Example: ``guildgate keys create --app 11... --json``."""
-    s = settings()
+    s = db_settings()
     from guildgate.store.repos import NotFound
 
     async def go() -> None:
@@ -169,7 +176,7 @@ def keys_create(
 @keys_cli.command("list")
 def keys_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """List API keys (id, prefix, app, quota, revoked) — never the keys."""
-    s = settings()
+    s = db_settings()
 
     async def go() -> None:
         db, _, keys, _ = _repos(s)
@@ -208,7 +215,7 @@ def keys_list(as_json: bool = typer.Option(False, "--json")) -> None:
 @keys_cli.command("revoke")
 def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (from `keys list`).")) -> None:
     """Revoke an API key at once."""
-    s = settings()
+    s = db_settings()
     from guildgate.store.repos import NotFound
 
     async def go() -> None:
@@ -407,7 +414,7 @@ def records_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Newest records first. Example: ``guildgate records list --state failed``."""
-    s = settings()
+    s = db_settings()
     filters = _filters(state, code, guild_id)
 
     async def go() -> list[dict[str, Any]]:
@@ -435,7 +442,7 @@ def records_list(
 @records_cli.command("show")
 def records_show(record_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
     """One record in full. Example: ``guildgate records show 049bfae2-...``."""
-    s = settings()
+    s = db_settings()
     from guildgate.store.repos import NotFound
 
     async def go() -> dict[str, Any] | None:
@@ -469,7 +476,7 @@ def records_export(
 
     if fmt not in ("jsonl", "csv"):
         die("--format must be jsonl or csv")
-    s = settings()
+    s = db_settings()
     filters = _filters(state, code, guild_id)
 
     async def go() -> int:

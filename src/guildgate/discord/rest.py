@@ -109,22 +109,25 @@ class DiscordRest:
 
     async def current_user(self, token: Secret, *, deadline: float, proxy: str | None = None) -> UserRef:
         fingerprint = token.fingerprint()
-        if self.limiter.bad_token(fingerprint):
+        remembered = self.limiter.bad_token(fingerprint)
+        if isinstance(remembered, DiscordRefused):
+            # Discord refused this token moments ago: do not spend another invalid request on it.
             raise DiscordRefused(
-                "401: Unauthorized (this token was refused by Discord a moment ago)",
-                outcome=Outcome.TOKEN_EXPIRED,
-                discord_status=401,
-                discord_code=0,
+                remembered.detail,
+                outcome=remembered.outcome,
+                discord_status=remembered.discord_status,
+                discord_code=remembered.discord_code,
             )
         answer = await self.call("GET", "/users/@me", {}, auth=("Bearer", token), deadline=deadline, proxy=proxy)
         if answer.status == 200 and isinstance(answer.body, dict) and isinstance(answer.body.get("id"), str):
             name = answer.body.get("username")
             return UserRef(id=answer.body["id"], username=name if isinstance(name, str) else None)
-        if answer.status == 401:
-            self.limiter.mark_bad_token(fingerprint)
         if answer.status == 200:
             raise DiscordUnavailable("Discord answered Get Current User without a user id", discord_status=200)
-        raise refusal(answer.status, answer.body, route="GET /users/@me")
+        error = refusal(answer.status, answer.body, route="GET /users/@me")
+        if answer.status == 401:
+            self.limiter.mark_bad_token(fingerprint, error)
+        raise error
 
     async def add_member(
         self,
@@ -166,7 +169,7 @@ class DiscordRest:
             return True
         error = refusal(answer.status, answer.body, route="PUT /guilds/{guild_id}/members/{user_id}")
         if error.discord_code in (50025, 50026):
-            self.limiter.mark_bad_token(token.fingerprint())
+            self.limiter.mark_bad_token(token.fingerprint(), error)
         raise error
 
     async def get_member(self, *, app: AppCredentials, guild_id: str, user_id: str, deadline: float) -> bool | None:

@@ -1,28 +1,50 @@
-"""Run the Alembic migrations programmatically (``guildgate migrate``, and at ``serve`` start)."""
+"""Run the Alembic migrations programmatically (``guildgate migrate``, and before any command that uses the
+database). A database already at ``HEAD`` is detected with one query, without loading Alembic."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from guildgate.settings import to_async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD = "0001"  # the newest revision in migrations/versions (a test checks it against Alembic's head)
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["database_url"] = database_url
     return cfg
 
 
+async def current_revision(database_url: str) -> str | None:
+    engine = create_async_engine(to_async_url(database_url))
+    try:
+        async with engine.connect() as conn:
+            return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    except DBAPIError:
+        return None
+    finally:
+        await engine.dispose()
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
-    cfg = alembic_config(database_url)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        command.upgrade(cfg, revision)
+        pass
+    else:
+        raise RuntimeError("upgrade() must be called outside a running event loop")
+    if revision == "head" and asyncio.run(current_revision(database_url)) == HEAD:
         return
-    raise RuntimeError("upgrade() must be called outside a running event loop")
+    from alembic import command
+
+    command.upgrade(alembic_config(database_url), revision)

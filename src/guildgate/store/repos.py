@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import secrets
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-import builtins
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from typing import Any
@@ -27,6 +28,7 @@ from guildgate.web.body import (
     parse_json,
 )
 from guildgate.web.i18n import Lang, pick_language
+from guildgate.web.metrics import JOIN_SECONDS, JOINS
 from guildgate.web.schemas import Envelope
 from guildgate.web.services import Services, authenticate, services
 
@@ -81,6 +83,18 @@ async def join_guild(
              -H 'Content-Type: application/json' -d '{"authorization":"...","guild_id":"1200000000000000001"}'
     """
     started = time.perf_counter()
+    response = await _handle(request, started, accept_language, developer_id, idempotency_key)
+    JOIN_SECONDS.observe(time.perf_counter() - started)
+    return response
+
+
+async def _handle(
+    request: Request,
+    started: float,
+    accept_language: str | None,
+    developer_id: str | None,
+    idempotency_key: str | None,
+) -> Response:
     svc = services(request)
     deadline = time.monotonic() + svc.settings.request_timeout
     lang = pick_language(accept_language)
@@ -111,9 +125,11 @@ async def join_guild(
                 return await _replay(svc, existing, request_hash, lang=lang, started=started, deadline=deadline)
         svc.quotas.take(key)
     except CallerError as exc:
+        JOINS.labels(exc.outcome.value).inc()
         if exc.outcome is Outcome.QUOTA_EXCEEDED:  # no record: a flood past the quota must not fill the database
             return errors.error_response(exc, record_id=None, lang=lang, started=started)
-        record_id = await record_refusal(svc.records, new, exc, started)
+        plain = dataclasses.replace(new, idempotency_key=None, request_hash=None)
+        record_id = await record_refusal(svc.records, plain, exc, started)
         return errors.error_response(exc, record_id=record_id, lang=lang, started=started)
     try:
         app = await svc.apps.credentials(key.app_id)
@@ -134,10 +150,12 @@ async def join_guild(
         return await _replay(svc, existing, request_hash, lang=lang, started=started, deadline=deadline)
     except RecordedJoinError as failure:
         response = errors.error_response(failure.error, record_id=failure.record_id, lang=lang, started=started)
+        JOINS.labels(failure.error.outcome.value).inc()
         if idem is not None and failure.record_id is not None:
             await _remember(svc, failure.record_id, response)
         return response
     response = JSONResponse(errors.success_body(result, lang=lang, started=started))
+    JOINS.labels(result.outcome.value).inc()
     if idem is not None:
         await _remember(svc, result.record_id, response)
     return response

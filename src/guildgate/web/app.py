@@ -31,7 +31,8 @@ def configure_logging(level: str = "info") -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("uvicorn.access").addFilter(_NoQueryStrings())
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    for noisy in ("httpcore", "aiosqlite", "asyncio", "multipart"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -113,7 +113,7 @@ class MemoryLimiter:
         self._invalid: deque[float] = deque()
         self._inflight_total = 0
         self._banned_until = 0.0
-        self._bad_tokens: dict[str, float] = {}
+        self._bad_tokens: dict[str, tuple[float, object]] = {}
         self.waits: list[float] = []  # recent limiter waits, for metrics
 
     # ---- keys ---------------------------------------------------------------------------------------
@@ -139,20 +139,22 @@ class MemoryLimiter:
                 del self._buckets[bucket_id]
 
     # ---- guards -------------------------------------------------------------------------------------
-    def bad_token(self, fingerprint: str) -> bool:
-        until = self._bad_tokens.get(fingerprint)
-        if until is None:
-            return False
-        if until <= self._clock():
+    def bad_token(self, fingerprint: str) -> object | None:
+        """What Discord said of this token (by fingerprint) when it refused it recently, else None."""
+        entry = self._bad_tokens.get(fingerprint)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
             del self._bad_tokens[fingerprint]
-            return False
-        return True
+            return None
+        return entry[1]
 
-    def mark_bad_token(self, fingerprint: str, seconds: float = 600.0) -> None:
+    def mark_bad_token(self, fingerprint: str, refusal: object, seconds: float = 600.0) -> None:
+        """Remember a refused token (a hash of it, never the token) so it is not sent again for a while."""
         if len(self._bad_tokens) > 100_000:
             now = self._clock()
-            self._bad_tokens = {k: v for k, v in self._bad_tokens.items() if v > now}
-        self._bad_tokens[fingerprint] = self._clock() + seconds
+            self._bad_tokens = {k: v for k, v in self._bad_tokens.items() if v[0] > now}
+        self._bad_tokens[fingerprint] = (self._clock() + seconds, refusal)
 
     def invalid_used(self) -> int:
         cutoff = self._clock() - INVALID_WINDOW

@@ -1,0 +1,265 @@
+"""Shared test harness: a Discord sandbox and a guildgate server, each a real process on a loopback port,
+with the real database. Fixtures are factories; nothing of our own is mocked."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = Path(__file__).parent / "fixtures" / "world.json"
+WORLD = json.loads(FIXTURE.read_text())
+BIN = Path(sys.executable).parent
+OUTPUT = ROOT / "test-output"
+
+APP_A = "1100000000000000001"
+APP_B = "1100000000000000101"
+GUILD = "1200000000000000001"
+GUILD_NOPERMS = "1200000000000000002"
+GUILD_BOTLESS = "1200000000000000003"
+ROLE_LOW = "1200000000000000011"
+ROLE_HIGH = "1200000000000000012"
+TOKENS = {u["username"]: u["tokens"][0]["access_token"] for u in WORLD["users"]}
+USER_IDS = {u["username"]: u["id"] for u in WORLD["users"]}
+SECRET_KEY = "test-secret-key-0123456789abcdef-Zq"
+EGRESS_PROXY = "http://127.0.0.1:9"  # allowed by configuration; nothing listens there
+
+# Every secret the suite uses, for the leak scan.
+SECRETS: set[str] = {SECRET_KEY, *TOKENS.values()}
+for _app in WORLD["applications"]:
+    SECRETS.update({_app["client_secret"], _app["bot_token"]})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer in {timeout}s")
+
+
+@dataclass
+class Proc:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start(args: list[str], *, env: dict[str, str], log: Path, ready_path: str, port: int) -> Proc:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as handle:
+        proc = subprocess.Popen(
+            [str(BIN / "guildgate"), *args], env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + ready_path, proc)
+    except RuntimeError:
+        proc.kill()
+        raise RuntimeError(log.read_text(errors="replace")[-3000:]) from None
+    return Proc(proc=proc, url=url, log=log)
+
+
+def base_env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUILDGATE_")}
+    env.update(
+        {
+            "GUILDGATE_DATABASE_URL": f"sqlite:///{tmp / 'guildgate.db'}",
+            "GUILDGATE_SECRET_KEY": SECRET_KEY,
+            "PYTHONUNBUFFERED": "1",
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def cli(
+    args: list[str], *, env: dict[str, str], input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(BIN / "guildgate"), *args], env=env, input=input, capture_output=True, text=True, timeout=60
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"guildgate {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+@dataclass
+class Sandbox:
+    proc: Proc
+
+    @property
+    def api(self) -> str:
+        return self.proc.url + "/api/v10"
+
+    def reset(self, fixture: dict[str, Any] | None = None) -> None:
+        if fixture is None:
+            httpx.post(self.proc.url + "/_sandbox/reset").raise_for_status()
+        else:
+            httpx.put(self.proc.url + "/_sandbox/fixture", json=fixture).raise_for_status()
+
+    def faults(self, faults: dict[str, Any]) -> None:
+        httpx.put(self.proc.url + "/_sandbox/faults", json=faults).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        return dict(httpx.get(self.proc.url + "/_sandbox/stats").json())
+
+    def state(self) -> dict[str, Any]:
+        return dict(httpx.get(self.proc.url + "/_sandbox/state").json())
+
+    def member(self, guild_id: str, user_id: str) -> dict[str, Any] | None:
+        members = self.state()["guilds"][guild_id]["members"]
+        return members.get(user_id)
+
+    def mint(self, user: str, *, app: str = APP_A, scopes: list[str] | None = None) -> str:
+        body = {
+            "user_id": USER_IDS.get(user, user),
+            "application_id": app,
+            "scopes": scopes or ["identify", "guilds.join"],
+        }
+        token = str(httpx.post(self.proc.url + "/_sandbox/tokens", json=body).json()["access_token"])
+        SECRETS.add(token)
+        return token
+
+
+@dataclass
+class Gateway:
+    proc: Proc
+    env: dict[str, str]
+    db: Path
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def join(
+        self,
+        body: dict[str, Any] | bytes | str,
+        *,
+        key: str = "a",
+        headers: dict[str, str] | None = None,
+        content_type: str | None = "application/json",
+    ) -> httpx.Response:
+        h: dict[str, str] = {}
+        if key:
+            h["User-Token"] = self.keys.get(key, key)
+        if content_type:
+            h["Content-Type"] = content_type
+        h.update(headers or {})
+        content = body if isinstance(body, bytes | str) else json.dumps(body)
+        return httpx.post(self.proc.url + "/api/wanda/discord/guild", content=content, headers=h, timeout=60)
+
+    def get(self, path: str, *, key: str = "a", lang: str | None = None, **params: Any) -> httpx.Response:
+        headers = {"User-Token": self.keys.get(key, key)} if key else {}
+        if lang:
+            headers["Accept-Language"] = lang
+        return httpx.get(self.proc.url + path, headers=headers, params=params, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("guildgate")
+
+
+@pytest.fixture(scope="session")
+def sandbox(session_dir: Path) -> Iterator[Sandbox]:
+    port = free_port()
+    proc = start(
+        ["sandbox", "--fixture", str(FIXTURE), "--port", str(port)],
+        env=base_env(session_dir),
+        log=OUTPUT / "sandbox.log",
+        ready_path="/_sandbox/stats",
+        port=port,
+    )
+    yield Sandbox(proc)
+    proc.stop()
+
+
+def add_app(env: dict[str, str], app: dict[str, Any]) -> None:
+    secret_env = {**env, "TEST_CLIENT_SECRET": app["client_secret"], "TEST_BOT_TOKEN": app["bot_token"]}
+    cli(
+        [
+            "apps",
+            "add",
+            "--client-id",
+            app["client_id"],
+            "--client-secret-env",
+            "TEST_CLIENT_SECRET",
+            "--bot-token-env",
+            "TEST_BOT_TOKEN",
+            "--name",
+            app["name"],
+        ],
+        env=secret_env,
+    )
+
+
+def new_key(env: dict[str, str], app: str, *extra: str) -> str:
+    out = cli(["keys", "create", "--app", app, "--json", *extra], env=env).stdout
+    key = str(json.loads(out)["key"])
+    SECRETS.add(key)
+    return key
+
+
+@pytest.fixture(scope="session")
+def gateway(session_dir: Path, sandbox: Sandbox) -> Iterator[Gateway]:
+    env = base_env(
+        session_dir,
+        GUILDGATE_DISCORD_API_BASE=sandbox.api,
+        GUILDGATE_REQUEST_TIMEOUT="4",
+        GUILDGATE_EGRESS_PROXIES=EGRESS_PROXY,
+        GUILDGATE_LOG_LEVEL="debug",
+    )
+    for app in WORLD["applications"]:
+        add_app(env, app)
+    keys = {
+        "a": new_key(env, APP_A, "--name", "a"),
+        "a2": new_key(env, APP_A, "--name", "a2"),
+        "b": new_key(env, APP_B, "--name", "b"),
+        "quota": new_key(env, APP_A, "--quota-per-minute", "3"),
+    }
+    port = free_port()
+    proc = start(["serve", "--port", str(port)], env=env, log=OUTPUT / "gateway.log", ready_path="/healthz", port=port)
+    yield Gateway(proc=proc, env=env, db=session_dir / "guildgate.db", keys=keys)
+    proc.stop()
+
+
+@pytest.fixture
+def fresh(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The sandbox back at the fixture's state (members, bans, limits, no faults)."""
+    sandbox.reset(WORLD)
+    yield sandbox
+    sandbox.reset(WORLD)
