@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -61,7 +62,9 @@ class Settings(BaseSettings):
         if self.secret_key is not None and self.secret_key.get_secret_value():
             key = self.secret_key.get_secret_value()
             if len(key) < 16:
-                raise ConfigError("GUILDGATE_SECRET_KEY must be at least 16 characters")
+                logging.getLogger("guildgate").warning(
+                    "GUILDGATE_SECRET_KEY is shorter than 16 characters; use a long random value"
+                )
             return key
         if self.sandbox:
             return SANDBOX_SECRET_KEY

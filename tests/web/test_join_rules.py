@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import APP_A, EGRESS_PROXY, GUILD, TOKENS, Gateway, Sandbox, cli
+from tests.conftest import APP_A, EGRESS_PROXY, GUILD, TOKENS, Gateway, Sandbox, cli, new_key
 from tests.web.test_join_outcomes import UUID, envelope
 
 EXISTING_CLIENT_BODY = {
@@ -252,13 +252,14 @@ def test_bad_idempotency_key_is_400(gateway: Gateway, fresh: Sandbox) -> None:
 
 def test_quota_exceeded_is_429_with_retry_after(gateway: Gateway, fresh: Sandbox) -> None:
     body = {"authorization": TOKENS["bob"], "guild_id": GUILD}
-    statuses = [gateway.join(body, key="quota").status_code for _ in range(3)]
+    key = new_key(gateway.env, APP_A, "--quota-per-minute", "3")
+    statuses = [gateway.join(body, key=key).status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
-    r = gateway.join(body, key="quota", headers={"Accept-Language": "en"})
+    r = gateway.join(body, key=key, headers={"Accept-Language": "en"})
     assert r.status_code == 429
     assert envelope(r)["code"] == "quota_exceeded"
     assert 1 <= int(r.headers["Retry-After"]) <= 60
-    usage = gateway.get("/api/usage", key="quota").json()["data"]["quota"]
+    usage = gateway.get("/api/usage", key=key).json()["data"]["quota"]
     assert usage == {"per_minute": 3, "used_last_minute": 3, "remaining": 0}
 
 

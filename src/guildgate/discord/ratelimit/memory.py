@@ -162,7 +162,9 @@ class MemoryLimiter:
             self._invalid.popleft()
         return len(self._invalid)
 
-    def _check_open(self) -> None:
+    def _check_open(self, *, counted: int = 0) -> None:
+        """Refuse when banned, or when the invalid answers plus the requests in flight (``counted`` of them
+        being this request's own) could reach the budget."""
         now = self._clock()
         if self._banned_until > now:
             raise DiscordUnavailable(
@@ -170,7 +172,7 @@ class MemoryLimiter:
                 http_status=503,
                 retry_after=self._banned_until - now,
             )
-        if self.invalid_used() + self._inflight_total >= self.invalid_limit:
+        if self.invalid_used() + self._inflight_total - counted >= self.invalid_limit:
             retry = (self._invalid[0] + INVALID_WINDOW - now) if self._invalid else 1.0
             raise DiscordUnavailable(
                 "the invalid-request budget is spent (401/403/429 answers in the last 10 minutes); "
@@ -191,16 +193,27 @@ class MemoryLimiter:
             while bucket.alias is not None:
                 bucket_id = bucket.alias
                 bucket = self._bucket(bucket_id)
-            async with bucket.lock:
+            self._refuse_hopeless(bucket, deadline)
+            try:
+                async with asyncio.timeout(max(deadline - self._clock(), 0.0)):
+                    await bucket.lock.acquire()
+            except TimeoutError:
+                raise RateLimited(
+                    "queued behind other requests for this bucket until the deadline",
+                    retry_after=max(bucket.reset_at - self._clock(), 1.0),
+                ) from None
+            try:
                 if not await self._wait_bucket(bucket, deadline):
                     continue  # the bucket was learned under its hash meanwhile: queue there
                 bucket.inflight += 1
                 self._inflight_total += 1
                 break
+            finally:
+                bucket.lock.release()
         permit = Permit(key=key, bucket_id=bucket_id)
         try:
             await self._wait_global(key.identity, deadline)
-            self._check_open()
+            self._check_open(counted=1)
         except BaseException:
             self.release(permit, None)
             raise
@@ -208,6 +221,14 @@ class MemoryLimiter:
         if len(self.waits) > 10_000:
             del self.waits[:5_000]
         return permit
+
+    def _refuse_hopeless(self, bucket: _Bucket, deadline: float) -> None:
+        """Answer at once when the bucket is spent and resets after the deadline (no queueing to find out)."""
+        now = self._clock()
+        if bucket.known and not bucket.unlimited and self._available(bucket, now) <= 0:
+            reset_at = bucket.reset_at if bucket.reset_at > now else now
+            if reset_at > deadline:
+                raise RateLimited("the bucket resets after the deadline", retry_after=reset_at - now)
 
     async def _wait_bucket(self, bucket: _Bucket, deadline: float) -> bool:
         while True:

@@ -1,0 +1,174 @@
+"""The operator CLI, run as a real process against the real database."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import (
+    APP_A,
+    BIN,
+    FIXTURE,
+    GUILD,
+    TOKENS,
+    WORLD,
+    Gateway,
+    Sandbox,
+    base_env,
+    cli,
+    free_port,
+    start,
+)
+
+
+def test_apps_add_reads_secrets_from_stdin_and_never_shows_them(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    result = cli(
+        ["apps", "add", "--client-id", "1100000000000000555", "--name", "Piped"],
+        env=env,
+        input="piped-secret-xyz\npiped-bot-token-xyz\n",
+    )
+    assert "1100000000000000555" in result.stdout
+    listed = cli(["apps", "list", "--json"], env=env).stdout
+    assert json.loads(listed)[0]["client_id"] == "1100000000000000555"
+    assert "piped-secret-xyz" not in listed + result.stdout + result.stderr
+    raw = (tmp_path / "guildgate.db").read_bytes()
+    assert b"piped-secret-xyz" not in raw and b"piped-bot-token-xyz" not in raw
+
+
+def test_apps_add_names_a_missing_env_var_and_a_bad_id(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    missing = cli(
+        [
+            "apps",
+            "add",
+            "--client-id",
+            "1100000000000000555",
+            "--client-secret-env",
+            "NOPE_UNSET",
+            "--bot-token-env",
+            "NOPE_UNSET",
+        ],
+        env=env,
+        check=False,
+    )
+    assert missing.returncode == 2 and "NOPE_UNSET" in missing.stderr
+    bad = cli(["apps", "add", "--client-id", "12"], env=env, input="a\nb\n", check=False)
+    assert bad.returncode == 2 and "--client-id" in bad.stderr
+
+
+def test_commands_refuse_to_run_without_a_secret_key_outside_sandbox(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    del env["GUILDGATE_SECRET_KEY"]
+    for args in (["keys", "list"], ["serve", "--port", str(free_port())]):
+        result = cli(args, env=env, check=False)
+        assert result.returncode == 2
+        assert "GUILDGATE_SECRET_KEY" in result.stderr
+
+
+def test_several_workers_without_redis_are_refused_with_the_reason(tmp_path: Path) -> None:
+    result = cli(["serve", "--workers", "2", "--port", str(free_port())], env=base_env(tmp_path), check=False)
+    assert result.returncode == 2
+    assert "GUILDGATE_REDIS_URL" in result.stderr
+
+
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    cli(["apps", "add", "--client-id", APP_A], env=env, input="s\nt\n")
+    created = json.loads(
+        cli(["keys", "create", "--app", APP_A, "--name", "shop", "--quota-per-minute", "5", "--json"], env=env).stdout
+    )
+    assert created["key"].startswith("gg_") and created["quota_per_minute"] == 5
+    plain = cli(["keys", "create", "--app", APP_A], env=env).stdout.strip()
+    assert plain.startswith("gg_") and "\n" not in plain
+    listed = json.loads(cli(["keys", "list", "--json"], env=env).stdout)
+    assert {k["name"] for k in listed} == {"shop", None}
+    assert created["key"] not in json.dumps(listed)
+    cli(["keys", "revoke", created["id"]], env=env)
+    revoked = {k["id"]: k["revoked_at"] for k in json.loads(cli(["keys", "list", "--json"], env=env).stdout)}
+    assert revoked[created["id"]] is not None
+    unknown = cli(["keys", "revoke", "key_nope"], env=env, check=False)
+    assert unknown.returncode == 2 and "key_nope" in unknown.stderr
+    no_app = cli(["keys", "create", "--app", "1100000000000000999"], env=env, check=False)
+    assert no_app.returncode == 2 and "apps add" in no_app.stderr
+
+
+def test_join_command_uses_the_client(gateway: Gateway, fresh: Sandbox) -> None:
+    env = {
+        **gateway.env,
+        "GUILDGATE_API_KEY": gateway.keys["a"],
+        "GUILDGATE_URL": gateway.proc.url,
+        "USER_TOKEN": TOKENS["alice"],
+    }
+    ok = cli(
+        ["join", "--invite", "https://discord.gg/test1", "--token-env", "USER_TOKEN", "--json", "--lang", "en"], env=env
+    )
+    result = json.loads(ok.stdout)
+    assert (result["status"], result["code"], result["data"]["joined"]) == (1, "joined", True)
+    refused = cli(["join", "--guild-id", GUILD, "--json"], env=env, input=TOKENS["mallory"] + "\n", check=False)
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout)["code"] == "banned"
+    assert TOKENS["mallory"] not in refused.stdout + refused.stderr
+    human = cli(["join", "--guild-id", GUILD, "--token-env", "USER_TOKEN"], env=env)
+    assert "already_member" in human.stdout
+
+
+def test_records_list_show_export(gateway: Gateway, fresh: Sandbox, tmp_path: Path) -> None:
+    made = gateway.join({"authorization": TOKENS["bob"], "guild_id": GUILD}, headers={"Developer-Id": "cli"}).json()
+    listed = json.loads(cli(["records", "list", "--json", "--limit", "5"], env=gateway.env).stdout)
+    assert listed[0]["id"] == made["id"]
+    shown = json.loads(cli(["records", "show", made["id"], "--json"], env=gateway.env).stdout)
+    assert (shown["code"], shown["developer_id"]) == ("already_member", "cli")
+    missing = cli(["records", "show", "nope"], env=gateway.env, check=False)
+    assert missing.returncode == 1 and "nope" in missing.stderr
+    out = tmp_path / "records.csv"
+    export = cli(["records", "export", "--format", "csv", "-o", str(out), "--state", "succeeded"], env=gateway.env)
+    assert "exported" in export.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert made["id"] in {r["id"] for r in rows}
+    assert {r["state"] for r in rows} == {"succeeded"}
+    jsonl = cli(["records", "export"], env=gateway.env).stdout.splitlines()
+    assert len(jsonl) >= len(rows)
+    bad = cli(["records", "list", "--state", "weird"], env=gateway.env, check=False)
+    assert bad.returncode == 2 and "--state" in bad.stderr
+
+
+def test_sandbox_command_serves_the_fixture(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start(
+        ["sandbox", "--fixture", str(FIXTURE), "--port", str(port)],
+        env=base_env(tmp_path),
+        log=tmp_path / "sb.log",
+        ready_path="/_sandbox/stats",
+        port=port,
+    )
+    try:
+        r = httpx.get(f"{proc.url}/api/v10/invites/test1")
+        assert r.json()["guild"]["name"] == WORLD["guilds"][0]["name"]
+    finally:
+        proc.stop()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"guilds": [{"id": "12", "name": "x"}]}')
+    result = cli(["sandbox", "--fixture", str(bad)], env=base_env(tmp_path), check=False)
+    assert result.returncode == 2 and "guilds.0.id" in result.stderr
+
+
+def test_serve_sandbox_prints_a_curl_that_joins(tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env(tmp_path)
+    del env["GUILDGATE_SECRET_KEY"]  # sandbox mode runs without one
+    log = tmp_path / "serve.log"
+    proc = start(["serve", "--sandbox", "--port", str(port)], env=env, log=log, ready_path="/healthz", port=port)
+    try:
+        curl = next(line for line in proc.output().splitlines() if line.startswith("curl "))
+        out = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30, check=True).stdout
+        body = json.loads(out)
+        assert (body["status"], body["code"]) == (1, "joined")
+    finally:
+        proc.stop()
+    assert (BIN / "guildgate").exists()

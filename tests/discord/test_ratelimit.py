@@ -1,0 +1,169 @@
+"""The in-process limiter's timing logic, with an injected clock (exact, fast)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+
+from guildgate.core.errors import DiscordUnavailable, RateLimited
+from guildgate.discord.ratelimit import MemoryLimiter, RateLimitHeaders, RouteKey
+
+KEY_A = RouteKey(identity="bot:x", method="PUT", template="/guilds/{guild_id}/members/{user_id}", major="A")
+KEY_B = RouteKey(identity="bot:x", method="PUT", template="/guilds/{guild_id}/members/{user_id}", major="B")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+def headers(limit: int, remaining: int, reset_after: float, bucket: str = "h1") -> RateLimitHeaders:
+    return RateLimitHeaders(limit=limit, remaining=remaining, reset_after=reset_after, bucket=bucket)
+
+
+def test_unknown_bucket_sends_one_at_a_time_then_uses_remaining() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = MemoryLimiter(clock=clock)
+        first = await lim.acquire(KEY_A, deadline=clock.now + 10)
+        second = asyncio.ensure_future(lim.acquire(KEY_A, deadline=clock.now + 10))
+        await asyncio.sleep(0.01)
+        assert not second.done()  # discovery: one in flight
+        lim.release(first, headers(5, 4, 10.0), status=201)
+        permits = [await second]
+        permits += [await lim.acquire(KEY_A, deadline=clock.now + 10) for _ in range(3)]
+        assert len(permits) == 4  # four in flight at once: remaining was 4
+        blocked = asyncio.ensure_future(lim.acquire(KEY_A, deadline=clock.now + 100))
+        await asyncio.sleep(0.01)
+        assert not blocked.done()
+        for p in permits:
+            lim.release(p, headers(5, 0, 9.0), status=201)
+        with pytest.raises(RateLimited) as limited:
+            await lim.acquire(KEY_A, deadline=clock.now + 5)
+        assert 8.9 <= limited.value.retry_after <= 10  # answered at once, with the wait
+        blocked.cancel()
+
+    run(go())
+
+
+def test_other_guilds_are_not_blocked_by_a_full_bucket() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = MemoryLimiter(clock=clock)
+        p = await lim.acquire(KEY_A, deadline=clock.now + 1)
+        lim.release(p, headers(1, 0, 60.0), status=201)
+        other = await asyncio.wait_for(lim.acquire(KEY_B, deadline=clock.now + 1), 1)
+        lim.release(other, headers(1, 0, 60.0), status=201)
+
+    run(go())
+
+
+def test_global_limit_never_exceeded_in_the_window() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = MemoryLimiter(global_limit=3, clock=clock)
+        keys = [RouteKey(identity="bot:x", method="GET", template="/x", major=str(i)) for i in range(5)]
+        got = []
+        for key in keys[:3]:
+            got.append(await lim.acquire(key, deadline=clock.now + 0.5))
+        with pytest.raises(RateLimited):
+            await lim.acquire(keys[3], deadline=clock.now + 0.5)
+        clock.now += 1.1
+        got.append(await lim.acquire(keys[4], deadline=clock.now + 0.5))
+        assert len(got) == 4
+
+    run(go())
+
+
+def test_global_429_pauses_the_identity() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = MemoryLimiter(clock=clock)
+        p = await lim.acquire(KEY_A, deadline=clock.now + 1)
+        lim.release(p, RateLimitHeaders(is_global=True, retry_after=30.0, scope="global"), status=429)
+        with pytest.raises(RateLimited) as limited:
+            await lim.acquire(KEY_B, deadline=clock.now + 5)
+        assert limited.value.retry_after == pytest.approx(30.0)
+
+    run(go())
+
+
+def test_cancelled_waiters_give_their_slot_back() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = MemoryLimiter(global_limit=100_000, clock=clock)
+        first = await lim.acquire(KEY_A, deadline=clock.now + 10)
+        lim.release(first, headers(2, 2, 10.0), status=201)
+        for _ in range(1000):
+            waiter = asyncio.ensure_future(lim.acquire(KEY_A, deadline=clock.now + 10))
+            await asyncio.sleep(0)
+            waiter.cancel()
+            try:
+                permit = await waiter
+            except asyncio.CancelledError:
+                continue
+            lim.release(permit, None)
+        a = await asyncio.wait_for(lim.acquire(KEY_A, deadline=clock.now + 10), 1)
+        b = await asyncio.wait_for(lim.acquire(KEY_A, deadline=clock.now + 10), 1)
+        assert a and b  # both slots still there after 1000 cancellations
+
+    run(go())
+
+
+def test_invalid_request_budget_stops_sending() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = MemoryLimiter(invalid_limit=3, clock=clock)
+        for i in range(3):
+            key = RouteKey(identity=f"bearer:{i}", method="GET", template="/users/@me")
+            p = await lim.acquire(key, deadline=clock.now + 1)
+            lim.release(p, RateLimitHeaders(), status=401)
+        with pytest.raises(DiscordUnavailable) as stopped:
+            await lim.acquire(KEY_A, deadline=clock.now + 1)
+        assert stopped.value.http_status == 503 and stopped.value.retry_after
+        clock.now += 601
+        p = await lim.acquire(KEY_A, deadline=clock.now + 1)
+        assert p
+
+    run(go())
+
+
+def test_shared_429_is_not_invalid_and_ban_stops_everything() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = MemoryLimiter(invalid_limit=2, clock=clock)
+        for _ in range(3):
+            p = await lim.acquire(KEY_A, deadline=clock.now + 1)
+            lim.release(p, RateLimitHeaders(scope="shared", retry_after=0.0), status=429)
+        assert lim.invalid_used() == 0
+        p = await lim.acquire(KEY_B, deadline=clock.now + 1)
+        lim.release(p, None, status=429, ban=True)
+        with pytest.raises(DiscordUnavailable):
+            await lim.acquire(KEY_B, deadline=clock.now + 1)
+
+    run(go())
+
+
+def test_bucket_hash_is_learned_per_route_not_per_path() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = MemoryLimiter(clock=clock)
+        p = await lim.acquire(KEY_A, deadline=clock.now + 1)
+        lim.release(p, headers(10, 9, 10.0, bucket="abc"), status=201)
+        users = [await lim.acquire(KEY_A, deadline=clock.now + 1) for _ in range(9)]
+        assert len(users) == 9
+        with pytest.raises(RateLimited):
+            await lim.acquire(KEY_A, deadline=clock.now + 1)
+        assert len(lim._buckets) <= 2
+
+    run(go())

@@ -1,0 +1,33 @@
+"""After traffic with every kind of secret, none appears in the database files or the server's output.
+
+Named to run after the other web tests, so the scan also covers their traffic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import GUILD, SECRETS, TOKENS, Gateway, Sandbox
+
+
+def test_no_secret_in_database_or_server_output(gateway: Gateway, fresh: Sandbox) -> None:
+    minted = fresh.mint("alice")
+    bodies = [{"authorization": token, "guild_id": GUILD} for token in TOKENS.values()]
+    bodies += [
+        {"authorization": minted, "guild_name": "test1"},
+        {"authorization": "Bearer " + minted, "guild_id": GUILD},
+        {"authorization": TOKENS["alice"], "guild_id": "bad"},
+    ]
+    for index, body in enumerate(bodies):
+        gateway.join(body, headers={"Idempotency-Key": f"scan-{index}", "Developer-Id": "scan"})
+        gateway.join(body, key="b")
+    gateway.join({"authorization": TOKENS["alice"], "guild_id": GUILD}, key="gg_not_a_key_but_secret_looking")
+    assert len(SECRETS) >= 15
+    files = [p for p in gateway.db.parent.glob(gateway.db.name + "*") if p.is_file()]
+    assert gateway.db in files
+    blobs = {str(p): p.read_bytes() for p in files}
+    blobs["server output"] = gateway.proc.log.read_bytes()
+    found = [
+        (where, secret[:6] + "…") for secret in SECRETS for where, blob in blobs.items() if secret.encode() in blob
+    ]
+    assert found == []
+    assert b"alice-token" not in Path(gateway.proc.log).read_bytes()
