@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from guildgate.core.errors import DiscordUnavailable, RateLimited
-from guildgate.discord.ratelimit import MemoryLimiter, RateLimitHeaders, RouteKey
+from guildgate.discord.ratelimit import Limiter, MemoryBackend, RateLimitHeaders, RouteKey
 
 KEY_A = RouteKey(identity="bot:x", method="PUT", template="/guilds/{guild_id}/members/{user_id}", major="A")
 KEY_B = RouteKey(identity="bot:x", method="PUT", template="/guilds/{guild_id}/members/{user_id}", major="B")
@@ -27,6 +27,10 @@ def run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
 
 
+def limiter(clock: Clock, **kwargs: int) -> Limiter:
+    return Limiter(MemoryBackend(clock=clock), clock=clock, **kwargs)
+
+
 def headers(limit: int, remaining: int, reset_after: float, bucket: str = "h1") -> RateLimitHeaders:
     return RateLimitHeaders(limit=limit, remaining=remaining, reset_after=reset_after, bucket=bucket)
 
@@ -34,12 +38,12 @@ def headers(limit: int, remaining: int, reset_after: float, bucket: str = "h1") 
 def test_unknown_bucket_sends_one_at_a_time_then_uses_remaining() -> None:
     async def go() -> None:
         clock = Clock()
-        lim = MemoryLimiter(clock=clock)
+        lim = limiter(clock)
         first = await lim.acquire(KEY_A, deadline=clock.now + 10)
         second = asyncio.ensure_future(lim.acquire(KEY_A, deadline=clock.now + 10))
         await asyncio.sleep(0.01)
         assert not second.done()  # discovery: one in flight
-        lim.release(first, headers(5, 4, 10.0), status=201)
+        await lim.release(first, headers(5, 4, 10.0), status=201)
         permits = [await second]
         permits += [await lim.acquire(KEY_A, deadline=clock.now + 10) for _ in range(3)]
         assert len(permits) == 4  # four in flight at once: remaining was 4
@@ -47,7 +51,7 @@ def test_unknown_bucket_sends_one_at_a_time_then_uses_remaining() -> None:
         await asyncio.sleep(0.01)
         assert not blocked.done()
         for p in permits:
-            lim.release(p, headers(5, 0, 9.0), status=201)
+            await lim.release(p, headers(5, 0, 9.0), status=201)
         with pytest.raises(RateLimited) as limited:
             await lim.acquire(KEY_A, deadline=clock.now + 5)
         assert 8.9 <= limited.value.retry_after <= 10  # answered at once, with the wait
@@ -59,11 +63,11 @@ def test_unknown_bucket_sends_one_at_a_time_then_uses_remaining() -> None:
 def test_other_guilds_are_not_blocked_by_a_full_bucket() -> None:
     async def go() -> None:
         clock = Clock()
-        lim = MemoryLimiter(clock=clock)
+        lim = limiter(clock)
         p = await lim.acquire(KEY_A, deadline=clock.now + 1)
-        lim.release(p, headers(1, 0, 60.0), status=201)
+        await lim.release(p, headers(1, 0, 60.0), status=201)
         other = await asyncio.wait_for(lim.acquire(KEY_B, deadline=clock.now + 1), 1)
-        lim.release(other, headers(1, 0, 60.0), status=201)
+        await lim.release(other, headers(1, 0, 60.0), status=201)
 
     run(go())
 
@@ -71,16 +75,31 @@ def test_other_guilds_are_not_blocked_by_a_full_bucket() -> None:
 def test_global_limit_never_exceeded_in_the_window() -> None:
     async def go() -> None:
         clock = Clock()
-        lim = MemoryLimiter(global_limit=3, clock=clock)
+        lim = limiter(clock, global_limit=3)
         keys = [RouteKey(identity="bot:x", method="GET", template="/x", major=str(i)) for i in range(5)]
-        got = []
-        for key in keys[:3]:
-            got.append(await lim.acquire(key, deadline=clock.now + 0.5))
-        with pytest.raises(RateLimited):
+        got = [await lim.acquire(key, deadline=clock.now + 0.5) for key in keys[:3]]
+        clock.now += 0.2  # answers come back 0.2 s later: each slot is held until a second after its answer
+        for permit in got:
+            await lim.release(permit, RateLimitHeaders(), status=200)
+        with pytest.raises(RateLimited) as limited:
             await lim.acquire(keys[3], deadline=clock.now + 0.5)
-        clock.now += 1.1
-        got.append(await lim.acquire(keys[4], deadline=clock.now + 0.5))
-        assert len(got) == 4
+        assert limited.value.retry_after == pytest.approx(1.0)
+        clock.now += 0.99
+        with pytest.raises(RateLimited):
+            await lim.acquire(keys[3], deadline=clock.now + 0.001)
+        clock.now += 0.02
+        assert await lim.acquire(keys[4], deadline=clock.now + 0.5)
+
+    run(go())
+
+
+def test_a_permit_never_sent_gives_its_global_slot_back() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = limiter(clock, global_limit=1)
+        first = await lim.acquire(KEY_A, deadline=clock.now + 1)
+        await lim.release(first, None, sent=False)
+        assert await lim.acquire(KEY_B, deadline=clock.now + 1)
 
     run(go())
 
@@ -88,9 +107,9 @@ def test_global_limit_never_exceeded_in_the_window() -> None:
 def test_global_429_pauses_the_identity() -> None:
     async def go() -> None:
         clock = Clock()
-        lim = MemoryLimiter(clock=clock)
+        lim = limiter(clock)
         p = await lim.acquire(KEY_A, deadline=clock.now + 1)
-        lim.release(p, RateLimitHeaders(is_global=True, retry_after=30.0, scope="global"), status=429)
+        await lim.release(p, RateLimitHeaders(is_global=True, retry_after=30.0, scope="global"), status=429)
         with pytest.raises(RateLimited) as limited:
             await lim.acquire(KEY_B, deadline=clock.now + 5)
         assert limited.value.retry_after == pytest.approx(30.0)
@@ -101,9 +120,9 @@ def test_global_429_pauses_the_identity() -> None:
 def test_cancelled_waiters_give_their_slot_back() -> None:
     async def go() -> None:
         clock = Clock()
-        lim = MemoryLimiter(global_limit=100_000, clock=clock)
+        lim = limiter(clock, global_limit=100_000)
         first = await lim.acquire(KEY_A, deadline=clock.now + 10)
-        lim.release(first, headers(2, 2, 10.0), status=201)
+        await lim.release(first, headers(2, 2, 10.0), status=201)
         for _ in range(1000):
             waiter = asyncio.ensure_future(lim.acquire(KEY_A, deadline=clock.now + 10))
             await asyncio.sleep(0)
@@ -112,7 +131,7 @@ def test_cancelled_waiters_give_their_slot_back() -> None:
                 permit = await waiter
             except asyncio.CancelledError:
                 continue
-            lim.release(permit, None)
+            await lim.release(permit, None)
         a = await asyncio.wait_for(lim.acquire(KEY_A, deadline=clock.now + 10), 1)
         b = await asyncio.wait_for(lim.acquire(KEY_A, deadline=clock.now + 10), 1)
         assert a and b  # both slots still there after 1000 cancellations
@@ -123,11 +142,11 @@ def test_cancelled_waiters_give_their_slot_back() -> None:
 def test_invalid_request_budget_stops_sending() -> None:
     async def go() -> None:
         clock = Clock()
-        lim = MemoryLimiter(invalid_limit=3, clock=clock)
+        lim = limiter(clock, invalid_limit=3)
         for i in range(3):
             key = RouteKey(identity=f"bearer:{i}", method="GET", template="/users/@me")
             p = await lim.acquire(key, deadline=clock.now + 1)
-            lim.release(p, RateLimitHeaders(), status=401)
+            await lim.release(p, RateLimitHeaders(), status=401)
         with pytest.raises(DiscordUnavailable) as stopped:
             await lim.acquire(KEY_A, deadline=clock.now + 1)
         assert stopped.value.http_status == 503 and stopped.value.retry_after
@@ -141,13 +160,13 @@ def test_invalid_request_budget_stops_sending() -> None:
 def test_shared_429_is_not_invalid_and_ban_stops_everything() -> None:
     async def go() -> None:
         clock = Clock()
-        lim = MemoryLimiter(invalid_limit=2, clock=clock)
+        lim = limiter(clock, invalid_limit=2)
         for _ in range(3):
             p = await lim.acquire(KEY_A, deadline=clock.now + 1)
-            lim.release(p, RateLimitHeaders(scope="shared", retry_after=0.0), status=429)
-        assert lim.invalid_used() == 0
+            await lim.release(p, RateLimitHeaders(scope="shared", retry_after=0.0), status=429)
+        assert await lim.invalid_used() == 0
         p = await lim.acquire(KEY_B, deadline=clock.now + 1)
-        lim.release(p, None, status=429, ban=True)
+        await lim.release(p, None, status=429, ban=True)
         with pytest.raises(DiscordUnavailable):
             await lim.acquire(KEY_B, deadline=clock.now + 1)
 
@@ -157,13 +176,15 @@ def test_shared_429_is_not_invalid_and_ban_stops_everything() -> None:
 def test_bucket_hash_is_learned_per_route_not_per_path() -> None:
     async def go() -> None:
         clock = Clock()
-        lim = MemoryLimiter(clock=clock)
+        lim = limiter(clock)
         p = await lim.acquire(KEY_A, deadline=clock.now + 1)
-        lim.release(p, headers(10, 9, 10.0, bucket="abc"), status=201)
+        await lim.release(p, headers(10, 9, 10.0, bucket="abc"), status=201)
         users = [await lim.acquire(KEY_A, deadline=clock.now + 1) for _ in range(9)]
         assert len(users) == 9
+        for permit in users:
+            await lim.release(permit, headers(10, 0, 9.9, bucket="abc"), status=201)
         with pytest.raises(RateLimited):
             await lim.acquire(KEY_A, deadline=clock.now + 1)
-        assert len(lim._buckets) <= 2
+        assert len(lim.backend._buckets) <= 2  # type: ignore[attr-defined]
 
     run(go())

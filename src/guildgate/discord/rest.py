@@ -13,9 +13,8 @@ import json
 import logging
 import random
 import time
-from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import httpx
 
@@ -25,7 +24,7 @@ from guildgate.core.outcomes import Outcome
 from guildgate.core.ports import AppCredentials, GuildRef, MemberOptions, UserRef
 from guildgate.core.secret import Secret
 from guildgate.discord.codes import refusal
-from guildgate.discord.ratelimit import MemoryLimiter, RateLimitHeaders, RouteKey
+from guildgate.discord.ratelimit import Limiter, RateLimitHeaders, RouteKey
 
 log = logging.getLogger("guildgate.discord")
 
@@ -49,20 +48,20 @@ class DiscordRest:
         self,
         *,
         api_base: str,
-        limiter: MemoryLimiter,
+        limiter: Limiter,
         egress_proxies: tuple[str, ...] = (),
         transport: httpx.AsyncBaseTransport | None = None,
         max_attempts: int = MAX_ATTEMPTS,
+        observer: CallObserver | None = None,
     ) -> None:
         self.api_base = api_base.rstrip("/")
         self.limiter = limiter
         self.max_attempts = max_attempts
+        self.observer: CallObserver = observer or _Unobserved()
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         common: dict[str, Any] = {"headers": {"User-Agent": USER_AGENT}, "limits": limits, "timeout": 30.0}
         self._client = httpx.AsyncClient(transport=transport, **common)
         self._proxied = {p: httpx.AsyncClient(proxy=p, **common) for p in egress_proxies}
-        self._invites: OrderedDict[str, tuple[float, GuildRef | DiscordRefused]] = OrderedDict()
-        self._invite_lookups: deque[float] = deque()
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -71,13 +70,16 @@ class DiscordRest:
 
     # ---- the port -----------------------------------------------------------------------------------
     async def resolve_invite(self, code: str, *, app: AppCredentials, deadline: float) -> GuildRef:
-        now = time.monotonic()
-        cached = self._invites.get(code)
-        if cached is not None and cached[0] > now:
-            if isinstance(cached[1], DiscordRefused):
-                raise cached[1]
-            return cached[1]
-        self._spend_invite_budget(now)
+        store = self.limiter.backend
+        cached = await store.kv_get(f"invite:{code}")
+        if cached is not None:
+            value = json.loads(cached)
+            if "refused" in value:
+                raise _refusal_from(value["refused"])
+            return GuildRef(id=value["id"], name=value.get("name"))
+        wait = await store.window_take("invite-lookups", INVITE_BUDGET, 600.0)
+        if wait is not None:
+            raise RateLimited("the invite-lookup budget is spent; use guild_id or retry later", retry_after=wait)
         answer = await self.call(
             "GET",
             "/invites/{invite_code}",
@@ -88,11 +90,9 @@ class DiscordRest:
         )
         if answer.status == 200 and isinstance(answer.body, dict) and isinstance(answer.body.get("guild"), dict):
             guild = answer.body["guild"]
-            ref = GuildRef(
-                id=str(guild.get("id")),
-                name=guild.get("name") if isinstance(guild.get("name"), str) else None,
-            )
-            self._cache_invite(code, ref, INVITE_TTL)
+            name = guild.get("name")
+            ref = GuildRef(id=str(guild.get("id")), name=name if isinstance(name, str) else None)
+            await store.kv_set(f"invite:{code}", json.dumps({"id": ref.id, "name": ref.name}), INVITE_TTL)
             return ref
         if answer.status == 200:  # a group-DM or friend invite: no server to join
             error = DiscordRefused(
@@ -104,20 +104,15 @@ class DiscordRest:
         else:
             error = refusal(answer.status, answer.body, route="GET /invites/{invite_code}")
         if error.outcome is Outcome.UNKNOWN_INVITE:
-            self._cache_invite(code, error, INVITE_NEGATIVE_TTL)
+            await store.kv_set(f"invite:{code}", json.dumps({"refused": _refusal_dict(error)}), INVITE_NEGATIVE_TTL)
         raise error
 
     async def current_user(self, token: Secret, *, deadline: float, proxy: str | None = None) -> UserRef:
         fingerprint = token.fingerprint()
-        remembered = self.limiter.bad_token(fingerprint)
-        if isinstance(remembered, DiscordRefused):
+        remembered = await self.limiter.bad_token(fingerprint)
+        if remembered is not None:
             # Discord refused this token moments ago: do not spend another invalid request on it.
-            raise DiscordRefused(
-                remembered.detail,
-                outcome=remembered.outcome,
-                discord_status=remembered.discord_status,
-                discord_code=remembered.discord_code,
-            )
+            raise _refusal_from(json.loads(remembered))
         answer = await self.call("GET", "/users/@me", {}, auth=("Bearer", token), deadline=deadline, proxy=proxy)
         if answer.status == 200 and isinstance(answer.body, dict) and isinstance(answer.body.get("id"), str):
             name = answer.body.get("username")
@@ -126,7 +121,7 @@ class DiscordRest:
             raise DiscordUnavailable("Discord answered Get Current User without a user id", discord_status=200)
         error = refusal(answer.status, answer.body, route="GET /users/@me")
         if answer.status == 401:
-            self.limiter.mark_bad_token(fingerprint, error)
+            await self.limiter.mark_bad_token(fingerprint, json.dumps(_refusal_dict(error)))
         raise error
 
     async def add_member(
@@ -169,7 +164,7 @@ class DiscordRest:
             return True
         error = refusal(answer.status, answer.body, route="PUT /guilds/{guild_id}/members/{user_id}")
         if error.discord_code in (50025, 50026):
-            self.limiter.mark_bad_token(token.fingerprint(), error)
+            await self.limiter.mark_bad_token(token.fingerprint(), json.dumps(_refusal_dict(error)))
         raise error
 
     async def get_member(self, *, app: AppCredentials, guild_id: str, user_id: str, deadline: float) -> bool | None:
@@ -189,22 +184,6 @@ class DiscordRest:
         return None
 
     # ---- plumbing -----------------------------------------------------------------------------------
-    def _cache_invite(self, code: str, value: GuildRef | DiscordRefused, ttl: float) -> None:
-        self._invites[code] = (time.monotonic() + ttl, value)
-        self._invites.move_to_end(code)
-        while len(self._invites) > 10_000:
-            self._invites.popitem(last=False)
-
-    def _spend_invite_budget(self, now: float) -> None:
-        while self._invite_lookups and self._invite_lookups[0] <= now - 600:
-            self._invite_lookups.popleft()
-        if len(self._invite_lookups) >= INVITE_BUDGET:
-            raise RateLimited(
-                "the invite-lookup budget is spent; use guild_id or retry later",
-                retry_after=self._invite_lookups[0] + 600 - now,
-            )
-        self._invite_lookups.append(now)
-
     async def call(
         self,
         method: str,
@@ -225,57 +204,53 @@ class DiscordRest:
         )
         url = self.api_base + template.format(**params)
         client = self._proxied.get(proxy, self._client) if proxy else self._client
-        last_problem = "no attempt was made"
-        last_status: int | None = None
-        attempt = 0
-        rate_limit_retries = 0
+        last_problem, last_status, timed_out = "no attempt was made", None, False
+        attempt = rate_limit_retries = 0
         while attempt < self.max_attempts:
             permit = await self.limiter.acquire(key, deadline=deadline)
             remaining = deadline - time.monotonic()
             if remaining <= 0.05:
-                self.limiter.release(permit, None)
+                await self.limiter.release(permit, None, sent=False)
                 break
-            headers = {"Authorization": f"{scheme} {secret.reveal()}"}
+            sent = False
             try:
+                sent = True
                 response = await client.request(
                     method,
                     url,
-                    headers=headers,
+                    headers={"Authorization": f"{scheme} {secret.reveal()}"},
                     json=json_body,
                     params=query,
                     timeout=httpx.Timeout(min(remaining, 15.0)),
                 )
-            except httpx.TimeoutException:
-                self.limiter.release(permit, None)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                await self.limiter.release(permit, None, sent=not isinstance(exc, httpx.ConnectError))
                 attempt += 1
-                last_problem, last_status = "Discord did not answer in time", None
+                timed_out = isinstance(exc, httpx.TimeoutException)
+                last_status = None
+                last_problem = (
+                    "Discord did not answer in time" if timed_out else f"could not reach Discord ({type(exc).__name__})"
+                )
                 await self._backoff(attempt, deadline)
                 continue
-            except httpx.TransportError as exc:
-                self.limiter.release(permit, None)
-                attempt += 1
-                last_problem, last_status = f"could not reach Discord ({type(exc).__name__})", None
-                await self._backoff(attempt, deadline)
-                continue
+            except BaseException:
+                await self.limiter.release(permit, None, sent=sent)
+                raise
             body = _decode(response)
             limits = RateLimitHeaders.parse(response.headers, body)
             status = response.status_code
+            self.observer.answered(template, method, status, limits.scope)
             if status == 429 and (not isinstance(body, dict) or body.get("code") == 40333 or "retry_after" not in body):
-                self.limiter.release(permit, limits, status=status, ban=True)
+                await self.limiter.release(permit, limits, status=status, ban=True)
                 log.error("Discord answered a ban (429 without Discord's JSON); sending stopped")
                 raise DiscordUnavailable(
-                    "Discord is blocking this deployment (Cloudflare ban answer)",
-                    http_status=503,
-                    discord_status=429,
+                    "Discord is blocking this deployment (Cloudflare ban answer)", http_status=503, discord_status=429
                 )
-            self.limiter.release(permit, limits, status=status)
+            await self.limiter.release(permit, limits, status=status)
             if status == 429:
                 rate_limit_retries += 1
                 log.warning(
-                    "429 from Discord on %s scope=%s retry_after=%s",
-                    key.route,
-                    limits.scope,
-                    limits.retry_after,
+                    "429 from Discord on %s scope=%s retry_after=%s", key.route, limits.scope, limits.retry_after
                 )
                 wait = limits.retry_after or 1.0
                 if time.monotonic() + wait > deadline or rate_limit_retries > 3:
@@ -285,11 +260,10 @@ class DiscordRest:
                 continue
             if status in RETRY_STATUSES:
                 attempt += 1
-                last_problem, last_status = f"Discord answered {status}", status
+                last_problem, last_status, timed_out = f"Discord answered {status}", status, False
                 await self._backoff(attempt, deadline)
                 continue
             return Answer(status=status, headers=response.headers, body=body)
-        timed_out = last_status is None and "time" in last_problem
         raise DiscordUnavailable(
             f"{last_problem} after {attempt} attempt(s)",
             http_status=504 if timed_out else 502,
@@ -300,6 +274,32 @@ class DiscordRest:
         delay = min(0.1 * 2 ** (attempt - 1), 2.0) * (0.5 + random.random())
         if time.monotonic() + delay < deadline - 0.1 and attempt < self.max_attempts:
             await asyncio.sleep(delay)
+
+
+def _refusal_dict(error: DiscordRefused) -> dict[str, Any]:
+    return {
+        "detail": error.detail,
+        "outcome": error.outcome.value,
+        "status": error.discord_status,
+        "code": error.discord_code,
+    }
+
+
+def _refusal_from(value: dict[str, Any]) -> DiscordRefused:
+    return DiscordRefused(
+        value["detail"], outcome=Outcome(value["outcome"]), discord_status=value["status"], discord_code=value["code"]
+    )
+
+
+class CallObserver(Protocol):
+    """Told of every answer from Discord (metrics plug in here)."""
+
+    def answered(self, template: str, method: str, status: int, scope: str | None) -> None: ...
+
+
+class _Unobserved:
+    def answered(self, template: str, method: str, status: int, scope: str | None) -> None:
+        pass
 
 
 def _decode(response: httpx.Response) -> Any:

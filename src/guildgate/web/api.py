@@ -123,7 +123,7 @@ async def _handle(
             existing = await svc.records.idempotent(key_id=key.id, idempotency_key=idem)
             if existing is not None:
                 return await _replay(svc, existing, request_hash, lang=lang, started=started, deadline=deadline)
-        svc.quotas.take(key)
+        await svc.quotas.take(key)
     except CallerError as exc:
         JOINS.labels(exc.outcome.value).inc()
         if exc.outcome is Outcome.QUOTA_EXCEEDED:  # no record: a flood past the quota must not fill the database

@@ -55,3 +55,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(records.router, tags=["records"])
     app.include_router(ops.router, tags=["operations"])
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app factory each worker process calls (``serve --workers N``): settings from the environment."""
+    from guildgate.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

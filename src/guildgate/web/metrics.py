@@ -1,10 +1,14 @@
-"""Prometheus metrics (a private registry, so tests and several apps in one process do not collide)."""
+"""Prometheus metrics, safe with several worker processes.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``guildgate serve --workers N`` sets it), every process writes its
+values to files there and /metrics adds them up; otherwise one process-local registry."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 if TYPE_CHECKING:
     from guildgate.web.services import Services
@@ -17,8 +21,69 @@ JOIN_SECONDS = Histogram(
     registry=REGISTRY,
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-INVALID_USED = Gauge("guildgate_invalid_requests_used", "401/403/429 answers in the last 10 minutes", registry=REGISTRY)
+DISCORD_REQUESTS = Counter(
+    "guildgate_discord_requests_total",
+    "Answers from Discord by route, status and 429 scope",
+    ["method", "route", "status", "scope"],
+    registry=REGISTRY,
+)
+DISCORD_429 = Counter("guildgate_discord_429_total", "429 answers from Discord by scope", ["scope"], registry=REGISTRY)
+LIMITER_WAIT = Histogram(
+    "guildgate_limiter_wait_seconds",
+    "Time a request waited for a rate-limit slot",
+    ["route"],
+    registry=REGISTRY,
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+QUEUE_DEPTH = Gauge(
+    "guildgate_limiter_queue_depth",
+    "Requests waiting for a rate-limit slot",
+    ["route"],
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+GLOBAL_SLOTS = Gauge(
+    "guildgate_global_slots_used",
+    "Global rate-limit slots in use per bot (of the limit)",
+    ["app"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+INVALID_USED = Gauge(
+    "guildgate_invalid_requests_used",
+    "401/403/429 answers in the last 10 minutes",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
 
 
-def refresh(svc: Services) -> None:
-    INVALID_USED.set(svc.limiter.invalid_used())
+class LimiterMetrics:
+    def waited(self, route: str, seconds: float) -> None:
+        LIMITER_WAIT.labels(route).observe(seconds)
+
+    def queue(self, route: str, delta: int) -> None:
+        QUEUE_DEPTH.labels(route).inc(delta)
+
+
+class CallMetrics:
+    def answered(self, template: str, method: str, status: int, scope: str | None) -> None:
+        DISCORD_REQUESTS.labels(method, template, str(status), scope or "").inc()
+        if status == 429:
+            DISCORD_429.labels(scope or "unknown").inc()
+
+
+def exposition_registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+async def refresh(svc: Services) -> None:
+    INVALID_USED.set(await svc.limiter.invalid_used())
+    for app in await svc.apps.list():
+        creds = await svc.apps.credentials(app.client_id)
+        GLOBAL_SLOTS.labels(app.client_id).set(
+            await svc.limiter.backend.global_used(f"bot:{creds.bot_token.fingerprint()}")
+        )

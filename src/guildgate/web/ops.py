@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from guildgate.web.metrics import REGISTRY, refresh
+from guildgate.web.metrics import exposition_registry, refresh
 from guildgate.web.services import services
 
 router = APIRouter()
@@ -17,20 +17,25 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers")
+@router.get("/readyz", summary="The database and, when configured, Redis answer")
 async def readyz(request: Request) -> JSONResponse:
+    svc = services(request)
     checks: dict[str, str] = {}
     ok = True
-    try:
-        await services(request).db.ping()
-        checks["database"] = "ok"
-    except Exception as exc:
-        ok = False
-        checks["database"] = f"error: {type(exc).__name__}"
+    probes = [("database", svc.db.ping)]
+    if svc.settings.redis_url:
+        probes.append(("redis", svc.limiter.backend.ping))
+    for name, probe in probes:
+        try:
+            await probe()
+            checks[name] = "ok"
+        except Exception as exc:
+            ok = False
+            checks[name] = f"error: {type(exc).__name__}"
     return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
-    refresh(services(request))
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    await refresh(services(request))
+    return Response(generate_latest(exposition_registry()), media_type=CONTENT_TYPE_LATEST)

@@ -132,7 +132,7 @@ async def usage(
     for day, code, count in rows:
         by_day.setdefault(day, {})[code] = count
         totals[code] = totals.get(code, 0) + count
-    used = svc.quotas.used(key.id)
+    used = await svc.quotas.used(key.id)
     quota = key.quota_per_minute
     return {
         "status": 1,

@@ -4,45 +4,37 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Request
 
 from guildgate.core.errors import InvalidApiKey, QuotaExceeded
-from guildgate.discord.ratelimit import MemoryLimiter
+from guildgate.discord.ratelimit import Backend, Limiter, MemoryBackend
+from guildgate.discord.ratelimit.redis import RedisBackend
 from guildgate.discord.rest import DiscordRest
 from guildgate.settings import Settings
 from guildgate.store.crypto import SecretBox
 from guildgate.store.db import Database
 from guildgate.store.repos import AppRepo, KeyInfo, KeyRepo, RecordRepo
+from guildgate.web import metrics
 
 
 @dataclass
 class Quotas:
-    """Per-API-key requests per minute, in a sliding 60 s window (this process)."""
+    """Per-API-key requests per minute, in a sliding 60 s window, shared by every worker (the limiter's
+    backend: this process, or Redis)."""
 
-    _seen: dict[str, deque[float]] = field(default_factory=dict)
+    backend: Backend
 
-    def _window(self, key_id: str) -> deque[float]:
-        seen = self._seen.setdefault(key_id, deque())
-        cutoff = time.monotonic() - 60.0
-        while seen and seen[0] <= cutoff:
-            seen.popleft()
-        return seen
-
-    def take(self, key: KeyInfo) -> None:
+    async def take(self, key: KeyInfo) -> None:
         if key.quota_per_minute is None:
             return
-        seen = self._window(key.id)
-        if len(seen) >= key.quota_per_minute:
-            retry = seen[0] + 60.0 - time.monotonic()
-            raise QuotaExceeded(f"{key.quota_per_minute} requests per minute", retry_after=max(retry, 0.001))
-        seen.append(time.monotonic())
+        wait = await self.backend.window_take(f"quota:{key.id}", key.quota_per_minute, 60.0)
+        if wait is not None:
+            raise QuotaExceeded(f"{key.quota_per_minute} requests per minute", retry_after=max(wait, 0.001))
 
-    def used(self, key_id: str) -> int:
-        return len(self._window(key_id))
+    async def used(self, key_id: str) -> int:
+        return await self.backend.window_count(f"quota:{key_id}", 60.0)
 
 
 @dataclass
@@ -53,7 +45,7 @@ class Services:
     keys: KeyRepo
     records: RecordRepo
     discord: DiscordRest
-    limiter: MemoryLimiter
+    limiter: Limiter
     quotas: Quotas
     hash_key: bytes
 
@@ -61,9 +53,18 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         db = Database(settings.database_url)
         secret_key = settings.secret_key_value()
-        limiter = MemoryLimiter(global_limit=settings.global_rate_limit, invalid_limit=settings.invalid_request_limit)
+        backend: Backend = RedisBackend(settings.redis_url) if settings.redis_url else MemoryBackend()
+        limiter = Limiter(
+            backend,
+            global_limit=settings.global_rate_limit,
+            invalid_limit=settings.invalid_request_limit,
+            observer=metrics.LimiterMetrics(),
+        )
         discord = DiscordRest(
-            api_base=settings.discord_api_base, limiter=limiter, egress_proxies=settings.egress_proxies
+            api_base=settings.discord_api_base,
+            limiter=limiter,
+            egress_proxies=settings.egress_proxies,
+            observer=metrics.CallMetrics(),
         )
         return cls(
             settings=settings,
@@ -73,12 +74,13 @@ class Services:
             records=RecordRepo(db),
             discord=discord,
             limiter=limiter,
-            quotas=Quotas(),
+            quotas=Quotas(backend),
             hash_key=hashlib.sha256(b"request-hash:" + secret_key.encode()).digest(),
         )
 
     async def close(self) -> None:
         await self.discord.aclose()
+        await self.limiter.backend.aclose()
         await self.db.dispose()
 
     def request_hash(self, canonical: bytes) -> str:

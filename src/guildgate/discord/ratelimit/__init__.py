@@ -17,20 +17,39 @@ Discord's bucket theory, as this module applies it
 * While a bucket is unknown (first use of a route for a major parameter), one request at a time goes out:
   its answer teaches the limit. Once known, up to ``remaining`` requests may be in flight together.
 * A global limit (50 requests per second per bot, counted as Discord receives them) sits on top. A slot
-  is taken when a request is sent, in a window slightly longer than one second, because requests sent
-  evenly can arrive bunched.
+  is taken when a request is sent and held until one second after its answer came back: Discord received
+  it at the latest then, so however the network bunches requests, no 1 s window as Discord sees it holds
+  more than the limit. With loopback-fast answers this costs almost nothing (a slot lasts RTT + 1 s).
 * A 429 says its scope: ``user`` (our bucket model was wrong: obey ``retry_after``), ``global`` (pause the
   whole identity for ``retry_after``), ``shared`` (a resource limit that is not ours; does not count as
   invalid). A 429 that is not Discord's JSON, or code 40333, is a Cloudflare ban: stop sending.
 * 401, 403 and non-shared 429 answers are *invalid requests*; 10,000 of them in 10 minutes get the IP
   banned. The budget counts them, with requests in flight, and stops sending at the configured limit.
+
+Where the state lives is a backend: ``MemoryBackend`` (one process) or ``RedisBackend`` (every worker on
+every host; one Lua script per decision, Redis ``TIME`` as the clock). ``Limiter`` is the part that runs in
+each process: it asks the backend, waits (or answers ``rate_limited`` at once when the predicted wait
+passes the request's deadline), and keeps requests for one bucket in FIFO order within the process.
 """
 
-from guildgate.discord.ratelimit.memory import (
-    MemoryLimiter,
+from guildgate.discord.ratelimit.base import (
+    Backend,
+    Decision,
+    Limiter,
+    LimiterObserver,
     Permit,
     RateLimitHeaders,
     RouteKey,
 )
+from guildgate.discord.ratelimit.memory import MemoryBackend
 
-__all__ = ["MemoryLimiter", "Permit", "RateLimitHeaders", "RouteKey"]
+__all__ = [
+    "Backend",
+    "Decision",
+    "Limiter",
+    "LimiterObserver",
+    "MemoryBackend",
+    "Permit",
+    "RateLimitHeaders",
+    "RouteKey",
+]

@@ -1,0 +1,252 @@
+"""The limiter's shared parts: keys, parsed headers, decisions, the backend interface, and the client-side
+acquire loop (deadlines, FIFO per bucket within a process, metrics)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from guildgate.core.errors import DiscordUnavailable, RateLimited
+
+POLL = 0.02  # seconds between looks while waiting for answers in flight
+HOLD = 35.0  # seconds a slot stays taken when its request never reports back (a crashed worker)
+GLOBAL_WINDOW = 1.0  # Discord counts a bot's requests in any 1 s, as it receives them
+INVALID_WINDOW = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class RouteKey:
+    identity: str  # a fingerprint of the auth ("bot:…", "bearer:…"), never the token
+    method: str
+    template: str  # the route template, e.g. "/guilds/{guild_id}/members/{user_id}"
+    major: str = ""  # the major parameter's value (guild id), or ""
+
+    @property
+    def route(self) -> str:
+        return f"{self.method} {self.template}"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitHeaders:
+    limit: int | None = None
+    remaining: int | None = None
+    reset_after: float | None = None
+    bucket: str | None = None
+    scope: str | None = None
+    is_global: bool = False
+    retry_after: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.limit is not None and self.remaining is not None and self.reset_after is not None
+
+    @classmethod
+    def parse(cls, headers: Mapping[str, str], body: object | None = None) -> RateLimitHeaders:
+        def num(name: str) -> float | None:
+            raw = headers.get(name)
+            try:
+                return float(raw) if raw is not None else None
+            except ValueError:
+                return None
+
+        limit, remaining = num("x-ratelimit-limit"), num("x-ratelimit-remaining")
+        retry_after = None
+        if isinstance(body, dict) and isinstance(body.get("retry_after"), int | float):
+            retry_after = float(body["retry_after"])
+        elif num("retry-after") is not None:
+            retry_after = num("retry-after")
+        is_global = headers.get("x-ratelimit-global", "").lower() == "true" or (
+            isinstance(body, dict) and body.get("global") is True
+        )
+        return cls(
+            limit=int(limit) if limit is not None else None,
+            remaining=int(remaining) if remaining is not None else None,
+            reset_after=num("x-ratelimit-reset-after"),
+            bucket=headers.get("x-ratelimit-bucket"),
+            scope=headers.get("x-ratelimit-scope"),
+            is_global=is_global,
+            retry_after=retry_after,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    ok: bool
+    reason: str = ""  # "bucket", "discovery", "inflight", "global", "paused", "invalid", "banned"
+    wait: float = 0.0  # seconds until a retry can succeed (predicted)
+    poll: bool = False  # the wait depends on answers in flight: look again soon
+    bucket_id: str = ""
+
+
+@dataclass(slots=True)
+class Permit:
+    key: RouteKey
+    bucket_id: str
+    id: str
+    released: bool = False
+
+
+class Backend(Protocol):
+    """Where limiter state lives: this process (MemoryBackend) or Redis, shared by every worker and host."""
+
+    async def try_acquire(
+        self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int
+    ) -> Decision: ...
+
+    async def release(
+        self, permit: Permit, headers: RateLimitHeaders | None, *, status: int | None, sent: bool, ban: bool
+    ) -> None: ...
+
+    async def invalid_used(self) -> int: ...
+
+    async def global_used(self, identity: str) -> int: ...
+
+    async def kv_get(self, key: str) -> str | None: ...
+
+    async def kv_set(self, key: str, value: str, ttl: float) -> None: ...
+
+    async def window_take(self, key: str, limit: int, window: float) -> float | None:
+        """Take one use in a sliding ``window``: None when taken, else seconds until one is free."""
+        ...
+
+    async def window_count(self, key: str, window: float) -> int: ...
+
+    async def ping(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LimiterObserver(Protocol):
+    def waited(self, route: str, seconds: float) -> None: ...
+
+    def queue(self, route: str, delta: int) -> None: ...
+
+
+class _NoObserver:
+    def waited(self, route: str, seconds: float) -> None:
+        pass
+
+    def queue(self, route: str, delta: int) -> None:
+        pass
+
+
+class Limiter:
+    """Acquire a permit before each Discord request; release it with the answer."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        global_limit: int = 50,
+        invalid_limit: int = 5000,
+        clock: Callable[[], float] = time.monotonic,
+        observer: LimiterObserver | None = None,
+    ) -> None:
+        self.backend = backend
+        self.global_limit = global_limit
+        self.invalid_limit = invalid_limit
+        self._clock = clock
+        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        # When the request at the head of a bucket's local queue expects to be sent (monotonic): lets the
+        # requests behind it answer at once when even the head cannot go before their deadline.
+        self._eta: dict[tuple[str, str, str], float] = {}
+        self.observer: LimiterObserver = observer or _NoObserver()
+
+    async def acquire(self, key: RouteKey, *, deadline: float) -> Permit:
+        """Wait for room in the key's bucket and the global window; raise RateLimited at once when the
+        predicted wait passes ``deadline`` (a monotonic instant), DiscordUnavailable when sending must stop."""
+        start = self._clock()
+        local = (key.identity, key.route, key.major)
+        lock = self._locks.get(local)
+        if lock is None:
+            lock = self._locks[local] = asyncio.Lock()
+        eta = self._eta.get(local, 0.0)
+        if lock.locked() and eta > deadline:
+            raise RateLimited(
+                "the requests queued ahead for this bucket cannot go before the deadline", retry_after=eta - start
+            )
+        self.observer.queue(key.route, 1)
+        try:
+            try:
+                async with asyncio.timeout(max(deadline - self._clock(), 0.0)):
+                    await lock.acquire()  # FIFO within this process for one bucket
+            except TimeoutError:
+                raise RateLimited(
+                    "queued behind other requests for this bucket until the deadline",
+                    retry_after=max(self._eta.get(local, 0.0) - self._clock(), 1.0),
+                ) from None
+            try:
+                return await self._acquire_locked(key, deadline, local)
+            finally:
+                self._eta.pop(local, None)
+                lock.release()
+                if not lock.locked() and not getattr(lock, "_waiters", None):
+                    self._locks.pop(local, None)
+        finally:
+            self.observer.queue(key.route, -1)
+            self.observer.waited(key.route, self._clock() - start)
+
+    async def _acquire_locked(self, key: RouteKey, deadline: float, local: tuple[str, str, str]) -> Permit:
+        while True:
+            permit_id = uuid.uuid4().hex
+            decision = await self.backend.try_acquire(
+                key, permit_id, global_limit=self.global_limit, invalid_limit=self.invalid_limit
+            )
+            if decision.ok:
+                return Permit(key=key, bucket_id=decision.bucket_id, id=permit_id)
+            if decision.reason == "banned":
+                raise DiscordUnavailable(
+                    "Discord has blocked this deployment (a ban answer was seen); not sending",
+                    http_status=503,
+                    retry_after=max(decision.wait, 1.0),
+                )
+            if decision.reason == "invalid":
+                raise DiscordUnavailable(
+                    "the invalid-request budget is spent (401/403/429 answers in the last 10 minutes); "
+                    "not sending until it recovers",
+                    http_status=503,
+                    retry_after=max(decision.wait, 1.0),
+                )
+            remaining = deadline - self._clock()
+            if decision.wait > remaining and not decision.poll:
+                raise RateLimited(
+                    f"Discord's {decision.reason} limit has no room before the deadline", retry_after=decision.wait
+                )
+            if remaining <= 0:
+                raise RateLimited(
+                    f"still waiting on Discord's {decision.reason} limit at the deadline",
+                    retry_after=max(decision.wait, 1.0),
+                )
+            pause = min(decision.wait, POLL) if decision.poll else decision.wait
+            self._eta[local] = self._clock() + decision.wait
+            await asyncio.sleep(max(min(pause, remaining), 0.001))
+
+    async def release(
+        self,
+        permit: Permit,
+        headers: RateLimitHeaders | None,
+        *,
+        status: int | None = None,
+        sent: bool = True,
+        ban: bool = False,
+    ) -> None:
+        """Give the slot back and learn from the answer. ``sent`` False: nothing reached Discord (the global
+        slot is refunded); ``headers`` None: no answer came (the slot is held a second as if it had)."""
+        if permit.released:
+            return
+        permit.released = True
+        await asyncio.shield(self.backend.release(permit, headers, status=status, sent=sent, ban=ban))
+
+    async def bad_token(self, fingerprint: str) -> str | None:
+        return await self.backend.kv_get(f"badtoken:{fingerprint}")
+
+    async def mark_bad_token(self, fingerprint: str, refusal: str, seconds: float = 600.0) -> None:
+        """Remember a refused token by its hash (never the token) so it is not sent again for a while."""
+        await self.backend.kv_set(f"badtoken:{fingerprint}", refusal, seconds)
+
+    async def invalid_used(self) -> int:
+        return await self.backend.invalid_used()

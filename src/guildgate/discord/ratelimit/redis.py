@@ -1,0 +1,296 @@
+"""The Redis backend: every limit, quota and cache shared by all workers on all hosts.
+
+Each decision is one Lua script (atomic), so acquiring is one round trip and releasing is one more. The
+clock is Redis ``TIME``, so hosts whose clocks disagree still agree on every window. Every key has a TTL;
+slots of requests that never report back (a crashed worker) expire on their own after ``HOLD`` seconds.
+If Redis is slow or down the limiter fails closed: requests get ``discord_unavailable`` (503) in time,
+never an unguarded call to Discord.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from guildgate.core.errors import DiscordUnavailable
+from guildgate.discord.ratelimit.base import HOLD, Decision, Permit, RateLimitHeaders, RouteKey
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+ACQUIRE = (
+    _NOW
+    + """
+local p, ident, route, major, pid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local glimit, ilimit, hold = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local ban = redis.call('PTTL', p .. 'ban')
+if ban > 0 then return {'banned', ban, '', 0} end
+redis.call('ZREMRANGEBYSCORE', p .. 'inv', '-inf', now - 600000)
+redis.call('ZREMRANGEBYSCORE', p .. 'fly', '-inf', now)
+if redis.call('ZCARD', p .. 'inv') + redis.call('ZCARD', p .. 'fly') >= ilimit then
+  local oldest = redis.call('ZRANGE', p .. 'inv', 0, 0, 'WITHSCORES')
+  local wait = 1000
+  if oldest[2] then wait = tonumber(oldest[2]) + 600000 - now end
+  return {'invalid', wait, '', 0}
+end
+local paused = tonumber(redis.call('GET', p .. 'pause:' .. ident) or '0')
+if paused > now then return {'paused', paused - now, '', 0} end
+local rid = redis.call('GET', p .. 'route:' .. route) or route
+local bid = ident .. ':' .. rid .. ':' .. major
+local bk, bf = p .. 'b:' .. bid, p .. 'bf:' .. bid
+redis.call('ZREMRANGEBYSCORE', bf, '-inf', now)
+local inflight = redis.call('ZCARD', bf)
+local st = redis.call('HMGET', bk, 'known', 'unlimited', 'limit', 'remaining', 'reset_at')
+if st[1] ~= '1' then
+  if inflight > 0 then return {'discovery', 50, bid, 1} end
+elseif st[2] ~= '1' then
+  local limit, remaining, reset_at = tonumber(st[3]), tonumber(st[4]), tonumber(st[5])
+  if reset_at > 0 and now >= reset_at then
+    remaining, reset_at = limit, 0
+    redis.call('HSET', bk, 'remaining', limit, 'reset_at', 0)
+  end
+  if remaining - inflight <= 0 then
+    if reset_at > now then
+      local poll = 0
+      if inflight > 0 then poll = 1 end
+      return {'bucket', reset_at - now, bid, poll}
+    end
+    return {'inflight', 50, bid, 1}
+  end
+end
+local gk = p .. 'g:' .. ident
+redis.call('ZREMRANGEBYSCORE', gk, '-inf', now)
+if redis.call('ZCARD', gk) >= glimit then
+  local first = redis.call('ZRANGE', gk, 0, 0, 'WITHSCORES')
+  local wait = tonumber(first[2]) - now
+  if wait > 1000 then return {'global', 20, bid, 1} end
+  return {'global', wait, bid, 0}
+end
+local expiry = now + hold
+for _, k in ipairs({gk, bf, p .. 'fly'}) do
+  redis.call('ZADD', k, expiry, pid)
+  redis.call('PEXPIRE', k, hold + 2000)
+end
+return {'ok', 0, bid, 0}
+"""
+)
+
+RELEASE = (
+    _NOW
+    + """
+local p, ident, bid, pid, route, major = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local status, sent, ban = tonumber(ARGV[7]), ARGV[8] == '1', ARGV[9] == '1'
+local has, limit, remaining, reset_after = ARGV[10] == '1', tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local bhash, scope, is_global, retry = ARGV[14], ARGV[15], ARGV[16] == '1', tonumber(ARGV[17])
+redis.call('ZREM', p .. 'fly', pid)
+redis.call('ZREM', p .. 'bf:' .. bid, pid)
+local gk = p .. 'g:' .. ident
+if sent then
+  redis.call('ZADD', gk, 'XX', now + 1000, pid)
+else
+  redis.call('ZREM', gk, pid)
+end
+if ban then
+  local ms = 3600000
+  if retry > ms then ms = retry end
+  redis.call('SET', p .. 'ban', '1', 'PX', ms)
+end
+if status == 401 or status == 403 or (status == 429 and scope ~= 'shared') then
+  redis.call('ZADD', p .. 'inv', now, pid)
+  redis.call('PEXPIRE', p .. 'inv', 601000)
+end
+if status < 0 then return 0 end
+if status == 429 and is_global then
+  local key = p .. 'pause:' .. ident
+  local untilv = now + retry
+  local cur = tonumber(redis.call('GET', key) or '0')
+  if untilv > cur then redis.call('SET', key, untilv, 'PX', retry + 1000) end
+  return 0
+end
+local target = bid
+if bhash ~= '' then
+  local rk = p .. 'route:' .. route
+  if redis.call('GET', rk) ~= bhash then
+    redis.call('SET', rk, bhash, 'EX', 86400)
+    target = ident .. ':' .. bhash .. ':' .. major
+  else
+    redis.call('EXPIRE', rk, 86400)
+  end
+end
+local tk = p .. 'b:' .. target
+local st = redis.call('HMGET', tk, 'known', 'reset_at', 'remaining')
+local known, cur_reset, cur_remaining = st[1] == '1', tonumber(st[2] or '0'), tonumber(st[3] or '0')
+if has then
+  local reset_at = now + reset_after
+  local r = remaining
+  if known and cur_reset ~= 0 and reset_at <= cur_reset + 500 and cur_remaining < r then r = cur_remaining end
+  if cur_reset > reset_at then reset_at = cur_reset end
+  redis.call('HSET', tk, 'known', 1, 'unlimited', 0, 'limit', limit, 'remaining', r, 'reset_at', reset_at)
+  redis.call('PEXPIRE', tk, reset_at - now + 60000)
+  known, cur_reset = true, reset_at
+elseif status < 500 and status ~= 429 and not known then
+  redis.call('HSET', tk, 'known', 1, 'unlimited', 1)
+  redis.call('EXPIRE', tk, 3600)
+end
+if status == 429 and scope ~= 'shared' then
+  local reset_at = now + retry
+  if cur_reset > reset_at then reset_at = cur_reset end
+  redis.call('HSET', tk, 'known', 1, 'unlimited', 0, 'remaining', 0, 'reset_at', reset_at)
+  if not has then redis.call('HSETNX', tk, 'limit', 1) end
+  redis.call('PEXPIRE', tk, reset_at - now + 60000)
+end
+return 0
+"""
+)
+
+WINDOW_TAKE = (
+    _NOW
+    + """
+local k, limit, window = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
+if redis.call('ZCARD', k) >= limit then
+  local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+  return tonumber(first[2]) + window - now
+end
+redis.call('ZADD', k, now, ARGV[3])
+redis.call('PEXPIRE', k, window + 1000)
+return -1
+"""
+)
+
+WINDOW_COUNT = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+return redis.call('ZCARD', KEYS[1])
+"""
+)
+
+INVALID_USED = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 600000)
+return redis.call('ZCARD', KEYS[1])
+"""
+)
+
+GLOBAL_USED = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+"""
+)
+
+
+def _unavailable(exc: Exception) -> DiscordUnavailable:
+    return DiscordUnavailable(
+        f"the shared rate-limit store (Redis) is not answering ({type(exc).__name__}); "
+        "not sending to Discord unguarded",
+        http_status=503,
+        retry_after=1.0,
+    )
+
+
+class RedisBackend:
+    def __init__(self, url: str, *, prefix: str = "gg:", timeout: float = 1.0) -> None:
+        self.prefix = prefix
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True, health_check_interval=30
+        )
+        self._acquire = self.redis.register_script(ACQUIRE)
+        self._release = self.redis.register_script(RELEASE)
+        self._take = self.redis.register_script(WINDOW_TAKE)
+        self._count = self.redis.register_script(WINDOW_COUNT)
+        self._invalid = self.redis.register_script(INVALID_USED)
+        self._global = self.redis.register_script(GLOBAL_USED)
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await script(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise _unavailable(exc) from None
+
+    async def try_acquire(self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int) -> Decision:
+        reason, wait_ms, bucket_id, poll = await self._run(
+            self._acquire,
+            [],
+            [self.prefix, key.identity, key.route, key.major, permit_id, global_limit, invalid_limit, int(HOLD * 1000)],
+        )
+        return Decision(
+            ok=reason == "ok",
+            reason=str(reason),
+            wait=max(int(wait_ms), 0) / 1000,
+            poll=bool(int(poll)),
+            bucket_id=str(bucket_id),
+        )
+
+    async def release(
+        self, permit: Permit, headers: RateLimitHeaders | None, *, status: int | None, sent: bool, ban: bool
+    ) -> None:
+        h = headers or RateLimitHeaders()
+        retry = h.retry_after if h.retry_after is not None else (h.reset_after or 1.0)
+        args = [
+            self.prefix,
+            permit.key.identity,
+            permit.bucket_id,
+            permit.id,
+            permit.key.route,
+            permit.key.major,
+            status if (status is not None and headers is not None) else -1,
+            int(sent),
+            int(ban),
+            int(h.complete),
+            h.limit or 0,
+            h.remaining or 0,
+            int((h.reset_after or 0) * 1000),
+            h.bucket or "",
+            h.scope or "",
+            int(h.is_global),
+            int(retry * 1000),
+        ]
+        if status is not None and headers is None:
+            args[6] = status  # counted (401/403/429) but nothing to learn
+        await self._run(self._release, [], args)
+
+    async def invalid_used(self) -> int:
+        return int(await self._run(self._invalid, [self.prefix + "inv"], []))
+
+    async def global_used(self, identity: str) -> int:
+        return int(await self._run(self._global, [self.prefix + "g:" + identity], []))
+
+    async def kv_get(self, key: str) -> str | None:
+        try:
+            value = await self.redis.get(self.prefix + "kv:" + key)
+        except (RedisError, OSError) as exc:
+            raise _unavailable(exc) from None
+        return None if value is None else str(value)
+
+    async def kv_set(self, key: str, value: str, ttl: float) -> None:
+        try:
+            await self.redis.set(self.prefix + "kv:" + key, value, px=max(int(ttl * 1000), 1))
+        except (RedisError, OSError) as exc:
+            raise _unavailable(exc) from None
+
+    async def window_take(self, key: str, limit: int, window: float) -> float | None:
+        wait = int(
+            await self._run(self._take, [self.prefix + "w:" + key], [limit, int(window * 1000), uuid.uuid4().hex])
+        )
+        return None if wait < 0 else max(wait, 1) / 1000
+
+    async def window_count(self, key: str, window: float) -> int:
+        return int(await self._run(self._count, [self.prefix + "w:" + key], [int(window * 1000)]))
+
+    async def ping(self) -> None:
+        try:
+            await self.redis.ping()
+        except (RedisError, OSError) as exc:
+            raise _unavailable(exc) from None
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
