@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test check lint format typecheck pytest clean
+.PHONY: run test test-deps check lint format typecheck pytest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,10 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+test-deps:
+	bash scripts/install-test-deps.sh
+
+pytest: $(STAMP) test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # format check, lint, mypy strict on src/, then the whole test suite

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.servers import Server, free_port, start_postgres, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "world.json"
@@ -39,12 +40,6 @@ EGRESS_PROXY = "http://127.0.0.1:9"  # allowed by configuration; nothing listens
 SECRETS: set[str] = {SECRET_KEY, *TOKENS.values()}
 for _app in WORLD["applications"]:
     SECRETS.update({_app["client_secret"], _app["bot_token"]})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
@@ -162,8 +157,13 @@ class Sandbox:
 class Gateway:
     proc: Proc
     env: dict[str, str]
-    db: Path
+    db_files: list[Path]  # every file that holds the database (SQLite file and WAL, or PostgreSQL's data dir)
+    kind: str
     keys: dict[str, str] = field(default_factory=dict)
+
+    def pending(self) -> list[dict[str, Any]]:
+        out = cli(["records", "list", "--state", "pending", "--limit", "500", "--json"], env=self.env).stdout
+        return list(json.loads(out))
 
     def join(
         self,
@@ -235,7 +235,23 @@ def new_key(env: dict[str, str], app: str, *extra: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def gateway(session_dir: Path, sandbox: Sandbox) -> Iterator[Gateway]:
+def redis_server() -> Iterator[Server]:
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Server]:
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+# The API suite runs twice: SQLite with one worker and in-process limits (the default set-up), and
+# PostgreSQL with four workers sharing Redis (the production set-up).
+@pytest.fixture(scope="session", params=["sqlite", "postgres+redis+4workers"])
+def gateway(request: pytest.FixtureRequest, session_dir: Path, sandbox: Sandbox) -> Iterator[Gateway]:
     env = base_env(
         session_dir,
         GUILDGATE_DISCORD_API_BASE=sandbox.api,
@@ -243,17 +259,27 @@ def gateway(session_dir: Path, sandbox: Sandbox) -> Iterator[Gateway]:
         GUILDGATE_EGRESS_PROXIES=EGRESS_PROXY,
         GUILDGATE_LOG_LEVEL="debug",
     )
+    workers = "1"
+    db_files = [session_dir / "guildgate.db", session_dir / "guildgate.db-wal", session_dir / "guildgate.db-shm"]
+    if request.param != "sqlite":
+        pg: Server = request.getfixturevalue("postgres_server")
+        redis: Server = request.getfixturevalue("redis_server")
+        env.update(GUILDGATE_DATABASE_URL=pg.url, GUILDGATE_REDIS_URL=redis.url)
+        workers = "4"
+        db_files = [pg.home / "data"]
     for app in WORLD["applications"]:
         add_app(env, app)
     keys = {
         "a": new_key(env, APP_A, "--name", "a"),
         "a2": new_key(env, APP_A, "--name", "a2"),
         "b": new_key(env, APP_B, "--name", "b"),
-        "quota": new_key(env, APP_A, "--quota-per-minute", "3"),
     }
     port = free_port()
-    proc = start(["serve", "--port", str(port)], env=env, log=OUTPUT / "gateway.log", ready_path="/healthz", port=port)
-    yield Gateway(proc=proc, env=env, db=session_dir / "guildgate.db", keys=keys)
+    log = OUTPUT / f"gateway-{request.param}.log"
+    proc = start(
+        ["serve", "--port", str(port), "--workers", workers], env=env, log=log, ready_path="/readyz", port=port
+    )
+    yield Gateway(proc=proc, env=env, db_files=db_files, kind=request.param, keys=keys)
     proc.stop()
 
 

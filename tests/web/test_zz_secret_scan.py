@@ -22,8 +22,8 @@ def test_no_secret_in_database_or_server_output(gateway: Gateway, fresh: Sandbox
         gateway.join(body, key="b")
     gateway.join({"authorization": TOKENS["alice"], "guild_id": GUILD}, key="gg_not_a_key_but_secret_looking")
     assert len(SECRETS) >= 15
-    files = [p for p in gateway.db.parent.glob(gateway.db.name + "*") if p.is_file()]
-    assert gateway.db in files
+    files = [f for p in gateway.db_files for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()]
+    assert files
     blobs = {str(p): p.read_bytes() for p in files}
     blobs["server output"] = gateway.proc.log.read_bytes()
     found = [

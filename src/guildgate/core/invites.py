@@ -62,7 +62,7 @@ def parse_invite(value: str) -> str | None:
     if host not in _INVITE_HOSTS or parts.port not in (None, 80, 443):
         return None
     segments = [s for s in parts.path.split("/") if s]
-    if host == "discord.gg" and segments[:1] == ["invite"]:
+    if host == "discord.gg" and segments[:1] == ["invite"] and len(segments) > 1:
         segments = segments[1:]
     elif host != "discord.gg":
         if segments[:1] != ["invite"]:
