@@ -1,0 +1,166 @@
+"""The Redis backend against a real redis-server: what several workers share."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+import redis
+
+from guildgate.core.errors import DiscordUnavailable, RateLimited
+from guildgate.discord.ratelimit import Limiter, RateLimitHeaders, RouteKey
+from guildgate.discord.ratelimit.redis import RedisBackend
+from tests.servers import Server, free_port
+
+PUT = dict(method="PUT", template="/guilds/{guild_id}/members/{user_id}")
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+@pytest.fixture
+def url(redis_server: Server) -> str:
+    redis.Redis.from_url(redis_server.url).flushall()
+    return redis_server.url
+
+
+def workers(url: str, n: int = 2, **kwargs: int) -> list[Limiter]:
+    return [Limiter(RedisBackend(url), **kwargs) for _ in range(n)]
+
+
+async def close(limiters: list[Limiter]) -> None:
+    for lim in limiters:
+        await lim.backend.aclose()
+
+
+def test_discovery_is_single_flight_across_workers_then_shared(url: str) -> None:
+    async def go() -> None:
+        a, b = workers(url)
+        key = RouteKey(identity="bot:1", major="G1", **PUT)
+        first = await a.acquire(key, deadline=time.monotonic() + 5)
+        other = asyncio.ensure_future(b.acquire(key, deadline=time.monotonic() + 5))
+        await asyncio.sleep(0.2)
+        assert not other.done()  # the bucket is unknown: one request in flight, across workers
+        await a.release(first, RateLimitHeaders(limit=3, remaining=2, reset_after=5.0, bucket="hashA"), status=201)
+        second = await asyncio.wait_for(other, 2)
+        third = await b.acquire(key, deadline=time.monotonic() + 5)  # learned: both in flight together
+        await b.release(second, RateLimitHeaders(limit=3, remaining=1, reset_after=4.9, bucket="hashA"), status=201)
+        await b.release(third, RateLimitHeaders(limit=3, remaining=0, reset_after=4.9, bucket="hashA"), status=201)
+        with pytest.raises(RateLimited) as limited:
+            await a.acquire(key, deadline=time.monotonic() + 1)  # the other worker knows the bucket is spent
+        assert 4 < limited.value.retry_after <= 5
+        other_guild = RouteKey(identity="bot:1", major="G2", **PUT)
+        assert await a.acquire(other_guild, deadline=time.monotonic() + 1)
+        await close([a, b])
+
+    run(go())
+
+
+def test_global_limit_across_workers_counts_until_a_second_after_each_answer(url: str) -> None:
+    async def go() -> None:
+        limiters = workers(url, 3, global_limit=5)
+        answered: list[float] = []
+
+        async def one(i: int) -> None:
+            lim = limiters[i % 3]
+            key = RouteKey(identity="bot:g", method="GET", template="/x", major=str(i))
+            permit = await lim.acquire(key, deadline=time.monotonic() + 10)
+            sent = time.monotonic()
+            await asyncio.sleep(0.01)
+            answered.append(sent)
+            await lim.release(permit, RateLimitHeaders(), status=200)
+
+        started = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(15)))
+        elapsed = time.monotonic() - started
+        answered.sort()
+        # no 1 s window holds more than 5 sends
+        assert all(answered[i + 5] - answered[i] >= 1.0 for i in range(len(answered) - 5))
+        assert 2.0 <= elapsed < 4.0  # 15 at 5 per ~1.01 s: three rounds, no more
+        await close(limiters)
+
+    run(go())
+
+
+def test_global_429_pauses_every_worker(url: str) -> None:
+    async def go() -> None:
+        a, b = workers(url)
+        key = RouteKey(identity="bot:p", method="GET", template="/x")
+        permit = await a.acquire(key, deadline=time.monotonic() + 1)
+        await a.release(permit, RateLimitHeaders(is_global=True, retry_after=0.6, scope="global"), status=429)
+        with pytest.raises(RateLimited) as limited:
+            await b.acquire(RouteKey(identity="bot:p", method="GET", template="/y"), deadline=time.monotonic() + 0.3)
+        assert 0.3 < limited.value.retry_after <= 0.6
+        started = time.monotonic()
+        assert await b.acquire(RouteKey(identity="bot:p", method="GET", template="/y"), deadline=started + 2)
+        assert time.monotonic() - started < 0.7  # resumes as soon as the pause ends
+        await close([a, b])
+
+    run(go())
+
+
+def test_invalid_budget_is_shared_and_counts_requests_in_flight(url: str) -> None:
+    async def go() -> None:
+        a, b = workers(url, invalid_limit=3)
+        keys = [RouteKey(identity=f"bearer:{i}", method="GET", template="/users/@me") for i in range(5)]
+        p0 = await a.acquire(keys[0], deadline=time.monotonic() + 1)
+        await a.release(p0, RateLimitHeaders(), status=401)
+        p1 = await b.acquire(keys[1], deadline=time.monotonic() + 1)
+        await b.release(p1, RateLimitHeaders(), status=403)
+        in_flight = await a.acquire(keys[2], deadline=time.monotonic() + 1)  # 2 invalid + 1 in flight = 3
+        with pytest.raises(DiscordUnavailable) as stopped:
+            await b.acquire(keys[3], deadline=time.monotonic() + 1)
+        assert stopped.value.http_status == 503
+        await a.release(in_flight, RateLimitHeaders(), status=200)
+        assert await b.acquire(keys[4], deadline=time.monotonic() + 1)
+        assert await a.invalid_used() == 2
+        await close([a, b])
+
+    run(go())
+
+
+def test_ban_answer_stops_every_worker(url: str) -> None:
+    async def go() -> None:
+        a, b = workers(url)
+        permit = await a.acquire(RouteKey(identity="bot:b", method="GET", template="/x"), deadline=time.monotonic() + 1)
+        await a.release(permit, None, status=429, ban=True)
+        with pytest.raises(DiscordUnavailable):
+            await b.acquire(RouteKey(identity="bot:c", method="GET", template="/z"), deadline=time.monotonic() + 1)
+        await close([a, b])
+
+    run(go())
+
+
+def test_every_key_has_a_ttl(url: str) -> None:
+    async def go() -> None:
+        (lim,) = workers(url, 1)
+        for i in range(50):
+            key = RouteKey(identity=f"bearer:{i}", major=str(i), **PUT)
+            permit = await lim.acquire(key, deadline=time.monotonic() + 1)
+            await lim.release(permit, RateLimitHeaders(limit=5, remaining=4, reset_after=1.0, bucket="h"), status=201)
+        await lim.mark_bad_token("fp", "{}")
+        await lim.backend.window_take("quota:k", 5, 60)
+        await close([lim])
+
+    run(go())
+    r = redis.Redis.from_url(url)
+    keys = list(r.scan_iter("*"))
+    assert len(keys) > 50
+    assert [k for k in keys if r.pttl(k) < 0] == []
+
+
+def test_redis_down_fails_closed_within_the_deadline() -> None:
+    async def go() -> None:
+        lim = Limiter(RedisBackend(f"redis://127.0.0.1:{free_port()}/0", timeout=0.3))
+        started = time.monotonic()
+        with pytest.raises(DiscordUnavailable) as down:
+            await lim.acquire(RouteKey(identity="bot:x", method="GET", template="/x"), deadline=started + 5)
+        assert down.value.http_status == 503 and "Redis" in str(down.value)
+        assert time.monotonic() - started < 2
+        await lim.backend.aclose()
+
+    run(go())
