@@ -188,3 +188,24 @@ def test_bucket_hash_is_learned_per_route_not_per_path() -> None:
         assert len(lim.backend._buckets) <= 2  # type: ignore[attr-defined]
 
     run(go())
+
+
+def test_requests_sent_before_the_hash_was_learned_still_count() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = limiter(clock)
+        other = RouteKey(identity="bot:x", method="PUT", template=KEY_A.template, major="Z")
+        learner = await lim.acquire(other, deadline=clock.now + 1)
+        early = await lim.acquire(KEY_A, deadline=clock.now + 1)  # guild A's discovery, hash not yet known
+        await lim.release(learner, headers(10, 9, 10.0, bucket="H"), status=201)  # now the route's hash is known
+        # Under the hash, guild A's bucket is new, but its discovery request is still in flight: wait for it.
+        probe = asyncio.ensure_future(lim.acquire(KEY_A, deadline=clock.now + 1))
+        await asyncio.sleep(0.2)
+        assert not probe.done()
+        await lim.release(early, headers(2, 1, 10.0, bucket="H"), status=201)
+        second = await asyncio.wait_for(probe, 1)
+        await lim.release(second, headers(2, 0, 10.0, bucket="H"), status=201)
+        with pytest.raises(RateLimited):  # limit 2: both used
+            await lim.acquire(KEY_A, deadline=clock.now + 1)
+
+    run(go())

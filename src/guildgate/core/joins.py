@@ -159,18 +159,21 @@ async def _run(
         assert request.invite_code is not None
         guild = await discord.resolve_invite(request.invite_code, app=app, deadline=deadline)
     known["guild_id"], known["guild_name"] = guild.id, guild.name
-    user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)
-    known["user_id"] = user.id
-    known["sending"] = "yes"
-    created = await discord.add_member(
-        app=app,
-        guild_id=guild.id,
-        user_id=user.id,
-        token=request.authorization,
-        options=request.options,
-        deadline=deadline,
-        proxy=request.proxy,
-    )
+    # Room in Discord's limits first: a join that cannot be sent in time spends no call on identifying.
+    async with discord.admission(app=app, guild_id=guild.id, deadline=deadline) as slot:
+        user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)
+        known["user_id"] = user.id
+        known["sending"] = "yes"
+        created = await discord.add_member(
+            app=app,
+            guild_id=guild.id,
+            user_id=user.id,
+            token=request.authorization,
+            options=request.options,
+            deadline=deadline,
+            proxy=request.proxy,
+            slot=slot,
+        )
     return JoinResult(
         record_id=record_id,
         outcome=Outcome.JOINED if created else Outcome.ALREADY_MEMBER,

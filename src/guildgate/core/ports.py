@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -67,6 +68,11 @@ class RecordUpdate:
 
 
 class DiscordPort(Protocol):
+    def admission(self, *, app: AppCredentials, guild_id: str, deadline: float) -> AbstractAsyncContextManager[object]:
+        """Reserve room to add a member to ``guild_id`` (rate limits) before anything else is spent on the
+        join; raises RateLimited at once when there is none before the deadline. Pass the slot to add_member."""
+        ...
+
     async def resolve_invite(self, code: str, *, app: AppCredentials, deadline: float) -> GuildRef: ...
 
     async def current_user(self, token: Secret, *, deadline: float, proxy: str | None = None) -> UserRef: ...
@@ -81,6 +87,7 @@ class DiscordPort(Protocol):
         options: MemberOptions,
         deadline: float,
         proxy: str | None = None,
+        slot: object | None = None,
     ) -> bool:
         """True when the user was added (201), False when already a member (204)."""
         ...

@@ -13,6 +13,8 @@ import json
 import logging
 import random
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -24,7 +26,7 @@ from guildgate.core.outcomes import Outcome
 from guildgate.core.ports import AppCredentials, GuildRef, MemberOptions, UserRef
 from guildgate.core.secret import Secret
 from guildgate.discord.codes import refusal
-from guildgate.discord.ratelimit import Limiter, RateLimitHeaders, RouteKey
+from guildgate.discord.ratelimit import Limiter, Permit, RateLimitHeaders, RouteKey
 
 log = logging.getLogger("guildgate.discord")
 
@@ -34,6 +36,15 @@ INVITE_TTL: Final = 300.0
 INVITE_NEGATIVE_TTL: Final = 30.0
 INVITE_BUDGET: Final = 200  # lookups per 10 minutes; Discord has banned bots at 251 (ratelimits.md)
 RETRY_STATUSES: Final = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524})
+
+
+MEMBER: Final = "/guilds/{guild_id}/members/{user_id}"
+ADMISSION_MARGIN: Final = 1.0  # seconds kept after a rate-limit wait for the two calls of a join
+
+
+@dataclass(slots=True)
+class _Slot:
+    permit: Permit | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +135,17 @@ class DiscordRest:
             await self.limiter.mark_bad_token(fingerprint, json.dumps(_refusal_dict(error)))
         raise error
 
+    @asynccontextmanager
+    async def admission(self, *, app: AppCredentials, guild_id: str, deadline: float) -> AsyncIterator[object]:
+        slot = _Slot(
+            await self.limiter.acquire(self._key("PUT", MEMBER, ("Bot", app.bot_token), guild_id), deadline=deadline)
+        )
+        try:
+            yield slot
+        finally:
+            if slot.permit is not None:  # never used: nothing was sent with it
+                await self.limiter.release(slot.permit, None, sent=False)
+
     async def add_member(
         self,
         *,
@@ -134,6 +156,7 @@ class DiscordRest:
         options: MemberOptions,
         deadline: float,
         proxy: str | None = None,
+        slot: object | None = None,
     ) -> bool:
         payload: dict[str, Any] = {"access_token": token.reveal()}
         if options.roles is not None:
@@ -146,13 +169,14 @@ class DiscordRest:
             payload["deaf"] = options.deaf
         answer = await self.call(
             "PUT",
-            "/guilds/{guild_id}/members/{user_id}",
+            MEMBER,
             {"guild_id": guild_id, "user_id": user_id},
             auth=("Bot", app.bot_token),
             deadline=deadline,
             json_body=payload,
             proxy=proxy,
             major=guild_id,
+            slot=slot if isinstance(slot, _Slot) else None,
         )
         if answer.status == 201:
             return True
@@ -196,18 +220,21 @@ class DiscordRest:
         query: dict[str, str] | None = None,
         proxy: str | None = None,
         major: str = "",
+        slot: _Slot | None = None,
     ) -> Answer:
-        """One Discord call with rate limiting and retries. Returns the final answer (2xx or 4xx)."""
+        """One Discord call with rate limiting and retries. Returns the final answer (2xx or 4xx).
+        ``slot``: a permit taken beforehand (``admission``) for the first attempt."""
         scheme, secret = auth
-        key = RouteKey(
-            identity=f"{scheme.lower()}:{secret.fingerprint()}", method=method, template=template, major=major
-        )
+        key = self._key(method, template, auth, major)
         url = self.api_base + template.format(**params)
         client = self._proxied.get(proxy, self._client) if proxy else self._client
         last_problem, last_status, timed_out = "no attempt was made", None, False
         attempt = rate_limit_retries = 0
         while attempt < self.max_attempts:
-            permit = await self.limiter.acquire(key, deadline=deadline)
+            if slot is not None and slot.permit is not None:
+                permit, slot.permit = slot.permit, None
+            else:
+                permit = await self.limiter.acquire(key, deadline=deadline)
             remaining = deadline - time.monotonic()
             if remaining <= 0.05:
                 await self.limiter.release(permit, None, sent=False)
@@ -268,6 +295,13 @@ class DiscordRest:
             f"{last_problem} after {attempt} attempt(s)",
             http_status=504 if timed_out else 502,
             discord_status=last_status,
+        )
+
+    @staticmethod
+    def _key(method: str, template: str, auth: tuple[str, Secret], major: str) -> RouteKey:
+        scheme, secret = auth
+        return RouteKey(
+            identity=f"{scheme.lower()}:{secret.fingerprint()}", method=method, template=template, major=major
         )
 
     async def _backoff(self, attempt: int, deadline: float) -> None:

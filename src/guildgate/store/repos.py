@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from guildgate.core.outcomes import RecordState
@@ -21,6 +21,7 @@ from guildgate.core.secret import Secret
 from guildgate.store.crypto import SecretBox, hash_api_key, new_api_key
 from guildgate.store.db import Database
 from guildgate.store.models import ApiKeyRow, AppRow, RecordRow, utcnow
+from guildgate.store.writer import GroupWriter
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
@@ -122,11 +123,20 @@ class KeyRepo:
         return _key_info(row), key
 
     async def authenticate(self, key: str) -> KeyInfo | None:
-        async with self.db.session() as s:
-            row = await s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_api_key(key)))
+        table = ApiKeyRow.__table__
+        digest = hash_api_key(key)
+        row = await self.db.run(lambda conn: conn.execute(select(table).where(table.c.key_hash == digest)).first())
         if row is None or row.revoked_at is not None:
             return None
-        return _key_info(row)
+        return KeyInfo(
+            id=row.id,
+            app_id=row.app_id,
+            name=row.name,
+            prefix=row.prefix,
+            quota_per_minute=row.quota_per_minute,
+            created_at=row.created_at,
+            revoked_at=row.revoked_at,
+        )
 
     async def list(self) -> list[KeyInfo]:
         async with self.db.session() as s:
@@ -178,41 +188,46 @@ class RecordRepo:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._writer: GroupWriter | None = None
 
+    @property
+    def writer(self) -> GroupWriter:
+        if self._writer is None:
+            self._writer = GroupWriter(self.db, _RECORDS)
+        return self._writer
+
+    async def aclose(self) -> None:
+        if self._writer is not None:
+            await self._writer.aclose()
+
+    # The hot path (create, finish, authenticate) uses Core statements on one connection: no ORM unit of work.
     async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None) -> str:
         record_id = str(uuid.uuid4())
         now = utcnow()
-        row = RecordRow(
-            id=record_id,
-            app_id=new.app_id,
-            key_id=new.key_id,
-            source=new.source.value,
-            state=RecordState.PENDING.value,
-            developer_id=new.developer_id,
-            guild_id=new.guild_id,
-            guild_name=new.guild_name,
-            idempotency_key=new.idempotency_key,
-            request_hash=new.request_hash,
-            link_id=new.link_id,
-            created_at=now,
-        )
+        values: dict[str, Any] = {
+            "id": record_id,
+            "app_id": new.app_id,
+            "key_id": new.key_id,
+            "source": new.source.value,
+            "state": RecordState.PENDING.value,
+            "developer_id": new.developer_id,
+            "guild_id": new.guild_id,
+            "guild_name": new.guild_name,
+            "idempotency_key": new.idempotency_key,
+            "request_hash": new.request_hash,
+            "link_id": new.link_id,
+            "created_at": now,
+        }
         if finished is not None:
-            _apply(row, finished, now)
-        async with self.db.session() as s:
-            s.add(row)
-            try:
-                await s.commit()
-            except IntegrityError:
-                raise Conflict("idempotency key already used") from None
+            values.update(_finished_values(finished, now))
+        try:
+            await self.writer.insert(values)
+        except IntegrityError:
+            raise Conflict("idempotency key already used") from None
         return record_id
 
     async def finish(self, record_id: str, update_: RecordUpdate) -> None:
-        async with self.db.session() as s:
-            row = await s.get(RecordRow, record_id)
-            if row is None:
-                return
-            _apply(row, update_, utcnow())
-            await s.commit()
+        await self.writer.update(record_id, _finished_values(update_, utcnow()))
 
     async def save_response(self, record_id: str, response: StoredResponse) -> None:
         async with self.db.session() as s:
@@ -299,20 +314,25 @@ class RecordRepo:
             return list((await s.scalars(select(RecordRow).where(RecordRow.state == "pending"))).all())
 
 
-def _apply(row: RecordRow, u: RecordUpdate, now: datetime) -> None:
-    row.state = u.state.value
-    row.code = u.code.value
-    row.detail = u.detail[:400] if u.detail else None
-    row.finished_at = now
-    row.cost_ms = round(u.cost_ms, 2) if u.cost_ms is not None else None
-    row.discord_status = u.discord_status
-    row.discord_code = u.discord_code
-    if u.guild_id is not None:
-        row.guild_id = u.guild_id
+_RECORDS: Table = RecordRow.__table__  # type: ignore[assignment]
+
+
+def _finished_values(u: RecordUpdate, now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "state": u.state.value,
+        "code": u.code.value,
+        "detail": u.detail[:400] if u.detail else None,
+        "finished_at": now,
+        "cost_ms": round(u.cost_ms, 2) if u.cost_ms is not None else None,
+        "discord_status": u.discord_status,
+        "discord_code": u.discord_code,
+    }
+    for name in ("guild_id", "user_id"):
+        if getattr(u, name) is not None:
+            values[name] = getattr(u, name)
     if u.guild_name is not None:
-        row.guild_name = u.guild_name[:200]
-    if u.user_id is not None:
-        row.user_id = u.user_id
+        values["guild_name"] = u.guild_name[:200]
+    return values
 
 
 def encode_cursor(at: datetime, record_id: str) -> str:

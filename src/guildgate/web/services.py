@@ -79,6 +79,7 @@ class Services:
         )
 
     async def close(self) -> None:
+        await self.records.aclose()
         await self.discord.aclose()
         await self.limiter.backend.aclose()
         await self.db.dispose()

@@ -87,6 +87,10 @@ class MemoryBackend:
         bucket_id = self._bucket_id(key)
         bucket = self._bucket(bucket_id, now)
         inflight = _live(bucket.inflight, now)
+        placeholder = f"{key.identity}:{key.route}:{key.major}"
+        if placeholder != bucket_id and placeholder in self._buckets:
+            # requests sent before the bucket's hash was learned still count against it
+            inflight += _live(self._buckets[placeholder].inflight, now)
         if not bucket.known:
             if inflight > 0:
                 return Decision(ok=False, reason="discovery", wait=POLL_HINT, poll=True, bucket_id=bucket_id)

@@ -45,6 +45,12 @@ local bid = ident .. ':' .. rid .. ':' .. major
 local bk, bf = p .. 'b:' .. bid, p .. 'bf:' .. bid
 redis.call('ZREMRANGEBYSCORE', bf, '-inf', now)
 local inflight = redis.call('ZCARD', bf)
+if rid ~= route then
+  -- requests sent before the bucket's hash was learned still count against it
+  local pf = p .. 'bf:' .. ident .. ':' .. route .. ':' .. major
+  redis.call('ZREMRANGEBYSCORE', pf, '-inf', now)
+  inflight = inflight + redis.call('ZCARD', pf)
+end
 local st = redis.call('HMGET', bk, 'known', 'unlimited', 'limit', 'remaining', 'reset_at')
 if st[1] ~= '1' then
   if inflight > 0 then return {'discovery', 50, bid, 1} end
