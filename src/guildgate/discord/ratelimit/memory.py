@@ -136,15 +136,17 @@ class MemoryBackend:
         if status in (401, 403) or (status == 429 and (headers is None or headers.scope != "shared")):
             self._invalid.append(now)
         if headers is None or status is None:
+            if sent and bucket.known and not bucket.unlimited:
+                bucket.remaining -= 1  # no answer: assume Discord counted it
             return
         if status == 429 and headers.is_global:
             pause = headers.retry_after if headers.retry_after is not None else 1.0
             self._paused[key.identity] = max(self._paused.get(key.identity, 0.0), now + pause)
             return
         target = bucket
-        if headers.bucket and self._route_hash.get(key.route) != headers.bucket:
+        if headers.bucket:
             self._route_hash[key.route] = headers.bucket
-            target = self._bucket(self._bucket_id(key), now)
+            target = self._bucket(f"{key.identity}:{headers.bucket}:{key.major}", now)
         learn(target, headers, status, now)
 
     async def invalid_used(self) -> int:

@@ -110,7 +110,14 @@ if status == 401 or status == 403 or (status == 429 and scope ~= 'shared') then
   redis.call('ZADD', p .. 'inv', now, pid)
   redis.call('PEXPIRE', p .. 'inv', 601000)
 end
-if status < 0 then return 0 end
+if status < 0 then
+  -- no answer: assume Discord counted it against the bucket
+  local bk = p .. 'b:' .. bid
+  if sent and redis.call('HGET', bk, 'known') == '1' and redis.call('HGET', bk, 'unlimited') ~= '1' then
+    redis.call('HINCRBY', bk, 'remaining', -1)
+  end
+  return 0
+end
 if status == 429 and is_global then
   local key = p .. 'pause:' .. ident
   local untilv = now + retry
@@ -120,13 +127,8 @@ if status == 429 and is_global then
 end
 local target = bid
 if bhash ~= '' then
-  local rk = p .. 'route:' .. route
-  if redis.call('GET', rk) ~= bhash then
-    redis.call('SET', rk, bhash, 'EX', 86400)
-    target = ident .. ':' .. bhash .. ':' .. major
-  else
-    redis.call('EXPIRE', rk, 86400)
-  end
+  redis.call('SET', p .. 'route:' .. route, bhash, 'EX', 86400)
+  target = ident .. ':' .. bhash .. ':' .. major
 end
 local tk = p .. 'b:' .. target
 local st = redis.call('HMGET', tk, 'known', 'reset_at', 'remaining')
