@@ -137,9 +137,10 @@ class DiscordRest:
 
     @asynccontextmanager
     async def admission(self, *, app: AppCredentials, guild_id: str, deadline: float) -> AsyncIterator[object]:
-        slot = _Slot(
-            await self.limiter.acquire(self._key("PUT", MEMBER, ("Bot", app.bot_token), guild_id), deadline=deadline)
-        )
+        # Room must come early enough to identify the user and add them before the request's deadline.
+        margin = min(ADMISSION_MARGIN, max(deadline - time.monotonic(), 0.0) / 4)
+        key = self._key("PUT", MEMBER, ("Bot", app.bot_token), guild_id)
+        slot = _Slot(await self.limiter.acquire(key, deadline=deadline - margin))
         try:
             yield slot
         finally:
