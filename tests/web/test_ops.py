@@ -16,14 +16,26 @@ def test_health_ready_metrics(gateway: Gateway, fresh: Sandbox) -> None:
     for _ in range(4):  # with several workers, each answers some: /metrics adds them all up
         gateway.join({"authorization": TOKENS["bob"], "guild_id": GUILD})
     text = httpx.get(gateway.proc.url + "/metrics").text
-    joins = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                if line.startswith('guildgate_joins_total{code="already_member"}'))
+    joins = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('guildgate_joins_total{code="already_member"}')
+    )
     assert joins >= 4
-    for name in ("guildgate_discord_requests_total", "guildgate_limiter_wait_seconds_bucket",
-                 "guildgate_global_slots_used", "guildgate_invalid_requests_used", "guildgate_limiter_queue_depth"):
+    for name in (
+        "guildgate_discord_requests_total",
+        "guildgate_limiter_wait_seconds_bucket",
+        "guildgate_global_slots_used",
+        "guildgate_invalid_requests_used",
+        "guildgate_limiter_queue_depth",
+    ):
         assert name in text, name
-    assert any(line.startswith("guildgate_discord_requests_total{") and 'status="204"' in line
-               and 'route="/guilds/{guild_id}/members/{user_id}"' in line for line in text.splitlines())
+    assert any(
+        line.startswith("guildgate_discord_requests_total{")
+        and 'status="204"' in line
+        and 'route="/guilds/{guild_id}/members/{user_id}"' in line
+        for line in text.splitlines()
+    )
 
 
 def test_openapi_describes_the_join_call(gateway: Gateway) -> None:

@@ -140,7 +140,8 @@ class DiscordRest:
         # Room must come early enough to identify the user and add them before the request's deadline.
         margin = min(ADMISSION_MARGIN, max(deadline - time.monotonic(), 0.0) / 4)
         key = self._key("PUT", MEMBER, ("Bot", app.bot_token), guild_id)
-        slot = _Slot(await self.limiter.acquire(key, deadline=deadline - margin))
+        # Only the bucket slot: the global slot is taken when the request is sent.
+        slot = _Slot(await self.limiter.acquire(key, deadline=deadline - margin, take_global=False))
         try:
             yield slot
         finally:
@@ -234,6 +235,11 @@ class DiscordRest:
         while attempt < self.max_attempts:
             if slot is not None and slot.permit is not None:
                 permit, slot.permit = slot.permit, None
+                try:
+                    await self.limiter.take_global(permit, deadline=deadline)
+                except BaseException:
+                    await self.limiter.release(permit, None, sent=False)
+                    raise
             else:
                 permit = await self.limiter.acquire(key, deadline=deadline)
             remaining = deadline - time.monotonic()

@@ -252,7 +252,8 @@ async def put_member(call: Call) -> Response:
     return djson(call.world.member_object(member), 201)
 
 
-async def get_member(call: Call) -> Response:
+def _member_call(call: Call) -> tuple[GuildState, Member] | Response:
+    """Bot auth, path ids, the guild (with the bot in it) and the member: the shared checks of member routes."""
     if call.auth.kind != "bot" or call.auth.app is None:
         return unauthorized()
     problem = _check_ids(call.params)
@@ -264,21 +265,22 @@ async def get_member(call: Call) -> Response:
     member = guild.members.get(call.params["user_id"])
     if member is None:
         return error(404, 10007, "Unknown Member")
-    return djson(call.world.member_object(member))
+    return guild, member
+
+
+async def get_member(call: Call) -> Response:
+    found = _member_call(call)
+    if isinstance(found, Response):
+        return found
+    return djson(call.world.member_object(found[1]))
 
 
 async def put_member_role(call: Call) -> Response:
-    if call.auth.kind != "bot" or call.auth.app is None:
-        return unauthorized()
-    problem = _check_ids(call.params)
-    if problem is not None:
-        return problem
-    guild = _guild_for_bot(call, call.params["guild_id"])
-    if isinstance(guild, Response):
-        return guild
-    member = guild.members.get(call.params["user_id"])
-    if member is None:
-        return error(404, 10007, "Unknown Member")
+    found = _member_call(call)
+    if isinstance(found, Response):
+        return found
+    guild, member = found
+    assert call.auth.app is not None
     problem = _perm_problem(guild, call.auth.app.id, {"roles": [call.params["role_id"]]})
     if problem is not None:
         return problem

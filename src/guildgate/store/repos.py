@@ -128,15 +128,7 @@ class KeyRepo:
         row = await self.db.run(lambda conn: conn.execute(select(table).where(table.c.key_hash == digest)).first())
         if row is None or row.revoked_at is not None:
             return None
-        return KeyInfo(
-            id=row.id,
-            app_id=row.app_id,
-            name=row.name,
-            prefix=row.prefix,
-            quota_per_minute=row.quota_per_minute,
-            created_at=row.created_at,
-            revoked_at=row.revoked_at,
-        )
+        return _key_info(row)
 
     async def list(self) -> list[KeyInfo]:
         async with self.db.session() as s:
@@ -154,7 +146,7 @@ class KeyRepo:
         return _key_info(row)
 
 
-def _key_info(row: ApiKeyRow) -> KeyInfo:
+def _key_info(row: Any) -> KeyInfo:  # an ApiKeyRow or a Core row with the same columns
     return KeyInfo(
         id=row.id,
         app_id=row.app_id,

@@ -87,6 +87,7 @@ class Permit:
     key: RouteKey
     bucket_id: str
     id: str
+    global_taken: bool = True
     released: bool = False
 
 
@@ -94,8 +95,12 @@ class Backend(Protocol):
     """Where limiter state lives: this process (MemoryBackend) or Redis, shared by every worker and host."""
 
     async def try_acquire(
-        self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int
+        self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int, take_global: bool = True
     ) -> Decision: ...
+
+    async def try_global(self, identity: str, permit_id: str, *, global_limit: int) -> Decision:
+        """Take the identity's global slot for a permit that holds only its bucket slot."""
+        ...
 
     async def release(
         self, permit: Permit, headers: RateLimitHeaders | None, *, status: int | None, sent: bool, ban: bool
@@ -156,7 +161,7 @@ class Limiter:
         self._eta: dict[tuple[str, str, str], float] = {}
         self.observer: LimiterObserver = observer or _NoObserver()
 
-    async def acquire(self, key: RouteKey, *, deadline: float) -> Permit:
+    async def acquire(self, key: RouteKey, *, deadline: float, take_global: bool = True) -> Permit:
         """Wait for room in the key's bucket and the global window; raise RateLimited at once when the
         predicted wait passes ``deadline`` (a monotonic instant), DiscordUnavailable when sending must stop."""
         start = self._clock()
@@ -180,7 +185,7 @@ class Limiter:
                     retry_after=max(self._eta.get(local, 0.0) - self._clock(), 1.0),
                 ) from None
             try:
-                return await self._acquire_locked(key, deadline, local)
+                return await self._acquire_locked(key, deadline, local, take_global)
             finally:
                 self._eta.pop(local, None)
                 lock.release()
@@ -190,40 +195,60 @@ class Limiter:
             self.observer.queue(key.route, -1)
             self.observer.waited(key.route, self._clock() - start)
 
-    async def _acquire_locked(self, key: RouteKey, deadline: float, local: tuple[str, str, str]) -> Permit:
+    async def _acquire_locked(
+        self, key: RouteKey, deadline: float, local: tuple[str, str, str], take_global: bool
+    ) -> Permit:
         while True:
             permit_id = uuid.uuid4().hex
             decision = await self.backend.try_acquire(
-                key, permit_id, global_limit=self.global_limit, invalid_limit=self.invalid_limit
+                key,
+                permit_id,
+                global_limit=self.global_limit,
+                invalid_limit=self.invalid_limit,
+                take_global=take_global,
             )
             if decision.ok:
-                return Permit(key=key, bucket_id=decision.bucket_id, id=permit_id)
-            if decision.reason == "banned":
-                raise DiscordUnavailable(
-                    "Discord has blocked this deployment (a ban answer was seen); not sending",
-                    http_status=503,
-                    retry_after=max(decision.wait, 1.0),
-                )
-            if decision.reason == "invalid":
-                raise DiscordUnavailable(
-                    "the invalid-request budget is spent (401/403/429 answers in the last 10 minutes); "
-                    "not sending until it recovers",
-                    http_status=503,
-                    retry_after=max(decision.wait, 1.0),
-                )
-            remaining = deadline - self._clock()
-            if decision.wait > remaining and not decision.poll:
-                raise RateLimited(
-                    f"Discord's {decision.reason} limit has no room before the deadline", retry_after=decision.wait
-                )
-            if remaining <= 0:
-                raise RateLimited(
-                    f"still waiting on Discord's {decision.reason} limit at the deadline",
-                    retry_after=max(decision.wait, 1.0),
-                )
-            pause = min(decision.wait, POLL) if decision.poll else decision.wait
+                return Permit(key=key, bucket_id=decision.bucket_id, id=permit_id, global_taken=take_global)
+            await self._wait(decision, deadline, local)
+
+    async def take_global(self, permit: Permit, *, deadline: float) -> None:
+        """Take the global slot of a permit acquired with ``take_global=False``, right before sending."""
+        while not permit.global_taken:
+            decision = await self.backend.try_global(permit.key.identity, permit.id, global_limit=self.global_limit)
+            if decision.ok:
+                permit.global_taken = True
+                return
+            await self._wait(decision, deadline, None)
+
+    async def _wait(self, decision: Decision, deadline: float, local: tuple[str, str, str] | None) -> None:
+        """Sleep as the decision says, or raise when waiting cannot help before ``deadline``."""
+        if decision.reason == "banned":
+            raise DiscordUnavailable(
+                "Discord has blocked this deployment (a ban answer was seen); not sending",
+                http_status=503,
+                retry_after=max(decision.wait, 1.0),
+            )
+        if decision.reason == "invalid":
+            raise DiscordUnavailable(
+                "the invalid-request budget is spent (401/403/429 answers in the last 10 minutes); "
+                "not sending until it recovers",
+                http_status=503,
+                retry_after=max(decision.wait, 1.0),
+            )
+        remaining = deadline - self._clock()
+        if decision.wait > remaining and not decision.poll:
+            raise RateLimited(
+                f"Discord's {decision.reason} limit has no room before the deadline", retry_after=decision.wait
+            )
+        if remaining <= 0:
+            raise RateLimited(
+                f"still waiting on Discord's {decision.reason} limit at the deadline",
+                retry_after=max(decision.wait, 1.0),
+            )
+        pause = min(decision.wait, POLL) if decision.poll else decision.wait
+        if local is not None:
             self._eta[local] = self._clock() + decision.wait
-            await asyncio.sleep(max(min(pause, remaining), 0.001))
+        await asyncio.sleep(max(min(pause, remaining), 0.001))
 
     async def release(
         self,
