@@ -140,8 +140,9 @@ class DiscordRest:
         # Room must come early enough to identify the user and add them before the request's deadline.
         margin = min(ADMISSION_MARGIN, max(deadline - time.monotonic(), 0.0) / 4)
         key = self._key("PUT", MEMBER, ("Bot", app.bot_token), guild_id)
-        # Only the bucket slot: the global slot is taken when the request is sent.
-        slot = _Slot(await self.limiter.acquire(key, deadline=deadline - margin, take_global=False))
+        # Bucket and global slot together, after all waiting and just before the two calls: taking the
+        # global slot only at the PUT made requests queue for it after identifying (measured: worse).
+        slot = _Slot(await self.limiter.acquire(key, deadline=deadline - margin))
         try:
             yield slot
         finally:
@@ -235,11 +236,6 @@ class DiscordRest:
         while attempt < self.max_attempts:
             if slot is not None and slot.permit is not None:
                 permit, slot.permit = slot.permit, None
-                try:
-                    await self.limiter.take_global(permit, deadline=deadline)
-                except BaseException:
-                    await self.limiter.release(permit, None, sent=False)
-                    raise
             else:
                 permit = await self.limiter.acquire(key, deadline=deadline)
             remaining = deadline - time.monotonic()
