@@ -209,19 +209,3 @@ def test_requests_sent_before_the_hash_was_learned_still_count() -> None:
             await lim.acquire(KEY_A, deadline=clock.now + 1)
 
     run(go())
-
-
-def test_admission_holds_the_bucket_and_the_global_slot_is_taken_when_sent() -> None:
-    async def go() -> None:
-        clock = Clock()
-        lim = limiter(clock, global_limit=1)
-        reserved = await lim.acquire(KEY_A, deadline=clock.now + 1, take_global=False)
-        other = await lim.acquire(KEY_B, deadline=clock.now + 1)  # the global slot is still free
-        await lim.release(other, RateLimitHeaders(), status=200)
-        with pytest.raises(RateLimited):  # now it is held for a second after that answer
-            await lim.take_global(reserved, deadline=clock.now + 0.5)
-        clock.now += 1.01
-        await lim.take_global(reserved, deadline=clock.now + 0.5)
-        assert reserved.global_taken
-
-    run(go())

@@ -140,8 +140,7 @@ class DiscordRest:
         # Room must come early enough to identify the user and add them before the request's deadline.
         margin = min(ADMISSION_MARGIN, max(deadline - time.monotonic(), 0.0) / 4)
         key = self._key("PUT", MEMBER, ("Bot", app.bot_token), guild_id)
-        # Bucket and global slot together, after all waiting and just before the two calls: taking the
-        # global slot only at the PUT made requests queue for it after identifying (measured: worse).
+        # Bucket and global slot together, after all waiting and just before the two calls (identify, add).
         slot = _Slot(await self.limiter.acquire(key, deadline=deadline - margin))
         try:
             yield slot

@@ -87,7 +87,6 @@ class Permit:
     key: RouteKey
     bucket_id: str
     id: str
-    global_taken: bool = True
     released: bool = False
 
 
@@ -95,12 +94,8 @@ class Backend(Protocol):
     """Where limiter state lives: this process (MemoryBackend) or Redis, shared by every worker and host."""
 
     async def try_acquire(
-        self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int, take_global: bool = True
+        self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int
     ) -> Decision: ...
-
-    async def try_global(self, identity: str, permit_id: str, *, global_limit: int) -> Decision:
-        """Take the identity's global slot for a permit that holds only its bucket slot."""
-        ...
 
     async def release(
         self, permit: Permit, headers: RateLimitHeaders | None, *, status: int | None, sent: bool, ban: bool
@@ -161,7 +156,7 @@ class Limiter:
         self._eta: dict[tuple[str, str, str], float] = {}
         self.observer: LimiterObserver = observer or _NoObserver()
 
-    async def acquire(self, key: RouteKey, *, deadline: float, take_global: bool = True) -> Permit:
+    async def acquire(self, key: RouteKey, *, deadline: float) -> Permit:
         """Wait for room in the key's bucket and the global window; raise RateLimited at once when the
         predicted wait passes ``deadline`` (a monotonic instant), DiscordUnavailable when sending must stop."""
         start = self._clock()
@@ -185,7 +180,7 @@ class Limiter:
                     retry_after=max(self._eta.get(local, 0.0) - self._clock(), 1.0),
                 ) from None
             try:
-                return await self._acquire_locked(key, deadline, local, take_global)
+                return await self._acquire_locked(key, deadline, local)
             finally:
                 self._eta.pop(local, None)
                 lock.release()
@@ -195,9 +190,7 @@ class Limiter:
             self.observer.queue(key.route, -1)
             self.observer.waited(key.route, self._clock() - start)
 
-    async def _acquire_locked(
-        self, key: RouteKey, deadline: float, local: tuple[str, str, str], take_global: bool
-    ) -> Permit:
+    async def _acquire_locked(self, key: RouteKey, deadline: float, local: tuple[str, str, str]) -> Permit:
         while True:
             permit_id = uuid.uuid4().hex
             decision = await self.backend.try_acquire(
@@ -205,22 +198,12 @@ class Limiter:
                 permit_id,
                 global_limit=self.global_limit,
                 invalid_limit=self.invalid_limit,
-                take_global=take_global,
             )
             if decision.ok:
-                return Permit(key=key, bucket_id=decision.bucket_id, id=permit_id, global_taken=take_global)
+                return Permit(key=key, bucket_id=decision.bucket_id, id=permit_id)
             await self._wait(decision, deadline, local)
 
-    async def take_global(self, permit: Permit, *, deadline: float) -> None:
-        """Take the global slot of a permit acquired with ``take_global=False``, right before sending."""
-        while not permit.global_taken:
-            decision = await self.backend.try_global(permit.key.identity, permit.id, global_limit=self.global_limit)
-            if decision.ok:
-                permit.global_taken = True
-                return
-            await self._wait(decision, deadline, None)
-
-    async def _wait(self, decision: Decision, deadline: float, local: tuple[str, str, str] | None) -> None:
+    async def _wait(self, decision: Decision, deadline: float, local: tuple[str, str, str]) -> None:
         """Sleep as the decision says, or raise when waiting cannot help before ``deadline``."""
         if decision.reason == "banned":
             raise DiscordUnavailable(
@@ -246,8 +229,7 @@ class Limiter:
                 retry_after=max(decision.wait, 1.0),
             )
         pause = min(decision.wait, POLL) if decision.poll else decision.wait
-        if local is not None:
-            self._eta[local] = self._clock() + decision.wait
+        self._eta[local] = self._clock() + decision.wait
         await asyncio.sleep(max(min(pause, remaining), 0.001))
 
     async def release(

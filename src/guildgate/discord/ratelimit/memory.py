@@ -74,9 +74,7 @@ class MemoryBackend:
             self._invalid.popleft()
         return len(self._invalid)
 
-    async def try_acquire(
-        self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int, take_global: bool = True
-    ) -> Decision:
+    async def try_acquire(self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int) -> Decision:
         now = self._clock()
         if self._banned_until > now:
             return Decision(ok=False, reason="banned", wait=self._banned_until - now)
@@ -106,11 +104,10 @@ class MemoryBackend:
                     )
                 return Decision(ok=False, reason="inflight", wait=POLL_HINT, poll=True, bucket_id=bucket_id)
         expiry = now + HOLD
-        if take_global:
-            full = self._global_full(key.identity, global_limit, now)
-            if full is not None:
-                return Decision(ok=False, reason="global", wait=full[0], poll=full[1], bucket_id=bucket_id)
-            self._global.setdefault(key.identity, {})[permit_id] = expiry
+        full = self._global_full(key.identity, global_limit, now)
+        if full is not None:
+            return Decision(ok=False, reason="global", wait=full[0], poll=full[1], bucket_id=bucket_id)
+        self._global.setdefault(key.identity, {})[permit_id] = expiry
         bucket.inflight[permit_id] = expiry
         bucket.expires = max(bucket.expires, expiry)
         self._fly[permit_id] = expiry
@@ -126,17 +123,6 @@ class MemoryBackend:
             return POLL_HINT, True
         return first - now, False
 
-    async def try_global(self, identity: str, permit_id: str, *, global_limit: int) -> Decision:
-        now = self._clock()
-        paused = self._paused.get(identity, 0.0)
-        if paused > now:
-            return Decision(ok=False, reason="paused", wait=paused - now)
-        full = self._global_full(identity, global_limit, now)
-        if full is not None:
-            return Decision(ok=False, reason="global", wait=full[0], poll=full[1])
-        self._global[identity][permit_id] = now + HOLD
-        return Decision(ok=True)
-
     async def release(
         self, permit: Permit, headers: RateLimitHeaders | None, *, status: int | None, sent: bool, ban: bool
     ) -> None:
@@ -146,7 +132,7 @@ class MemoryBackend:
         bucket = self._bucket(permit.bucket_id, now)
         bucket.inflight.pop(permit.id, None)
         slots = self._global.setdefault(key.identity, {})
-        if sent and permit.global_taken:
+        if sent:
             # Discord received it at the latest now: it counts in its window until a second from now.
             slots[permit.id] = now + GLOBAL_WINDOW
         else:

@@ -70,43 +70,19 @@ elseif st[2] ~= '1' then
   end
 end
 local gk = p .. 'g:' .. ident
-local keys = {bf, p .. 'fly'}
-if ARGV[9] == '1' then
-  redis.call('ZREMRANGEBYSCORE', gk, '-inf', now)
-  if redis.call('ZCARD', gk) >= glimit then
-    local first = redis.call('ZRANGE', gk, 0, 0, 'WITHSCORES')
-    local wait = tonumber(first[2]) - now
-    if wait > 1000 then return {'global', 20, bid, 1} end
-    return {'global', wait, bid, 0}
-  end
-  keys[3] = gk
-end
-local expiry = now + hold
-for _, k in ipairs(keys) do
-  redis.call('ZADD', k, expiry, pid)
-  redis.call('PEXPIRE', k, hold + 2000)
-end
-return {'ok', 0, bid, 0}
-"""
-)
-
-GLOBAL_TAKE = (
-    _NOW
-    + """
-local p, ident, pid, glimit, hold = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-local paused = tonumber(redis.call('GET', p .. 'pause:' .. ident) or '0')
-if paused > now then return {'paused', paused - now, '', 0} end
-local gk = p .. 'g:' .. ident
 redis.call('ZREMRANGEBYSCORE', gk, '-inf', now)
 if redis.call('ZCARD', gk) >= glimit then
   local first = redis.call('ZRANGE', gk, 0, 0, 'WITHSCORES')
   local wait = tonumber(first[2]) - now
-  if wait > 1000 then return {'global', 20, '', 1} end
-  return {'global', wait, '', 0}
+  if wait > 1000 then return {'global', 20, bid, 1} end
+  return {'global', wait, bid, 0}
 end
-redis.call('ZADD', gk, now + hold, pid)
-redis.call('PEXPIRE', gk, hold + 2000)
-return {'ok', 0, '', 0}
+local expiry = now + hold
+for _, k in ipairs({gk, bf, p .. 'fly'}) do
+  redis.call('ZADD', k, expiry, pid)
+  redis.call('PEXPIRE', k, hold + 2000)
+end
+return {'ok', 0, bid, 0}
 """
 )
 
@@ -248,7 +224,6 @@ class RedisBackend:
         )
         self._acquire = self.redis.register_script(ACQUIRE)
         self._release = self.redis.register_script(RELEASE)
-        self._global_take = self.redis.register_script(GLOBAL_TAKE)
         self._take = self.redis.register_script(WINDOW_TAKE)
         self._count = self.redis.register_script(WINDOW_COUNT)
         self._invalid = self.redis.register_script(INVALID_USED)
@@ -260,9 +235,7 @@ class RedisBackend:
         except (RedisError, OSError) as exc:
             raise _unavailable(exc) from None
 
-    async def try_acquire(
-        self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int, take_global: bool = True
-    ) -> Decision:
+    async def try_acquire(self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int) -> Decision:
         args = [
             self.prefix,
             key.identity,
@@ -272,13 +245,8 @@ class RedisBackend:
             global_limit,
             invalid_limit,
             int(HOLD * 1000),
-            int(take_global),
         ]
         return _decision(await self._run(self._acquire, [], args))
-
-    async def try_global(self, identity: str, permit_id: str, *, global_limit: int) -> Decision:
-        args = [self.prefix, identity, permit_id, global_limit, int(HOLD * 1000)]
-        return _decision(await self._run(self._global_take, [], args))
 
     async def release(
         self, permit: Permit, headers: RateLimitHeaders | None, *, status: int | None, sent: bool, ban: bool
