@@ -35,7 +35,7 @@ import redis as redis_py
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import free_port, start_redis  # noqa: E402
+from tests.servers import free_port, start_redis, wait_http  # noqa: E402
 
 BIN = Path(sys.executable).parent
 APP = "1100000000000000001"
@@ -76,17 +76,6 @@ def fixture(guilds: int, users: int, window: str) -> dict[str, Any]:
             "routes": {PUT: {"limit": 10, "reset_after": 10.0}, "GET /users/@me": {"limit": 5, "reset_after": 1.0}},
         },
     }
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer")
 
 
 class Stack:

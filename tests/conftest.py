@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import Server, free_port, start_postgres, start_redis
+from tests.servers import Server, free_port, start_postgres, start_redis, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "world.json"
@@ -40,19 +39,6 @@ EGRESS_PROXY = "http://127.0.0.1:9"  # allowed by configuration; nothing listens
 SECRETS: set[str] = {SECRET_KEY, *TOKENS.values()}
 for _app in WORLD["applications"]:
     SECRETS.update({_app["client_secret"], _app["bot_token"]})
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer in {timeout}s")
 
 
 @dataclass
