@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
-from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -76,12 +75,6 @@ class Settings(BaseSettings):
     @property
     def async_database_url(self) -> str:
         return to_async_url(self.database_url)
-
-    @property
-    def sqlite_path(self) -> Path | None:
-        if self.database_url.startswith("sqlite:///"):
-            return Path(self.database_url.removeprefix("sqlite:///"))
-        return None
 
 
 def to_async_url(url: str) -> str:

@@ -10,8 +10,8 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from guildgate.core.errors import DiscordRefused, DiscordUnavailable, JoinError, RateLimited
-from guildgate.core.outcomes import Outcome, RecordState, Source
+from guildgate.core.errors import DiscordRefused, DiscordUnavailable, JoinError
+from guildgate.core.outcomes import Outcome, RecordState
 from guildgate.core.ports import (
     AppCredentials,
     DiscordPort,
@@ -180,14 +180,3 @@ async def _run(
         guild=guild,
         user_id=user.id,
     )
-
-
-__all__ = [
-    "JoinRequest",
-    "JoinResult",
-    "RateLimited",
-    "RecordedJoinError",
-    "Source",
-    "join",
-    "record_refusal",
-]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Protocol
 
 from guildgate.core.outcomes import Outcome, RecordState, Source
@@ -64,7 +63,6 @@ class RecordUpdate:
     discord_status: int | None = None
     discord_code: int | None = None
     cost_ms: float | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class DiscordPort(Protocol):
@@ -97,9 +95,3 @@ class RecordStore(Protocol):
     async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None) -> str: ...
 
     async def finish(self, record_id: str, update: RecordUpdate) -> None: ...
-
-
-class Clock(Protocol):
-    def monotonic(self) -> float: ...
-
-    def now(self) -> datetime: ...

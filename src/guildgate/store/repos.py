@@ -301,10 +301,6 @@ class RecordRepo:
             rows = (await s.execute(query)).all()
         return [(str(d), c or "pending", int(n)) for d, c, n in rows]
 
-    async def pending(self) -> builtins.list[RecordRow]:
-        async with self.db.session() as s:
-            return list((await s.scalars(select(RecordRow).where(RecordRow.state == "pending"))).all())
-
 
 _RECORDS: Table = RecordRow.__table__  # type: ignore[assignment]
 

@@ -101,24 +101,16 @@ async def _handle(
     key = await authenticate(request)
     new = NewRecord(app_id=key.app_id, key_id=key.id, source=Source.API)
     try:
-        new = NewRecord(
-            app_id=key.app_id, key_id=key.id, source=Source.API, developer_id=check_developer_id(developer_id)
-        )
+        new = dataclasses.replace(new, developer_id=check_developer_id(developer_id))
         idem = check_idempotency_key(idempotency_key)
         check_content_type(request.headers.get("content-type"))
         raw = parse_json(await read_body(request))
-        join_request, _guild_name = parse_join(raw, egress_proxies=svc.settings.egress_proxies)
-        request_hash = svc.request_hash(json.dumps(raw, sort_keys=True, ensure_ascii=False).encode())
-        new = NewRecord(
-            app_id=key.app_id,
-            key_id=key.id,
-            source=Source.API,
-            developer_id=new.developer_id,
-            guild_id=join_request.guild_id,
-            guild_name=None,
-            idempotency_key=idem,
-            request_hash=request_hash if idem else None,
-        )
+        join_request = parse_join(raw, egress_proxies=svc.settings.egress_proxies)
+        new = dataclasses.replace(new, guild_id=join_request.guild_id)
+        request_hash = ""
+        if idem is not None:  # only an idempotent request needs the fingerprint of its body
+            request_hash = svc.request_hash(json.dumps(raw, sort_keys=True, ensure_ascii=False).encode())
+            new = dataclasses.replace(new, idempotency_key=idem, request_hash=request_hash)
         if idem is not None:
             existing = await svc.records.idempotent(key_id=key.id, idempotency_key=idem)
             if existing is not None:

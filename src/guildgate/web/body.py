@@ -62,8 +62,7 @@ def _absent_empty(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in JoinBody.model_fields and v != "" and v is not None}
 
 
-def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> tuple[JoinRequest, str | None]:
-    """Returns the JoinRequest and the raw guild_name (for the record)."""
+def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> JoinRequest:
     try:
         body = JoinBody.model_validate(_absent_empty(data))
     except ValidationError as exc:
@@ -117,7 +116,7 @@ def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> tupl
     request = JoinRequest(
         authorization=Secret(token), guild_id=guild_id, invite_code=invite, options=options, proxy=body.proxy
     )
-    return request, body.guild_name
+    return request
 
 
 def check_developer_id(value: str | None) -> str | None:

@@ -55,8 +55,3 @@ class UsageAnswer(BaseModel):
     status: int
     msg: str
     data: dict[str, Any]
-
-
-class Health(BaseModel):
-    status: str
-    checks: dict[str, str] = Field(default_factory=dict)
