@@ -508,4 +508,6 @@ def records_export(
 
 
 def main() -> None:
+    import guildgate.cli.links  # noqa: F401 - registers the links and doctor commands
+
     app()

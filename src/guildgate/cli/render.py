@@ -50,3 +50,16 @@ def join_result(ok: bool, code: str, msg: str, record_id: str | None, data: dict
         out.print(f"  guild {data.get('guild_id')} ({data.get('guild_name') or '?'}), user {data.get('user_id')}")
     if record_id:
         out.print(f"  record {record_id}")
+
+
+def doctor(report: dict[str, Any]) -> None:
+    """One line per check; the fix under a failed one."""
+    for check in report["checks"]:
+        mark = "[green]✓[/]" if check["ok"] else "[red]✗[/]"
+        out.print(f"{mark} [bold]{check['name']}[/]: {check['detail']}")
+        if not check["ok"] and check.get("fix"):
+            out.print(f"    fix: {check['fix']}")
+    if report["ok"]:
+        out.print("[green]all checks passed[/]")
+    else:
+        out.print("[red]some checks failed: joins through this bot and server will fail until they are fixed[/]")

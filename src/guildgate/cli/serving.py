@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import shlex
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 
 from guildgate.cli import render
 from guildgate.core.secret import Secret
@@ -50,8 +53,9 @@ def start_sandbox_thread(fixture_path: Path | None, port: int) -> tuple[str, Any
     return f"http://127.0.0.1:{sock.getsockname()[1]}", fixture
 
 
-async def _demo_key(s: Settings, fixture: Any) -> tuple[str, str, str]:
-    """Register the fixture's first app and mint a demo API key; returns (key, user token, invite)."""
+async def _demo_key(s: Settings, fixture: Any) -> tuple[str, str, str, str]:
+    """Register the fixture's first app, mint a demo API key and a demo join link; returns (key, user token,
+    invite, link URL)."""
     from guildgate.store.crypto import SecretBox
     from guildgate.store.db import Database
     from guildgate.store.repos import AppRepo, KeyRepo
@@ -74,7 +78,36 @@ async def _demo_key(s: Settings, fixture: Any) -> tuple[str, str, str]:
         await db.dispose()
     token = next((t.access_token for u in fixture.users for t in u.tokens), "")
     invite = next((g.invites[0] for g in fixture.guilds if g.invites), "")
-    return key.reveal(), token, invite
+    return key.reveal(), token, invite, await _demo_link(s, fixture)
+
+
+async def _demo_link(s: Settings, fixture: Any) -> str:
+    """The demo link of the fixture's first guild (made once, kept across restarts)."""
+    from guildgate.web.linkops import create_link, link_url
+    from guildgate.web.services import Services
+
+    app, guild = fixture.applications[0], next((g for g in fixture.guilds if g.bots), None)
+    if guild is None:
+        return ""
+    svc = Services.build(s)
+    try:
+        for link in await svc.links.list(app_id=app.client_id or app.id):
+            if link.title == "demo" and link.problem(datetime.now(UTC)) is None:
+                return link_url(svc, link)
+        roles = [r.id for r in guild.roles if r.position < guild.bot_role_position][:1]
+        link, _ = await create_link(
+            svc,
+            app_id=app.client_id or app.id,
+            guild_id=guild.id,
+            invite=None,
+            roles=roles,
+            max_uses=None,
+            expires=None,
+            title="demo",
+        )
+        return link_url(svc, link)
+    finally:
+        await svc.close()
 
 
 class _Server(uvicorn.Server):
@@ -92,10 +125,20 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
     banner = ""
     if s.sandbox:
         origin, fixture = start_sandbox_thread(sandbox_fixture, sandbox_port)
-        s = s.model_copy(update={"discord_api_base": f"{origin}/api/v10", "discord_authorize_url": None})
-        s.__dict__.pop("authorize_url", None)
-        key, token, invite = asyncio.run(_demo_key(s, fixture))
         shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "") else host)
+        update: dict[str, Any] = {"discord_api_base": f"{origin}/api/v10", "discord_authorize_url": None}
+        if "public_url" not in s.model_fields_set:
+            update["public_url"] = f"http://{shown}:{port}"
+        if s.admin_token is None:
+            update["admin_token"] = SecretStr(secrets.token_urlsafe(18))
+        s = s.model_copy(update=update)
+        s.__dict__.pop("authorize_url", None)
+        key, token, invite, link = asyncio.run(_demo_key(s, fixture))
+        admin = (
+            ""
+            if "admin_token" not in update
+            else f"Admin dashboard: {s.public_url}/admin  token: {update['admin_token'].get_secret_value()}\n"
+        )
         body = json.dumps({"authorization": token, "guild_name": f"https://discord.gg/{invite}"})
         curl = (
             f"curl -s -X POST http://{shown}:{port}/api/wanda/discord/guild "
@@ -105,7 +148,8 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
         banner = (
             f"\nguildgate (sandbox mode) on http://{shown}:{port}  docs: http://{shown}:{port}/docs\n"
             f"Discord sandbox: {origin}/api/v10  stats: {origin}/_sandbox/stats\n"
-            f"Demo API key (shown once): {key}\n\nTry a join:\n{curl}\n"
+            f"Demo API key (shown once): {key}\n{admin}"
+            f"Demo join link (open it in a browser): {link}\n\nTry a join:\n{curl}\n"
         )
     else:
         render.note(f"guildgate on http://{host}:{port}, Discord at {s.discord_api_base}")

@@ -48,6 +48,11 @@ class Outcome(StrEnum):
     PROXY_NOT_ALLOWED = "proxy_not_allowed"
     QUOTA_EXCEEDED = "quota_exceeded"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    # Join links only (records with source "link"; the join API never answers these):
+    CANCELLED = "cancelled"
+    LINK_EXPIRED = "link_expired"
+    LINK_USED_UP = "link_used_up"
+    LINK_DISABLED = "link_disabled"
 
     @property
     def row(self) -> _Row:
@@ -133,4 +138,8 @@ _TABLE: dict[Outcome, _Row] = {
         "该 Idempotency-Key 已用于另一个不同的请求",
         "This Idempotency-Key was already used with a different request body",
     ),
+    Outcome.CANCELLED: _Row(0, 200, "已在 Discord 上取消授权", "Cancelled on Discord"),
+    Outcome.LINK_EXPIRED: _Row(0, 410, "该加入链接已过期", "This join link has expired"),
+    Outcome.LINK_USED_UP: _Row(0, 410, "该加入链接的使用次数已用完", "This join link has been used up"),
+    Outcome.LINK_DISABLED: _Row(0, 410, "该加入链接已被停用", "This join link has been disabled"),
 }

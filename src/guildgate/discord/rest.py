@@ -209,6 +209,27 @@ class DiscordRest:
             return False
         return None
 
+    async def add_member_role(
+        self, *, app: AppCredentials, guild_id: str, user_id: str, role_id: str, deadline: float
+    ) -> None:
+        """Give an existing member a role (Add Guild Member Role); Add Guild Member ignores roles for members."""
+        answer = await self.call(
+            "PUT",
+            "/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
+            {"guild_id": guild_id, "user_id": user_id, "role_id": role_id},
+            auth=("Bot", app.bot_token),
+            deadline=deadline,
+            major=guild_id,
+        )
+        if answer.status not in (200, 204):
+            raise refusal(answer.status, answer.body, route="PUT /guilds/{guild_id}/members/{user_id}/roles/{role_id}")
+
+    async def bot_get(self, template: str, params: dict[str, str], *, app: AppCredentials, deadline: float) -> Answer:
+        """A read with the bot's token (the doctor's lookups); the caller decides what the answer means."""
+        return await self.call(
+            "GET", template, params, auth=("Bot", app.bot_token), deadline=deadline, major=params.get("guild_id", "")
+        )
+
     # ---- plumbing -----------------------------------------------------------------------------------
     async def call(
         self,
@@ -219,6 +240,7 @@ class DiscordRest:
         auth: tuple[str, Secret],
         deadline: float,
         json_body: Any = None,
+        form: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
         proxy: str | None = None,
         major: str = "",
@@ -249,6 +271,7 @@ class DiscordRest:
                     url,
                     headers={"Authorization": f"{scheme} {secret.reveal()}"},
                     json=json_body,
+                    data=form,
                     params=query,
                     timeout=httpx.Timeout(min(remaining, 15.0)),
                 )

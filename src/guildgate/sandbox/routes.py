@@ -105,6 +105,26 @@ async def oauth2_me(call: Call) -> Response:
     return djson(body)
 
 
+async def get_guild(call: Call) -> Response:
+    if call.auth.kind != "bot" or call.auth.app is None:
+        return unauthorized()
+    problem = _check_ids(call.params)
+    if problem is not None:
+        return problem
+    guild = _guild_for_bot(call, call.params["guild_id"])
+    if isinstance(guild, Response):
+        return guild
+    return djson(call.world.guild_object(guild))
+
+
+async def current_application(call: Call) -> Response:
+    """Get Current Application (``/applications/@me``) and the older Get Current Bot Application Information
+    (``/oauth2/applications/@me``): bot auth only."""
+    if call.auth.kind != "bot" or call.auth.app is None:
+        return unauthorized()
+    return djson(call.world.application_object(call.auth.app))
+
+
 async def get_invite(call: Call) -> Response:
     if call.auth.kind != "none" and call.auth.app is None and call.auth.grant is None:
         return unauthorized()
@@ -309,6 +329,9 @@ ROUTES: list[Route] = [
     Route("GET", "/users/@me", users_me),
     Route("GET", "/oauth2/@me", oauth2_me),
     Route("GET", "/invites/{invite_code}", get_invite),
+    Route("GET", "/applications/@me", current_application),
+    Route("GET", "/oauth2/applications/@me", current_application),
+    Route("GET", "/guilds/{guild_id}", get_guild, major="guild_id"),
     Route("PUT", "/guilds/{guild_id}/members/{user_id}", put_member, major="guild_id"),
     Route("GET", "/guilds/{guild_id}/members/{user_id}", get_member, major="guild_id"),
     Route("PUT", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", put_member_role, major="guild_id"),

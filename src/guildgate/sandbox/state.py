@@ -98,7 +98,8 @@ class World:
             for app_id in g.bots:
                 app = self.apps.get(app_id)
                 if app is not None:
-                    members[app.bot_user_id] = Member(user_id=app.bot_user_id, roles=[])
+                    # A bot joins with its managed role, which carries the permissions it was invited with.
+                    members[app.bot_user_id] = Member(user_id=app.bot_user_id, roles=[bot_role_id(g.id, app_id)])
             self.guilds[g.id] = GuildState(
                 id=g.id,
                 name=g.name,
@@ -181,6 +182,44 @@ class World:
         return code
 
     # ---- objects ------------------------------------------------------------------------------------
+    def guild_roles(self, guild: GuildState) -> list[dict[str, Any]]:
+        """Discord's role objects: @everyone (id = guild id, no permissions here), the fixture's roles and each
+        bot's managed role at ``bot_role_position`` with the bot's permissions."""
+        roles: list[dict[str, Any]] = [_role(guild.id, "@everyone", 0, 0)]
+        roles += [_role(r["id"], r["name"], r["position"], 0) for r in guild.roles.values()]
+        for app_id, bits in guild.bots.items():
+            app = self.apps.get(app_id)
+            role = _role(bot_role_id(guild.id, app_id), app.name if app else "bot", guild.bot_role_position, bits)
+            role["managed"], role["tags"] = True, {"bot_id": app.bot_user_id if app else app_id}
+            roles.append(role)
+        return roles
+
+    def guild_object(self, guild: GuildState) -> dict[str, Any]:
+        return {
+            "id": guild.id,
+            "name": guild.name,
+            "icon": guild.icon,
+            "owner_id": "1000000000000000001",
+            "roles": self.guild_roles(guild),
+            "features": ["MEMBER_VERIFICATION_GATE_ENABLED"] if guild.screening else [],
+            "verification_level": 1,
+            "application_id": None,
+        }
+
+    def application_object(self, app: Application) -> dict[str, Any]:
+        return {
+            "id": app.id,
+            "name": app.name,
+            "icon": None,
+            "description": "",
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": "0" * 64,
+            "flags": 0,
+            "redirect_uris": list(app.redirect_uris),
+            "bot": self.user_object(app.bot_user_id),
+        }
+
     def user_object(self, user_id: str) -> dict[str, Any]:
         user = self.users.get(user_id)
         bot = next((a for a in self.apps.values() if a.bot_user_id == user_id), None)
@@ -251,6 +290,26 @@ class World:
                 for g in {g.id: g for g in self.grants.values()}.values()
             ],
         }
+
+
+def bot_role_id(guild_id: str, app_id: str) -> str:
+    """A stable snowflake for a bot's managed role in a guild."""
+    return str(10**17 + int(hashlib.sha256(f"{guild_id}:{app_id}".encode()).hexdigest()[:14], 16))
+
+
+def _role(role_id: str, name: str, position: int, permissions: int) -> dict[str, Any]:
+    return {
+        "id": role_id,
+        "name": name,
+        "color": 0,
+        "hoist": False,
+        "icon": None,
+        "position": position,
+        "permissions": str(permissions),
+        "managed": False,
+        "mentionable": False,
+        "flags": 0,
+    }
 
 
 def pkce_matches(verifier: str, challenge: str) -> bool:

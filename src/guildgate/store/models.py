@@ -100,3 +100,34 @@ class RecordRow(Base):
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[str | None] = mapped_column(Text)
     response_headers: Mapped[str | None] = mapped_column(Text)
+
+
+class LinkRow(Base):
+    """A join link: one server, optional roles, uses, expiry. ``opens`` and ``sends`` feed the funnel."""
+
+    __tablename__ = "links"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(32), unique=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.client_id"), index=True)
+    guild_id: Mapped[str] = mapped_column(String(20))
+    guild_name: Mapped[str | None] = mapped_column(String(200))
+    guild_icon: Mapped[str | None] = mapped_column(String(200))
+    roles: Mapped[str] = mapped_column(Text, default="[]")  # JSON [{"id": ..., "name": ...}]
+    title: Mapped[str | None] = mapped_column(String(200))
+    max_uses: Mapped[int | None] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    opens: Mapped[int] = mapped_column(Integer, default=0)
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OAuthStateRow(Base):
+    """One started consent flow. The nonce is in the signed ``state``; ``used_at`` makes it single-use."""
+
+    __tablename__ = "oauth_states"
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    link_id: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

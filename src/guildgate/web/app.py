@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from guildgate import __version__
 from guildgate.settings import Settings
-from guildgate.web import api, errors, ops, records
+from guildgate.web import api, errors, links, ops, records
+from guildgate.web.pages import STATIC
 from guildgate.web.services import Services
 
 
@@ -54,6 +56,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router, tags=["join"])
     app.include_router(records.router, tags=["records"])
     app.include_router(ops.router, tags=["operations"])
+    app.include_router(links.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
 

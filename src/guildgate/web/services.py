@@ -9,14 +9,18 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from guildgate.core.errors import InvalidApiKey, QuotaExceeded
+from guildgate.discord.guilds import DiscordLookups
+from guildgate.discord.oauth import DiscordConsent
 from guildgate.discord.ratelimit import Backend, Limiter, MemoryBackend
 from guildgate.discord.ratelimit.redis import RedisBackend
 from guildgate.discord.rest import DiscordRest
 from guildgate.settings import Settings
 from guildgate.store.crypto import SecretBox
 from guildgate.store.db import Database
+from guildgate.store.links import LinkRepo
 from guildgate.store.repos import AppRepo, KeyInfo, KeyRepo, RecordRepo
 from guildgate.web import metrics
+from guildgate.web.flow import Signer
 
 
 @dataclass
@@ -48,6 +52,10 @@ class Services:
     limiter: Limiter
     quotas: Quotas
     hash_key: bytes
+    links: LinkRepo
+    signer: Signer
+    consent: DiscordConsent
+    lookups: DiscordLookups
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -76,6 +84,10 @@ class Services:
             limiter=limiter,
             quotas=Quotas(backend),
             hash_key=hashlib.sha256(b"request-hash:" + secret_key.encode()).digest(),
+            links=LinkRepo(db),
+            signer=Signer(secret_key),
+            consent=DiscordConsent(discord),
+            lookups=DiscordLookups(discord),
         )
 
     async def close(self) -> None:

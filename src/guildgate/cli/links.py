@@ -1,0 +1,156 @@
+"""``guildgate links create|list|disable`` and ``guildgate doctor``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from guildgate.cli import render
+from guildgate.cli.main import app, db_settings, die, run
+from guildgate.settings import Settings
+
+links_cli = typer.Typer(help="Join links: the consent flow people click through.", no_args_is_help=True)
+app.add_typer(links_cli, name="links")
+
+
+async def _with_services(s: Settings, fn: Any) -> Any:
+    from guildgate.web.services import Services
+
+    svc = Services.build(s)
+    try:
+        return await fn(svc)
+    finally:
+        await svc.close()
+
+
+@links_cli.command("create")
+def links_create(
+    app_id: str = typer.Option(..., "--app", help="The app's client id."),
+    guild: str | None = typer.Option(None, "--guild", help="The server's id."),
+    invite: str | None = typer.Option(
+        None, "--invite", help="An invite code or URL of the server (instead of --guild)."
+    ),
+    role: list[str] = typer.Option([], "--role", help="A role id to give; repeat for several."),
+    max_uses: int | None = typer.Option(None, "--max-uses", help="How many people may join through it."),
+    expires: str | None = typer.Option(None, "--expires", help="Lifetime, like 30m, 12h, 7d or 2w."),
+    title: str | None = typer.Option(None, "--title", help="A line shown under the server's name."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (id, url, doctor, ...)."),
+) -> None:
+    """Create a join link and run the doctor on it. Example:
+    ``guildgate links create --app 11... --guild 12... --role 12... --max-uses 50 --expires 7d``"""
+    from guildgate.web.linkops import LinkInputError, create_link, link_dict, report_dict
+
+    s = db_settings()
+
+    async def go(svc: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        link, report = await create_link(
+            svc,
+            app_id=app_id,
+            guild_id=guild,
+            invite=invite,
+            roles=role,
+            max_uses=max_uses,
+            expires=expires,
+            title=title,
+        )
+        return link_dict(svc, link), report_dict(report)
+
+    try:
+        body, report = run(lambda: _with_services(s, go))
+    except LinkInputError as exc:
+        die(str(exc))
+        return
+    if as_json:
+        render.as_json({**body, "doctor": report})
+        return
+    render.out.print(f"link [bold]{body['id']}[/] for {body['guild_name'] or body['guild_id']}:")
+    render.out.print(body["url"], soft_wrap=True)
+    render.out.print("doctor:")
+    render.doctor(report)
+
+
+@links_cli.command("list")
+def links_list(
+    app_id: str | None = typer.Option(None, "--app", help="Only this app's links."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List links with their use and funnel (opened -> sent to Discord -> joined / failed)."""
+    from guildgate.web.linkops import link_dict
+
+    s = db_settings()
+
+    async def go(svc: Any) -> list[dict[str, Any]]:
+        links = await svc.links.list(app_id=app_id)
+        outcomes = await svc.links.outcomes([link.id for link in links])
+        return [link_dict(svc, link, outcomes.get(link.id, {})) for link in links]
+
+    rows = run(lambda: _with_services(s, go))
+    if as_json:
+        render.as_json(rows)
+        return
+    render.table(
+        "links",
+        ["id", "server", "status", "uses", "opened", "sent", "joined", "failed", "url"],
+        [
+            (
+                r["id"],
+                r["guild_name"] or r["guild_id"],
+                r["status"],
+                f"{r['uses']}/{r['max_uses'] or '∞'}",
+                r["funnel"]["opened"],
+                r["funnel"]["sent_to_discord"],
+                r["funnel"]["joined"] + r["funnel"]["already_member"],
+                sum(r["funnel"]["failed"].values()),
+                r["url"],
+            )
+            for r in rows
+        ],
+    )
+
+
+@links_cli.command("disable")
+def links_disable(link_id: str = typer.Argument(..., help="The link's id (or slug).")) -> None:
+    """Turn a link off for good: its page then says so, and nobody can join through it."""
+    from guildgate.store.repos import NotFound
+
+    s = db_settings()
+
+    async def go(svc: Any) -> Any:
+        return await svc.links.disable(link_id)
+
+    try:
+        link = run(lambda: _with_services(s, go))
+    except NotFound as exc:
+        die(str(exc))
+        return
+    render.out.print(f"link [bold]{link.id}[/] disabled")
+
+
+@app.command("doctor")
+def doctor(
+    app_id: str = typer.Option(..., "--app", help="The app's client id."),
+    guild: str = typer.Option(..., "--guild", help="The server's id."),
+    role: list[str] = typer.Option([], "--role", help="A role the links will give; repeat for several."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check, through Discord's API, that the app's bot can add people to the server (exit 1 if not). Example:
+    ``guildgate doctor --app 11... --guild 12... --role 12...``"""
+    from guildgate.web.linkops import LinkInputError, report_dict, run_doctor
+
+    s = db_settings()
+
+    async def go(svc: Any) -> dict[str, Any]:
+        return report_dict(await run_doctor(svc, app_id=app_id, guild_id=guild, roles=role))
+
+    try:
+        report = run(lambda: _with_services(s, go))
+    except LinkInputError as exc:
+        die(str(exc))
+        return
+    if as_json:
+        render.as_json(report)
+    else:
+        render.doctor(report)
+    if not report["ok"]:
+        raise typer.Exit(1)

@@ -1,0 +1,184 @@
+"""The preflight doctor: can this app's bot add people to this server with these roles?
+
+It asks Discord (through a ``GuildLookups`` port) for the bot's application, the server with its roles, and the
+bot's own member, then checks what Add Guild Member needs: the bot is in the server, has Create Invite (and
+Manage Roles when roles are given), every role exists and sits below the bot's highest role, and the app's
+client id is the bot's application. Each check is one line with the fix when it fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from guildgate.core.errors import DiscordRefused, JoinError
+from guildgate.core.ports import AppCredentials
+
+CREATE_INSTANT_INVITE = 1 << 0
+ADMINISTRATOR = 1 << 3
+MANAGE_ROLES = 1 << 28
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    id: str
+    name: str
+    position: int
+    permissions: int
+    managed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GuildInfo:
+    id: str
+    name: str
+    icon: str | None
+    owner_id: str | None
+    roles: tuple[Role, ...]
+
+    def role(self, role_id: str) -> Role | None:
+        return next((r for r in self.roles if r.id == role_id), None)
+
+    @property
+    def icon_url(self) -> str | None:
+        if not self.icon:
+            return None
+        return f"https://cdn.discordapp.com/icons/{self.id}/{self.icon}.png?size=128"
+
+
+@dataclass(frozen=True, slots=True)
+class BotApplication:
+    id: str
+    name: str
+    bot_user_id: str | None
+
+
+class GuildLookups(Protocol):
+    async def application(self, app: AppCredentials, *, deadline: float) -> BotApplication: ...
+
+    async def bot_user_id(self, app: AppCredentials, *, deadline: float) -> str: ...
+
+    async def guild(self, app: AppCredentials, guild_id: str, *, deadline: float) -> GuildInfo: ...
+
+    async def member_roles(self, app: AppCredentials, guild_id: str, user_id: str, *, deadline: float) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    checks: tuple[Check, ...]
+    guild: GuildInfo | None
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def role_names(self, role_ids: Sequence[str]) -> list[str]:
+        found = [self.guild.role(r) if self.guild else None for r in role_ids]
+        return [r.name if r else rid for r, rid in zip(found, role_ids, strict=True)]
+
+
+def invite_bot_url(client_id: str, with_roles: bool) -> str:
+    permissions = CREATE_INSTANT_INVITE | (MANAGE_ROLES if with_roles else 0)
+    return f"https://discord.com/oauth2/authorize?client_id={client_id}&scope=bot&permissions={permissions}"
+
+
+async def diagnose(
+    lookups: GuildLookups, *, app: AppCredentials, guild_id: str, roles: Sequence[str], deadline: float
+) -> Report:
+    """Run every check that can run; a failed lookup fails its check and skips the ones that need it."""
+    checks: list[Check] = []
+    application: BotApplication | None = None
+    try:
+        application = await lookups.application(app, deadline=deadline)
+    except JoinError as exc:
+        fix = "reset the bot token in the Developer Portal (Bot tab), then run 'guildgate apps add' again"
+        checks.append(Check("bot token", False, f"Discord refused the bot token: {_why(exc)}", fix))
+        return Report(tuple(checks), None)
+    checks.append(Check("bot token", True, f"accepted (application {application.name})"))
+    if application.id == app.client_id:
+        checks.append(Check("application", True, f"the bot belongs to application {app.client_id}"))
+    else:
+        checks.append(
+            Check(
+                "application",
+                False,
+                f"the bot token belongs to application {application.id}, not {app.client_id}",
+                "store this app's own bot token: 'guildgate apps add' with the Bot tab's token of the same app",
+            )
+        )
+    try:
+        guild = await lookups.guild(app, guild_id, deadline=deadline)
+    except JoinError as exc:
+        fix = f"invite the bot to the server: {invite_bot_url(app.client_id, bool(roles))}"
+        checks.append(Check("bot in server", False, f"the bot cannot see server {guild_id}: {_why(exc)}", fix))
+        return Report(tuple(checks), None)
+    checks.append(Check("bot in server", True, f"the bot is in {guild.name}"))
+    bot_id = application.bot_user_id or await lookups.bot_user_id(app, deadline=deadline)
+    try:
+        bot_role_ids = await lookups.member_roles(app, guild_id, bot_id, deadline=deadline)
+    except JoinError as exc:
+        checks.append(Check("bot roles", False, f"could not read the bot's roles: {_why(exc)}", "run doctor again"))
+        return Report(tuple(checks), guild)
+    checks += _permission_checks(guild, bot_id, bot_role_ids, roles)
+    return Report(tuple(checks), guild)
+
+
+def _permission_checks(guild: GuildInfo, bot_id: str, bot_role_ids: list[str], wanted: Sequence[str]) -> list[Check]:
+    everyone = guild.role(guild.id)
+    own = [r for r in (guild.role(rid) for rid in bot_role_ids) if r is not None]
+    permissions = (everyone.permissions if everyone else 0) | _union(own)
+    is_owner = guild.owner_id == bot_id
+    admin = is_owner or bool(permissions & ADMINISTRATOR)
+    top = max((r.position for r in own), default=0)
+    top_name = max(own, key=lambda r: r.position).name if own else "@everyone"
+    checks = [_permission("Create Invite", admin or bool(permissions & CREATE_INSTANT_INVITE), top_name)]
+    if wanted:
+        checks.append(_permission("Manage Roles", admin or bool(permissions & MANAGE_ROLES), top_name))
+    for role_id in wanted:
+        role = guild.role(role_id)
+        if role is None:
+            checks.append(
+                Check(
+                    f"role {role_id}", False, "no such role in this server", "copy the role id again (Developer Mode)"
+                )
+            )
+        elif role.id == guild.id or role.managed:
+            kind = "@everyone" if role.id == guild.id else "a role managed by an integration"
+            checks.append(Check(f"role {role.name}", False, f"{kind} cannot be given", "pick another role"))
+        elif role.position < top or is_owner:
+            checks.append(Check(f"role {role.name}", True, f"below the bot's highest role ({top_name})"))
+        else:
+            fix = f"in Server Settings → Roles, drag {top_name} above {role.name}"
+            checks.append(
+                Check(f"role {role.name}", False, f"{role.name} is not below the bot's highest role ({top_name})", fix)
+            )
+    return checks
+
+
+def _permission(name: str, ok: bool, role_name: str) -> Check:
+    if ok:
+        return Check(name, True, "granted")
+    return Check(name, False, "missing", f"in Server Settings → Roles → {role_name}, turn on {name}")
+
+
+def _union(roles: list[Role]) -> int:
+    bits = 0
+    for role in roles:
+        bits |= role.permissions
+    return bits
+
+
+def _why(error: JoinError) -> str:
+    if isinstance(error, DiscordRefused) and error.discord_status is not None:
+        code = f", code {error.discord_code}" if error.discord_code is not None else ""
+        return f"{error.detail or error.outcome.value} (HTTP {error.discord_status}{code})"
+    return error.detail or error.outcome.value

@@ -1,0 +1,79 @@
+"""The doctor's lookups (core.doctor.GuildLookups) over DiscordRest: Get Current Application, Get Guild, Get
+Guild Member, all with the bot's token and through the same limiter as every other call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from guildgate.core.doctor import BotApplication, GuildInfo, Role
+from guildgate.core.errors import DiscordUnavailable
+from guildgate.core.ports import AppCredentials
+from guildgate.discord.codes import refusal
+from guildgate.discord.rest import Answer, DiscordRest
+
+
+class DiscordLookups:
+    def __init__(self, rest: DiscordRest) -> None:
+        self.rest = rest
+
+    async def application(self, app: AppCredentials, *, deadline: float) -> BotApplication:
+        answer = await self.rest.bot_get("/applications/@me", {}, app=app, deadline=deadline)
+        if answer.status == 404:  # an API without Get Current Application: the older route
+            answer = await self.rest.bot_get("/oauth2/applications/@me", {}, app=app, deadline=deadline)
+        body = _ok(answer, "GET /applications/@me")
+        bot = body.get("bot")
+        bot_id = bot.get("id") if isinstance(bot, dict) else None
+        return BotApplication(
+            id=str(body.get("id", "")), name=str(body.get("name") or ""), bot_user_id=str(bot_id) if bot_id else None
+        )
+
+    async def bot_user_id(self, app: AppCredentials, *, deadline: float) -> str:
+        body = _ok(await self.rest.bot_get("/users/@me", {}, app=app, deadline=deadline), "GET /users/@me (bot)")
+        return str(body.get("id", ""))
+
+    async def guild(self, app: AppCredentials, guild_id: str, *, deadline: float) -> GuildInfo:
+        answer = await self.rest.bot_get("/guilds/{guild_id}", {"guild_id": guild_id}, app=app, deadline=deadline)
+        body = _ok(answer, "GET /guilds/{guild_id}")
+        roles = tuple(_role(r) for r in body.get("roles") or [] if isinstance(r, dict))
+        owner = body.get("owner_id")
+        icon = body.get("icon")
+        return GuildInfo(
+            id=str(body.get("id", guild_id)),
+            name=str(body.get("name") or guild_id),
+            icon=icon if isinstance(icon, str) else None,
+            owner_id=str(owner) if owner else None,
+            roles=roles,
+        )
+
+    async def member_roles(self, app: AppCredentials, guild_id: str, user_id: str, *, deadline: float) -> list[str]:
+        answer = await self.rest.bot_get(
+            "/guilds/{guild_id}/members/{user_id}",
+            {"guild_id": guild_id, "user_id": user_id},
+            app=app,
+            deadline=deadline,
+        )
+        body = _ok(answer, "GET /guilds/{guild_id}/members/{user_id}")
+        return [str(r) for r in body.get("roles") or []]
+
+
+def _ok(answer: Answer, route: str) -> dict[str, Any]:
+    if answer.status == 200 and isinstance(answer.body, dict):
+        return answer.body
+    if answer.status == 200:
+        raise DiscordUnavailable(f"{route} answered 200 without a JSON object", discord_status=200)
+    raise refusal(answer.status, answer.body, route=route)
+
+
+def _role(raw: dict[str, Any]) -> Role:
+    try:
+        permissions = int(str(raw.get("permissions", "0")))
+    except ValueError:
+        permissions = 0
+    position = raw.get("position")
+    return Role(
+        id=str(raw.get("id", "")),
+        name=str(raw.get("name") or ""),
+        position=position if isinstance(position, int) else 0,
+        permissions=permissions,
+        managed=bool(raw.get("managed")),
+    )

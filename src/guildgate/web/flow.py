@@ -1,0 +1,155 @@
+"""The consent flow's `state` and browser binding, and the admin session: signed and sealed values.
+
+- ``state`` (travels through Discord): ``base64url(JSON {n: nonce, l: link id, e: expiry}) . HMAC-SHA256``.
+  Forging one needs ``GUILDGATE_SECRET_KEY``; the nonce is single-use in the database; it expires in 10 minutes.
+- The flow cookie (never leaves this browser and us): Fernet-sealed ``{n: nonce, v: PKCE verifier}``. The
+  callback must carry the cookie whose nonce is the state's, so a state (or a whole callback URL) taken to
+  another browser is refused, and the verifier never travels through Discord or into the database.
+- The admin session cookie: ``base64url(JSON {s: session id, e: expiry}) . HMAC``; CSRF tokens are an HMAC of
+  the session id, checked on every form post.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+FLOW_COOKIE = "gg_flow"
+SESSION_COOKIE = "gg_admin"
+PRE_COOKIE = "gg_pre"  # a pre-login id, so the login form has a CSRF token too
+STATE_SECONDS = 600
+SESSION_SECONDS = 8 * 3600
+
+
+def _derive(secret_key: str, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"guildgate", info=info).derive(secret_key.encode())
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    nonce: str
+    link_id: str
+    expires: float
+
+
+class BadState(ValueError):
+    """The state is not one we signed, or it expired; the message says which."""
+
+
+class Signer:
+    def __init__(self, secret_key: str) -> None:
+        self._state_key = _derive(secret_key, b"oauth state v1")
+        self._session_key = _derive(secret_key, b"admin session v1")
+        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(secret_key, b"flow cookie v1")))
+
+    # ---- OAuth2 state + flow cookie -----------------------------------------------------------------
+    def state(self, *, nonce: str, link_id: str, now: float | None = None) -> str:
+        payload = _b64(json.dumps({"n": nonce, "l": link_id, "e": int((now or time.time()) + STATE_SECONDS)}).encode())
+        return f"{payload}.{self._mac(self._state_key, payload)}"
+
+    def read_state(self, value: str, *, now: float | None = None) -> State:
+        payload, _, mac = value.partition(".")
+        if (
+            not payload
+            or not mac
+            or len(value) > 512
+            or not hmac.compare_digest(mac, self._mac(self._state_key, payload))
+        ):
+            raise BadState("the state was not issued by this service")
+        data = self._json(payload)
+        state = State(nonce=str(data.get("n", "")), link_id=str(data.get("l", "")), expires=float(data.get("e", 0)))
+        if state.expires < (now or time.time()):
+            raise BadState("the state expired (more than 10 minutes passed)")
+        return state
+
+    def flow_cookie(self, *, nonce: str, verifier: str) -> str:
+        return self._fernet.encrypt(json.dumps({"n": nonce, "v": verifier}).encode()).decode("ascii")
+
+    def read_flow_cookie(self, value: str | None) -> tuple[str, str] | None:
+        """(nonce, verifier), or None when missing, tampered with or older than the state's lifetime."""
+        if not value:
+            return None
+        try:
+            data = json.loads(self._fernet.decrypt(value.encode("ascii"), ttl=STATE_SECONDS))
+            return str(data["n"]), str(data["v"])
+        except (InvalidToken, ValueError, KeyError, TypeError, UnicodeEncodeError):
+            return None
+
+    # ---- the result of a callback, carried to its page (so the page can be reloaded and translated) -----
+    def result(self, data: dict[str, Any], *, now: float | None = None) -> str:
+        payload = _b64(json.dumps({**data, "e": int((now or time.time()) + 3600)}, separators=(",", ":")).encode())
+        return f"{payload}.{self._mac(self._state_key, 'result:' + payload)}"
+
+    def read_result(self, value: str, *, now: float | None = None) -> dict[str, Any] | None:
+        payload, _, mac = value.partition(".")
+        if (
+            not payload
+            or len(value) > 4096
+            or not hmac.compare_digest(mac, self._mac(self._state_key, "result:" + payload))
+        ):
+            return None
+        try:
+            data = self._json(payload)
+        except BadState:
+            return None
+        return data if float(data.get("e", 0)) >= (now or time.time()) else None
+
+    # ---- admin session ------------------------------------------------------------------------------
+    def session(self, *, now: float | None = None) -> str:
+        payload = _b64(
+            json.dumps({"s": secrets.token_urlsafe(16), "e": int((now or time.time()) + SESSION_SECONDS)}).encode()
+        )
+        return f"{payload}.{self._mac(self._session_key, payload)}"
+
+    def session_id(self, value: str | None, *, now: float | None = None) -> str | None:
+        if not value:
+            return None
+        payload, _, mac = value.partition(".")
+        if not payload or not hmac.compare_digest(mac, self._mac(self._session_key, payload)):
+            return None
+        try:
+            data = self._json(payload)
+        except BadState:
+            return None
+        if float(data.get("e", 0)) < (now or time.time()):
+            return None
+        return str(data.get("s") or "") or None
+
+    def csrf(self, session_id: str) -> str:
+        return self._mac(self._session_key, "csrf:" + session_id)
+
+    def csrf_ok(self, session_id: str | None, token: str | None) -> bool:
+        return bool(session_id and token and hmac.compare_digest(token, self.csrf(session_id)))
+
+    # ---- helpers ------------------------------------------------------------------------------------
+    @staticmethod
+    def _mac(key: bytes, payload: str) -> str:
+        return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+
+    @staticmethod
+    def _json(payload: str) -> dict[str, Any]:
+        try:
+            data = json.loads(_unb64(payload))
+        except ValueError:
+            raise BadState("the state is malformed") from None
+        if not isinstance(data, dict):
+            raise BadState("the state is malformed")
+        return data

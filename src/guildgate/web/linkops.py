@@ -1,0 +1,142 @@
+"""Creating links and running the doctor: shared by ``guildgate links create``/``doctor``, the admin JSON API and
+the dashboard. Input problems raise ``LinkInputError`` naming the field."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from guildgate.core.doctor import Report, diagnose
+from guildgate.core.errors import JoinError
+from guildgate.core.invites import is_snowflake, parse_invite
+from guildgate.core.links import Link, LinkRole, parse_duration
+from guildgate.store.repos import NotFound
+from guildgate.web.services import Services
+
+LOOKUP_SECONDS = 15.0
+
+
+class LinkInputError(ValueError):
+    """A bad field for a link or a doctor run; the message names the field."""
+
+
+async def run_doctor(svc: Services, *, app_id: str, guild_id: str, roles: list[str]) -> Report:
+    if not is_snowflake(guild_id):
+        raise LinkInputError(f"guild: {guild_id!r} is not a Discord id (a snowflake of 17 to 20 digits)")
+    for role in roles:
+        if not is_snowflake(role):
+            raise LinkInputError(f"role: {role!r} is not a Discord id (a snowflake of 17 to 20 digits)")
+    try:
+        app = await svc.apps.credentials(app_id)
+    except NotFound as exc:
+        raise LinkInputError(f"app: {exc}") from None
+    return await diagnose(
+        svc.lookups, app=app, guild_id=guild_id, roles=roles, deadline=time.monotonic() + LOOKUP_SECONDS
+    )
+
+
+async def create_link(
+    svc: Services,
+    *,
+    app_id: str,
+    guild_id: str | None,
+    invite: str | None,
+    roles: list[str],
+    max_uses: int | None,
+    expires: str | None,
+    title: str | None,
+) -> tuple[Link, Report]:
+    """Resolve the server, run the doctor, store the link. The link is created even when a check fails (the
+    report says what to fix); it is refused only for bad input or a server that cannot be named."""
+    if (guild_id is None) == (invite is None):
+        raise LinkInputError("give exactly one of guild (a server id) and invite (a code or URL)")
+    if max_uses is not None and not 1 <= max_uses <= 1_000_000:
+        raise LinkInputError("max_uses: must be a whole number from 1 to 1000000")
+    if title is not None and len(title) > 200:
+        raise LinkInputError("title: at most 200 characters")
+    if len(roles) > 20:
+        raise LinkInputError("role: at most 20 roles")
+    expires_at = None
+    if expires:
+        try:
+            expires_at = datetime.now(UTC) + parse_duration(expires)
+        except ValueError as exc:
+            raise LinkInputError(f"expires: {exc}") from None
+    if invite is not None:
+        code = parse_invite(invite)
+        if code is None:
+            raise LinkInputError(f"invite: {invite!r} is not an invite code or discord.gg / discord.com/invite URL")
+        try:
+            app = await svc.apps.credentials(app_id)
+        except NotFound as exc:
+            raise LinkInputError(f"app: {exc}") from None
+        try:
+            guild_id = (await svc.discord.resolve_invite(code, app=app, deadline=time.monotonic() + 15)).id
+        except JoinError as exc:
+            raise LinkInputError(f"invite: Discord could not resolve it ({exc.outcome.value}: {exc.detail})") from None
+    assert guild_id is not None
+    report = await run_doctor(svc, app_id=app_id, guild_id=guild_id, roles=list(dict.fromkeys(roles)))
+    guild = report.guild
+    link_roles = [LinkRole(id=r, name=n) for r, n in zip(roles, report.role_names(roles), strict=True)]
+    link = await svc.links.create(
+        app_id=app_id,
+        guild_id=guild_id,
+        guild_name=guild.name if guild else None,
+        guild_icon=guild.icon if guild else None,
+        roles=list({r.id: r for r in link_roles}.values()),
+        title=title or None,
+        max_uses=max_uses,
+        expires_at=expires_at,
+    )
+    return link, report
+
+
+def link_url(svc: Services, link: Link) -> str:
+    return f"{svc.settings.public_url}/j/{link.slug}"
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def link_dict(svc: Services, link: Link, outcomes: dict[str, int] | None = None) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    problem = link.problem(now)
+    body: dict[str, Any] = {
+        "id": link.id,
+        "url": link_url(svc, link),
+        "slug": link.slug,
+        "app_id": link.app_id,
+        "guild_id": link.guild_id,
+        "guild_name": link.guild_name,
+        "roles": [{"id": r.id, "name": r.name} for r in link.roles],
+        "title": link.title,
+        "max_uses": link.max_uses,
+        "uses": link.uses,
+        "expires_at": _ts(link.expires_at),
+        "disabled_at": _ts(link.disabled_at),
+        "created_at": _ts(link.created_at),
+        "status": problem.value if problem else "active",
+    }
+    if outcomes is not None:
+        body["funnel"] = funnel(link, outcomes)
+    return body
+
+
+def funnel(link: Link, outcomes: dict[str, int]) -> dict[str, Any]:
+    failed = {code: n for code, n in sorted(outcomes.items()) if code not in ("joined", "already_member")}
+    return {
+        "opened": link.opens,
+        "sent_to_discord": link.sends,
+        "joined": outcomes.get("joined", 0),
+        "already_member": outcomes.get("already_member", 0),
+        "failed": failed,
+    }
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in report.checks],
+    }

@@ -1,0 +1,293 @@
+"""The pages people see: a join link (``/j/{slug}``), the start of the consent flow, Discord's callback, and
+the result in plain words (``/oauth/done``).
+
+The callback never renders the result itself: it redirects to ``/oauth/done?r=...`` (a signed, one-hour summary
+of what happened), so the result page can be reloaded or switched to the other language without replaying the
+callback. Every failure, forged or replayed ``state`` included, ends on a page that says what to do next.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from guildgate.core.errors import JoinError
+from guildgate.core.joins import RecordedJoinError, record_refusal
+from guildgate.core.links import STATE_TTL, Link, consent_join
+from guildgate.core.outcomes import Outcome, Source
+from guildgate.core.ports import NewRecord
+from guildgate.discord.oauth import authorize_url, new_pkce
+from guildgate.store.repos import NotFound
+from guildgate.web.flow import FLOW_COOKIE, BadState
+from guildgate.web.page_text import text
+from guildgate.web.pages import origin_of, page_language, render, security_headers
+from guildgate.web.services import Services, services
+
+router = APIRouter(include_in_schema=False)
+log = logging.getLogger("guildgate.links")
+
+GOOD = {Outcome.JOINED.value, Outcome.ALREADY_MEMBER.value}
+LINK_PROBLEMS = {Outcome.LINK_EXPIRED.value, Outcome.LINK_USED_UP.value, Outcome.LINK_DISABLED.value}
+SIGN_IN = {Outcome.TOKEN_EXPIRED.value, Outcome.INVALID_OAUTH_TOKEN.value}
+UNAVAILABLE = {Outcome.DISCORD_UNAVAILABLE.value, Outcome.RATE_LIMITED.value}
+
+
+def _initials(name: str) -> str:
+    words = [w for w in name.split() if w[:1].isalnum()]
+    return "".join(w[0] for w in words[:2]).upper() or name[:1].upper() or "?"
+
+
+async def _link_or_none(svc: Services, slug: str) -> Link | None:
+    if not slug or len(slug) > 32:
+        return None
+    try:
+        link = await svc.links.get(slug)
+    except NotFound:
+        return None
+    return link if link.slug == slug else None  # a link is opened by its slug only, never by its id
+
+
+def _not_found(request: Request) -> Response:
+    lang, _ = page_language(request)
+    return render(
+        request,
+        "result.html",
+        {
+            "title": text("not_found_title", lang),
+            "next_step": text("not_found_next", lang),
+            "tone": "bad",
+            "outcome": "not_found",
+            "lines": [],
+            "lang_query": "",
+        },
+        status=404,
+    )
+
+
+@router.get("/j/{slug}")
+async def link_page(slug: str, request: Request) -> Response:
+    svc = services(request)
+    link = await _link_or_none(svc, slug)
+    if link is None:
+        return _not_found(request)
+    problem = link.problem(datetime.now(UTC))
+    if problem is not None:
+        return _result_redirect(svc, {"o": problem.value, "s": link.guild_name, "slug": link.slug})
+    if "lang" not in request.query_params:
+        await svc.links.opened(link.id)
+    expires = link.expires_at.strftime("%Y-%m-%d %H:%M") if link.expires_at else None
+    return render(
+        request,
+        "link.html",
+        {
+            "link": link,
+            "initials": _initials(link.guild_name or "?"),
+            "uses_left": None if link.max_uses is None else max(link.max_uses - link.uses, 0),
+            "expires": expires,
+        },
+        form_targets=(origin_of(svc.settings.authorize_url),),
+    )
+
+
+@router.post("/j/{slug}/start")
+async def start(slug: str, request: Request) -> Response:
+    svc = services(request)
+    link = await _link_or_none(svc, slug)
+    if link is None:
+        return _not_found(request)
+    problem = link.problem(datetime.now(UTC))
+    if problem is not None:
+        return _result_redirect(svc, {"o": problem.value, "s": link.guild_name, "slug": link.slug})
+    nonce = await svc.links.start_flow(link.id)
+    pkce = new_pkce()
+    url = authorize_url(
+        base=svc.settings.authorize_url,
+        client_id=link.app_id,
+        redirect_uri=_redirect_uri(svc),
+        state=svc.signer.state(nonce=nonce, link_id=link.id),
+        challenge=pkce.challenge,
+    )
+    response = RedirectResponse(url, status_code=303)
+    security_headers(response, no_store=True)
+    response.set_cookie(
+        FLOW_COOKIE,
+        svc.signer.flow_cookie(nonce=nonce, verifier=pkce.verifier),
+        max_age=600,
+        path="/oauth",
+        httponly=True,
+        samesite="lax",  # sent on the top-level GET back from Discord, not on cross-site subrequests
+        secure=svc.settings.public_url.startswith("https://"),
+    )
+    return response
+
+
+def _redirect_uri(svc: Services) -> str:
+    return f"{svc.settings.public_url}/oauth/callback"
+
+
+def _result_redirect(svc: Services, data: dict[str, Any]) -> Response:
+    response = RedirectResponse("/oauth/done?" + urlencode({"r": svc.signer.result(data)}), status_code=303)
+    security_headers(response, no_store=True)
+    return response
+
+
+@router.get("/oauth/callback")
+async def callback(request: Request) -> Response:
+    svc = services(request)
+    response = await _callback(svc, request)
+    response.delete_cookie(FLOW_COOKIE, path="/oauth")
+    return response
+
+
+async def _callback(svc: Services, request: Request) -> Response:
+    started = time.perf_counter()
+    q = request.query_params
+    try:
+        state = svc.signer.read_state(q.get("state") or "")
+    except BadState as exc:
+        return _result_redirect(svc, {"o": "state", "w": "expired" if "expired" in str(exc) else "bad"})
+    flow = svc.signer.read_flow_cookie(request.cookies.get(FLOW_COOKIE))
+    link = await _link_or_none_by_id(svc, state.link_id)
+    slug = link.slug if link else None
+    if flow is None or flow[0] != state.nonce:
+        return _result_redirect(svc, {"o": "state", "w": "browser", "slug": slug})
+    if await svc.links.use_state(state.nonce, max_age=STATE_TTL) is None or link is None:
+        return _result_redirect(svc, {"o": "state", "w": "used", "slug": slug})
+    summary: dict[str, Any] = {"s": link.guild_name, "g": link.guild_id, "slug": link.slug}
+    new = NewRecord(
+        app_id=link.app_id,
+        key_id=None,
+        source=Source.LINK,
+        guild_id=link.guild_id,
+        guild_name=link.guild_name,
+        link_id=link.id,
+    )
+    error = q.get("error")
+    code = q.get("code")
+    if error or not code:
+        outcome = Outcome.CANCELLED if error in (None, "access_denied") else Outcome.DISCORD_ERROR
+        detail = q.get("error_description") or error or "Discord sent no code"
+        await record_refusal(svc.records, new, JoinError(detail[:300], outcome=outcome), started)
+        return _result_redirect(svc, {**summary, "o": outcome.value, "d": detail[:200]})
+    if not await svc.links.claim_use(link.id):
+        fresh = await svc.links.get(link.id)
+        outcome = fresh.problem(datetime.now(UTC)) or Outcome.LINK_USED_UP
+        await record_refusal(svc.records, new, JoinError(outcome.value, outcome=outcome), started)
+        return _result_redirect(svc, {**summary, "o": outcome.value})
+    try:
+        app = await svc.apps.credentials(link.app_id)
+        result = await consent_join(
+            link=link,
+            app=app,
+            code=code,
+            redirect_uri=_redirect_uri(svc),
+            verifier=flow[1],
+            discord=svc.discord,
+            consent=svc.consent,
+            records=svc.records,
+            deadline=time.monotonic() + svc.settings.request_timeout,
+            started=started,
+        )
+    except RecordedJoinError as exc:
+        await svc.links.release_use(link.id)
+        return _result_redirect(svc, {**summary, "o": exc.error.outcome.value, "d": exc.error.detail[:200]})
+    except JoinError as exc:  # the code exchange failed: no token, no join record yet
+        await svc.links.release_use(link.id)
+        await record_refusal(svc.records, new, exc, started)
+        return _result_redirect(svc, {**summary, "o": exc.outcome.value, "d": exc.detail[:200]})
+    names = {r.id: r.name for r in link.roles}
+    return _result_redirect(
+        svc,
+        {
+            **summary,
+            "o": result.join.outcome.value,
+            "rg": [names.get(r, r) for r in result.roles_given],
+            "rf": [names.get(r, r) for r in result.roles_failed],
+        },
+    )
+
+
+async def _link_or_none_by_id(svc: Services, link_id: str) -> Link | None:
+    try:
+        link = await svc.links.get(link_id)
+    except NotFound:
+        return None
+    return link if link.id == link_id else None
+
+
+@router.get("/oauth/done")
+async def done(request: Request) -> Response:
+    svc = services(request)
+    data = svc.signer.read_result(request.query_params.get("r") or "")
+    lang, _ = page_language(request)
+    if data is None:
+        data = {"o": "state", "w": "bad"}
+    context = describe(data, lang)
+    context["lang_query"] = (
+        urlencode({"r": request.query_params.get("r", "")}) + "&" if "r" in request.query_params else ""
+    )
+    status = 200 if data.get("o") in GOOD or data.get("o") == Outcome.CANCELLED.value else 400
+    if data.get("o") in LINK_PROBLEMS:
+        status = 410
+    return render(request, "result.html", context, status=status, no_store=True)
+
+
+def describe(data: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The result page's words for a callback summary."""
+    outcome = str(data.get("o", "state"))
+    server = str(data.get("s") or data.get("g") or "")
+    slug = data.get("slug")
+    again = f"/j/{slug}" if slug else None
+    lines: list[str] = []
+    if data.get("rg"):
+        lines.append(text("roles_given", lang, roles=", ".join("@" + r for r in data["rg"])))
+    if data.get("rf"):
+        lines.append(text("roles_failed", lang, roles=", ".join("@" + r for r in data["rf"])))
+    tone, discord_url = "bad", None
+    if outcome in GOOD:
+        title, next_step, tone, again = (
+            text(f"r_{outcome}", lang, server=server),
+            text(f"n_{outcome}", lang),
+            "good",
+            None,
+        )
+        discord_url = f"https://discord.com/channels/{data.get('g')}"
+    elif outcome == Outcome.CANCELLED.value:
+        title, next_step, tone = text("r_cancelled", lang), text("n_cancelled", lang), "neutral"
+    elif outcome in (Outcome.BANNED.value, Outcome.MAX_GUILDS.value):
+        title, next_step = text(f"r_{outcome}", lang, server=server), text(f"n_{outcome}", lang)
+        again = again if outcome == Outcome.MAX_GUILDS.value else None
+    elif outcome in LINK_PROBLEMS:
+        title, next_step, again = text(f"r_{outcome}", lang), text("n_link", lang), None
+    elif outcome in UNAVAILABLE:
+        title, next_step = text("r_unavailable", lang), text("n_unavailable", lang)
+    elif outcome in SIGN_IN:
+        title, next_step = text("r_signin", lang), text("n_signin", lang)
+    elif outcome == "state":
+        why = str(data.get("w") or "bad")
+        title = text("r_state", lang)
+        lines.append(text(f"n_state_{why}" if why in ("bad", "expired", "browser", "used") else "n_state_bad", lang))
+        next_step = text("n_state_again", lang)
+    else:  # the bot or the server is not set up right: the person can only tell the admins
+        title = text("r_setup", lang)
+        reason = (
+            Outcome(outcome).message(lang, detail=str(data.get("d") or ""))
+            if outcome in Outcome.__members__.values()
+            else outcome
+        )
+        next_step = text("n_setup", lang, detail=reason)
+    return {
+        "title": title,
+        "next_step": next_step,
+        "lines": lines,
+        "tone": tone,
+        "outcome": outcome,
+        "discord_url": discord_url,
+        "again_url": again,
+    }
