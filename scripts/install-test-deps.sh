@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests start throwaway instances of (redis-server, PostgreSQL) and the
-# tools they call (curl), when missing. Needs root (or sudo) on a fresh machine; does nothing when all are there.
+# tools they call (curl, chromium for the browser tests), when missing. Needs root (or sudo) on a fresh
+# machine; does nothing when all are there.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+[ -x /usr/bin/chromium ] || missing+=(chromium)  # the browser tests drive it through Playwright
+[ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing+=(fonts-wqy-zenhei)  # Chinese in screenshots
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing: ${missing[*]}"
 SUDO=""

@@ -33,10 +33,11 @@ ROLE_HIGH = "1200000000000000012"
 TOKENS = {u["username"]: u["tokens"][0]["access_token"] for u in WORLD["users"]}
 USER_IDS = {u["username"]: u["id"] for u in WORLD["users"]}
 SECRET_KEY = "test-secret-key-0123456789abcdef-Zq"
+ADMIN_TOKEN = "test-admin-token-7f3a9c1e5b"
 EGRESS_PROXY = "http://127.0.0.1:9"  # allowed by configuration; nothing listens there
 
 # Every secret the suite uses, for the leak scan.
-SECRETS: set[str] = {SECRET_KEY, *TOKENS.values()}
+SECRETS: set[str] = {SECRET_KEY, ADMIN_TOKEN, *TOKENS.values()}
 for _app in WORLD["applications"]:
     SECRETS.update({_app["client_secret"], _app["bot_token"]})
 
@@ -238,9 +239,12 @@ def postgres_server() -> Iterator[Server]:
 # PostgreSQL with four workers sharing Redis (the production set-up).
 @pytest.fixture(scope="session", params=["sqlite", "postgres+redis+4workers"])
 def gateway(request: pytest.FixtureRequest, session_dir: Path, sandbox: Sandbox) -> Iterator[Gateway]:
+    port = free_port()
     env = base_env(
         session_dir,
         GUILDGATE_DISCORD_API_BASE=sandbox.api,
+        GUILDGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        GUILDGATE_ADMIN_TOKEN=ADMIN_TOKEN,
         GUILDGATE_REQUEST_TIMEOUT="4",
         GUILDGATE_EGRESS_PROXIES=EGRESS_PROXY,
         GUILDGATE_LOG_LEVEL="debug",
@@ -260,7 +264,6 @@ def gateway(request: pytest.FixtureRequest, session_dir: Path, sandbox: Sandbox)
         "a2": new_key(env, APP_A, "--name", "a2"),
         "b": new_key(env, APP_B, "--name", "b"),
     }
-    port = free_port()
     log = OUTPUT / f"gateway-{request.param}.log"
     proc = start(
         ["serve", "--port", str(port), "--workers", workers], env=env, log=log, ready_path="/readyz", port=port

@@ -344,3 +344,33 @@ def test_faults_before_and_after_and_stats(fresh: Sandbox) -> None:
     assert stats["responses"][PUT] == {"502": 1}
     bad = httpx.put(f"{fresh.proc.url}/_sandbox/faults", json={"routes": {PUT: {"error_rate": 2}}})
     assert bad.status_code == 400 and "error_rate" in bad.json()["error"]
+
+
+def test_get_guild_with_roles_and_the_bots_managed_role(fresh: Sandbox) -> None:
+    guild = httpx.get(f"{fresh.api}/guilds/{GUILD}", headers=BOT)
+    assert guild.status_code == 200
+    body = guild.json()
+    assert body["id"] == GUILD and body["name"] == "Test Server" and "icon" in body and "owner_id" in body
+    roles = {r["id"]: r for r in body["roles"]}
+    assert roles[GUILD]["name"] == "@everyone" and roles[GUILD]["position"] == 0
+    assert roles[ROLE_LOW]["position"] == 1 and roles[ROLE_HIGH]["position"] == 10
+    assert all(isinstance(r["permissions"], str) for r in roles.values())  # a string, as Discord sends it
+    bot_member = httpx.get(f"{fresh.api}/guilds/{GUILD}/members/{WORLD['applications'][0]['bot_user_id']}", headers=BOT)
+    (bot_role,) = bot_member.json()["roles"]
+    assert roles[bot_role]["managed"] is True and roles[bot_role]["position"] == 5
+    permissions = int(roles[bot_role]["permissions"])
+    assert permissions & 1 and permissions & (1 << 28)  # CREATE_INSTANT_INVITE, MANAGE_ROLES
+    no_perms = httpx.get(f"{fresh.api}/guilds/{GUILD_NOPERMS}", headers=BOT).json()
+    assert all(int(r["permissions"]) == 0 for r in no_perms["roles"])
+    assert_error(httpx.get(f"{fresh.api}/guilds/{GUILD_BOTLESS}", headers=BOT), 404, 10004, "Unknown Guild")
+    assert httpx.get(f"{fresh.api}/guilds/{GUILD}").status_code == 401
+    bearer = {"Authorization": "Bearer " + TOKENS["alice"]}
+    assert httpx.get(f"{fresh.api}/guilds/{GUILD}", headers=bearer).status_code == 401
+
+
+def test_current_application_for_a_bot(fresh: Sandbox) -> None:
+    for path in ("/applications/@me", "/oauth2/applications/@me"):
+        r = httpx.get(fresh.api + path, headers=BOT)
+        assert r.status_code == 200, path
+        assert r.json()["id"] == APP_A and r.json()["bot"]["id"] == WORLD["applications"][0]["bot_user_id"]
+        assert httpx.get(fresh.api + path, headers={"Authorization": "Bearer " + TOKENS["alice"]}).status_code == 401

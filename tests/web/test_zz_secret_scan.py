@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import GUILD, SECRETS, TOKENS, Gateway, Sandbox
+import httpx
+
+from tests.conftest import ADMIN_TOKEN, APP_A, GUILD, ROLE_LOW, SECRETS, TOKENS, USER_IDS, Gateway, Sandbox
+from tests.linkflow import close_browsers, join_through, make_link
 
 
 def test_no_secret_in_database_or_server_output(gateway: Gateway, fresh: Sandbox) -> None:
@@ -21,6 +24,16 @@ def test_no_secret_in_database_or_server_output(gateway: Gateway, fresh: Sandbox
         gateway.join(body, headers={"Idempotency-Key": f"scan-{index}", "Developer-Id": "scan"})
         gateway.join(body, key="b")
     gateway.join({"authorization": TOKENS["alice"], "guild_id": GUILD}, key="gg_not_a_key_but_secret_looking")
+    # join links: OAuth2 codes and the tokens they were exchanged for; admin logins with the admin token
+    link = make_link(gateway, "--app", APP_A, "--guild", GUILD, "--role", ROLE_LOW)
+    for user in ("alice", "bob", "mallory"):
+        join_through(link["url"], USER_IDS[user])
+    join_through(link["url"], USER_IDS["carol"], action="cancel")
+    close_browsers()
+    httpx.get(gateway.proc.url + "/api/admin/links", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    issued = httpx.get(fresh.proc.url + "/_sandbox/issued").json()
+    assert len(issued["codes"]) >= 3
+    SECRETS.update(issued["tokens"], issued["codes"])
     assert len(SECRETS) >= 15
     files = [f for p in gateway.db_files for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()]
     assert files

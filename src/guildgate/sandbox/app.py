@@ -212,6 +212,12 @@ def create_sandbox_app(fixture: Fixture | None = None, *, fixture_path: str | Pa
         )
         return djson({"access_token": grant.access_token, "refresh_token": grant.refresh_token})
 
+    async def issued(request: Request) -> Response:
+        """Every token and authorization code the sandbox ever issued (revoked ones too), for leak scans."""
+        world = sandbox.world
+        tokens = {g.access_token for g in world.grants.values()} | {t for t in world.refresh}
+        return djson({"tokens": sorted(tokens), "codes": sorted(world.codes)})
+
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     app = Starlette(
         routes=[
@@ -223,6 +229,7 @@ def create_sandbox_app(fixture: Fixture | None = None, *, fixture_path: str | Pa
             StarletteRoute("/_sandbox/fixture", put_fixture, methods=["PUT"]),
             StarletteRoute("/_sandbox/faults", put_faults, methods=["PUT"]),
             StarletteRoute("/_sandbox/tokens", mint, methods=["POST"]),
+            StarletteRoute("/_sandbox/issued", issued, methods=["GET"]),
         ]
     )
     return SandboxApp(app, sandbox)

@@ -98,7 +98,8 @@ async def revoke(world: World, request: Request) -> Response:
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
-        f"content='width=device-width,initial-scale=1'><title>{html.escape(title)}</title><style>"
+        f"content='width=device-width,initial-scale=1'><link rel='icon' href='data:,'>"
+        f"<title>{html.escape(title)}</title><style>"
         "body{font-family:system-ui,sans-serif;background:#313338;color:#f2f3f5;display:flex;justify-content:center;"
         "padding:2rem}main{background:#2b2d31;border-radius:8px;padding:1.5rem;max-width:420px;width:100%}"
         "button{padding:.6rem 1.2rem;border:0;border-radius:4px;margin-right:.5rem;font-size:1rem}"

@@ -115,6 +115,11 @@ class LinkRepo:
 
         return await self.db.run(fn)
 
+    async def state_used(self, nonce: str) -> bool:
+        """Whether this nonce's flow already came back (read only)."""
+        query = select(_STATES.c.used_at).where(_STATES.c.nonce == nonce)
+        return await self.db.run(lambda conn: conn.execute(query).scalar() is not None)
+
     async def claim_use(self, link_id: str) -> bool:
         """Take one use of the link if it is usable now: enabled, not expired, uses left. Atomic."""
         now = _naive(utcnow())

@@ -173,6 +173,8 @@ class RecordFilters:
     developer_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    source: str | None = None
+    link_id: str | None = None
 
 
 class RecordRepo:
@@ -266,6 +268,8 @@ class RecordRepo:
             (RecordRow.code, filters.code),
             (RecordRow.guild_id, filters.guild_id),
             (RecordRow.developer_id, filters.developer_id),
+            (RecordRow.source, filters.source),
+            (RecordRow.link_id, filters.link_id),
         ):
             if value is not None:
                 query = query.where(column == value)
@@ -300,6 +304,18 @@ class RecordRepo:
         async with self.db.session() as s:
             rows = (await s.execute(query)).all()
         return [(str(d), c or "pending", int(n)) for d, c, n in rows]
+
+    async def timeline(self, *, since: datetime, limit: int = 50_000) -> builtins.list[tuple[datetime, str, float]]:
+        """(created_at, code, cost_ms) of finished records since ``since``, newest first, at most ``limit``."""
+        query = (
+            select(RecordRow.created_at, RecordRow.code, RecordRow.cost_ms)
+            .where(RecordRow.created_at >= since.astimezone(UTC).replace(tzinfo=None), RecordRow.code.is_not(None))
+            .order_by(RecordRow.created_at.desc())
+            .limit(limit)
+        )
+        async with self.db.session() as s:
+            rows = (await s.execute(query)).all()
+        return [(at, str(code), float(cost or 0.0)) for at, code, cost in rows]
 
 
 _RECORDS: Table = RecordRow.__table__  # type: ignore[assignment]
@@ -359,4 +375,5 @@ def record_dict(row: RecordRow, *, msg: str) -> dict[str, Any]:
         "created_at": ts(row.created_at),
         "finished_at": ts(row.finished_at),
         "source": row.source,
+        "link_id": row.link_id,
     }

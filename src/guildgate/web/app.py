@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from guildgate import __version__
 from guildgate.settings import Settings
-from guildgate.web import api, errors, links, ops, records
+from guildgate.web import admin, admin_api, api, errors, links, ops, records
 from guildgate.web.pages import STATIC
 from guildgate.web.services import Services
 
@@ -56,7 +56,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router, tags=["join"])
     app.include_router(records.router, tags=["records"])
     app.include_router(ops.router, tags=["operations"])
+    app.include_router(admin_api.router, tags=["admin"])
     app.include_router(links.router)
+    app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

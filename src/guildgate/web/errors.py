@@ -97,6 +97,19 @@ def success_body(result: JoinResult, *, lang: Lang, started: float) -> dict[str,
     )
 
 
+class AdminError(Exception):
+    """An admin API refusal: ``{"error": ..., "detail": ...}`` with its HTTP status."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def admin_error_response(exc: AdminError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="guildgate admin"'} if exc.status == 401 else None
+    return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status, headers=headers)
+
+
 def install(app: FastAPI) -> None:
     """Every error, including the framework's own, answers in the envelope."""
 
@@ -115,6 +128,8 @@ def install(app: FastAPI) -> None:
         for err in exc.errors()[:5]:
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "path", "header", "body"))
             problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        if request.url.path.startswith("/api/admin/"):
+            return admin_error_response(AdminError(400, "invalid_request", "; ".join(problems)))
         return await on_join_error(request, InvalidRequest("; ".join(problems) or "invalid request"))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
@@ -130,6 +145,11 @@ def install(app: FastAPI) -> None:
         )
         return JSONResponse(body, status_code=exc.status_code, headers=dict(exc.headers or {}))
 
+    async def on_admin(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AdminError)
+        return admin_error_response(exc)
+
+    app.add_exception_handler(AdminError, on_admin)
     app.add_exception_handler(JoinError, on_join_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

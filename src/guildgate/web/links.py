@@ -78,7 +78,7 @@ async def link_page(slug: str, request: Request) -> Response:
         return _not_found(request)
     problem = link.problem(datetime.now(UTC))
     if problem is not None:
-        return _result_redirect(svc, {"o": problem.value, "s": link.guild_name, "slug": link.slug})
+        return _result_redirect(svc, {"o": problem.value, "s": link.guild_name, "slug": link.slug}, request)
     if "lang" not in request.query_params:
         await svc.links.opened(link.id)
     expires = link.expires_at.strftime("%Y-%m-%d %H:%M") if link.expires_at else None
@@ -131,8 +131,12 @@ def _redirect_uri(svc: Services) -> str:
     return f"{svc.settings.public_url}/oauth/callback"
 
 
-def _result_redirect(svc: Services, data: dict[str, Any]) -> Response:
-    response = RedirectResponse("/oauth/done?" + urlencode({"r": svc.signer.result(data)}), status_code=303)
+def _result_redirect(svc: Services, data: dict[str, Any], request: Request | None = None) -> Response:
+    query = {"r": svc.signer.result(data)}
+    asked = request.query_params.get("lang") if request is not None else None
+    if asked in ("en", "zh"):
+        query["lang"] = asked  # a language picked on the link page carries over
+    response = RedirectResponse("/oauth/done?" + urlencode(query), status_code=303)
     security_headers(response, no_store=True)
     return response
 
@@ -156,7 +160,8 @@ async def _callback(svc: Services, request: Request) -> Response:
     link = await _link_or_none_by_id(svc, state.link_id)
     slug = link.slug if link else None
     if flow is None or flow[0] != state.nonce:
-        return _result_redirect(svc, {"o": "state", "w": "browser", "slug": slug})
+        why = "used" if await svc.links.state_used(state.nonce) else "browser"  # a reload, or another browser
+        return _result_redirect(svc, {"o": "state", "w": why, "slug": slug})
     if await svc.links.use_state(state.nonce, max_age=STATE_TTL) is None or link is None:
         return _result_redirect(svc, {"o": "state", "w": "used", "slug": slug})
     summary: dict[str, Any] = {"s": link.guild_name, "g": link.guild_id, "slug": link.slug}

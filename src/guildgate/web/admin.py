@@ -1,0 +1,315 @@
+"""The admin dashboard (``/admin``): log in with GUILDGATE_ADMIN_TOKEN, then records with filters, the success
+rate and latency chart, links with their funnel (create, disable) and API keys (create, shown once; revoke).
+
+A session is a signed cookie (HttpOnly, SameSite=Strict, path /admin, 8 hours). Every form carries a CSRF token
+(an HMAC of the session id; before login, of a pre-login id) and is refused without it. Login attempts are
+limited per client address. API keys never open the dashboard.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from guildgate.core.outcomes import Outcome, RecordState, Source
+from guildgate.store.repos import NotFound, RecordFilters, decode_cursor
+from guildgate.web import charts
+from guildgate.web.flow import PRE_COOKIE, SESSION_COOKIE, SESSION_SECONDS
+from guildgate.web.linkops import LinkInputError, create_link, funnel, link_url, report_dict
+from guildgate.web.page_text import text
+from guildgate.web.pages import page_language, render, security_headers
+from guildgate.web.services import Services, services
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+LOGIN_ATTEMPTS_PER_MINUTE = 10
+
+
+def _secure(svc: Services) -> bool:
+    return svc.settings.public_url.startswith("https://")
+
+
+def _session(request: Request) -> str | None:
+    return services(request).signer.session_id(request.cookies.get(SESSION_COOKIE))
+
+
+def _page(request: Request, template: str, sid: str, context: dict[str, Any], status: int = 200) -> Response:
+    svc = services(request)
+    return render(
+        request,
+        template,
+        {"csrf": svc.signer.csrf(sid), "section": template.removeprefix("admin_").removesuffix(".html"), **context},
+        status=status,
+        no_store=True,
+    )
+
+
+def _message(request: Request, key: str, status: int, detail: str | None = None) -> Response:
+    lang, _ = page_language(request)
+    return render(
+        request,
+        "admin_message.html",
+        {"message": text(key, lang), "detail": detail},
+        status=status,
+        no_store=True,
+    )
+
+
+def _to(path: str) -> Response:
+    response = RedirectResponse(path, status_code=303)
+    security_headers(response, no_store=True)
+    return response
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+async def _checked(request: Request) -> tuple[str | None, dict[str, str]]:
+    """The session id of a valid, CSRF-checked form post, or None; and the form."""
+    form = await _form(request)
+    sid = _session(request)
+    ok = services(request).signer.csrf_ok(sid, form.get("csrf"))
+    return (sid if ok else None), form
+
+
+# ---- log in / out -----------------------------------------------------------------------------------------
+@router.get("")
+async def home(request: Request) -> Response:
+    svc = services(request)
+    if svc.settings.admin_token is None:
+        return _message(request, "a_off", 503)
+    sid = _session(request)
+    if sid is None:
+        return _login_page(request, error=None, status=200)
+    return await _dashboard(request, sid)
+
+
+def _login_page(request: Request, *, error: str | None, status: int) -> Response:
+    svc = services(request)
+    pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(16)
+    lang, _ = page_language(request)
+    response = render(
+        request,
+        "admin_login.html",
+        {"csrf": svc.signer.csrf("pre:" + pre), "error": text(error, lang) if error else None},
+        status=status,
+        no_store=True,
+    )
+    response.set_cookie(PRE_COOKIE, pre, max_age=3600, path="/admin", httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    svc = services(request)
+    if svc.settings.admin_token is None:
+        return _message(request, "a_off", 503)
+    form = await _form(request)
+    pre = request.cookies.get(PRE_COOKIE)
+    if not pre or not svc.signer.csrf_ok("pre:" + pre, form.get("csrf")):
+        return _login_page(request, error="a_expired", status=403)
+    client = request.client.host if request.client else "unknown"
+    if await svc.limiter.backend.window_take(f"admin-login:{client}", LOGIN_ATTEMPTS_PER_MINUTE, 60.0) is not None:
+        return _login_page(request, error="a_too_many", status=429)
+    expected = svc.settings.admin_token.get_secret_value().encode()
+    if not hmac.compare_digest(form.get("token", "").strip().encode(), expected):
+        return _login_page(request, error="a_wrong", status=401)
+    response = _to("/admin")
+    response.set_cookie(
+        SESSION_COOKIE,
+        svc.signer.session(),
+        max_age=SESSION_SECONDS,
+        path="/admin",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(svc),
+    )
+    response.delete_cookie(PRE_COOKIE, path="/admin")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    response = _to("/admin")
+    response.delete_cookie(SESSION_COOKIE, path="/admin")
+    return response
+
+
+# ---- overview ---------------------------------------------------------------------------------------------
+FILTERS = ("state", "code", "source", "link_id", "guild_id")
+
+
+async def _dashboard(request: Request, sid: str) -> Response:
+    svc = services(request)
+    q = request.query_params
+    chosen = {name: (q.get(name) or None) for name in FILTERS}
+    allowed = {
+        "state": {s.value for s in RecordState},
+        "code": {o.value for o in Outcome},
+        "source": {s.value for s in Source},
+    }
+    for name, values in allowed.items():
+        if chosen[name] not in values:
+            chosen[name] = None
+    cursor = q.get("cursor") or None
+    if cursor is not None:
+        try:
+            decode_cursor(cursor)
+        except ValueError:
+            cursor = None
+    filters = RecordFilters(
+        state=chosen["state"],
+        code=chosen["code"],
+        source=chosen["source"],
+        link_id=chosen["link_id"],
+        guild_id=chosen["guild_id"],
+    )
+    rows, next_cursor = await svc.records.list(app_id=None, filters=filters, limit=50, cursor=cursor)
+    now = datetime.now(UTC)
+    buckets = charts.hourly(await svc.records.timeline(since=now - timedelta(hours=24)), now=now)
+    lang, _ = page_language(request)
+    links = await svc.links.list()
+    older = None
+    if next_cursor:
+        older = "?" + urlencode({**{k: v for k, v in chosen.items() if v}, "cursor": next_cursor})
+    return _page(
+        request,
+        "admin_home.html",
+        sid,
+        {
+            "records": rows,
+            "filters": chosen,
+            "states": [s.value for s in RecordState],
+            "codes": [o.value for o in Outcome],
+            "sources": [s.value for s in Source],
+            "links": links,
+            "summary": charts.summary(buckets),
+            "chart": charts.svg(buckets, label=text("a_chart", lang)),
+            "older": older,
+        },
+    )
+
+
+# ---- links ------------------------------------------------------------------------------------------------
+async def _links_page(
+    request: Request, sid: str, *, created: dict[str, Any] | None = None, error: str | None = None, status: int = 200
+) -> Response:
+    svc = services(request)
+    links = await svc.links.list()
+    outcomes = await svc.links.outcomes([link.id for link in links])
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "link": link,
+            "url": link_url(svc, link),
+            "status": (link.problem(now) or "active"),
+            "funnel": funnel(link, outcomes.get(link.id, {})),
+        }
+        for link in links
+    ]
+    return _page(
+        request,
+        "admin_links.html",
+        sid,
+        {"rows": rows, "apps": await svc.apps.list(), "created": created, "error": error},
+        status=status,
+    )
+
+
+@router.get("/links")
+async def links_page(request: Request) -> Response:
+    sid = _session(request)
+    return _to("/admin") if sid is None else await _links_page(request, sid)
+
+
+@router.post("/links")
+async def links_create(request: Request) -> Response:
+    sid, form = await _checked(request)
+    if sid is None:
+        return _message(request, "a_expired", 403)
+    svc = services(request)
+    try:
+        max_uses = int(form["max_uses"]) if form.get("max_uses", "").strip() else None
+    except ValueError:
+        return await _links_page(request, sid, error="max_uses: must be a whole number", status=400)
+    roles = [r.strip() for r in form.get("roles", "").replace(" ", ",").split(",") if r.strip()]
+    try:
+        link, report = await create_link(
+            svc,
+            app_id=form.get("app_id", ""),
+            guild_id=form.get("guild_id", "").strip() or None,
+            invite=form.get("invite", "").strip() or None,
+            roles=roles,
+            max_uses=max_uses,
+            expires=form.get("expires", "").strip() or None,
+            title=form.get("title", "").strip() or None,
+        )
+    except LinkInputError as exc:
+        return await _links_page(request, sid, error=str(exc), status=400)
+    created = {"url": link_url(svc, link), "doctor": report_dict(report)}
+    return await _links_page(request, sid, created=created, status=201)
+
+
+@router.post("/links/{link_id}/disable")
+async def links_disable(link_id: str, request: Request) -> Response:
+    sid, _ = await _checked(request)
+    if sid is None:
+        return _message(request, "a_expired", 403)
+    try:
+        await services(request).links.disable(link_id)
+    except NotFound as exc:
+        return _message(request, "a_error", 404, str(exc))
+    return _to("/admin/links")
+
+
+# ---- API keys ---------------------------------------------------------------------------------------------
+async def _keys_page(
+    request: Request, sid: str, *, new_key: str | None = None, error: str | None = None, status: int = 200
+) -> Response:
+    svc = services(request)
+    context = {"keys": await svc.keys.list(), "apps": await svc.apps.list(), "new_key": new_key, "error": error}
+    return _page(request, "admin_keys.html", sid, context, status=status)
+
+
+@router.get("/keys")
+async def keys_page(request: Request) -> Response:
+    sid = _session(request)
+    return _to("/admin") if sid is None else await _keys_page(request, sid)
+
+
+@router.post("/keys")
+async def keys_create(request: Request) -> Response:
+    sid, form = await _checked(request)
+    if sid is None:
+        return _message(request, "a_expired", 403)
+    svc = services(request)
+    quota_text = form.get("quota", "").strip()
+    if quota_text and (not quota_text.isdigit() or not 1 <= int(quota_text) <= 1_000_000):
+        return await _keys_page(request, sid, error="quota: a whole number from 1 to 1000000", status=400)
+    name = form.get("name", "").strip()[:100] or None
+    try:
+        _, key = await svc.keys.create(
+            app_id=form.get("app_id", ""), name=name, quota_per_minute=int(quota_text) if quota_text else None
+        )
+    except NotFound as exc:
+        return await _keys_page(request, sid, error=str(exc), status=400)
+    return await _keys_page(request, sid, new_key=key.reveal(), status=201)
+
+
+@router.post("/keys/{key_id}/revoke")
+async def keys_revoke(key_id: str, request: Request) -> Response:
+    sid, _ = await _checked(request)
+    if sid is None:
+        return _message(request, "a_expired", 403)
+    try:
+        await services(request).keys.revoke(key_id)
+    except NotFound as exc:
+        return _message(request, "a_error", 404, str(exc))
+    return _to("/admin/keys")

@@ -1,0 +1,113 @@
+"""The admin JSON API: links and the doctor, for scripts. ``Authorization: Bearer <GUILDGATE_ADMIN_TOKEN>``;
+API keys are refused (they belong to an app, not to the operator).
+
+    curl -s -X POST $URL/api/admin/links -H "Authorization: Bearer $GUILDGATE_ADMIN_TOKEN" \\
+         -H 'Content-Type: application/json' -d '{"app_id": "11...", "guild_id": "12...", "max_uses": 1}'
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from guildgate.store.repos import NotFound
+from guildgate.web.errors import AdminError
+from guildgate.web.linkops import LinkInputError, create_link, link_dict, report_dict, run_doctor
+from guildgate.web.services import services
+
+
+def _authorize(request: Request) -> None:
+    token = services(request).settings.admin_token
+    if token is None:
+        raise AdminError(503, "admin_disabled", "the admin API is off: set GUILDGATE_ADMIN_TOKEN")
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if request.headers.get("user-token") or value.strip().startswith("gg_"):
+        raise AdminError(403, "api_key_not_allowed", "API keys cannot use the admin API: use the admin token")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise AdminError(401, "admin_token_required", "send Authorization: Bearer <GUILDGATE_ADMIN_TOKEN>")
+    if not hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
+        raise AdminError(401, "invalid_admin_token", "the admin token is not right")
+
+
+router = APIRouter(prefix="/api/admin", dependencies=[Depends(_authorize)])
+
+
+class LinkIn(BaseModel):
+    """A new join link: one of ``guild_id`` and ``invite``."""
+
+    model_config = ConfigDict(extra="forbid")
+    app_id: str = Field(description="The app's client id")
+    guild_id: str | None = Field(default=None, description="The server's id")
+    invite: str | None = Field(default=None, description="An invite code or URL of the server")
+    roles: list[str] = Field(default_factory=list, max_length=20)
+    max_uses: int | None = Field(default=None, ge=1, le=1_000_000)
+    expires: str | None = Field(default=None, description="Lifetime like 30m, 12h, 7d, 2w", max_length=16)
+    title: str | None = Field(default=None, max_length=200)
+
+
+@router.get("/links", summary="List join links with their funnel")
+async def list_links(request: Request, app_id: str | None = Query(default=None, max_length=20)) -> JSONResponse:
+    svc = services(request)
+    links = await svc.links.list(app_id=app_id)
+    outcomes = await svc.links.outcomes([link.id for link in links])
+    return JSONResponse({"links": [link_dict(svc, link, outcomes.get(link.id, {})) for link in links]})
+
+
+@router.post("/links", summary="Create a join link (runs the doctor)", status_code=201)
+async def post_link(body: LinkIn, request: Request) -> JSONResponse:
+    svc = services(request)
+    try:
+        link, report = await create_link(
+            svc,
+            app_id=body.app_id,
+            guild_id=body.guild_id,
+            invite=body.invite,
+            roles=body.roles,
+            max_uses=body.max_uses,
+            expires=body.expires,
+            title=body.title,
+        )
+    except LinkInputError as exc:
+        raise AdminError(400, "invalid_request", str(exc)) from None
+    return JSONResponse({**link_dict(svc, link, {}), "doctor": report_dict(report)}, status_code=201)
+
+
+@router.get("/links/{link_id}", summary="One join link with its funnel")
+async def get_link(link_id: str, request: Request) -> JSONResponse:
+    svc = services(request)
+    try:
+        link = await svc.links.get(link_id)
+    except NotFound as exc:
+        raise AdminError(404, "not_found", str(exc)) from None
+    outcomes = await svc.links.outcomes([link.id])
+    return JSONResponse(link_dict(svc, link, outcomes.get(link.id, {})))
+
+
+@router.post("/links/{link_id}/disable", summary="Disable a join link")
+async def disable_link(link_id: str, request: Request) -> JSONResponse:
+    svc = services(request)
+    try:
+        link = await svc.links.disable(link_id)
+    except NotFound as exc:
+        raise AdminError(404, "not_found", str(exc)) from None
+    return JSONResponse(link_dict(svc, link))
+
+
+@router.get("/doctor", summary="Preflight checks of an app's bot in a server")
+async def doctor(
+    request: Request,
+    app_id: str = Query(max_length=20),
+    guild_id: str = Query(max_length=20),
+    role: list[str] = Query(default_factory=list, max_length=20),
+) -> JSONResponse:
+    try:
+        report = await run_doctor(services(request), app_id=app_id, guild_id=guild_id, roles=role)
+    except LinkInputError as exc:
+        raise AdminError(400, "invalid_request", str(exc)) from None
+    body: dict[str, Any] = report_dict(report)
+    return JSONResponse(body)

@@ -1,0 +1,213 @@
+"""The pages in a real browser: Playwright driving Debian's Chromium headless against a running guildgate and the
+sandbox. Screenshots go to test-output/screenshots/ (``make screenshots`` copies them to docs/screenshots/)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import ADMIN_TOKEN, APP_A, GUILD, OUTPUT, ROLE_LOW, USER_IDS, Gateway, Sandbox
+from tests.linkflow import make_link
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = OUTPUT / "screenshots"
+# Without the background-networking flags Chromium keeps dialling Google's hosts, refused on a closed network.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# One set-up is enough for the browser: the HTTP-level link tests run on both.
+pytestmark = pytest.mark.parametrize("gateway", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: run 'make test' (it installs Debian's chromium) or apt-get install chromium"
+        )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    context = chromium.new_context(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"})
+    page = context.new_page()
+    problems = watch(page)
+    yield page
+    context.close()
+    assert not problems, f"CSP violations or broken resources: {problems}"
+
+
+def watch(page: Page) -> list[str]:
+    """CSP violations and console errors, and any failed sub-resource (a page's own 4xx status is on purpose)."""
+    problems: list[str] = []
+
+    def console(message: Any) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            problems.append(message.text)
+
+    def response(r: Any) -> None:
+        if r.status >= 400 and r.request.resource_type != "document":
+            problems.append(f"{r.status} {r.url}")
+
+    page.on("console", console)
+    page.on("response", response)
+    return problems
+
+
+def shot(page: Page, name: str, **kwargs: Any) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True, **kwargs)
+
+
+def consent_on_discord(page: Page, user: str, *, allow: bool = True) -> None:
+    """The sandbox's authorize page: pick the signed-in user, then Authorize or Cancel."""
+    expect(page.get_by_role("heading")).to_contain_text("wants to access your account")
+    page.select_option("#user_id", USER_IDS[user])
+    page.get_by_role("button", name="Authorize" if allow else "Cancel").click()
+
+
+def test_a_person_consents_and_lands_in_the_server(gateway: Gateway, fresh: Sandbox, page: Page) -> None:
+    link = make_link(gateway, "--app", APP_A, "--guild", GUILD, "--role", ROLE_LOW, "--title", "Spring cohort")
+    page.goto(link["url"])
+    expect(page.get_by_test_id("server-name")).to_have_text("Test Server")
+    expect(page.get_by_test_id("roles")).to_contain_text("@member")
+    shot(page, "link-en")
+    page.get_by_test_id("continue").click()
+    consent_on_discord(page, "alice")
+    expect(page.get_by_test_id("result-title")).to_have_text("You're in Test Server")
+    expect(page.get_by_test_id("open-discord")).to_have_attribute("href", f"https://discord.com/channels/{GUILD}")
+    assert "/oauth/done" in page.url and "code=" not in page.url
+    shot(page, "result-joined-en")
+    member = fresh.member(GUILD, USER_IDS["alice"])
+    assert member is not None and member["roles"] == [ROLE_LOW]
+    grants = [g for g in fresh.state()["grants"] if g["user_id"] == USER_IDS["alice"]]
+    assert any(g["revoked"] for g in grants)  # the token this join was given, revoked at once
+    # the visible language switch
+    page.get_by_role("link", name="中文").click()
+    expect(page.get_by_test_id("result-title")).to_have_text("你已加入 Test Server")
+    shot(page, "result-joined-zh")
+
+
+def test_the_link_page_in_chinese_and_on_a_phone(gateway: Gateway, fresh: Sandbox, chromium: Browser) -> None:
+    link = make_link(
+        gateway, "--app", APP_A, "--guild", GUILD, "--role", ROLE_LOW, "--max-uses", "50", "--expires", "7d"
+    )
+    context = chromium.new_context(
+        locale="zh-CN",
+        extra_http_headers={"Accept-Language": "zh-CN,zh;q=0.9"},
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+    )
+    page = context.new_page()
+    problems = watch(page)
+    page.goto(link["url"])
+    expect(page.get_by_role("heading", level=1)).to_have_text("Test Server")
+    expect(page.get_by_test_id("continue")).to_have_text("使用 Discord 继续")
+    expect(page.locator(".meta")).to_contain_text("剩余 50 次")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+    shot(page, "link-zh-mobile")
+    context.close()
+    assert not problems
+
+
+def test_cancel_on_discord(gateway: Gateway, fresh: Sandbox, page: Page) -> None:
+    link = make_link(gateway, "--app", APP_A, "--guild", GUILD)
+    page.goto(link["url"])
+    page.get_by_test_id("continue").click()
+    consent_on_discord(page, "alice", allow=False)
+    expect(page.get_by_test_id("result-title")).to_have_text("You cancelled on Discord")
+    expect(page.get_by_role("link", name="Open the link again")).to_have_attribute("href", f"/j/{link['slug']}")
+    shot(page, "result-cancelled-en")
+    assert fresh.member(GUILD, USER_IDS["alice"]) is None
+
+
+def test_expired_and_used_up_links(gateway: Gateway, fresh: Sandbox, page: Page) -> None:
+    used = make_link(gateway, "--app", APP_A, "--guild", GUILD, "--max-uses", "1")
+    page.goto(used["url"])
+    page.get_by_test_id("continue").click()
+    consent_on_discord(page, "alice")
+    expect(page.get_by_test_id("result-title")).to_have_text("You're in Test Server")
+    page.goto(used["url"])  # the next person
+    expect(page.get_by_test_id("result-title")).to_have_text("This join link has been used up")
+    shot(page, "link-used-up-en")
+    page.goto(used["url"] + "?lang=zh")
+    expect(page.get_by_test_id("result-title")).to_have_text("该加入链接的使用次数已用完")
+
+    expired = make_link(gateway, "--app", APP_A, "--guild", GUILD, "--expires", "1s")
+    page.wait_for_timeout(1200)
+    page.goto(expired["url"] + "?lang=en")
+    expect(page.get_by_test_id("result-title")).to_have_text("This join link has expired")
+    expect(page.get_by_test_id("next-step")).to_contain_text("Ask whoever gave you the link")
+    shot(page, "link-expired-en")
+
+
+def test_forged_and_replayed_state(gateway: Gateway, fresh: Sandbox, page: Page) -> None:
+    link = make_link(gateway, "--app", APP_A, "--guild", GUILD)
+    callbacks: list[str] = []
+    page.on("request", lambda r: callbacks.append(r.url) if "/oauth/callback" in r.url else None)
+    page.goto(link["url"])
+    page.get_by_test_id("continue").click()
+    consent_on_discord(page, "carol")
+    expect(page.get_by_test_id("result-title")).to_have_text("You're in Test Server")
+    assert len(callbacks) == 1
+    page.goto(callbacks[0])  # replay the callback
+    expect(page.get_by_test_id("result-title")).to_have_text("This sign-in can't be used")
+    expect(page.locator("main")).to_contain_text("already used")
+    shot(page, "state-replayed-en")
+    forged = re.sub(r"state=[^&]+", "state=eyJuIjoieCIsImwiOiJ5IiwiZSI6OTk5OTk5OTk5OX0.forged", callbacks[0])
+    response = page.goto(forged)
+    assert response is not None and response.status == 400
+    expect(page.locator("main")).to_contain_text("didn't come from this site")
+    page.get_by_role("link", name="中文").click()
+    expect(page.get_by_test_id("result-title")).to_have_text("此次登录无法使用")
+    shot(page, "state-forged-zh")
+
+
+def test_admin_login_and_a_filter(gateway: Gateway, fresh: Sandbox, page: Page) -> None:
+    link = make_link(gateway, "--app", APP_A, "--guild", GUILD, "--title", "Browser test link")
+    for user in ("alice", "mallory"):
+        page.goto(link["url"])
+        page.get_by_test_id("continue").click()
+        consent_on_discord(page, user)
+        page.get_by_test_id("result-title").wait_for()
+    page.goto(gateway.proc.url + "/admin")
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    page.fill("#token", "not-the-token")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_test_id("login-error")).to_have_text("That token is not right.")
+    page.fill("#token", ADMIN_TOKEN)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Overview")
+    page.select_option("select[name=source]", "link")
+    page.select_option("select[name=link_id]", link["id"])
+    page.get_by_role("button", name="Filter").click()
+    rows = page.get_by_test_id("records").locator("tbody tr")
+    expect(rows).to_have_count(2)
+    assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.code)")) == ["banned", "joined"]
+    shot(page, "admin-overview-en")
+    page.get_by_role("link", name="Links").click()
+    funnel = page.locator(f"tr[data-link='{link['id']}'] [data-testid=funnel]")
+    expect(funnel).to_contain_text("1 joined")
+    expect(funnel).to_contain_text("1 banned")
+    shot(page, "admin-links-en")
+    page.get_by_role("link", name="中文").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("链接")
+    shot(page, "admin-links-zh")

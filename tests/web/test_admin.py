@@ -1,0 +1,126 @@
+"""The admin JSON API and the dashboard's authentication, sessions and CSRF, over real HTTP."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from tests.conftest import ADMIN_TOKEN, APP_A, GUILD, ROLE_HIGH, ROLE_LOW, SECRETS, USER_IDS, Gateway, Sandbox
+from tests.linkflow import admin_api, close_browsers, join_through
+
+
+def test_admin_api_refuses_without_the_admin_token_and_refuses_api_keys(gateway: Gateway, fresh: Sandbox) -> None:
+    url = gateway.proc.url + "/api/admin/links"
+    none = httpx.get(url)
+    assert none.status_code == 401 and none.json()["error"] == "admin_token_required"
+    assert none.headers["www-authenticate"].startswith("Bearer")
+    wrong = httpx.get(url, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_admin_token"
+    for headers in ({"User-Token": gateway.keys["a"]}, {"Authorization": f"Bearer {gateway.keys['a']}"}):
+        refused = httpx.get(url, headers=headers)
+        assert refused.status_code == 403 and refused.json()["error"] == "api_key_not_allowed"
+    # authentication comes before validation: a bad body without the token is still a 401
+    assert httpx.post(url, json={"nonsense": 1}).status_code == 401
+
+
+def test_admin_api_creates_lists_and_disables_links(gateway: Gateway, fresh: Sandbox) -> None:
+    created = admin_api(
+        gateway,
+        "POST",
+        "/api/admin/links",
+        json={"app_id": APP_A, "guild_id": GUILD, "roles": [ROLE_LOW], "max_uses": 2},
+    )
+    assert created.status_code == 201, created.text
+    link = created.json()
+    assert link["url"].endswith("/j/" + link["slug"]) and link["guild_name"] == "Test Server"
+    assert link["roles"] == [{"id": ROLE_LOW, "name": "member"}] and link["doctor"]["ok"] is True
+    join_through(link["url"], USER_IDS["alice"])
+    close_browsers()
+    one = admin_api(gateway, "GET", f"/api/admin/links/{link['id']}").json()
+    assert one["uses"] == 1 and one["funnel"]["joined"] == 1 and one["funnel"]["sent_to_discord"] == 1
+    listed = admin_api(gateway, "GET", "/api/admin/links", params={"app_id": APP_A}).json()["links"]
+    assert link["id"] in [item["id"] for item in listed]
+    disabled = admin_api(gateway, "POST", f"/api/admin/links/{link['id']}/disable").json()
+    assert disabled["status"] == "link_disabled"
+    by_invite = admin_api(
+        gateway, "POST", "/api/admin/links", json={"app_id": APP_A, "invite": "https://discord.gg/test1"}
+    )
+    assert by_invite.status_code == 201 and by_invite.json()["guild_id"] == GUILD
+    # the doctor's warnings come back with the link
+    warned = admin_api(
+        gateway, "POST", "/api/admin/links", json={"app_id": APP_A, "guild_id": GUILD, "roles": [ROLE_HIGH]}
+    )
+    assert warned.status_code == 201 and warned.json()["doctor"]["ok"] is False
+
+
+def test_admin_api_names_the_bad_field(gateway: Gateway, fresh: Sandbox) -> None:
+    cases = [
+        ({"app_id": APP_A}, "exactly one of guild"),
+        ({"app_id": APP_A, "guild_id": "123"}, "guild"),
+        ({"app_id": APP_A, "guild_id": GUILD, "expires": "forever"}, "expires"),
+        ({"app_id": APP_A, "guild_id": GUILD, "max_uses": 0}, "max_uses"),
+        ({"app_id": APP_A, "guild_id": GUILD, "colour": "red"}, "colour"),
+        ({"app_id": "1100000000000000999", "guild_id": GUILD}, "app"),
+        ({"app_id": APP_A, "invite": "not an invite!"}, "invite"),
+    ]
+    for body, field in cases:
+        r = admin_api(gateway, "POST", "/api/admin/links", json=body)
+        assert r.status_code == 400, (body, r.text)
+        assert r.json()["error"] == "invalid_request" and field in r.json()["detail"], (body, r.text)
+    missing = admin_api(gateway, "GET", "/api/admin/links/lnk_missing")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    doctor = admin_api(
+        gateway, "GET", "/api/admin/doctor", params={"app_id": APP_A, "guild_id": GUILD, "role": ROLE_HIGH}
+    )
+    assert doctor.status_code == 200 and doctor.json()["ok"] is False
+    assert any(c["name"] == "role admin" and not c["ok"] and "drag" in c["fix"] for c in doctor.json()["checks"])
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page[:500]
+    return found.group(1)
+
+
+def test_dashboard_login_session_and_csrf(gateway: Gateway, fresh: Sandbox) -> None:
+    with httpx.Client(
+        base_url=gateway.proc.url, follow_redirects=False, timeout=30, headers={"Accept-Language": "en"}
+    ) as browser:
+        assert browser.get("/admin/keys").status_code == 303  # not logged in: to the login page
+        login = browser.get("/admin")
+        assert login.status_code == 200 and 'type="password"' in login.text
+        assert browser.post("/admin/login", data={"token": ADMIN_TOKEN}).status_code == 403  # no CSRF token
+        wrong = browser.post("/admin/login", data={"token": "nope", "csrf": _csrf(login.text)})
+        assert wrong.status_code == 401 and "That token is not right" in wrong.text
+        ok = browser.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf": _csrf(login.text)})
+        assert ok.status_code == 303
+        cookie = ok.headers["set-cookie"]
+        assert (
+            "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict") and "Path=/admin" in cookie
+        )
+        home = browser.get("/admin")
+        assert home.status_code == 200 and "Recent records" in home.text
+        keys = browser.get("/admin/keys")
+        assert browser.post("/admin/keys", data={"app_id": APP_A, "name": "x"}).status_code == 403  # no CSRF
+        made = browser.post("/admin/keys", data={"app_id": APP_A, "name": "from-dashboard", "csrf": _csrf(keys.text)})
+        assert made.status_code == 201
+        key = re.search(r'data-testid="new-key">(gg_[^<]+)<', made.text)
+        assert key is not None
+        SECRETS.add(key.group(1))
+        assert key.group(1) not in browser.get("/admin/keys").text  # shown once
+        works = gateway.join({"authorization": "x-not-a-token", "guild_id": "bad"}, key=key.group(1))
+        assert works.status_code == 400  # authenticated (a bad body, not a bad key)
+        listing = browser.get("/admin/keys").text
+        row = next(
+            m
+            for m in re.finditer(
+                r'data-key="(key_[0-9a-f]+)"><td>[^<]*<span[^>]*>[^<]*</span></td><td>from-dashboard', listing
+            )
+        )
+        revoked = browser.post(f"/admin/keys/{row.group(1)}/revoke", data={"csrf": _csrf(listing)})
+        assert revoked.status_code == 303
+        assert gateway.join({"authorization": "x", "guild_id": GUILD}, key=key.group(1)).status_code == 401
+        # a session cookie from another secret key, or a tampered one, is no session
+        browser.cookies.set("gg_admin", "eyJzIjoieCIsImUiOjk5OTk5OTk5OTl9.forged", path="/admin")
+        assert 'type="password"' in browser.get("/admin").text
