@@ -383,6 +383,7 @@ RECORD_FIELDS = [
     "created_at",
     "finished_at",
     "source",
+    "link_id",
 ]
 
 

@@ -32,6 +32,7 @@ class Record(BaseModel):
     created_at: str | None
     finished_at: str | None
     source: str
+    link_id: str | None = None
 
 
 class RecordAnswer(BaseModel):
