@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test test-deps check lint format typecheck pytest clean
+.PHONY: run test test-deps check lint format typecheck pytest screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test-deps:
 
 pytest: $(STAMP) test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the browser tests (Playwright + Debian's Chromium), then their screenshots copied to docs/screenshots/
+screenshots: $(STAMP) test-deps
+	$(BIN)/pytest tests/browser -q
+	mkdir -p docs/screenshots && cp test-output/screenshots/*.png docs/screenshots/
 
 # format check, lint, mypy strict on src/, then the whole test suite
 check: lint typecheck pytest
