@@ -89,7 +89,8 @@ def test_dashboard_login_session_and_csrf(gateway: Gateway, fresh: Sandbox) -> N
     ) as browser:
         assert browser.get("/admin/keys").status_code == 303  # not logged in: to the login page
         login = browser.get("/admin")
-        assert login.status_code == 200 and 'type="password"' in login.text
+        assert login.status_code == 401 and 'type="password"' in login.text  # refused; the body is the login form
+        assert "Recent records" not in login.text
         assert browser.post("/admin/login", data={"token": ADMIN_TOKEN}).status_code == 403  # no CSRF token
         wrong = browser.post("/admin/login", data={"token": "nope", "csrf": _csrf(login.text)})
         assert wrong.status_code == 401 and "That token is not right" in wrong.text
@@ -123,4 +124,12 @@ def test_dashboard_login_session_and_csrf(gateway: Gateway, fresh: Sandbox) -> N
         assert gateway.join({"authorization": "x", "guild_id": GUILD}, key=key.group(1)).status_code == 401
         # a session cookie from another secret key, or a tampered one, is no session
         browser.cookies.set("gg_admin", "eyJzIjoieCIsImUiOjk5OTk5OTk5OTl9.forged", path="/admin")
-        assert 'type="password"' in browser.get("/admin").text
+        assert browser.get("/admin").status_code == 401
+
+
+def test_dashboard_for_scripts_with_the_admin_token(gateway: Gateway, fresh: Sandbox) -> None:
+    url = gateway.proc.url + "/admin"
+    assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(url, headers={"Authorization": f"Bearer {gateway.keys['a']}"}).status_code == 401
+    page = httpx.get(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Accept-Language": "en"})
+    assert page.status_code == 200 and "Recent records" in page.text

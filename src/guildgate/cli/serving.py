@@ -148,6 +148,8 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
         banner = (
             f"\nguildgate (sandbox mode) on http://{shown}:{port}  docs: http://{shown}:{port}/docs\n"
             f"Discord sandbox: {origin}/api/v10  stats: {origin}/_sandbox/stats\n"
+            f"CLI against it (doctor, links): export GUILDGATE_SANDBOX=1 GUILDGATE_DISCORD_API_BASE={origin}/api/v10 "
+            f"GUILDGATE_PUBLIC_URL={s.public_url}\n"
             f"Demo API key (shown once): {key}\n{admin}"
             f"Demo join link (open it in a browser): {link}\n\nTry a join:\n{curl}\n"
         )

@@ -1,9 +1,10 @@
 """The admin dashboard (``/admin``): log in with GUILDGATE_ADMIN_TOKEN, then records with filters, the success
 rate and latency chart, links with their funnel (create, disable) and API keys (create, shown once; revoke).
 
-A session is a signed cookie (HttpOnly, SameSite=Strict, path /admin, 8 hours). Every form carries a CSRF token
-(an HMAC of the session id; before login, of a pre-login id) and is refused without it. Login attempts are
-limited per client address. API keys never open the dashboard.
+Without a session, ``/admin`` answers 401 with the login form. A session is a signed cookie (HttpOnly,
+SameSite=Strict, path /admin, 8 hours); scripts may send ``Authorization: Bearer <admin token>`` instead.
+Every form carries a CSRF token (an HMAC of the session id; before login, of a pre-login id) and is refused
+without it. Login attempts are limited per client address. API keys never open the dashboard.
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ def _secure(svc: Services) -> bool:
 
 
 def _session(request: Request) -> str | None:
-    return services(request).signer.session_id(request.cookies.get(SESSION_COOKIE))
+    """The session id from the cookie; or, for scripts, ``Authorization: Bearer <admin token>``."""
+    svc = services(request)
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    token = svc.settings.admin_token
+    if token is not None and scheme.lower() == "bearer" and value.strip():
+        if hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
+            return "bearer"
+    return svc.signer.session_id(request.cookies.get(SESSION_COOKIE))
 
 
 def _page(request: Request, template: str, sid: str, context: dict[str, Any], status: int = 200) -> Response:
@@ -86,8 +94,8 @@ async def home(request: Request) -> Response:
     if svc.settings.admin_token is None:
         return _message(request, "a_off", 503)
     sid = _session(request)
-    if sid is None:
-        return _login_page(request, error=None, status=200)
+    if sid is None:  # refused: the body is the login form
+        return _login_page(request, error=None, status=401)
     return await _dashboard(request, sid)
 
 

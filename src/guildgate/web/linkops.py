@@ -58,6 +58,7 @@ async def create_link(
     if len(roles) > 20:
         raise LinkInputError("role: at most 20 roles")
     expires_at = None
+    invite_name: str | None = None
     if expires:
         try:
             expires_at = datetime.now(UTC) + parse_duration(expires)
@@ -72,7 +73,8 @@ async def create_link(
         except NotFound as exc:
             raise LinkInputError(f"app: {exc}") from None
         try:
-            guild_id = (await svc.discord.resolve_invite(code, app=app, deadline=time.monotonic() + 15)).id
+            ref = await svc.discord.resolve_invite(code, app=app, deadline=time.monotonic() + 15)
+            guild_id, invite_name = ref.id, ref.name
         except JoinError as exc:
             raise LinkInputError(f"invite: Discord could not resolve it ({exc.outcome.value}: {exc.detail})") from None
     assert guild_id is not None
@@ -82,7 +84,7 @@ async def create_link(
     link = await svc.links.create(
         app_id=app_id,
         guild_id=guild_id,
-        guild_name=guild.name if guild else None,
+        guild_name=guild.name if guild else invite_name,  # the invite names the server when Get Guild cannot
         guild_icon=guild.icon if guild else None,
         roles=list({r.id: r for r in link_roles}.values()),
         title=title or None,
