@@ -22,6 +22,7 @@ FIELDS = {
     "created_at",
     "finished_at",
     "source",
+    "link_id",
 }
 
 
@@ -36,7 +37,12 @@ def test_a_record_answers_every_field(gateway: Gateway, fresh: Sandbox) -> None:
     record = body["data"]
     assert set(record) == FIELDS
     assert record["id"] == result["id"]
-    assert (record["state"], record["code"], record["source"]) == ("succeeded", "joined", "api")
+    assert (record["state"], record["code"], record["source"], record["link_id"]) == (
+        "succeeded",
+        "joined",
+        "api",
+        None,
+    )
     assert (record["guild_id"], record["guild_name"], record["user_id"]) == (GUILD, "Test Server", USER_IDS["alice"])
     assert (record["discord_status"], record["discord_code"], record["developer_id"]) == (201, None, "shop-7")
     assert isinstance(record["cost_ms"], float) and record["cost_ms"] > 0

@@ -13,8 +13,8 @@ from sqlalchemy import Table, func, or_, select, update
 
 from guildgate.core.links import Link, LinkRole
 from guildgate.store.db import Database
-from guildgate.store.models import AppRow, LinkRow, OAuthStateRow, RecordRow, utcnow
-from guildgate.store.repos import NotFound
+from guildgate.store.models import LinkRow, OAuthStateRow, RecordRow, utcnow
+from guildgate.store.repos import NotFound, add_for_app
 
 _LINKS: Table = LinkRow.__table__  # type: ignore[assignment]
 _STATES: Table = OAuthStateRow.__table__  # type: ignore[assignment]
@@ -56,11 +56,7 @@ class LinkRepo:
             expires_at=expires_at,
             created_at=utcnow(),
         )
-        async with self.db.session() as s:
-            if await s.get(AppRow, app_id) is None:
-                raise NotFound(f"no app with client id {app_id}: add it first with 'guildgate apps add'")
-            s.add(row)
-            await s.commit()
+        await add_for_app(self.db, row, app_id=app_id)
         return _link(row)
 
     async def list(self, *, app_id: str | None = None) -> builtins.list[Link]:

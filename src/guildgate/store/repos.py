@@ -52,6 +52,15 @@ class KeyInfo:
     revoked_at: datetime | None
 
 
+async def add_for_app(db: Database, row: Any, *, app_id: str) -> None:
+    """Insert a row that belongs to an app (an API key, a link), refusing an app that was never added."""
+    async with db.session() as s:
+        if await s.get(AppRow, app_id) is None:
+            raise NotFound(f"no app with client id {app_id}: add it first with 'guildgate apps add'")
+        s.add(row)
+        await s.commit()
+
+
 class AppRepo:
     def __init__(self, db: Database, box: SecretBox) -> None:
         self.db, self.box = db, box
@@ -115,11 +124,7 @@ class KeyRepo:
             quota_per_minute=quota_per_minute,
             created_at=utcnow(),
         )
-        async with self.db.session() as s:
-            if await s.get(AppRow, app_id) is None:
-                raise NotFound(f"no app with client id {app_id}: add it first with 'guildgate apps add'")
-            s.add(row)
-            await s.commit()
+        await add_for_app(self.db, row, app_id=app_id)
         return _key_info(row), key
 
     async def authenticate(self, key: str) -> KeyInfo | None:

@@ -8,12 +8,14 @@ API keys are refused (they belong to an app, not to the operator).
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from guildgate.core.links import Link
 from guildgate.store.repos import NotFound
 from guildgate.web.errors import AdminError
 from guildgate.web.linkops import LinkInputError, create_link, link_dict, report_dict, run_doctor
@@ -77,13 +79,17 @@ async def post_link(body: LinkIn, request: Request) -> JSONResponse:
     return JSONResponse({**link_dict(svc, link, {}), "doctor": report_dict(report)}, status_code=201)
 
 
+async def _found(coroutine: Awaitable[Link]) -> Link:
+    try:
+        return await coroutine
+    except NotFound as exc:
+        raise AdminError(404, "not_found", str(exc)) from None
+
+
 @router.get("/links/{link_id}", summary="One join link with its funnel")
 async def get_link(link_id: str, request: Request) -> JSONResponse:
     svc = services(request)
-    try:
-        link = await svc.links.get(link_id)
-    except NotFound as exc:
-        raise AdminError(404, "not_found", str(exc)) from None
+    link = await _found(svc.links.get(link_id))
     outcomes = await svc.links.outcomes([link.id])
     return JSONResponse(link_dict(svc, link, outcomes.get(link.id, {})))
 
@@ -91,10 +97,7 @@ async def get_link(link_id: str, request: Request) -> JSONResponse:
 @router.post("/links/{link_id}/disable", summary="Disable a join link")
 async def disable_link(link_id: str, request: Request) -> JSONResponse:
     svc = services(request)
-    try:
-        link = await svc.links.disable(link_id)
-    except NotFound as exc:
-        raise AdminError(404, "not_found", str(exc)) from None
+    link = await _found(svc.links.disable(link_id))
     return JSONResponse(link_dict(svc, link))
 
 

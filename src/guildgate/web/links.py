@@ -70,15 +70,23 @@ def _not_found(request: Request) -> Response:
     )
 
 
-@router.get("/j/{slug}")
-async def link_page(slug: str, request: Request) -> Response:
-    svc = services(request)
+async def _usable(svc: Services, slug: str, request: Request) -> Link | Response:
+    """The link, or the page that says why it cannot be used (unknown, expired, used up, disabled)."""
     link = await _link_or_none(svc, slug)
     if link is None:
         return _not_found(request)
     problem = link.problem(datetime.now(UTC))
     if problem is not None:
         return _result_redirect(svc, {"o": problem.value, "s": link.guild_name, "slug": link.slug}, request)
+    return link
+
+
+@router.get("/j/{slug}")
+async def link_page(slug: str, request: Request) -> Response:
+    svc = services(request)
+    link = await _usable(svc, slug, request)
+    if not isinstance(link, Link):
+        return link
     if "lang" not in request.query_params:
         await svc.links.opened(link.id)
     expires = link.expires_at.strftime("%Y-%m-%d %H:%M") if link.expires_at else None
@@ -98,12 +106,9 @@ async def link_page(slug: str, request: Request) -> Response:
 @router.post("/j/{slug}/start")
 async def start(slug: str, request: Request) -> Response:
     svc = services(request)
-    link = await _link_or_none(svc, slug)
-    if link is None:
-        return _not_found(request)
-    problem = link.problem(datetime.now(UTC))
-    if problem is not None:
-        return _result_redirect(svc, {"o": problem.value, "s": link.guild_name, "slug": link.slug})
+    link = await _usable(svc, slug, request)
+    if not isinstance(link, Link):
+        return link
     nonce = await svc.links.start_flow(link.id)
     pkce = new_pkce()
     url = authorize_url(
