@@ -13,9 +13,27 @@ import httpx
 from tests.conftest import ADMIN_TOKEN, Gateway, cli
 
 
-def make_link(gateway: Gateway, *args: str) -> dict[str, Any]:
+def cli_link(gateway: Gateway, *args: str) -> dict[str, Any]:
+    """``guildgate links create --json ARGS``: the operator's way."""
     out = cli(["links", "create", "--json", *args], env=gateway.env).stdout
     return dict(json.loads(out))
+
+
+_OPTIONS = {"--app": "app_id", "--guild": "guild_id", "--invite": "invite", "--max-uses": "max_uses"}
+
+
+def make_link(gateway: Gateway, *args: str) -> dict[str, Any]:
+    """The same link as ``cli_link(ARGS)``, made through the admin JSON API (no CLI process start-up)."""
+    body: dict[str, Any] = {"roles": []}
+    for name, value in zip(args[::2], args[1::2], strict=True):
+        if name == "--role":
+            body["roles"].append(value)
+        else:
+            key = _OPTIONS.get(name, name.removeprefix("--"))
+            body[key] = int(value) if key == "max_uses" else value
+    r = admin_api(gateway, "POST", "/api/admin/links", json=body)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
 
 
 def text_of(page: str) -> str:
