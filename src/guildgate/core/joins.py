@@ -24,6 +24,9 @@ from guildgate.core.ports import (
 from guildgate.core.secret import Secret
 
 
+ANSWER_MARGIN = 0.2  # seconds kept for finishing the record and answering
+
+
 @dataclass(frozen=True, slots=True)
 class JoinRequest:
     authorization: Secret
@@ -104,7 +107,8 @@ async def join(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DiscordUnavailable("request deadline passed before any Discord call", http_status=504)
-        async with asyncio.timeout(remaining):
+        # Stop a little before the deadline so the record and the answer still make it in time.
+        async with asyncio.timeout(remaining - min(ANSWER_MARGIN, remaining / 10)):
             result = await _run(request, app=app, discord=discord, record_id=record_id, known=known, deadline=deadline)
         update = RecordUpdate(
             state=RecordState.SUCCEEDED,

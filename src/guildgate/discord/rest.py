@@ -35,6 +35,7 @@ MAX_ATTEMPTS: Final = 4
 INVITE_TTL: Final = 300.0
 INVITE_NEGATIVE_TTL: Final = 30.0
 INVITE_BUDGET: Final = 200  # lookups per 10 minutes; Discord has banned bots at 251 (ratelimits.md)
+ATTEMPT_TIMEOUT: Final = 10.0  # Discord answers in well under a second; a silent attempt is retried after this
 RETRY_STATUSES: Final = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524})
 
 
@@ -273,7 +274,7 @@ class DiscordRest:
                     json=json_body,
                     data=form,
                     params=query,
-                    timeout=httpx.Timeout(min(remaining, 15.0)),
+                    timeout=httpx.Timeout(attempt_timeout(remaining)),
                 )
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 await self.limiter.release(permit, None, sent=not isinstance(exc, httpx.ConnectError))
@@ -333,6 +334,12 @@ class DiscordRest:
         delay = min(0.1 * 2 ** (attempt - 1), 2.0) * (0.5 + random.random())
         if time.monotonic() + delay < deadline - 0.1 and attempt < self.max_attempts:
             await asyncio.sleep(delay)
+
+
+def attempt_timeout(remaining: float) -> float:
+    """How long one attempt may wait: at most half of what is left (so a hung attempt leaves room for a retry),
+    at most ATTEMPT_TIMEOUT, at least half a second, never past the deadline."""
+    return max(min(ATTEMPT_TIMEOUT, remaining / 2), min(0.5, remaining))
 
 
 def _refusal_dict(error: DiscordRefused) -> dict[str, Any]:

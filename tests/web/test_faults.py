@@ -1,0 +1,71 @@
+"""Faults on Add Guild Member (502s and hangs): every join answers within its deadline with the right outcome,
+retries stay bounded, no join is reported that did not happen, and no record stays pending."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import copy
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import GUILD, WORLD, Gateway, Sandbox
+
+PUT = "PUT /guilds/{guild_id}/members/{user_id}"
+JOINS = 200
+DEADLINE = 4.0  # GUILDGATE_REQUEST_TIMEOUT of the test gateways
+
+
+def _crowd(n: int) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The test world plus ``n`` users, each with a token: (fixture, [(user id, token)])."""
+    world = copy.deepcopy(WORLD)
+    people = [(str(1300000000000010000 + i), f"fault-crowd-token-{i}") for i in range(n)]
+    for user_id, token in people:
+        world["users"].append(
+            {
+                "id": user_id,
+                "username": f"crowd{user_id[-4:]}",
+                "guild_count": 1,
+                "tokens": [{"access_token": token, "application_id": "1100000000000000001"}],
+            }
+        )
+    return world, people
+
+
+@pytest.mark.parametrize("gateway", ["postgres+redis+4workers"], indirect=True)
+def test_502s_and_hangs_on_add_member(gateway: Gateway, fresh: Sandbox) -> None:
+    world, people = _crowd(JOINS)
+    fresh.reset(world)
+    fresh.faults({"seed": 11, "routes": {PUT: {"error_rate": 0.30, "status": 502, "timeout_rate": 0.05}}})
+
+    def one(person: tuple[str, str]) -> tuple[str, float, dict[str, Any]]:
+        started = time.monotonic()
+        r = gateway.join({"authorization": person[1], "guild_id": GUILD})
+        return person[0], time.monotonic() - started, {"http": r.status_code, **r.json()}
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(one, people))
+    fresh.faults({})
+
+    members = fresh.state()["guilds"][GUILD]["members"]
+    slowest = max(elapsed for _, elapsed, _ in answers)
+    assert slowest < DEADLINE + 1.0, f"an answer took {slowest:.2f}s against a {DEADLINE}s deadline"
+    succeeded = [(u, a) for u, _, a in answers if a["status"] == 1]
+    falsely = [u for u, a in succeeded if u not in members]
+    assert falsely == [], "reported joined, not a member"
+    others = {a["code"] for _, _, a in answers if a["status"] != 1}
+    assert others <= {"discord_unavailable"}, others
+    assert len(succeeded) >= 0.8 * JOINS, f"only {len(succeeded)} of {JOINS} succeeded through retries"
+    puts = fresh.stats()["requests"].get(PUT, 0)
+    assert JOINS < puts <= 4 * JOINS  # retried, and boundedly
+    assert gateway.pending() == []
+    print(f"faults: {len(succeeded)}/{JOINS} succeeded, {puts} PUTs, slowest answer {slowest:.2f}s")
+    # a failed answer whose PUT may have reached Discord is recorded as unknown, never as failed
+    for user_id, _, answer in answers:
+        if answer["status"] != 1 and user_id in members:
+            record = httpx.get(
+                f"{gateway.proc.url}/api/record/{answer['id']}", headers={"User-Token": gateway.keys["a"]}
+            )
+            assert record.json()["data"]["state"] == "unknown"
