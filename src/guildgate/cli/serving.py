@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import shlex
 import socket
@@ -110,6 +111,24 @@ async def _demo_link(s: Settings, fixture: Any) -> str:
         await svc.close()
 
 
+async def settle_pending(s: Settings) -> int:
+    """Settle the records a crashed process left pending (core/reconcile.py), before taking requests."""
+    from guildgate.core.reconcile import reconcile
+    from guildgate.web.services import Services
+
+    svc = Services.build(s)
+    try:
+        settled = await reconcile(records=svc.records, discord=svc.discord, apps=svc.apps)
+    finally:
+        await svc.close()
+    if settled.total:
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(settled.counts.items()))
+        logging.getLogger("guildgate").warning(
+            "settled %d record(s) left pending by a crash: %s", settled.total, counts
+        )
+    return settled.total
+
+
 class _Server(uvicorn.Server):
     banner: str = ""
 
@@ -155,6 +174,7 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
         )
     else:
         render.note(f"guildgate on http://{host}:{port}, Discord at {s.discord_api_base}")
+    asyncio.run(settle_pending(s))
     server = _Server(
         uvicorn.Config(
             create_app(s),

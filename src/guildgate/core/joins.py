@@ -23,7 +23,6 @@ from guildgate.core.ports import (
 )
 from guildgate.core.secret import Secret
 
-
 ANSWER_MARGIN = 0.2  # seconds kept for finishing the record and answering
 
 
@@ -109,7 +108,9 @@ async def join(
             raise DiscordUnavailable("request deadline passed before any Discord call", http_status=504)
         # Stop a little before the deadline so the record and the answer still make it in time.
         async with asyncio.timeout(remaining - min(ANSWER_MARGIN, remaining / 10)):
-            result = await _run(request, app=app, discord=discord, record_id=record_id, known=known, deadline=deadline)
+            result = await _run(
+                request, app=app, discord=discord, records=records, record_id=record_id, known=known, deadline=deadline
+            )
         update = RecordUpdate(
             state=RecordState.SUCCEEDED,
             code=result.outcome,
@@ -153,6 +154,7 @@ async def _run(
     *,
     app: AppCredentials,
     discord: DiscordPort,
+    records: RecordStore,
     record_id: str,
     known: dict[str, str | None],
     deadline: float,
@@ -167,6 +169,8 @@ async def _run(
     async with discord.admission(app=app, guild_id=guild.id, deadline=deadline) as slot:
         user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)
         known["user_id"] = user.id
+        # Written before the PUT: after a crash, the record says whom to look up (core/reconcile.py).
+        await asyncio.shield(records.sending(record_id, guild_id=guild.id, guild_name=guild.name, user_id=user.id))
         known["sending"] = "yes"
         created = await discord.add_member(
             app=app,

@@ -95,3 +95,15 @@ class RecordStore(Protocol):
     async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None) -> str: ...
 
     async def finish(self, record_id: str, update: RecordUpdate) -> None: ...
+
+    async def sending(self, record_id: str, *, guild_id: str, guild_name: str | None, user_id: str) -> None:
+        """Note, durably, who is about to be added where: what a restart needs to find out what happened."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRecord:
+    id: str
+    app_id: str
+    guild_id: str | None
+    user_id: str | None

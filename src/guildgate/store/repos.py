@@ -16,7 +16,7 @@ from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from guildgate.core.outcomes import RecordState
-from guildgate.core.ports import AppCredentials, NewRecord, RecordUpdate
+from guildgate.core.ports import AppCredentials, NewRecord, PendingRecord, RecordUpdate
 from guildgate.core.secret import Secret
 from guildgate.store.crypto import SecretBox, hash_api_key, new_api_key
 from guildgate.store.db import Database
@@ -227,6 +227,35 @@ class RecordRepo:
 
     async def finish(self, record_id: str, update_: RecordUpdate) -> None:
         await self.writer.update(record_id, _finished_values(update_, utcnow()))
+
+    async def sending(self, record_id: str, *, guild_id: str, guild_name: str | None, user_id: str) -> None:
+        values: dict[str, Any] = {"guild_id": guild_id, "user_id": user_id}
+        if guild_name is not None:
+            values["guild_name"] = guild_name[:200]
+        await self.writer.update(record_id, values)
+
+    async def pending(self, *, limit: int, older_than: timedelta = timedelta(0)) -> builtins.list[PendingRecord]:
+        """Records still pending (oldest first), created at least ``older_than`` ago."""
+        cutoff = (utcnow() - older_than).astimezone(UTC).replace(tzinfo=None)
+        query = (
+            select(RecordRow.id, RecordRow.app_id, RecordRow.guild_id, RecordRow.user_id)
+            .where(RecordRow.state == RecordState.PENDING.value, RecordRow.created_at <= cutoff)
+            .order_by(RecordRow.created_at)
+            .limit(limit)
+        )
+        async with self.db.session() as s:
+            rows = (await s.execute(query)).all()
+        return [PendingRecord(id=i, app_id=a, guild_id=g, user_id=u) for i, a, g, u in rows]
+
+    async def settle(self, record_id: str, update_: RecordUpdate) -> bool:
+        """Finish a record found pending, unless its own request finished it meanwhile (that answer wins)."""
+        values = _finished_values(update_, utcnow())
+        statement = (
+            update(_RECORDS)
+            .where(_RECORDS.c.id == record_id, _RECORDS.c.state == RecordState.PENDING.value)
+            .values(**values)
+        )
+        return bool(await self.db.run(lambda conn: conn.execute(statement).rowcount == 1))
 
     async def save_response(self, record_id: str, response: StoredResponse) -> None:
         async with self.db.session() as s:

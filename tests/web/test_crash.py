@@ -1,0 +1,99 @@
+"""A server killed with SIGKILL mid-join leaves pending records; the next start settles every one of them by
+asking Discord (Get Guild Member), so none stays pending and each says what really happened."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import (
+    APP_A,
+    GUILD,
+    OUTPUT,
+    WORLD,
+    Proc,
+    Sandbox,
+    add_app,
+    base_env,
+    cli,
+    free_port,
+    new_key,
+    start,
+)
+from tests.web.test_faults import PUT, _crowd
+
+JOINS = 24
+
+
+def _serve(env: dict[str, str], port: int, name: str) -> Proc:
+    return start(["serve", "--port", str(port)], env=env, log=OUTPUT / name, ready_path="/readyz", port=port)
+
+
+def _records(env: dict[str, str]) -> list[dict[str, Any]]:
+    return list(json.loads(cli(["records", "list", "--limit", "500", "--json"], env=env).stdout))
+
+
+def test_sigkill_mid_join_then_restart_settles_every_pending_record(tmp_path: Path, fresh: Sandbox) -> None:
+    world, people = _crowd(JOINS)
+    fresh.reset(world)
+    env = base_env(tmp_path, GUILDGATE_DISCORD_API_BASE=fresh.api, GUILDGATE_REQUEST_TIMEOUT="20")
+    for app in WORLD["applications"]:
+        add_app(env, app)
+    key = new_key(env, APP_A)
+    port = free_port()
+    server = _serve(env, port, "crash-before.log")
+    # Add Guild Member takes 1.5 s at the sandbox, so joins are mid-flight when the server dies.
+    fresh.faults({"routes": {PUT: {"latency_ms": 1500}}})
+
+    def join(person: tuple[str, str]) -> int | str:
+        try:
+            r = httpx.post(
+                f"{server.url}/api/wanda/discord/guild",
+                json={"authorization": person[1], "guild_id": GUILD},
+                headers={"User-Token": key},
+                timeout=30,
+            )
+            return r.status_code
+        except httpx.TransportError as exc:
+            return type(exc).__name__
+
+    with concurrent.futures.ThreadPoolExecutor(JOINS) as pool:
+        futures = [pool.submit(join, p) for p in people]
+        deadline = time.monotonic() + 10
+        while fresh.stats()["requests"].get(PUT, 0) < JOINS // 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(10)
+        answers = [f.result() for f in futures]
+    assert any(isinstance(a, str) for a in answers), "the kill came too late: every join was answered"
+    time.sleep(2)  # the sandbox finishes the PUTs that were in flight
+    fresh.faults({})
+
+    before = _records(env)
+    pending = [r for r in before if r["state"] == "pending"]
+    assert pending, "no record was pending after the kill"
+    assert any(r["user_id"] for r in pending), "no pending record had reached Add Guild Member"
+
+    again = _serve(env, port, "crash-after.log")
+    try:
+        after = {r["id"]: r for r in _records(env)}
+    finally:
+        again.stop()
+    assert [r for r in after.values() if r["state"] == "pending"] == []
+    members = fresh.state()["guilds"][GUILD]["members"]
+    for record in pending:
+        settled = after[record["id"]]
+        if record["user_id"] is None:
+            assert (settled["state"], settled["code"]) == ("failed", "discord_unavailable")
+        elif record["user_id"] in members:
+            assert (settled["state"], settled["code"]) == ("succeeded", "joined"), settled
+        else:
+            assert settled["state"] == "failed", settled
+    assert "settled" in again.output() and "left pending by a crash" in again.output()
