@@ -49,8 +49,9 @@ def test_sigkill_mid_join_then_restart_settles_every_pending_record(tmp_path: Pa
     key = new_key(env, APP_A)
     port = free_port()
     server = _serve(env, port, "crash-before.log")
-    # Add Guild Member takes 1.5 s at the sandbox, so joins are mid-flight when the server dies.
-    fresh.faults({"routes": {PUT: {"latency_ms": 1500}}})
+    # Add Guild Member answers 1.5 s after it adds the member: joins are mid-flight when the server dies, and
+    # Discord has already let the users in.
+    fresh.faults({"routes": {PUT: {"latency_after_ms": 1500}}})
 
     def join(person: tuple[str, str]) -> int | str:
         try:
@@ -96,4 +97,6 @@ def test_sigkill_mid_join_then_restart_settles_every_pending_record(tmp_path: Pa
             assert (settled["state"], settled["code"]) == ("succeeded", "joined"), settled
         else:
             assert settled["state"] == "failed", settled
-    assert "settled" in again.output() and "left pending by a crash" in again.output()
+    assert "left pending by a crash" in again.output()
+    states = [after[r["id"]]["state"] for r in pending]
+    assert "succeeded" in states, states  # Get Guild Member found them in: the join happened, the answer was lost

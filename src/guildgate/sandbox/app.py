@@ -131,6 +131,8 @@ class Sandbox:
         if verdict.limited is not None:
             return self._finish(route.key, ip, djson(verdict.limited, 429, verdict.headers), verdict.scope)
         response = await route.handler(Call(request=request, world=self.world, params=params, auth=auth))
+        if fault is not None and fault.latency_after_ms:
+            await asyncio.sleep(fault.latency_after_ms / 1000)
         if after_fault is not None:
             response = after_fault
         response.headers.update(verdict.headers)

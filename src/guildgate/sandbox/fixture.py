@@ -129,6 +129,7 @@ class RouteFault(_Model):
     timeout_rate: float = Field(default=0.0, ge=0, le=1)
     reset_rate: float = Field(default=0.0, ge=0, le=1)
     latency_ms: float = Field(default=0.0, ge=0)
+    latency_after_ms: float = Field(default=0.0, ge=0)  # after the change is made: the answer is late, not the act
     hang_seconds: float = Field(default=120.0, ge=0)
     when: Literal["before", "after"] = "before"
 
