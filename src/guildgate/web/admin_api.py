@@ -19,10 +19,12 @@ from guildgate.core.links import Link
 from guildgate.store.repos import NotFound
 from guildgate.web.errors import AdminError
 from guildgate.web.linkops import LinkInputError, create_link, link_dict, report_dict, run_doctor
+from guildgate.web.schemas import AdminErrorBody
 from guildgate.web.services import services
 
 
-def _authorize(request: Request) -> None:
+def authorize(request: Request) -> None:
+    """The admin token, or AdminError (401 without or with a wrong one, 403 for an API key, 503 when off)."""
     token = services(request).settings.admin_token
     if token is None:
         raise AdminError(503, "admin_disabled", "the admin API is off: set GUILDGATE_ADMIN_TOKEN")
@@ -36,7 +38,8 @@ def _authorize(request: Request) -> None:
         raise AdminError(401, "invalid_admin_token", "the admin token is not right")
 
 
-router = APIRouter(prefix="/api/admin", dependencies=[Depends(_authorize)])
+_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": AdminErrorBody} for status in (400, 401, 403, 404, 503)}
+router = APIRouter(prefix="/api/admin", dependencies=[Depends(authorize)], responses=_ERRORS)
 
 
 class LinkIn(BaseModel):

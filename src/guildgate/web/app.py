@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
 from guildgate import __version__
@@ -52,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     errors.install(app)
     app.include_router(api.router, tags=["join"])
     app.include_router(records.router, tags=["records"])
@@ -61,6 +64,27 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, with the framework's 422 replaced by what this service answers: 400 (a body or
+    parameter problem is answered by web/errors.py in the envelope, or ``{error, detail}`` on /api/admin)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                invalid = responses.pop("422", None)
+                if invalid is not None and "400" not in responses:
+                    model = "AdminErrorBody" if path.startswith("/api/admin/") else "Envelope"
+                    responses["400"] = {
+                        "description": "Bad Request",
+                        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
+                    }
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(unused, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def create_app_from_env() -> FastAPI:

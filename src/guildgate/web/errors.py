@@ -134,6 +134,16 @@ def install(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if request.url.path.startswith("/api/admin/"):
+            # A body that is not even JSON fails before the admin token is checked: check it first here.
+            from guildgate.web.admin_api import authorize
+
+            try:
+                authorize(request)
+            except AdminError as refused:
+                return admin_error_response(refused)
+            error = "not_found" if exc.status_code == 404 else "invalid_request"
+            return admin_error_response(AdminError(exc.status_code, error, str(exc.detail)))
         lang = pick_language(request.headers.get("accept-language"))
         detail = str(exc.detail)
         body = envelope(

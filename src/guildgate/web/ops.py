@@ -17,7 +17,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database and, when configured, Redis answer")
+@router.get(
+    "/readyz",
+    summary="The database and, when configured, Redis answer",
+    responses={503: {"description": "something does not answer", "content": {"application/json": {}}}},
+)
 async def readyz(request: Request) -> JSONResponse:
     svc = services(request)
     checks: dict[str, str] = {}
@@ -35,7 +39,12 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST: {}}}},
+)
 async def metrics(request: Request) -> Response:
     await refresh(services(request))
     return Response(generate_latest(exposition_registry()), media_type=CONTENT_TYPE_LATEST)

@@ -114,7 +114,7 @@ async def list_records(
     }
 
 
-@router.get("/api/usage", response_model=UsageAnswer, responses={401: {"model": Envelope}})
+@router.get("/api/usage", response_model=UsageAnswer, responses={400: {"model": Envelope}, 401: {"model": Envelope}})
 async def usage(
     request: Request,
     days: int = Query(default=30, ge=1, le=366),

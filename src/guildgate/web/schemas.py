@@ -56,3 +56,10 @@ class UsageAnswer(BaseModel):
     status: int
     msg: str
     data: dict[str, Any]
+
+
+class AdminErrorBody(BaseModel):
+    """An admin API refusal."""
+
+    error: str
+    detail: str
