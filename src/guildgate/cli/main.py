@@ -509,6 +509,7 @@ def records_export(
 
 
 def main() -> None:
-    import guildgate.cli.links  # noqa: F401 - registers the links and doctor commands
+    import guildgate.cli.links
+    import guildgate.cli.maintenance  # noqa: F401 - registers secrets rotate and records prune
 
     app()

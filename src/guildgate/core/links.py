@@ -71,7 +71,7 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_duration(text: str) -> timedelta:
+def parse_duration(text: str, *, max_days: int = 366) -> timedelta:
     """``30m``, ``12h``, ``7d``, ``2w`` (or seconds: ``90s``). Raises ValueError naming the problem."""
     match = _DURATION.match(text)
     if match is None:
@@ -79,8 +79,8 @@ def parse_duration(text: str) -> timedelta:
     seconds = int(match.group(1)) * _UNITS[match.group(2)]
     if seconds <= 0:
         raise ValueError("the duration must be longer than zero")
-    if seconds > 366 * 86400:
-        raise ValueError("the duration must be at most a year (366d)")
+    if seconds > max_days * 86400:
+        raise ValueError(f"the duration must be at most {max_days}d")
     return timedelta(seconds=seconds)
 
 

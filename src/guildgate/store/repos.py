@@ -92,6 +92,29 @@ class AppRepo:
             rows = (await s.scalars(select(AppRow).order_by(AppRow.created_at))).all()
         return [AppInfo(client_id=r.client_id, name=r.name, created_at=r.created_at) for r in rows]
 
+    async def rotate(self, old: SecretBox) -> tuple[int, int]:
+        """Re-encrypt every app's secrets from ``old`` to this repo's box, in one transaction.
+        Returns (re-encrypted, already under the new key); raises ValueError naming an app neither key opens."""
+        moved = kept = 0
+        async with self.db.session() as s:
+            for row in (await s.scalars(select(AppRow).order_by(AppRow.client_id))).all():
+                try:
+                    secret, token = old.open(row.client_secret_enc), old.open(row.bot_token_enc)
+                except ValueError:
+                    try:
+                        self.box.open(row.client_secret_enc), self.box.open(row.bot_token_enc)
+                    except ValueError:
+                        raise ValueError(
+                            f"app {row.client_id}: neither the old nor the new key opens its secrets"
+                        ) from None
+                    kept += 1
+                    continue
+                row.client_secret_enc, row.bot_token_enc = self.box.seal(secret), self.box.seal(token)
+                moved += 1
+            await s.commit()
+        self._cache.clear()
+        return moved, kept
+
     async def credentials(self, client_id: str) -> AppCredentials:
         cached = self._cache.get(client_id)
         if cached is not None and cached[0] > time.monotonic():
@@ -246,6 +269,29 @@ class RecordRepo:
         async with self.db.session() as s:
             rows = (await s.execute(query)).all()
         return [PendingRecord(id=i, app_id=a, guild_id=g, user_id=u) for i, a, g, u in rows]
+
+    async def prune(self, *, before: datetime, batch: int = 5000) -> int:
+        """Delete finished records created before ``before``, in batches (pending ones are never deleted)."""
+        cutoff = before.astimezone(UTC).replace(tzinfo=None)
+        ids = (
+            select(_RECORDS.c.id)
+            .where(_RECORDS.c.created_at < cutoff, _RECORDS.c.state != RecordState.PENDING.value)
+            .limit(batch)
+        )
+        statement = _RECORDS.delete().where(_RECORDS.c.id.in_(ids.scalar_subquery()))
+        deleted = 0
+        while True:
+            count = int(await self.db.run(lambda conn: conn.execute(statement).rowcount))
+            deleted += count
+            if count < batch:
+                return deleted
+
+    async def count_before(self, *, before: datetime) -> int:
+        cutoff = before.astimezone(UTC).replace(tzinfo=None)
+        query = select(func.count()).where(
+            _RECORDS.c.created_at < cutoff, _RECORDS.c.state != RecordState.PENDING.value
+        )
+        return int(await self.db.run(lambda conn: conn.execute(query).scalar() or 0))
 
     async def settle(self, record_id: str, update_: RecordUpdate) -> bool:
         """Finish a record found pending, unless its own request finished it meanwhile (that answer wins)."""

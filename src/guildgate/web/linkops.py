@@ -11,6 +11,7 @@ from guildgate.core.doctor import Report, diagnose
 from guildgate.core.errors import JoinError
 from guildgate.core.invites import is_snowflake, parse_invite
 from guildgate.core.links import Link, LinkRole, parse_duration
+from guildgate.core.ports import AppCredentials
 from guildgate.store.repos import NotFound
 from guildgate.web.services import Services
 
@@ -27,10 +28,7 @@ async def run_doctor(svc: Services, *, app_id: str, guild_id: str, roles: list[s
     for role in roles:
         if not is_snowflake(role):
             raise LinkInputError(f"role: {role!r} is not a Discord id (a snowflake of 17 to 20 digits)")
-    try:
-        app = await svc.apps.credentials(app_id)
-    except NotFound as exc:
-        raise LinkInputError(f"app: {exc}") from None
+    app = await _credentials(svc, app_id)
     return await diagnose(
         svc.lookups, app=app, guild_id=guild_id, roles=roles, deadline=time.monotonic() + LOOKUP_SECONDS
     )
@@ -68,10 +66,7 @@ async def create_link(
         code = parse_invite(invite)
         if code is None:
             raise LinkInputError(f"invite: {invite!r} is not an invite code or discord.gg / discord.com/invite URL")
-        try:
-            app = await svc.apps.credentials(app_id)
-        except NotFound as exc:
-            raise LinkInputError(f"app: {exc}") from None
+        app = await _credentials(svc, app_id)
         try:
             ref = await svc.discord.resolve_invite(code, app=app, deadline=time.monotonic() + 15)
             guild_id, invite_name = ref.id, ref.name
@@ -92,6 +87,13 @@ async def create_link(
         expires_at=expires_at,
     )
     return link, report
+
+
+async def _credentials(svc: Services, app_id: str) -> AppCredentials:
+    try:
+        return await svc.apps.credentials(app_id)
+    except (NotFound, ValueError) as exc:  # unknown app, or secrets stored under another GUILDGATE_SECRET_KEY
+        raise LinkInputError(f"app: {exc}") from None
 
 
 def link_url(svc: Services, link: Link) -> str:

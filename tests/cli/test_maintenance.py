@@ -1,0 +1,61 @@
+"""``guildgate secrets rotate`` and ``guildgate records prune`` against a real database and the sandbox."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from tests.conftest import APP_A, GUILD, SECRETS, WORLD, Sandbox, add_app, base_env, cli
+
+NEW_KEY = "rotated-secret-key-5d1c9e7a3b2f40"
+SECRETS.add(NEW_KEY)
+
+
+def test_secrets_rotate_re_encrypts_every_app_under_the_new_key(tmp_path: Path, sandbox: Sandbox) -> None:
+    old_env = base_env(tmp_path, GUILDGATE_DISCORD_API_BASE=sandbox.api)
+    for app in WORLD["applications"]:
+        add_app(old_env, app)
+    before = (tmp_path / "guildgate.db").read_bytes()
+    new_env = {**old_env, "GUILDGATE_SECRET_KEY": NEW_KEY, "OLD_KEY": old_env["GUILDGATE_SECRET_KEY"]}
+    # without rotating, the new key cannot open the stored secrets, and says so
+    refused = cli(["doctor", "--app", APP_A, "--guild", GUILD], env=new_env, check=False)
+    assert refused.returncode == 2 and "GUILDGATE_SECRET_KEY is not the key it was stored with" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    wrong = cli(["secrets", "rotate", "--old-key-env", "GUILDGATE_DISCORD_API_BASE"], env=new_env, check=False)
+    assert wrong.returncode == 2 and "nothing was changed" in wrong.stderr
+    done = cli(["secrets", "rotate", "--old-key-env", "OLD_KEY"], env=new_env)
+    assert "re-encrypted 2 app(s) under the new key; 0 already were" in done.stdout
+    again = cli(["secrets", "rotate", "--old-key-env", "OLD_KEY"], env=new_env)
+    assert "re-encrypted 0 app(s) under the new key; 2 already were" in again.stdout
+    assert (tmp_path / "guildgate.db").read_bytes() != before
+    works = cli(["doctor", "--app", APP_A, "--guild", GUILD], env=new_env)
+    assert "all checks passed" in works.stdout
+    stale = cli(["doctor", "--app", APP_A, "--guild", GUILD], env=old_env, check=False)
+    assert stale.returncode == 2 and "not the key it was stored with" in stale.stderr
+
+
+def test_records_prune_deletes_old_finished_records_only(tmp_path: Path, sandbox: Sandbox) -> None:
+    env = base_env(tmp_path)
+    add_app(env, WORLD["applications"][0])
+    db = tmp_path / "guildgate.db"
+    with sqlite3.connect(db) as conn:
+        rows = [
+            ("old-1", "succeeded", "2020-01-01 00:00:00"),
+            ("old-2", "failed", "2020-06-01 00:00:00"),
+            ("old-pending", "pending", "2020-06-01 00:00:00"),
+            ("new-1", "succeeded", "2999-01-01 00:00:00"),
+        ]
+        for record_id, state, created in rows:
+            conn.execute(
+                "INSERT INTO records (id, app_id, source, state, created_at) VALUES (?, ?, 'api', ?, ?)",
+                (record_id, APP_A, state, created),
+            )
+    dry = cli(["records", "prune", "--older-than", "90d", "--dry-run"], env=env)
+    assert "2 record(s)" in dry.stdout and "would be deleted" in dry.stdout
+    done = cli(["records", "prune", "--older-than", "90d"], env=env)
+    assert "deleted 2 record(s)" in done.stdout
+    left = {r["id"] for r in json.loads(cli(["records", "list", "--json"], env=env).stdout)}
+    assert left == {"old-pending", "new-1"}
+    bad = cli(["records", "prune", "--older-than", "ninety days"], env=env, check=False)
+    assert bad.returncode == 2 and "--older-than" in bad.stderr
