@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import httpx
 
 from tests.conftest import GUILD, TOKENS, Gateway, Sandbox
@@ -48,3 +50,11 @@ def test_openapi_describes_the_join_call(gateway: Gateway) -> None:
     assert {p["name"] for p in op["parameters"]} >= {"User-Token", "Developer-Id", "Idempotency-Key"}
     assert {"/api/record/{record_id}", "/api/records", "/api/usage", "/healthz", "/readyz"} <= set(spec["paths"])
     assert httpx.get(gateway.proc.url + "/docs").status_code == 200
+
+
+def test_serve_workers_starts_that_many_processes(gateway: Gateway) -> None:
+    expected = 4 if gateway.kind.endswith("4workers") else 0  # one process serves itself; N workers are children
+    children = subprocess.run(
+        ["pgrep", "-P", str(gateway.proc.proc.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert len(children) == expected, children

@@ -1,4 +1,4 @@
-"""After traffic with every kind of secret, none appears in the database files or the server's output.
+"""After traffic with every kind of secret, none appears in the database files, the server's output or /metrics.
 
 Named to run after the other web tests, so the scan also covers their traffic."""
 
@@ -39,6 +39,8 @@ def test_no_secret_in_database_or_server_output(gateway: Gateway, fresh: Sandbox
     assert files
     blobs = {str(p): p.read_bytes() for p in files}
     blobs["server output"] = gateway.proc.log.read_bytes()
+    blobs["/metrics"] = httpx.get(gateway.proc.url + "/metrics").content
+    assert b"guildgate_" in blobs["/metrics"]
     found = [
         (where, secret[:6] + "…") for secret in SECRETS for where, blob in blobs.items() if secret.encode() in blob
     ]

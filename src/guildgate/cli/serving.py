@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import secrets
 import shlex
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -129,6 +132,44 @@ async def settle_pending(s: Settings) -> int:
     return settled.total
 
 
+def _serve_workers(s: Settings, *, host: str, port: int, workers: int, banner: str) -> None:
+    """N worker processes on one listening socket (uvicorn's supervisor). Each builds its app from the
+    environment (``create_app_from_env``), so what this process decided is handed down as variables; metrics
+    from every worker are gathered in one multiprocess directory."""
+    from uvicorn.supervisors import Multiprocess
+
+    handed = {
+        "GUILDGATE_SANDBOX": "true" if s.sandbox else "false",
+        "GUILDGATE_DISCORD_API_BASE": s.discord_api_base,
+        "GUILDGATE_PUBLIC_URL": s.public_url,
+    }
+    if s.discord_authorize_url:
+        handed["GUILDGATE_DISCORD_AUTHORIZE_URL"] = s.discord_authorize_url
+    if s.admin_token is not None:
+        handed["GUILDGATE_ADMIN_TOKEN"] = s.admin_token.get_secret_value()
+    os.environ.update(handed)
+    metrics_dir = tempfile.mkdtemp(prefix="guildgate-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    config = uvicorn.Config(
+        "guildgate.web.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=s.log_level,
+        timeout_graceful_shutdown=5,
+        log_config=None,
+    )
+    sock = _listen(host, port)
+    if banner:
+        print(banner, flush=True)
+    logging.getLogger("guildgate").info("starting %d workers on %s:%d", workers, host, port)
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
 class _Server(uvicorn.Server):
     banner: str = ""
 
@@ -175,6 +216,9 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
     else:
         render.note(f"guildgate on http://{host}:{port}, Discord at {s.discord_api_base}")
     asyncio.run(settle_pending(s))
+    if workers > 1:
+        _serve_workers(s, host=host, port=port, workers=workers, banner=banner)
+        return
     server = _Server(
         uvicorn.Config(
             create_app(s),
