@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     request_timeout: float = Field(default=30.0, gt=0, le=600)
     global_rate_limit: int = Field(default=50, ge=1, le=100_000)
     invalid_request_limit: int = Field(default=5000, ge=1, le=10_000)
+    guild_joins_per_minute: int = Field(default=0, ge=0, le=1_000_000)  # 0: no cap (Discord's own bucket binds)
+    link_joins_per_minute: int = Field(default=60, ge=0, le=1_000_000)  # 0: no cap
     sandbox: bool = False
     log_level: str = "info"
 

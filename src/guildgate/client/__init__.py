@@ -50,7 +50,8 @@ class QuotaExceededError(GuildgateError):
 
 
 class RateLimitedError(GuildgateError):
-    """Discord's rate limits would not let the join finish before the deadline; ``retry_after`` is set."""
+    """Discord's rate limits, or the operator's velocity cap (``velocity_capped``), would not let the join happen
+    now; ``retry_after`` says when to try again."""
 
 
 class DiscordUnavailableError(GuildgateError):
@@ -73,6 +74,7 @@ _ERRORS: dict[str, type[GuildgateError]] = {
     "idempotency_conflict": InvalidRequestError,
     "quota_exceeded": QuotaExceededError,
     "rate_limited": RateLimitedError,
+    "velocity_capped": RateLimitedError,  # the operator's cap: retry after retry_after, like a rate limit
     "discord_unavailable": DiscordUnavailableError,
 }
 

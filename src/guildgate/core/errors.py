@@ -9,7 +9,8 @@
     │   ├── NotAnOAuthToken         400 not_an_oauth_token
     │   ├── ProxyNotAllowed         400 proxy_not_allowed
     │   ├── QuotaExceeded           429 quota_exceeded (retry_after)
-    │   └── IdempotencyConflict     409 idempotency_conflict
+    │   ├── IdempotencyConflict     409 idempotency_conflict
+    │   └── VelocityCapped          429 velocity_capped: the operator's per-server / per-link cap (retry_after)
     ├── DiscordRefused              Discord answered with a JSON error (status 0, HTTP 200)
     │                               outcome from discord/codes.py; carries discord_status/discord_code
     ├── DiscordUnavailable          5xx, timeouts, connection errors after retries (502/503/504)
@@ -72,6 +73,14 @@ class QuotaExceeded(CallerError):
 
 class IdempotencyConflict(CallerError):
     outcome = Outcome.IDEMPOTENCY_CONFLICT
+
+
+class VelocityCapped(CallerError):
+    outcome = Outcome.VELOCITY_CAPPED
+    retryable = True
+
+    def __init__(self, detail: str, *, retry_after: float) -> None:
+        super().__init__(detail, retry_after=retry_after)
 
 
 class DiscordRefused(JoinError):

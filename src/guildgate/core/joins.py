@@ -16,6 +16,7 @@ from guildgate.core.ports import (
     AppCredentials,
     DiscordPort,
     GuildRef,
+    JoinCaps,
     MemberOptions,
     NewRecord,
     RecordStore,
@@ -94,6 +95,7 @@ async def join(
     records: RecordStore,
     deadline: float,
     started: float,
+    caps: JoinCaps | None = None,
 ) -> JoinResult:
     """Run one join. Returns a JoinResult, or raises RecordedJoinError carrying the record id.
 
@@ -109,7 +111,15 @@ async def join(
         # Stop a little before the deadline so the record and the answer still make it in time.
         async with asyncio.timeout(remaining - min(ANSWER_MARGIN, remaining / 10)):
             result = await _run(
-                request, app=app, discord=discord, records=records, record_id=record_id, known=known, deadline=deadline
+                request,
+                app=app,
+                discord=discord,
+                records=records,
+                record_id=record_id,
+                known=known,
+                deadline=deadline,
+                caps=caps,
+                link_id=new_record.link_id,
             )
         update = RecordUpdate(
             state=RecordState.SUCCEEDED,
@@ -158,6 +168,8 @@ async def _run(
     record_id: str,
     known: dict[str, str | None],
     deadline: float,
+    caps: JoinCaps | None,
+    link_id: str | None,
 ) -> JoinResult:
     if request.guild_id is not None:
         guild = GuildRef(id=request.guild_id, name=known.get("guild_name"))
@@ -165,6 +177,8 @@ async def _run(
         assert request.invite_code is not None
         guild = await discord.resolve_invite(request.invite_code, app=app, deadline=deadline)
     known["guild_id"], known["guild_name"] = guild.id, guild.name
+    if caps is not None:
+        await caps.take(guild_id=guild.id, link_id=link_id)
     # Room in Discord's limits first: a join that cannot be sent in time spends no call on identifying.
     async with discord.admission(app=app, guild_id=guild.id, deadline=deadline) as slot:
         user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)

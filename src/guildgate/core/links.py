@@ -18,7 +18,7 @@ from typing import Protocol
 from guildgate.core.errors import JoinError
 from guildgate.core.joins import JoinRequest, JoinResult, join
 from guildgate.core.outcomes import Outcome, Source
-from guildgate.core.ports import AppCredentials, DiscordPort, MemberOptions, NewRecord, RecordStore
+from guildgate.core.ports import AppCredentials, DiscordPort, JoinCaps, MemberOptions, NewRecord, RecordStore
 from guildgate.core.secret import Secret
 
 log = logging.getLogger("guildgate.links")
@@ -118,6 +118,7 @@ async def consent_join(
     records: RecordStore,
     deadline: float,
     started: float,
+    caps: JoinCaps | None = None,
 ) -> ConsentResult:
     """Exchange the code, join with the link's roles, fix up roles for an existing member, revoke the token.
 
@@ -143,6 +144,7 @@ async def consent_join(
             records=records,
             deadline=deadline,
             started=started,
+            caps=caps,
         )
         given: list[str] = list(role_ids) if result.joined else []
         failed: list[str] = []

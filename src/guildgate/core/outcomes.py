@@ -48,6 +48,7 @@ class Outcome(StrEnum):
     PROXY_NOT_ALLOWED = "proxy_not_allowed"
     QUOTA_EXCEEDED = "quota_exceeded"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    VELOCITY_CAPPED = "velocity_capped"
     # Join links only (records with source "link"; the join API never answers these):
     CANCELLED = "cancelled"
     LINK_EXPIRED = "link_expired"
@@ -137,6 +138,12 @@ _TABLE: dict[Outcome, _Row] = {
         409,
         "该 Idempotency-Key 已用于另一个不同的请求",
         "This Idempotency-Key was already used with a different request body",
+    ),
+    Outcome.VELOCITY_CAPPED: _Row(
+        0,
+        429,
+        "加入该服务器（或通过该链接）的速度已达运营方设定的上限，请在 {retry} 秒后重试",
+        "Too many joins to this server (or through this link) right now: the operator's cap; retry after {retry} s",
     ),
     Outcome.CANCELLED: _Row(0, 200, "已在 Discord 上取消授权", "Cancelled on Discord"),
     Outcome.LINK_EXPIRED: _Row(0, 410, "该加入链接已过期", "This join link has expired"),

@@ -91,6 +91,12 @@ class DiscordPort(Protocol):
         ...
 
 
+class JoinCaps(Protocol):
+    async def take(self, *, guild_id: str, link_id: str | None) -> None:
+        """Count one join to ``guild_id`` (through ``link_id``); raise VelocityCapped when over a cap."""
+        ...
+
+
 class RecordStore(Protocol):
     async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None) -> str: ...
 

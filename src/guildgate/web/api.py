@@ -133,6 +133,7 @@ async def _handle(
             records=svc.records,
             deadline=deadline,
             started=started,
+            caps=svc.caps,
         )
     except Conflict:
         assert idem is not None

@@ -203,6 +203,7 @@ async def _callback(svc: Services, request: Request) -> Response:
             records=svc.records,
             deadline=time.monotonic() + svc.settings.request_timeout,
             started=started,
+            caps=svc.caps,
         )
     except RecordedJoinError as exc:
         await svc.links.release_use(link.id)
@@ -275,6 +276,8 @@ def describe(data: dict[str, Any], lang: str) -> dict[str, Any]:
         again = again if outcome == Outcome.MAX_GUILDS.value else None
     elif outcome in LINK_PROBLEMS:
         title, next_step, again = text(f"r_{outcome}", lang), text("n_link", lang), None
+    elif outcome == Outcome.VELOCITY_CAPPED.value:
+        title, next_step = text("r_velocity_capped", lang), text("n_velocity_capped", lang)
     elif outcome in UNAVAILABLE:
         title, next_step = text("r_unavailable", lang), text("n_unavailable", lang)
     elif outcome in SIGN_IN:

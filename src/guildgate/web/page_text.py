@@ -63,6 +63,8 @@ TEXT: Final[dict[str, tuple[str, str]]] = {  # key: (en, zh)
     "n_link": ("Ask whoever gave you the link for a new one.", "请向提供链接的人索取新的链接。"),
     "r_unavailable": ("Discord is not answering right now", "Discord 暂时没有响应"),
     "n_unavailable": ("Nothing changed. Try again in a few minutes.", "没有任何改动。请几分钟后再试。"),
+    "r_velocity_capped": ("Too many people are joining right now", "当前加入的人太多"),
+    "n_velocity_capped": ("Nothing changed. Try again in a minute.", "没有任何改动。请一分钟后再试。"),
     "r_setup": ("This server's setup has a problem", "该服务器的设置有问题"),
     "n_setup": ("Tell the server's admins: {detail}", "请告知服务器管理员：{detail}"),
     "r_signin": ("Discord didn't accept the sign-in", "Discord 未接受此次登录"),

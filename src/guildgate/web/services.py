@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from guildgate.core.errors import InvalidApiKey, QuotaExceeded
+from guildgate.core.errors import InvalidApiKey, QuotaExceeded, VelocityCapped
 from guildgate.discord.guilds import DiscordLookups
 from guildgate.discord.oauth import DiscordConsent
 from guildgate.discord.ratelimit import Backend, Limiter, MemoryBackend
@@ -42,6 +42,28 @@ class Quotas:
 
 
 @dataclass
+class Caps:
+    """The operator's velocity caps (core.ports.JoinCaps): joins per minute to one server, and through one link,
+    in sliding 60 s windows shared by every worker. 0 turns a cap off."""
+
+    backend: Backend
+    per_guild: int
+    per_link: int
+
+    async def take(self, *, guild_id: str, link_id: str | None) -> None:
+        if self.per_guild:
+            wait = await self.backend.window_take(f"cap-guild:{guild_id}", self.per_guild, 60.0)
+            if wait is not None:
+                raise VelocityCapped(f"{self.per_guild} joins per minute to this server", retry_after=max(wait, 0.001))
+        if link_id is not None and self.per_link:
+            wait = await self.backend.window_take(f"cap-link:{link_id}", self.per_link, 60.0)
+            if wait is not None:
+                raise VelocityCapped(
+                    f"{self.per_link} joins per minute through this link", retry_after=max(wait, 0.001)
+                )
+
+
+@dataclass
 class Services:
     settings: Settings
     db: Database
@@ -51,6 +73,7 @@ class Services:
     discord: DiscordRest
     limiter: Limiter
     quotas: Quotas
+    caps: Caps
     hash_key: bytes
     links: LinkRepo
     signer: Signer
@@ -83,6 +106,7 @@ class Services:
             discord=discord,
             limiter=limiter,
             quotas=Quotas(backend),
+            caps=Caps(backend, settings.guild_joins_per_minute, settings.link_joins_per_minute),
             hash_key=hashlib.sha256(b"request-hash:" + secret_key.encode()).digest(),
             links=LinkRepo(db),
             signer=Signer(secret_key),

@@ -1,0 +1,218 @@
+"""What a join costs: guildgate's join API at rising concurrency, beside the floor (the same two Discord calls,
+Get Current User and Add Guild Member, sent straight to the sandbox), in one run, limits off.
+
+    python bench/load.py                       # concurrency 1, 4, 16, 64; 10 s each; ~2 minutes
+    python bench/load.py --seconds 5 --concurrency 16
+
+Prints, per concurrency: joins/s and p50/p95/p99 latency through guildgate and straight to the sandbox, the
+throughput ratio (gateway / floor), and guildgate's server CPU per join (user + system time of the serving
+process, from /proc, divided by the joins it answered). One worker, SQLite, in-process limits. Everything runs
+on this machine: the load generator, the sandbox and guildgate share its cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import free_port, wait_http  # noqa: E402
+
+BIN = Path(sys.executable).parent
+APP = "1100000000000000001"
+BOT_TOKEN = "load-bot-token"
+GUILD = "1200000000000000001"
+USERS = 2000
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def fixture() -> dict[str, Any]:
+    return {
+        "applications": [
+            {
+                "id": APP,
+                "name": "Load",
+                "client_id": APP,
+                "client_secret": "load-secret",
+                "bot_token": BOT_TOKEN,
+                "bot_user_id": "1100000000000000002",
+            }
+        ],
+        "guilds": [{"id": GUILD, "name": "Load", "bots": {APP: ["CREATE_INSTANT_INVITE"]}}],
+        "users": [
+            {
+                "id": str(1300000000000000000 + i),
+                "username": f"u{i}",
+                "max_guilds": 10**6,
+                "tokens": [{"access_token": f"load-user-{i}", "application_id": APP}],
+            }
+            for i in range(USERS)
+        ],
+        "rate_limits": {"global_per_second": None, "routes": {}, "invalid_requests_per_10_minutes": None},
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+class Stack:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[bytes]] = []
+        fx = tmp / "fixture.json"
+        fx.write_text(json.dumps(fixture()))
+        self.sandbox_port = free_port()
+        self.sandbox = self._spawn(["sandbox", "--fixture", str(fx), "--port", str(self.sandbox_port)], "sandbox")
+        wait_http(f"http://127.0.0.1:{self.sandbox_port}/_sandbox/stats", self.sandbox)
+        self.api = f"http://127.0.0.1:{self.sandbox_port}/api/v10"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("GUILDGATE_")},
+            "GUILDGATE_DATABASE_URL": f"sqlite:///{tmp / 'load.db'}",
+            "GUILDGATE_SECRET_KEY": "load-bench-secret-key-0123456789",
+            "GUILDGATE_DISCORD_API_BASE": self.api,
+            "GUILDGATE_GLOBAL_RATE_LIMIT": "100000",
+            "GUILDGATE_LOG_LEVEL": "warning",
+            "BENCH_SECRET": "load-secret",
+            "BENCH_BOT": BOT_TOKEN,
+        }
+        self._cli(
+            ["apps", "add", "--client-id", APP, "--client-secret-env", "BENCH_SECRET", "--bot-token-env", "BENCH_BOT"]
+        )
+        self.key = json.loads(self._cli(["keys", "create", "--app", APP, "--json"]))["key"]
+        self.port = free_port()
+        self.gateway = self._spawn(["serve", "--port", str(self.port)], "gateway", env=self.env)
+        wait_http(f"http://127.0.0.1:{self.port}/readyz", self.gateway)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _spawn(self, args: list[str], name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = (self.tmp / f"{name}.log").open("wb")
+        proc = subprocess.Popen([str(BIN / "guildgate"), *args], stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.procs.append(proc)
+        return proc
+
+    def _cli(self, args: list[str]) -> str:
+        return subprocess.run(
+            [str(BIN / "guildgate"), *args], env=self.env, capture_output=True, text=True, check=True
+        ).stdout
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(10)
+
+
+async def drive(send: Any, concurrency: int, seconds: float) -> tuple[int, list[float], int]:
+    """Closed loop: ``concurrency`` callers, each sending again as soon as it is answered."""
+    latencies: list[float] = []
+    failures = 0
+    stop = time.monotonic() + seconds
+    counter = iter(range(10**9))
+
+    async def caller() -> None:
+        nonlocal failures
+        while time.monotonic() < stop:
+            user = next(counter) % USERS
+            started = time.perf_counter()
+            ok = await send(user)
+            latencies.append(time.perf_counter() - started)
+            failures += 0 if ok else 1
+
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return len(latencies), latencies, failures
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] * 1000 if len(values) >= 2 else float("nan")
+
+
+async def measure(stack: Stack, concurrency: int, seconds: float) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def through_gateway(user: int) -> bool:
+            r = await client.post(
+                f"{stack.url}/api/wanda/discord/guild",
+                json={"authorization": f"load-user-{user}", "guild_id": GUILD},
+                headers={"User-Token": stack.key},
+            )
+            return r.status_code == 200 and r.json().get("status") == 1
+
+        async def floor(user: int) -> bool:
+            me = await client.get(f"{stack.api}/users/@me", headers={"Authorization": f"Bearer load-user-{user}"})
+            put = await client.put(
+                f"{stack.api}/guilds/{GUILD}/members/{me.json()['id']}",
+                json={"access_token": f"load-user-{user}"},
+                headers={"Authorization": f"Bot {BOT_TOKEN}"},
+            )
+            return put.status_code in (201, 204)
+
+        cpu_before = cpu_seconds(stack.gateway.pid)
+        g_count, g_lat, g_fail = await drive(through_gateway, concurrency, seconds)
+        cpu = cpu_seconds(stack.gateway.pid) - cpu_before
+        f_count, f_lat, f_fail = await drive(floor, concurrency, seconds)
+    return {
+        "concurrency": concurrency,
+        "gateway_rps": g_count / seconds,
+        "floor_rps": f_count / seconds,
+        "gateway": (pct(g_lat, 50), pct(g_lat, 95), pct(g_lat, 99)),
+        "floor": (pct(f_lat, 50), pct(f_lat, 95), pct(f_lat, 99)),
+        "cpu_ms_per_join": cpu * 1000 / max(g_count, 1),
+        "failures": g_fail + f_fail,
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| concurrency | gateway joins/s | floor joins/s | ratio | gateway p50/p95/p99 ms | floor p50/p95/p99 ms "
+        "| server CPU ms/join | failures |\n|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for r in rows:
+        g, f = r["gateway"], r["floor"]
+        lines.append(
+            f"| {r['concurrency']} | {r['gateway_rps']:.0f} | {r['floor_rps']:.0f} | "
+            f"{r['gateway_rps'] / r['floor_rps']:.2f} | {g[0]:.1f} / {g[1]:.1f} / {g[2]:.1f} | "
+            f"{f[0]:.1f} / {f[1]:.1f} / {f[2]:.1f} | {r['cpu_ms_per_join']:.2f} | {r['failures']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", default="1,4,16,64")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="guildgate-load-") as tmp:
+        stack = Stack(Path(tmp))
+        try:
+            rows = []
+            for level in [int(c) for c in args.concurrency.split(",")]:
+                print(
+                    f"concurrency {level}: {args.seconds:.0f} s through guildgate, then {args.seconds:.0f} s straight…",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                rows.append(asyncio.run(measure(stack, level, args.seconds)))
+        finally:
+            stack.stop()
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The operator's velocity caps: joins per minute to one server and through one link, so a leaked key or link
+cannot flood a server. Answered 429 ``velocity_capped`` with Retry-After (API) or a plain-words page (link)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import (
+    ADMIN_TOKEN,
+    APP_A,
+    GUILD,
+    OUTPUT,
+    TOKENS,
+    USER_IDS,
+    WORLD,
+    Gateway,
+    Sandbox,
+    add_app,
+    base_env,
+    free_port,
+    new_key,
+    start,
+)
+from tests.linkflow import close_browsers, join_through, make_link
+
+
+@pytest.fixture
+def capped(tmp_path: Path, fresh: Sandbox) -> Iterator[Gateway]:
+    port = free_port()
+    env = base_env(
+        tmp_path,
+        GUILDGATE_DISCORD_API_BASE=fresh.api,
+        GUILDGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        GUILDGATE_ADMIN_TOKEN=ADMIN_TOKEN,
+        GUILDGATE_GUILD_JOINS_PER_MINUTE="4",
+        GUILDGATE_LINK_JOINS_PER_MINUTE="1",
+    )
+    for app in WORLD["applications"]:
+        add_app(env, app)
+    keys = {"a": new_key(env, APP_A)}
+    proc = start(
+        ["serve", "--port", str(port)], env=env, log=OUTPUT / "gateway-caps.log", ready_path="/readyz", port=port
+    )
+    yield Gateway(proc=proc, env=env, db_files=[], kind="sqlite-caps", keys=keys)
+    proc.stop()
+    close_browsers()
+
+
+def test_per_link_and_per_server_caps(capped: Gateway, fresh: Sandbox) -> None:
+    link = make_link(capped, "--app", APP_A, "--guild", GUILD)
+    assert join_through(link["url"], USER_IDS["alice"]).outcome == "joined"  # server 1/4, link 1/1
+    second = join_through(link["url"], USER_IDS["carol"])  # server 2/4, link over its cap
+    assert second.outcome == "velocity_capped" and "Too many people are joining right now" in second.words
+    assert "Try again in a minute" in second.words
+    assert fresh.member(GUILD, USER_IDS["carol"]) is None
+    answers = [capped.join({"authorization": TOKENS[user], "guild_id": GUILD}) for user in ("bob", "erin", "carol")]
+    assert [a.status_code for a in answers[:2]] == [200, 200]  # server 3/4 and 4/4 (whatever Discord then says)
+    over = answers[2]
+    assert over.status_code == 429 and over.json()["code"] == "velocity_capped"
+    assert int(over.headers["retry-after"]) >= 1 and over.json()["id"]  # recorded, with the time to wait
+    assert fresh.member(GUILD, USER_IDS["carol"]) is None
+    english = capped.join({"authorization": TOKENS["carol"], "guild_id": GUILD}, headers={"Accept-Language": "en"})
+    assert "the operator's cap" in english.json()["msg"]
+    record = httpx.get(f"{capped.proc.url}/api/record/{over.json()['id']}", headers={"User-Token": capped.keys["a"]})
+    assert record.json()["data"]["code"] == "velocity_capped"
