@@ -100,21 +100,26 @@ async def diagnose(
     try:
         application = await lookups.application(app, deadline=deadline)
     except JoinError as exc:
-        fix = "reset the bot token in the Developer Portal (Bot tab), then run 'guildgate apps add' again"
-        checks.append(Check("bot token", False, f"Discord refused the bot token: {_why(exc)}", fix))
-        return Report(tuple(checks), None)
-    checks.append(Check("bot token", True, f"accepted (application {application.name})"))
-    if application.id == app.client_id:
-        checks.append(Check("application", True, f"the bot belongs to application {app.client_id}"))
-    else:
-        checks.append(
-            Check(
-                "application",
-                False,
-                f"the bot token belongs to application {application.id}, not {app.client_id}",
-                "store this app's own bot token: 'guildgate apps add' with the Bot tab's token of the same app",
+        if isinstance(exc, DiscordRefused) and exc.discord_status == 401:
+            fix = "reset the bot token in the Developer Portal (Bot tab), then run 'guildgate apps add' again"
+            checks.append(Check("bot token", False, f"Discord refused the bot token: {_why(exc)}", fix))
+            return Report(tuple(checks), None)
+        # Not a refusal of the token (an API without the route, a hiccup): check the rest anyway.
+        fix = "run the doctor again; if it persists, check the app's id in the Developer Portal"
+        checks.append(Check("application", False, f"could not read the bot's application: {_why(exc)}", fix))
+    if application is not None:
+        checks.append(Check("bot token", True, f"accepted (application {application.name})"))
+        if application.id == app.client_id:
+            checks.append(Check("application", True, f"the bot belongs to application {app.client_id}"))
+        else:
+            checks.append(
+                Check(
+                    "application",
+                    False,
+                    f"the bot token belongs to application {application.id}, not {app.client_id}",
+                    "store this app's own bot token: 'guildgate apps add' with the Bot tab's token of the same app",
+                )
             )
-        )
     try:
         guild = await lookups.guild(app, guild_id, deadline=deadline)
     except JoinError as exc:
@@ -122,8 +127,8 @@ async def diagnose(
         checks.append(Check("bot in server", False, f"the bot cannot see server {guild_id}: {_why(exc)}", fix))
         return Report(tuple(checks), None)
     checks.append(Check("bot in server", True, f"the bot is in {guild.name}"))
-    bot_id = application.bot_user_id or await lookups.bot_user_id(app, deadline=deadline)
     try:
+        bot_id = (application.bot_user_id if application else None) or await lookups.bot_user_id(app, deadline=deadline)
         bot_role_ids = await lookups.member_roles(app, guild_id, bot_id, deadline=deadline)
     except JoinError as exc:
         checks.append(Check("bot roles", False, f"could not read the bot's roles: {_why(exc)}", "run doctor again"))
