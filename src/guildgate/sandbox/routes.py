@@ -105,13 +105,18 @@ async def oauth2_me(call: Call) -> Response:
     return djson(body)
 
 
-async def get_guild(call: Call) -> Response:
+def _bot_guild_call(call: Call) -> GuildState | Response:
+    """Bot auth, path ids, and the guild with the bot in it: the shared checks of guild routes."""
     if call.auth.kind != "bot" or call.auth.app is None:
         return unauthorized()
     problem = _check_ids(call.params)
     if problem is not None:
         return problem
-    guild = _guild_for_bot(call, call.params["guild_id"])
+    return _guild_for_bot(call, call.params["guild_id"])
+
+
+async def get_guild(call: Call) -> Response:
+    guild = _bot_guild_call(call)
     if isinstance(guild, Response):
         return guild
     return djson(call.world.guild_object(guild))
@@ -274,12 +279,7 @@ async def put_member(call: Call) -> Response:
 
 def _member_call(call: Call) -> tuple[GuildState, Member] | Response:
     """Bot auth, path ids, the guild (with the bot in it) and the member: the shared checks of member routes."""
-    if call.auth.kind != "bot" or call.auth.app is None:
-        return unauthorized()
-    problem = _check_ids(call.params)
-    if problem is not None:
-        return problem
-    guild = _guild_for_bot(call, call.params["guild_id"])
+    guild = _bot_guild_call(call)
     if isinstance(guild, Response):
         return guild
     member = guild.members.get(call.params["user_id"])
