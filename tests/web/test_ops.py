@@ -61,3 +61,12 @@ def test_serve_workers_starts_that_many_processes(gateway: Gateway) -> None:
     # multiprocessing's resource tracker is a child too; the workers are the spawned ones
     workers = [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert len(workers) == expected, children
+
+
+def test_oversized_headers_get_431_before_any_handler(gateway: Gateway, fresh: Sandbox) -> None:
+    big = gateway.join({"authorization": TOKENS["alice"], "guild_id": GUILD}, headers={"X-Padding": "a" * 20_000})
+    assert big.status_code == 431 and big.json()["code"] == "invalid_request" and "16384 bytes" in big.json()["msg"]
+    many = {f"X-H{i}": "1" for i in range(120)}
+    assert httpx.get(gateway.proc.url + "/healthz", headers=many).status_code == 431
+    assert fresh.stats()["requests"].get("PUT /guilds/{guild_id}/members/{user_id}", 0) == 0
+    assert httpx.get(gateway.proc.url + "/healthz", headers={"X-Padding": "a" * 2_000}).status_code == 200

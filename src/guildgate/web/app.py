@@ -9,9 +9,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from guildgate import __version__
+from guildgate.core.outcomes import Outcome
 from guildgate.settings import Settings
 from guildgate.web import admin, admin_api, api, errors, links, ops, records
 from guildgate.web.pages import STATIC
@@ -39,6 +42,34 @@ def configure_logging(level: str = "info") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADERS = 100
+
+
+class HeaderLimits:
+    """Requests with more than 16 KiB of headers, or more than 100 of them, get 431 before any handler runs.
+    (The HTTP server itself accepts up to 80 KB of headers; nothing here needs more than a few hundred bytes.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            if len(headers) > MAX_HEADERS or sum(len(k) + len(v) for k, v in headers) > MAX_HEADER_BYTES:
+                detail = f"the request's headers are larger than {MAX_HEADER_BYTES} bytes or more than {MAX_HEADERS}"
+                body = errors.envelope(
+                    outcome=Outcome.INVALID_REQUEST,
+                    msg=Outcome.INVALID_REQUEST.message("en", detail=detail),
+                    record_id=None,
+                    data=None,
+                    cost="0.00ms",
+                )
+                await JSONResponse(body, status_code=431)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings) -> FastAPI:
     services = Services.build(settings)
 
@@ -63,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(links.router)
     app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(HeaderLimits)
     return app
 
 
