@@ -7,6 +7,7 @@ import concurrent.futures
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,44 @@ def test_sigkill_mid_join_then_restart_settles_every_pending_record(tmp_path: Pa
     assert "left pending by a crash" in again.output()
     states = [after[r["id"]]["state"] for r in pending]
     assert "succeeded" in states, states  # Get Guild Member found them in: the join happened, the answer was lost
+
+
+def test_sigkill_of_a_multi_worker_serve_takes_its_workers_and_a_restart_binds(
+    tmp_path: Path, fresh: Sandbox, redis_server: Any
+) -> None:
+    env = base_env(
+        tmp_path, GUILDGATE_DISCORD_API_BASE=fresh.api, GUILDGATE_REDIS_URL=redis_server.url, GUILDGATE_LOG_LEVEL="info"
+    )
+    for app in WORLD["applications"]:
+        add_app(env, app)
+    port = free_port()
+    first = start(
+        ["serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        log=OUTPUT / "workers-killed.log",
+        ready_path="/readyz",
+        port=port,
+    )
+    children = subprocess.run(["pgrep", "-P", str(first.proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) >= 2
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.proc.wait(10)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in children):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.1)
+    second = start(
+        ["serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        log=OUTPUT / "workers-restarted.log",
+        ready_path="/readyz",
+        port=port,
+    )
+    second.stop()
+
+
+def _state(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -98,6 +102,19 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def _die_with_parent() -> None:
+    """A worker must not outlive its supervisor: if ``serve`` is killed (even with SIGKILL), its workers are
+    killed too, so nothing keeps serving on the port with nobody to restart or stop it, and the next ``serve``
+    can bind the port and settle what was left pending. Linux only (prctl PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the supervisor died before the line above
+        os._exit(1)
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """The generated schema, with the framework's 422 replaced by what this service answers: 400 (a body or
     parameter problem is answered by web/errors.py in the envelope, or ``{error, detail}`` on /api/admin)."""
@@ -123,6 +140,7 @@ def create_app_from_env() -> FastAPI:
     """The app factory each worker process calls (``serve --workers N``): settings from the environment."""
     from guildgate.settings import load_settings
 
+    _die_with_parent()
     settings = load_settings()
     configure_logging(settings.log_level)
     return create_app(settings)
