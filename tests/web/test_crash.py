@@ -68,7 +68,7 @@ def test_sigkill_mid_join_then_restart_settles_every_pending_record(tmp_path: Pa
 
     with concurrent.futures.ThreadPoolExecutor(JOINS) as pool:
         futures = [pool.submit(join, p) for p in people]
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while fresh.stats()["requests"].get(PUT, 0) < JOINS // 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         os.kill(server.proc.pid, signal.SIGKILL)
@@ -120,10 +120,11 @@ def test_sigkill_of_a_multi_worker_serve_takes_its_workers_and_a_restart_binds(
         port=port,
     )
     children = subprocess.run(["pgrep", "-P", str(first.proc.pid)], capture_output=True, text=True).stdout.split()
-    assert len(children) >= 2
+    assert len(children) >= 2  # the workers (and multiprocessing's resource tracker, which ends with them)
+    # Killed at once: one worker answered /readyz, the other may still be starting.
     os.kill(first.proc.pid, signal.SIGKILL)
     first.proc.wait(10)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in children):
         assert time.monotonic() < deadline, "workers outlived their supervisor"
         time.sleep(0.1)

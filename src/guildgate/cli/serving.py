@@ -147,6 +147,7 @@ def _serve_workers(s: Settings, *, host: str, port: int, workers: int, banner: s
         handed["GUILDGATE_DISCORD_AUTHORIZE_URL"] = s.discord_authorize_url
     if s.admin_token is not None:
         handed["GUILDGATE_ADMIN_TOKEN"] = s.admin_token.get_secret_value()
+    handed["GUILDGATE_SUPERVISOR_PID"] = str(os.getpid())  # workers die with this process (web/app.py)
     os.environ.update(handed)
     metrics_dir = tempfile.mkdtemp(prefix="guildgate-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir

@@ -105,13 +105,14 @@ def create_app(settings: Settings) -> FastAPI:
 def _die_with_parent() -> None:
     """A worker must not outlive its supervisor: if ``serve`` is killed (even with SIGKILL), its workers are
     killed too, so nothing keeps serving on the port with nobody to restart or stop it, and the next ``serve``
-    can bind the port and settle what was left pending. Linux only (prctl PR_SET_PDEATHSIG)."""
-    if not sys.platform.startswith("linux"):
+    can bind the port and settle what was left pending. Linux only (prctl PR_SET_PDEATHSIG). ``serve`` names
+    itself in GUILDGATE_SUPERVISOR_PID: a worker whose supervisor died while it was still starting exits."""
+    supervisor = os.environ.get("GUILDGATE_SUPERVISOR_PID")
+    if not sys.platform.startswith("linux") or not supervisor:
         return
-    parent = os.getppid()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the supervisor died before the line above
+    if str(os.getppid()) != supervisor:  # the supervisor died before the line above
         os._exit(1)
 
 
