@@ -216,6 +216,8 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
         )
     else:
         render.note(f"guildgate on http://{host}:{port}, Discord at {s.discord_api_base}")
+        if "public_url" not in s.model_fields_set:
+            render.note(f"GUILDGATE_PUBLIC_URL is not set: join links and the OAuth2 redirect URI use {s.public_url}")
     asyncio.run(settle_pending(s))
     if workers > 1:
         _serve_workers(s, host=host, port=port, workers=workers, banner=banner)
