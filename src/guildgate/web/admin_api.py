@@ -12,8 +12,9 @@ from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from guildgate.core.links import Link
 from guildgate.store.repos import NotFound
@@ -63,8 +64,20 @@ async def list_links(request: Request, app_id: str | None = Query(default=None, 
     return JSONResponse({"links": [link_dict(svc, link, outcomes.get(link.id, {})) for link in links]})
 
 
-@router.post("/links", summary="Create a join link (runs the doctor)", status_code=201)
-async def post_link(body: LinkIn, request: Request) -> JSONResponse:
+@router.post(
+    "/links",
+    summary="Create a join link (runs the doctor)",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": LinkIn.model_json_schema()}}}
+    },
+)
+async def post_link(request: Request) -> JSONResponse:
+    # The body is read here, after the admin token was checked (a declared body would be parsed before it).
+    try:
+        body = LinkIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
     svc = services(request)
     try:
         link, report = await create_link(

@@ -54,6 +54,10 @@ class BadState(ValueError):
     """The state is not one we signed, or it expired; the message says which."""
 
 
+class StateExpired(BadState):
+    """Signed by us, but past its expiry."""
+
+
 class Signer:
     def __init__(self, secret_key: str) -> None:
         self._state_key = _derive(secret_key, b"oauth state v1")
@@ -62,23 +66,11 @@ class Signer:
 
     # ---- OAuth2 state + flow cookie -----------------------------------------------------------------
     def state(self, *, nonce: str, link_id: str, now: float | None = None) -> str:
-        payload = _b64(json.dumps({"n": nonce, "l": link_id, "e": int((now or time.time()) + STATE_SECONDS)}).encode())
-        return f"{payload}.{self._mac(self._state_key, payload)}"
+        return self._sign(self._state_key, "state:", {"n": nonce, "l": link_id}, STATE_SECONDS, now)
 
     def read_state(self, value: str, *, now: float | None = None) -> State:
-        payload, _, mac = value.partition(".")
-        if (
-            not payload
-            or not mac
-            or len(value) > 512
-            or not hmac.compare_digest(mac, self._mac(self._state_key, payload))
-        ):
-            raise BadState("the state was not issued by this service")
-        data = self._json(payload)
-        state = State(nonce=str(data.get("n", "")), link_id=str(data.get("l", "")), expires=float(data.get("e", 0)))
-        if state.expires < (now or time.time()):
-            raise BadState("the state expired (more than 10 minutes passed)")
-        return state
+        data = self._open(self._state_key, "state:", value, max_len=512, now=now)
+        return State(nonce=str(data.get("n", "")), link_id=str(data.get("l", "")), expires=float(data["e"]))
 
     def flow_cookie(self, *, nonce: str, verifier: str) -> str:
         return self._fernet.encrypt(json.dumps({"n": nonce, "v": verifier}).encode()).decode("ascii")
@@ -95,41 +87,22 @@ class Signer:
 
     # ---- the result of a callback, carried to its page (so the page can be reloaded and translated) -----
     def result(self, data: dict[str, Any], *, now: float | None = None) -> str:
-        payload = _b64(json.dumps({**data, "e": int((now or time.time()) + 3600)}, separators=(",", ":")).encode())
-        return f"{payload}.{self._mac(self._state_key, 'result:' + payload)}"
+        return self._sign(self._state_key, "result:", data, 3600, now)
 
     def read_result(self, value: str, *, now: float | None = None) -> dict[str, Any] | None:
-        payload, _, mac = value.partition(".")
-        if (
-            not payload
-            or len(value) > 4096
-            or not hmac.compare_digest(mac, self._mac(self._state_key, "result:" + payload))
-        ):
-            return None
         try:
-            data = self._json(payload)
+            return self._open(self._state_key, "result:", value, max_len=4096, now=now)
         except BadState:
             return None
-        return data if float(data.get("e", 0)) >= (now or time.time()) else None
 
     # ---- admin session ------------------------------------------------------------------------------
     def session(self, *, now: float | None = None) -> str:
-        payload = _b64(
-            json.dumps({"s": secrets.token_urlsafe(16), "e": int((now or time.time()) + SESSION_SECONDS)}).encode()
-        )
-        return f"{payload}.{self._mac(self._session_key, payload)}"
+        return self._sign(self._session_key, "session:", {"s": secrets.token_urlsafe(16)}, SESSION_SECONDS, now)
 
     def session_id(self, value: str | None, *, now: float | None = None) -> str | None:
-        if not value:
-            return None
-        payload, _, mac = value.partition(".")
-        if not payload or not hmac.compare_digest(mac, self._mac(self._session_key, payload)):
-            return None
         try:
-            data = self._json(payload)
+            data = self._open(self._session_key, "session:", value or "", max_len=512, now=now)
         except BadState:
-            return None
-        if float(data.get("e", 0)) < (now or time.time()):
             return None
         return str(data.get("s") or "") or None
 
@@ -140,6 +113,27 @@ class Signer:
         return bool(session_id and token and hmac.compare_digest(token, self.csrf(session_id)))
 
     # ---- helpers ------------------------------------------------------------------------------------
+    def _sign(self, key: bytes, context: str, data: dict[str, Any], seconds: float, now: float | None) -> str:
+        """``base64url(JSON data + expiry) . HMAC``; ``context`` keeps one kind of value from passing as another."""
+        expires = int((now or time.time()) + seconds)
+        payload = _b64(json.dumps({**data, "e": expires}, separators=(",", ":")).encode())
+        return f"{payload}.{self._mac(key, context + payload)}"
+
+    def _open(self, key: bytes, context: str, value: str, *, max_len: int, now: float | None) -> dict[str, Any]:
+        """The data of a value ``_sign`` made; BadState when it was not, StateExpired when it is too old."""
+        payload, _, mac = value.partition(".")
+        if (
+            not payload
+            or not mac
+            or len(value) > max_len
+            or not hmac.compare_digest(mac, self._mac(key, context + payload))
+        ):
+            raise BadState("the state was not issued by this service")
+        data = self._json(payload)
+        if float(data.get("e", 0)) < (now or time.time()):
+            raise StateExpired("the state expired (more than 10 minutes passed)")
+        return data
+
     @staticmethod
     def _mac(key: bytes, payload: str) -> str:
         return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())

@@ -24,7 +24,7 @@ from guildgate.core.outcomes import Outcome, Source
 from guildgate.core.ports import NewRecord
 from guildgate.discord.oauth import authorize_url, new_pkce
 from guildgate.store.repos import NotFound
-from guildgate.web.flow import FLOW_COOKIE, BadState
+from guildgate.web.flow import FLOW_COOKIE, BadState, StateExpired
 from guildgate.web.page_text import text
 from guildgate.web.pages import origin_of, page_language, render, security_headers
 from guildgate.web.services import Services, services
@@ -43,14 +43,15 @@ def _initials(name: str) -> str:
     return "".join(w[0] for w in words[:2]).upper() or name[:1].upper() or "?"
 
 
-async def _link_or_none(svc: Services, slug: str) -> Link | None:
-    if not slug or len(slug) > 32:
+async def _link_or_none(svc: Services, value: str, *, by: str = "slug") -> Link | None:
+    """The link whose ``by`` field (``slug`` or ``id``) is ``value``: pages open links by slug only."""
+    if not value or len(value) > 32:
         return None
     try:
-        link = await svc.links.get(slug)
+        link = await svc.links.get(value)
     except NotFound:
         return None
-    return link if link.slug == slug else None  # a link is opened by its slug only, never by its id
+    return link if getattr(link, by) == value else None
 
 
 def _not_found(request: Request) -> Response:
@@ -160,9 +161,9 @@ async def _callback(svc: Services, request: Request) -> Response:
     try:
         state = svc.signer.read_state(q.get("state") or "")
     except BadState as exc:
-        return _result_redirect(svc, {"o": "state", "w": "expired" if "expired" in str(exc) else "bad"})
+        return _result_redirect(svc, {"o": "state", "w": "expired" if isinstance(exc, StateExpired) else "bad"})
     flow = svc.signer.read_flow_cookie(request.cookies.get(FLOW_COOKIE))
-    link = await _link_or_none_by_id(svc, state.link_id)
+    link = await _link_or_none(svc, state.link_id, by="id")
     slug = link.slug if link else None
     if flow is None or flow[0] != state.nonce:
         why = "used" if await svc.links.state_used(state.nonce) else "browser"  # a reload, or another browser
@@ -222,14 +223,6 @@ async def _callback(svc: Services, request: Request) -> Response:
             "rf": [names.get(r, r) for r in result.roles_failed],
         },
     )
-
-
-async def _link_or_none_by_id(svc: Services, link_id: str) -> Link | None:
-    try:
-        link = await svc.links.get(link_id)
-    except NotFound:
-        return None
-    return link if link.id == link_id else None
 
 
 @router.get("/oauth/done")
