@@ -101,7 +101,9 @@ async def join(
 
     ``deadline`` is a ``time.monotonic()`` instant; ``started`` a ``time.perf_counter()`` instant.
     """
-    record_id = await asyncio.shield(records.create(new_record))
+    # An idempotent request's row is written at once: it claims the key before any Discord call. Any other
+    # row is written with the pre-send note (or the outcome): one write fewer per join.
+    record_id = await asyncio.shield(records.create(new_record, defer=new_record.idempotency_key is None))
     known: dict[str, str | None] = {"guild_id": request.guild_id, "guild_name": new_record.guild_name}
     update: RecordUpdate | None = None
     try:

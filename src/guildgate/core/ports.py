@@ -98,7 +98,10 @@ class JoinCaps(Protocol):
 
 
 class RecordStore(Protocol):
-    async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None) -> str: ...
+    async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None, defer: bool = False) -> str:
+        """A new record's id. With ``defer`` the row may be written only at its first ``sending`` or ``finish``:
+        a join that dies before either never reached Add Guild Member, so it leaves nothing to reconcile."""
+        ...
 
     async def finish(self, record_id: str, update: RecordUpdate) -> None: ...
 

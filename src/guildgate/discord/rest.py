@@ -1,4 +1,4 @@
-"""DiscordPort over one pooled HTTP client, through the rate limiter, with bounded retries.
+"""DiscordPort over one pooled HTTP client (aiohttp), through the rate limiter, with bounded retries.
 
 Every call: take a limiter permit (bucket + global + invalid budget) -> send -> learn from the headers ->
 decide. 5xx, timeouts and connection errors are retried with backoff and jitter while the deadline allows;
@@ -18,7 +18,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-import httpx
+import aiohttp
+from multidict import CIMultiDictProxy
 
 from guildgate import __version__
 from guildgate.core.errors import DiscordRefused, DiscordUnavailable, RateLimited
@@ -51,7 +52,7 @@ class _Slot:
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
-    headers: httpx.Headers
+    headers: CIMultiDictProxy[str]
     body: Any
 
 
@@ -62,7 +63,6 @@ class DiscordRest:
         api_base: str,
         limiter: Limiter,
         egress_proxies: tuple[str, ...] = (),
-        transport: httpx.AsyncBaseTransport | None = None,
         max_attempts: int = MAX_ATTEMPTS,
         observer: CallObserver | None = None,
     ) -> None:
@@ -70,15 +70,24 @@ class DiscordRest:
         self.limiter = limiter
         self.max_attempts = max_attempts
         self.observer: CallObserver = observer or _Unobserved()
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        common: dict[str, Any] = {"headers": {"User-Agent": USER_AGENT}, "limits": limits, "timeout": 30.0}
-        self._client = httpx.AsyncClient(transport=transport, **common)
-        self._proxied = {p: httpx.AsyncClient(proxy=p, **common) for p in egress_proxies}
+        self.egress_proxies = frozenset(egress_proxies)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running loop (aiohttp binds a session to its loop). No proxy from the
+        # environment (trust_env off): traffic goes to the API base, or through an operator's egress proxy.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=200, limit_per_host=0, keepalive_timeout=30.0),
+                headers={"User-Agent": USER_AGENT},
+                trust_env=False,
+                auto_decompress=True,
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
-        for client in self._proxied.values():
-            await client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     # ---- the port -----------------------------------------------------------------------------------
     async def resolve_invite(self, code: str, *, app: AppCredentials, deadline: float) -> GuildRef:
@@ -252,7 +261,10 @@ class DiscordRest:
         scheme, secret = auth
         key = self._key(method, template, auth, major)
         url = self.api_base + template.format(**params)
-        client = self._proxied.get(proxy, self._client) if proxy else self._client
+        if proxy is not None and proxy not in self.egress_proxies:
+            raise ValueError("proxy is not one of the operator's egress proxies")  # checked at the API already
+        client = self._client()
+        headers = {"Authorization": f"{scheme} {secret.reveal()}"}
         last_problem, last_status, timed_out = "no attempt was made", None, False
         attempt = rate_limit_retries = 0
         while attempt < self.max_attempts:
@@ -264,22 +276,27 @@ class DiscordRest:
             if remaining <= 0.05:
                 await self.limiter.release(permit, None, sent=False)
                 break
-            sent = False
             try:
-                sent = True
-                response = await client.request(
+                async with client.request(
                     method,
                     url,
-                    headers={"Authorization": f"{scheme} {secret.reveal()}"},
+                    headers=headers,
                     json=json_body,
                     data=form,
                     params=query,
-                    timeout=httpx.Timeout(attempt_timeout(remaining)),
-                )
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                await self.limiter.release(permit, None, sent=not isinstance(exc, httpx.ConnectError))
+                    proxy=proxy,
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=attempt_timeout(remaining)),
+                ) as response:
+                    status = response.status
+                    raw = await response.read()
+                    answer_headers = response.headers
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                # A connection that could not be made carried nothing; anything later may have reached Discord.
+                unsent = isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, TimeoutError)
+                await self.limiter.release(permit, None, sent=not unsent)
                 attempt += 1
-                timed_out = isinstance(exc, httpx.TimeoutException)
+                timed_out = isinstance(exc, TimeoutError)
                 last_status = None
                 last_problem = (
                     "Discord did not answer in time" if timed_out else f"could not reach Discord ({type(exc).__name__})"
@@ -287,11 +304,10 @@ class DiscordRest:
                 await self._backoff(attempt, deadline)
                 continue
             except BaseException:
-                await self.limiter.release(permit, None, sent=sent)
+                await self.limiter.release(permit, None, sent=True)
                 raise
-            body = _decode(response)
-            limits = RateLimitHeaders.parse(response.headers, body)
-            status = response.status_code
+            body = _decode(raw, answer_headers.get("content-type", ""))
+            limits = RateLimitHeaders.parse(answer_headers, body)
             self.observer.answered(template, method, status, limits.scope)
             if status == 429 and (not isinstance(body, dict) or body.get("code") == 40333 or "retry_after" not in body):
                 await self.limiter.release(permit, limits, status=status, ban=True)
@@ -316,7 +332,7 @@ class DiscordRest:
                 last_problem, last_status, timed_out = f"Discord answered {status}", status, False
                 await self._backoff(attempt, deadline)
                 continue
-            return Answer(status=status, headers=response.headers, body=body)
+            return Answer(status=status, headers=answer_headers, body=body)
         raise DiscordUnavailable(
             f"{last_problem} after {attempt} attempt(s)",
             http_status=504 if timed_out else 502,
@@ -368,12 +384,13 @@ class _Unobserved:
         pass
 
 
-def _decode(response: httpx.Response) -> Any:
-    if not response.content:
+def _decode(raw: bytes, content_type: str) -> Any:
+    if not raw:
         return None
-    if "json" not in response.headers.get("content-type", ""):
-        return response.text[:500]
+    text = raw.decode("utf-8", "replace")
+    if "json" not in content_type:
+        return text[:500]
     try:
-        return json.loads(response.content)
+        return json.loads(raw)
     except ValueError:
-        return response.text[:500]
+        return text[:500]

@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Table, and_, func, or_, select, update
@@ -20,6 +21,7 @@ from guildgate.core.ports import AppCredentials, NewRecord, PendingRecord, Recor
 from guildgate.core.secret import Secret
 from guildgate.store.crypto import SecretBox, hash_api_key, new_api_key
 from guildgate.store.db import Database
+from guildgate.store.fast import Query
 from guildgate.store.models import ApiKeyRow, AppRow, RecordRow, utcnow
 from guildgate.store.writer import GroupWriter
 
@@ -135,6 +137,7 @@ class AppRepo:
 class KeyRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._by_hash: Query | None = None
 
     async def create(self, *, app_id: str, name: str | None, quota_per_minute: int | None) -> tuple[KeyInfo, Secret]:
         key = new_api_key()
@@ -153,7 +156,14 @@ class KeyRepo:
     async def authenticate(self, key: str) -> KeyInfo | None:
         table = ApiKeyRow.__table__
         digest = hash_api_key(key)
-        row = await self.db.run(lambda conn: conn.execute(select(table).where(table.c.key_hash == digest)).first())
+        fast = self.db.fast
+        if fast is not None:
+            if self._by_hash is None:
+                self._by_hash = fast.query(table, "key_hash")  # type: ignore[arg-type]
+            found = fast.fetch_one(self._by_hash, digest)
+            row: Any = None if found is None else SimpleNamespace(**found)
+        else:
+            row = await self.db.run(lambda conn: conn.execute(select(table).where(table.c.key_hash == digest)).first())
         if row is None or row.revoked_at is not None:
             return None
         return _key_info(row)
@@ -211,6 +221,8 @@ class RecordRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._writer: GroupWriter | None = None
+        # Records created with defer=True, not yet written: their first write (sending or finish) inserts them.
+        self._deferred: dict[str, dict[str, Any]] = {}
 
     @property
     def writer(self) -> GroupWriter:
@@ -223,7 +235,7 @@ class RecordRepo:
             await self._writer.aclose()
 
     # The hot path (create, finish, authenticate) uses Core statements on one connection: no ORM unit of work.
-    async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None) -> str:
+    async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None, defer: bool = False) -> str:
         record_id = str(uuid.uuid4())
         now = utcnow()
         values: dict[str, Any] = {
@@ -242,6 +254,9 @@ class RecordRepo:
         }
         if finished is not None:
             values.update(_finished_values(finished, now))
+        elif defer:
+            self._deferred[record_id] = values
+            return record_id
         try:
             await self.writer.insert(values)
         except IntegrityError:
@@ -249,13 +264,20 @@ class RecordRepo:
         return record_id
 
     async def finish(self, record_id: str, update_: RecordUpdate) -> None:
-        await self.writer.update(record_id, _finished_values(update_, utcnow()))
+        await self._write(record_id, _finished_values(update_, utcnow()))
 
     async def sending(self, record_id: str, *, guild_id: str, guild_name: str | None, user_id: str) -> None:
         values: dict[str, Any] = {"guild_id": guild_id, "user_id": user_id}
         if guild_name is not None:
             values["guild_name"] = guild_name[:200]
-        await self.writer.update(record_id, values)
+        await self._write(record_id, values)
+
+    async def _write(self, record_id: str, values: dict[str, Any]) -> None:
+        deferred = self._deferred.pop(record_id, None)
+        if deferred is None:
+            await self.writer.update(record_id, values)
+        else:  # a deferred record's first write inserts it whole
+            await self.writer.insert({**deferred, **values})
 
     async def pending(self, *, limit: int, older_than: timedelta = timedelta(0)) -> builtins.list[PendingRecord]:
         """Records still pending (oldest first), created at least ``older_than`` ago."""

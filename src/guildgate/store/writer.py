@@ -37,7 +37,7 @@ class GroupWriter:
         await self._submit(_Op("insert", values))
 
     async def update(self, record_id: str, values: dict[str, Any]) -> None:
-        await self._submit(_Op("update", {"_id": record_id, **values}))
+        await self._submit(_Op("update", {"_key": record_id, **values}))
 
     async def _submit(self, op: _Op) -> None:
         if self._task is None or self._task.done():
@@ -74,6 +74,12 @@ class GroupWriter:
             group = inserts if op.kind == "insert" else updates
             group.setdefault(tuple(sorted(op.values)), []).append(op.values)
         table = self.table
+        fast = self.db.fast
+        if fast is not None:
+            batches = [(fast.insert(table, shape), rows) for shape, rows in inserts.items()]
+            batches += [(fast.update(table, shape), rows) for shape, rows in updates.items()]
+            fast.write(batches)
+            return
 
         def write(conn: Connection) -> None:
             for rows in inserts.values():
@@ -81,8 +87,8 @@ class GroupWriter:
             for shape, rows in updates.items():
                 stmt = (
                     table.update()
-                    .where(table.c.id == bindparam("_id"))
-                    .values({name: bindparam(name) for name in shape if name != "_id"})
+                    .where(table.c.id == bindparam("_key"))
+                    .values({name: bindparam(name) for name in shape if name != "_key"})
                 )
                 conn.execute(stmt, rows)
 

@@ -1,0 +1,124 @@
+"""The hot path's statements on SQLite without SQLAlchemy's per-statement work.
+
+A join writes its record three times (create, the pre-send note, finish) and reads its API key once. Through
+SQLAlchemy Core each of those costs a connection checkout, a cache-key computation and result set-up — about
+a third of a join's CPU when measured (docs/performance.md). Here each statement is compiled by SQLAlchemy
+once (so the SQL and the column types' conversions are SQLAlchemy's own), then run on one pysqlite connection
+kept for the purpose, in the event-loop thread: a local SQLite statement takes microseconds, so nothing is
+gained by a thread hop. PostgreSQL keeps the Core path (``Database.run``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, Table, bindparam, select
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    sql: str
+    names: tuple[str, ...]  # parameter names, in the order of the SQL's "?" marks
+    binds: tuple[Processor, ...]
+
+    def params(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        out = []
+        for name, bind in zip(self.names, self.binds, strict=True):
+            value = values[name]
+            out.append(bind(value) if bind is not None and value is not None else value)
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    statement: Statement
+    columns: tuple[str, ...]
+    results: tuple[Processor, ...]
+
+    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
+        return {
+            name: (convert(value) if convert is not None else value)
+            for name, convert, value in zip(self.columns, self.results, raw, strict=True)
+        }
+
+
+class SQLiteFast:
+    def __init__(self, engine: Engine) -> None:
+        self.dialect = engine.dialect
+        self._engine = engine
+        self._pooled: Any = None
+        self._statements: dict[tuple[str, str, tuple[str, ...]], Statement] = {}
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._pooled is None:
+            # A pooled connection kept for good: it has the pragmas every connection of the engine gets.
+            self._pooled = self._engine.raw_connection()
+        raw = self._pooled.driver_connection
+        assert isinstance(raw, sqlite3.Connection)
+        return raw
+
+    def close(self) -> None:
+        if self._pooled is not None:
+            self._pooled.close()
+            self._pooled = None
+
+    # ---- compiling ------------------------------------------------------------------------------------
+    def _compile(self, table: Table, stmt: Any, types: dict[str, Any]) -> Statement:
+        compiled = stmt.compile(dialect=self.dialect)
+        names = tuple(compiled.positiontup or ())
+        binds = tuple(types[name].bind_processor(self.dialect) for name in names)
+        return Statement(sql=compiled.string, names=names, binds=binds)
+
+    def insert(self, table: Table, names: tuple[str, ...]) -> Statement:
+        key = ("insert", table.name, names)
+        found = self._statements.get(key)
+        if found is None:
+            stmt = table.insert().values({n: bindparam(n) for n in names})
+            found = self._compile(table, stmt, {n: table.c[n].type for n in names})
+            self._statements[key] = found
+        return found
+
+    def update(self, table: Table, names: tuple[str, ...], *, key_column: str = "id") -> Statement:
+        """UPDATE table SET names... WHERE key_column = :_key"""
+        key = ("update", table.name, names)
+        found = self._statements.get(key)
+        if found is None:
+            stmt = (
+                table.update()
+                .where(table.c[key_column] == bindparam("_key"))
+                .values({n: bindparam(n) for n in names if n != "_key"})
+            )
+            types = {n: table.c[n].type for n in names if n != "_key"} | {"_key": table.c[key_column].type}
+            found = self._compile(table, stmt, types)
+            self._statements[key] = found
+        return found
+
+    def query(self, table: Table, where: str) -> Query:
+        """SELECT every column of ``table`` WHERE where = :value"""
+        stmt = select(table).where(table.c[where] == bindparam("value"))
+        statement = self._compile(table, stmt, {"value": table.c[where].type})
+        columns = tuple(c.name for c in table.columns)
+        results = tuple(c.type.result_processor(self.dialect, None) for c in table.columns)
+        return Query(statement=statement, columns=columns, results=results)
+
+    # ---- running --------------------------------------------------------------------------------------
+    def write(self, batches: Sequence[tuple[Statement, Sequence[dict[str, Any]]]]) -> None:
+        """Every batch in one transaction; all or nothing."""
+        conn = self.conn
+        try:
+            for statement, rows in batches:
+                conn.executemany(statement.sql, [statement.params(r) for r in rows])
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+    def fetch_one(self, query: Query, value: Any) -> dict[str, Any] | None:
+        conn = self.conn
+        raw = conn.execute(query.statement.sql, query.statement.params({"value": value})).fetchone()
+        return None if raw is None else query.row(raw)
