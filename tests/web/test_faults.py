@@ -69,3 +69,30 @@ def test_502s_and_hangs_on_add_member(gateway: Gateway, fresh: Sandbox) -> None:
                 f"{gateway.proc.url}/api/record/{answer['id']}", headers={"User-Token": gateway.keys["a"]}
             )
             assert record.json()["data"]["state"] == "unknown"
+
+
+@pytest.mark.parametrize("gateway", ["sqlite"], indirect=True)
+def test_a_caller_who_hangs_up_mid_join_still_leaves_a_finished_record(gateway: Gateway, fresh: Sandbox) -> None:
+    world, people = _crowd(1)
+    fresh.reset(world)
+    user_id, token = people[0]
+    # Discord adds the member, then answers a second late; the caller gives up after 0.3 s.
+    fresh.faults({"routes": {PUT: {"latency_after_ms": 1000}}})
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{gateway.proc.url}/api/wanda/discord/guild",
+            json={"authorization": token, "guild_id": GUILD},
+            headers={"User-Token": gateway.keys["a"]},
+            timeout=0.3,
+        )
+    fresh.faults({})
+    records: list[dict[str, Any]] = []
+    for _ in range(50):  # the join goes on without its caller, and finishes its record
+        records = gateway.get("/api/records", limit=5).json()["data"]["records"]
+        if any(r.get("user_id") == user_id and r["state"] != "pending" for r in records):
+            break
+        time.sleep(0.1)
+    mine = [r for r in records if r.get("user_id") == user_id]
+    assert [(r["state"], r["code"]) for r in mine] == [("succeeded", "joined")]
+    assert fresh.member(GUILD, user_id) is not None
+    assert gateway.pending() == []

@@ -24,7 +24,7 @@ from guildgate.cli import render
 from guildgate.core.secret import Secret
 from guildgate.settings import Settings
 from guildgate.store.migrate import upgrade
-from guildgate.web.app import configure_logging, create_app
+from guildgate.web.app import configure_logging, create_front
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -224,7 +224,7 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
         return
     server = _Server(
         uvicorn.Config(
-            create_app(s),
+            create_front(s),
             host=host,
             port=port,
             log_level=s.log_level,

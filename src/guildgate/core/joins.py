@@ -1,7 +1,8 @@
 """The join pipeline: resolve guild -> identify user -> add member, against the ports.
 
 The record is created before anything is sent to Discord and always finished, also when the request is
-cancelled or times out (the finishing write is shielded from cancellation).
+cancelled or times out: a RecordStore queues each write before it first suspends, so a cancelled caller's
+write is still made (see core.ports.RecordStore) — no shielding task per write is needed.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ async def record_refusal(records: RecordStore, new: NewRecord, error: JoinError,
     """A request refused before any Discord call still gets a (finished) record."""
     update = update_for_error(error, guild_id=new.guild_id, guild_name=new.guild_name)
     update.cost_ms = (time.perf_counter() - started) * 1000
-    return await asyncio.shield(records.create(new, finished=update))
+    return await records.create(new, finished=update)
 
 
 async def join(
@@ -103,7 +104,7 @@ async def join(
     """
     # An idempotent request's row is written at once: it claims the key before any Discord call. Any other
     # row is written with the pre-send note (or the outcome): one write fewer per join.
-    record_id = await asyncio.shield(records.create(new_record, defer=new_record.idempotency_key is None))
+    record_id = await records.create(new_record, defer=new_record.idempotency_key is None)
     known: dict[str, str | None] = {"guild_id": request.guild_id, "guild_name": new_record.guild_name}
     update: RecordUpdate | None = None
     try:
@@ -158,7 +159,7 @@ async def join(
     finally:
         if update is not None:
             update.cost_ms = (time.perf_counter() - started) * 1000
-            await asyncio.shield(records.finish(record_id, update))
+            await records.finish(record_id, update)
 
 
 async def _run(
@@ -186,7 +187,7 @@ async def _run(
         user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)
         known["user_id"] = user.id
         # Written before the PUT: after a crash, the record says whom to look up (core/reconcile.py).
-        await asyncio.shield(records.sending(record_id, guild_id=guild.id, guild_name=guild.name, user_id=user.id))
+        await records.sending(record_id, guild_id=guild.id, guild_name=guild.name, user_id=user.id)
         known["sending"] = "yes"
         created = await discord.add_member(
             app=app,

@@ -20,17 +20,20 @@ _MASK: Final = "**********"
 class Secret:
     """Wraps a secret string. ``repr``/``str``/``format`` never show it; call ``reveal()`` at the point of use."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_fingerprint", "_value")
 
     def __init__(self, value: str) -> None:
         self._value = value
+        self._fingerprint: str | None = None
 
     def reveal(self) -> str:
         return self._value
 
     def fingerprint(self) -> str:
         """A short, non-reversible id for the secret (for keys in caches and logs)."""
-        return hashlib.sha256(self._value.encode()).hexdigest()[:16]
+        if self._fingerprint is None:
+            self._fingerprint = hashlib.sha256(self._value.encode()).hexdigest()[:16]
+        return self._fingerprint
 
     def __repr__(self) -> str:
         return f"Secret({_MASK!r})"

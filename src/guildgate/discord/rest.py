@@ -76,12 +76,14 @@ class DiscordRest:
     def _client(self) -> aiohttp.ClientSession:
         # Made on first use, inside the running loop (aiohttp binds a session to its loop). No proxy from the
         # environment (trust_env off): traffic goes to the API base, or through an operator's egress proxy.
+        # No cookie jar: a bot keeps no cookies (Cloudflare's included), and none are sent back.
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=200, limit_per_host=0, keepalive_timeout=30.0),
                 headers={"User-Agent": USER_AGENT},
                 trust_env=False,
                 auto_decompress=True,
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
-from guildgate.core.errors import CallerError, IdempotencyConflict, InvalidRequest
+from guildgate.core.errors import CallerError, IdempotencyConflict, InvalidRequest, JoinError
 from guildgate.core.joins import RecordedJoinError, join, record_refusal
 from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.ports import NewRecord
@@ -28,11 +29,13 @@ from guildgate.web.body import (
     parse_json,
 )
 from guildgate.web.i18n import Lang, pick_language
-from guildgate.web.metrics import JOIN_SECONDS, JOINS
+from guildgate.web.metrics import JOIN_SECONDS, count_join
 from guildgate.web.schemas import Envelope
 from guildgate.web.services import Services, authenticate, services
 
 router = APIRouter()
+
+JOIN_PATH = "/api/wanda/discord/guild"
 
 _BODY_SCHEMA = JoinBody.model_json_schema()
 
@@ -56,7 +59,7 @@ async def read_body(request: Request) -> bytes:
 
 
 @router.post(
-    "/api/wanda/discord/guild",
+    JOIN_PATH,
     summary="Add a consenting user to a server",
     response_model=Envelope,
     responses={
@@ -99,6 +102,18 @@ async def join_guild(request: Request) -> Response:
     return response
 
 
+async def serve_join(scope: Scope, receive: Receive, send: Send) -> None:
+    """The join call as a plain ASGI handler (web/app.py's front door sends it here, past FastAPI): the same
+    handler, with the one exception handler it needs — a JoinError answers in the envelope."""
+    request = Request(scope, receive)
+    try:
+        response = await join_guild(request)
+    except JoinError as exc:
+        lang = pick_language(request.headers.get("accept-language"))
+        response = errors.error_response(exc, record_id=None, lang=lang, started=time.perf_counter())
+    await response(scope, receive, send)
+
+
 async def _handle(
     request: Request,
     started: float,
@@ -128,7 +143,7 @@ async def _handle(
                 return await _replay(svc, existing, request_hash, lang=lang, started=started, deadline=deadline)
         await svc.quotas.take(key)
     except CallerError as exc:
-        JOINS.labels(exc.outcome.value).inc()
+        count_join(exc.outcome.value)
         if exc.outcome is Outcome.QUOTA_EXCEEDED:  # no record: a flood past the quota must not fill the database
             return errors.error_response(exc, record_id=None, lang=lang, started=started)
         plain = dataclasses.replace(new, idempotency_key=None, request_hash=None)
@@ -154,12 +169,12 @@ async def _handle(
         return await _replay(svc, existing, request_hash, lang=lang, started=started, deadline=deadline)
     except RecordedJoinError as failure:
         response = errors.error_response(failure.error, record_id=failure.record_id, lang=lang, started=started)
-        JOINS.labels(failure.error.outcome.value).inc()
+        count_join(failure.error.outcome.value)
         if idem is not None and failure.record_id is not None:
             await _remember(svc, failure.record_id, response)
         return response
     response = JSONResponse(errors.success_body(result, lang=lang, started=started))
-    JOINS.labels(result.outcome.value).inc()
+    count_join(result.outcome.value)
     if idem is not None:
         await _remember(svc, result.record_id, response)
     return response

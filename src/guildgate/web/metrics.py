@@ -5,6 +5,7 @@ values to files there and /metrics adds them up; otherwise one process-local reg
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING
 
@@ -57,17 +58,33 @@ INVALID_USED = Gauge(
 )
 
 
+# A labelled child is looked up once per label set (``labels()`` takes a lock and builds a key every call).
+_wait_child = functools.cache(LIMITER_WAIT.labels)
+_queue_child = functools.cache(QUEUE_DEPTH.labels)
+_request_child = functools.cache(DISCORD_REQUESTS.labels)
+_join_child = functools.cache(JOINS.labels)
+
+
+def count_join(code: str) -> None:
+    _join_child(code).inc()
+
+
 class LimiterMetrics:
+    def __init__(self) -> None:
+        # The join's two routes show in the queue gauge from the start, at 0 (it moves only when one waits).
+        for route in ("GET /users/@me", "PUT /guilds/{guild_id}/members/{user_id}"):
+            _queue_child(route).inc(0)
+
     def waited(self, route: str, seconds: float) -> None:
-        LIMITER_WAIT.labels(route).observe(seconds)
+        _wait_child(route).observe(seconds)
 
     def queue(self, route: str, delta: int) -> None:
-        QUEUE_DEPTH.labels(route).inc(delta)
+        _queue_child(route).inc(delta)
 
 
 class CallMetrics:
     def answered(self, template: str, method: str, status: int, scope: str | None) -> None:
-        DISCORD_REQUESTS.labels(method, template, str(status), scope or "").inc()
+        _request_child(method, template, str(status), scope or "").inc()
         if status == 429:
             DISCORD_429.labels(scope or "unknown").inc()
 

@@ -4,8 +4,9 @@ acquire loop (deadlines, FIFO per bucket within a process, metrics)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -155,6 +156,12 @@ class Limiter:
         # requests behind it answer at once when even the head cannot go before their deadline.
         self._eta: dict[tuple[str, str, str], float] = {}
         self.observer: LimiterObserver = observer or _NoObserver()
+        # Permit ids: unique across processes and hosts sharing a backend, without a uuid per request.
+        self._id_prefix = os.urandom(6).hex() + "-"
+        self._ids = itertools.count()
+        # A backend whose release never suspends (this process's) cannot be interrupted half-way by a
+        # cancellation; one that talks to Redis is shielded so the slot is always given back.
+        self._release_inline = bool(getattr(backend, "release_never_suspends", False))
 
     async def acquire(self, key: RouteKey, *, deadline: float) -> Permit:
         """Wait for room in the key's bucket and the global window; raise RateLimited at once when the
@@ -164,21 +171,28 @@ class Limiter:
         lock = self._locks.get(local)
         if lock is None:
             lock = self._locks[local] = asyncio.Lock()
-        eta = self._eta.get(local, 0.0)
-        if lock.locked() and eta > deadline:
-            raise RateLimited(
-                "the requests queued ahead for this bucket cannot go before the deadline", retry_after=eta - start
-            )
-        self.observer.queue(key.route, 1)
-        try:
-            try:
-                async with asyncio.timeout(max(deadline - self._clock(), 0.0)):
-                    await lock.acquire()  # FIFO within this process for one bucket
-            except TimeoutError:
+        queued = lock.locked()
+        if queued:
+            eta = self._eta.get(local, 0.0)
+            if eta > deadline:
                 raise RateLimited(
-                    "queued behind other requests for this bucket until the deadline",
-                    retry_after=max(self._eta.get(local, 0.0) - self._clock(), 1.0),
-                ) from None
+                    "the requests queued ahead for this bucket cannot go before the deadline", retry_after=eta - start
+                )
+            self.observer.queue(key.route, 1)
+        try:
+            if queued:
+                try:
+                    async with asyncio.timeout(max(deadline - self._clock(), 0.0)):
+                        await lock.acquire()  # FIFO within this process for one bucket
+                except TimeoutError:
+                    raise RateLimited(
+                        "queued behind other requests for this bucket until the deadline",
+                        retry_after=max(self._eta.get(local, 0.0) - self._clock(), 1.0),
+                    ) from None
+                finally:
+                    self.observer.queue(key.route, -1)
+            else:
+                await lock.acquire()  # free: taken without waiting
             try:
                 return await self._acquire_locked(key, deadline, local)
             finally:
@@ -187,12 +201,11 @@ class Limiter:
                 if not lock.locked() and not getattr(lock, "_waiters", None):
                     self._locks.pop(local, None)
         finally:
-            self.observer.queue(key.route, -1)
             self.observer.waited(key.route, self._clock() - start)
 
     async def _acquire_locked(self, key: RouteKey, deadline: float, local: tuple[str, str, str]) -> Permit:
         while True:
-            permit_id = uuid.uuid4().hex
+            permit_id = f"{self._id_prefix}{next(self._ids)}"
             decision = await self.backend.try_acquire(
                 key,
                 permit_id,
@@ -230,7 +243,11 @@ class Limiter:
             )
         pause = min(decision.wait, POLL) if decision.poll else decision.wait
         self._eta[local] = self._clock() + decision.wait
-        await asyncio.sleep(max(min(pause, remaining), 0.001))
+        self.observer.queue(local[1], 1)
+        try:
+            await asyncio.sleep(max(min(pause, remaining), 0.001))
+        finally:
+            self.observer.queue(local[1], -1)
 
     async def release(
         self,
@@ -246,7 +263,10 @@ class Limiter:
         if permit.released:
             return
         permit.released = True
-        await asyncio.shield(self.backend.release(permit, headers, status=status, sent=sent, ban=ban))
+        if self._release_inline:
+            await self.backend.release(permit, headers, status=status, sent=sent, ban=ban)
+        else:
+            await asyncio.shield(self.backend.release(permit, headers, status=status, sent=sent, ban=ban))
 
     async def bad_token(self, fingerprint: str) -> str | None:
         return await self.backend.kv_get(f"badtoken:{fingerprint}")

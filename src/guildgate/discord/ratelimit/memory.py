@@ -40,6 +40,8 @@ def _live(slots: dict[str, float], now: float) -> int:
 
 
 class MemoryBackend:
+    release_never_suspends = True  # Limiter.release may call it without a shielding task
+
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._route_hash: dict[str, str] = {}
@@ -78,7 +80,9 @@ class MemoryBackend:
         now = self._clock()
         if self._banned_until > now:
             return Decision(ok=False, reason="banned", wait=self._banned_until - now)
-        if self._invalid_used(now) + _live(self._fly, now) >= invalid_limit:
+        # len() of a slot map is an upper bound of what is live: the expired are swept only when it matters.
+        used = self._invalid_used(now)
+        if used + len(self._fly) >= invalid_limit and used + _live(self._fly, now) >= invalid_limit:
             wait = (self._invalid[0] + INVALID_WINDOW - now) if self._invalid else 1.0
             return Decision(ok=False, reason="invalid", wait=wait)
         paused = self._paused.get(key.identity, 0.0)
@@ -86,11 +90,12 @@ class MemoryBackend:
             return Decision(ok=False, reason="paused", wait=paused - now)
         bucket_id = self._bucket_id(key)
         bucket = self._bucket(bucket_id, now)
-        inflight = _live(bucket.inflight, now)
         placeholder = f"{key.identity}:{key.route}:{key.major}"
-        if placeholder != bucket_id and placeholder in self._buckets:
-            # requests sent before the bucket's hash was learned still count against it
-            inflight += _live(self._buckets[placeholder].inflight, now)
+        # requests sent before the bucket's hash was learned still count against it
+        early = self._buckets.get(placeholder) if placeholder != bucket_id else None
+        inflight = len(bucket.inflight) + (len(early.inflight) if early is not None else 0)
+        if inflight and (not bucket.known or (not bucket.unlimited and bucket.remaining - inflight <= 0)):
+            inflight = _live(bucket.inflight, now) + (_live(early.inflight, now) if early is not None else 0)
         if not bucket.known:
             if inflight > 0:
                 return Decision(ok=False, reason="discovery", wait=POLL_HINT, poll=True, bucket_id=bucket_id)
@@ -116,7 +121,7 @@ class MemoryBackend:
     def _global_full(self, identity: str, global_limit: int, now: float) -> tuple[float, bool] | None:
         """None when a global slot is free, else (wait, poll)."""
         slots = self._global.setdefault(identity, {})
-        if _live(slots, now) < global_limit:
+        if len(slots) < global_limit or _live(slots, now) < global_limit:
             return None
         first = min(slots.values())
         if first - now > GLOBAL_WINDOW:  # the oldest is still in flight
