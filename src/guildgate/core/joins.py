@@ -182,10 +182,13 @@ async def _run(
     known["guild_id"], known["guild_name"] = guild.id, guild.name
     if caps is not None:
         await caps.take(guild_id=guild.id, link_id=link_id)
-    # Room in Discord's limits first: a join that cannot be sent in time spends no call on identifying.
+    # A join that is sure to wait past its deadline for this server spends nothing, not even the identify call.
+    discord.precheck(app=app, guild_id=guild.id, deadline=deadline)
+    user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)
+    known["user_id"] = user.id
+    # The bot's slot only now, after identifying: a global slot counts from when it is taken until a second
+    # after Discord answers, so every millisecond it is held before the PUT is a millisecond of the limit lost.
     async with discord.admission(app=app, guild_id=guild.id, deadline=deadline) as slot:
-        user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)
-        known["user_id"] = user.id
         # Written before the PUT: after a crash, the record says whom to look up (core/reconcile.py).
         await records.sending(record_id, guild_id=guild.id, guild_name=guild.name, user_id=user.id)
         known["sending"] = "yes"

@@ -66,9 +66,14 @@ class RecordUpdate:
 
 
 class DiscordPort(Protocol):
+    def precheck(self, *, app: AppCredentials, guild_id: str, deadline: float) -> None:
+        """Raise RateLimited at once when the requests already queued to add members to ``guild_id`` cannot be
+        sent before the deadline: such a join spends nothing (not even the identify call)."""
+        ...
+
     def admission(self, *, app: AppCredentials, guild_id: str, deadline: float) -> AbstractAsyncContextManager[object]:
-        """Reserve room to add a member to ``guild_id`` (rate limits) before anything else is spent on the
-        join; raises RateLimited at once when there is none before the deadline. Pass the slot to add_member."""
+        """Take the slot to add a member to ``guild_id`` (its bucket and the bot's global limit), waiting for
+        one; raises RateLimited at once when none comes before the deadline. Pass the slot to add_member."""
         ...
 
     async def resolve_invite(self, code: str, *, app: AppCredentials, deadline: float) -> GuildRef: ...

@@ -41,7 +41,7 @@ RETRY_STATUSES: Final = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524})
 
 
 MEMBER: Final = "/guilds/{guild_id}/members/{user_id}"
-ADMISSION_MARGIN: Final = 1.0  # seconds kept after a rate-limit wait for the two calls of a join
+ADMISSION_MARGIN: Final = 1.0  # seconds kept after a rate-limit wait for the record and the Add Guild Member call
 
 
 @dataclass(slots=True)
@@ -147,12 +147,16 @@ class DiscordRest:
             await self.limiter.mark_bad_token(fingerprint, json.dumps(_refusal_dict(error)))
         raise error
 
+    def precheck(self, *, app: AppCredentials, guild_id: str, deadline: float) -> None:
+        margin = min(ADMISSION_MARGIN, max(deadline - time.monotonic(), 0.0) / 4)
+        self.limiter.check_queue(self._key("PUT", MEMBER, ("Bot", app.bot_token), guild_id), deadline=deadline - margin)
+
     @asynccontextmanager
     async def admission(self, *, app: AppCredentials, guild_id: str, deadline: float) -> AsyncIterator[object]:
-        # Room must come early enough to identify the user and add them before the request's deadline.
+        # Room must come early enough to note the record and add the member before the request's deadline.
         margin = min(ADMISSION_MARGIN, max(deadline - time.monotonic(), 0.0) / 4)
         key = self._key("PUT", MEMBER, ("Bot", app.bot_token), guild_id)
-        # Bucket and global slot together, after all waiting and just before the two calls (identify, add).
+        # Bucket and global slot together, after all waiting and just before the call.
         slot = _Slot(await self.limiter.acquire(key, deadline=deadline - margin))
         try:
             yield slot

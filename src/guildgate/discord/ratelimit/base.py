@@ -155,6 +155,10 @@ class Limiter:
         # When the request at the head of a bucket's local queue expects to be sent (monotonic): lets the
         # requests behind it answer at once when even the head cannot go before their deadline.
         self._eta: dict[tuple[str, str, str], float] = {}
+        # One gate per bot identity: while a request of this process waits for the bot's global limit, the
+        # others that need a global slot queue behind it in order, instead of every bucket's head asking the
+        # backend at once (with Redis, a round trip each) whenever a slot frees.
+        self._gates: dict[str, asyncio.Lock] = {}
         self.observer: LimiterObserver = observer or _NoObserver()
         # Permit ids: unique across processes and hosts sharing a backend, without a uuid per request.
         self._id_prefix = os.urandom(6).hex() + "-"
@@ -173,11 +177,7 @@ class Limiter:
             lock = self._locks[local] = asyncio.Lock()
         queued = lock.locked()
         if queued:
-            eta = self._eta.get(local, 0.0)
-            if eta > deadline:
-                raise RateLimited(
-                    "the requests queued ahead for this bucket cannot go before the deadline", retry_after=eta - start
-                )
+            self.check_queue(key, deadline=deadline)
             self.observer.queue(key.route, 1)
         try:
             if queued:
@@ -203,18 +203,81 @@ class Limiter:
         finally:
             self.observer.waited(key.route, self._clock() - start)
 
+    def check_queue(self, key: RouteKey, *, deadline: float) -> None:
+        """Raise RateLimited when the request at the head of this process's queue for the key's bucket is not
+        expected to go before ``deadline`` (so one behind it cannot either). Never waits."""
+        local = (key.identity, key.route, key.major)
+        lock = self._locks.get(local)
+        if lock is not None and lock.locked():
+            eta = self._eta.get(local, 0.0)
+            if eta > deadline:
+                raise RateLimited(
+                    "the requests queued ahead for this bucket cannot go before the deadline",
+                    retry_after=eta - self._clock(),
+                )
+        self.check_gate(key.identity, deadline)
+
+    def check_gate(self, identity: str, deadline: float) -> None:
+        """The bot's global limit lets at most global_limit requests a second through, and the requests waiting
+        for it go in order (the global gate): with W ahead, a newcomer waits at least W / global_limit seconds.
+        (In this process; other workers' queues only make the wait longer.)"""
+        gate = self._gates.get(identity)
+        if gate is not None and gate.locked():
+            waiting = 1 + len(getattr(gate, "_waiters", None) or ())
+            wait = waiting / self.global_limit
+            if self._clock() + wait > deadline:
+                raise RateLimited(
+                    f"{waiting} requests of this bot are already waiting for Discord's global limit",
+                    retry_after=wait,
+                )
+
     async def _acquire_locked(self, key: RouteKey, deadline: float, local: tuple[str, str, str]) -> Permit:
-        while True:
-            permit_id = f"{self._id_prefix}{next(self._ids)}"
-            decision = await self.backend.try_acquire(
-                key,
-                permit_id,
-                global_limit=self.global_limit,
-                invalid_limit=self.invalid_limit,
-            )
-            if decision.ok:
-                return Permit(key=key, bucket_id=decision.bucket_id, id=permit_id)
-            await self._wait(decision, deadline, local)
+        gate = self._gates.get(key.identity)
+        holding: asyncio.Lock | None = None
+        try:
+            if gate is not None and gate.locked():  # others of this bot are waiting for the global limit
+                holding = await self._enter_gate(key.identity, deadline)
+            while True:
+                permit_id = f"{self._id_prefix}{next(self._ids)}"
+                decision = await self.backend.try_acquire(
+                    key,
+                    permit_id,
+                    global_limit=self.global_limit,
+                    invalid_limit=self.invalid_limit,
+                )
+                if decision.ok:
+                    return Permit(key=key, bucket_id=decision.bucket_id, id=permit_id)
+                if decision.reason == "global" and holding is None:
+                    holding = await self._enter_gate(key.identity, deadline)
+                    continue
+                if decision.reason != "global" and holding is not None:
+                    self._leave_gate(key.identity, holding)  # waiting on something else: let the next one try
+                    holding = None
+                await self._wait(decision, deadline, local)
+        finally:
+            if holding is not None:
+                self._leave_gate(key.identity, holding)
+
+    async def _enter_gate(self, identity: str, deadline: float) -> asyncio.Lock:
+        gate = self._gates.get(identity)
+        if gate is None:
+            gate = self._gates[identity] = asyncio.Lock()
+        if gate.locked():
+            self.check_gate(identity, deadline)
+        try:
+            async with asyncio.timeout(max(deadline - self._clock(), 0.0)):
+                await gate.acquire()
+        except TimeoutError:
+            raise RateLimited(
+                "queued for Discord's global limit until the deadline",
+                retry_after=max(1.0, len(getattr(gate, "_waiters", None) or ()) / self.global_limit),
+            ) from None
+        return gate
+
+    def _leave_gate(self, identity: str, gate: asyncio.Lock) -> None:
+        gate.release()
+        if not gate.locked() and not getattr(gate, "_waiters", None) and self._gates.get(identity) is gate:
+            del self._gates[identity]
 
     async def _wait(self, decision: Decision, deadline: float, local: tuple[str, str, str]) -> None:
         """Sleep as the decision says, or raise when waiting cannot help before ``deadline``."""
