@@ -209,3 +209,42 @@ def test_requests_sent_before_the_hash_was_learned_still_count() -> None:
             await lim.acquire(KEY_A, deadline=clock.now + 1)
 
     run(go())
+
+
+def test_requests_waiting_for_the_global_limit_queue_in_order_with_one_asking() -> None:
+    async def go() -> None:
+        clock = Clock()
+        backend = MemoryBackend(clock=clock)
+        asked = 0
+        try_acquire = backend.try_acquire
+
+        async def counting(*args: Any, **kwargs: Any) -> Any:
+            nonlocal asked
+            asked += 1
+            return await try_acquire(*args, **kwargs)
+
+        backend.try_acquire = counting  # type: ignore[method-assign]
+        lim = Limiter(backend, clock=clock, global_limit=1)
+        keys = [RouteKey(identity="bot:x", method="PUT", template="/m", major=str(i)) for i in range(5)]
+        first = await lim.acquire(keys[0], deadline=clock.now + 10)
+        await lim.release(first, RateLimitHeaders(), status=201)  # its slot is held a second after the answer
+        done: list[int] = []
+
+        async def wait_for(i: int) -> None:
+            permit = await lim.acquire(keys[i], deadline=clock.now + 10)
+            done.append(i)
+            await lim.release(permit, None, sent=False)  # not sent: the slot is free again at once
+
+        asked = 0
+        waiters = [asyncio.ensure_future(wait_for(i)) for i in (1, 2, 3)]
+        await asyncio.sleep(0.05)
+        assert asked == 2  # the first waiter asks (twice: before and after taking the gate); the others queue
+        # A newcomer with 3 requests ahead (3 s at 1/s) and 0.5 s to go is answered at once.
+        with pytest.raises(RateLimited) as limited:
+            lim.check_queue(keys[4], deadline=clock.now + 0.5)
+        assert "3 requests" in str(limited.value) and limited.value.retry_after == pytest.approx(3.0)
+        clock.now += 1.0  # the held slot's second passes
+        await asyncio.wait_for(asyncio.gather(*waiters), 5)
+        assert done == [1, 2, 3]  # in the order they came
+
+    run(go())

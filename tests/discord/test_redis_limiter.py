@@ -164,3 +164,17 @@ def test_redis_down_fails_closed_within_the_deadline() -> None:
         await lim.backend.aclose()
 
     run(go())
+
+
+def test_a_burst_past_the_connection_pool_waits_instead_of_failing(url: str) -> None:
+    async def go() -> None:
+        backend = RedisBackend(url)
+        try:
+            # More calls at once than the pool has connections (redis-py's default pool raised
+            # MaxConnectionsError past 100): they wait their turn and all get answers.
+            answers = await asyncio.gather(*(backend.kv_get(f"k{i}") for i in range(600)))
+            assert answers == [None] * 600
+        finally:
+            await backend.aclose()
+
+    run(go())
