@@ -3,6 +3,7 @@ Get Current User and Add Guild Member, sent straight to the sandbox), in one run
 
     python bench/load.py                       # concurrency 1, 4, 16, 64; 10 s each; ~2 minutes
     python bench/load.py --seconds 5 --concurrency 16
+    python bench/load.py --client httpx        # the same, with httpx as the load generator's client
 
 Prints, per concurrency: joins/s and p50/p95/p99 latency through guildgate and straight to the sandbox, the
 throughput ratio (gateway / floor), and guildgate's server CPU per join (user + system time of the serving
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -137,36 +139,67 @@ async def drive(send: Any, concurrency: int, seconds: float) -> tuple[int, list[
     return len(latencies), latencies, failures
 
 
+class _Client:
+    """The load generator's HTTP client: aiohttp or httpx, one pool sized to the concurrency."""
+
+    def __init__(self, name: str, concurrency: int) -> None:
+        self.name, self.concurrency = name, concurrency
+
+    async def __aenter__(self) -> _Client:
+        if self.name == "httpx":
+            limits = httpx.Limits(max_connections=self.concurrency * 2, max_keepalive_connections=self.concurrency * 2)
+            self.httpx = httpx.AsyncClient(limits=limits, timeout=60)
+        else:
+            connector = aiohttp.TCPConnector(limit=self.concurrency * 2)
+            self.aiohttp = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.name == "httpx":
+            await self.httpx.aclose()
+        else:
+            await self.aiohttp.close()
+
+    async def send(self, method: str, url: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
+        if self.name == "httpx":
+            r = await self.httpx.request(method, url, json=body, headers=headers)
+            return r.status_code, (r.json() if r.content else None)
+        async with self.aiohttp.request(method, url, json=body, headers=headers) as a:
+            raw = await a.read()
+            return a.status, (json.loads(raw) if raw else None)
+
+
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] * 1000 if len(values) >= 2 else float("nan")
 
 
-async def measure(stack: Stack, concurrency: int, seconds: float) -> dict[str, Any]:
-    # aiohttp drives both sides: a light client, so the generator (which shares the machine) takes less
-    # CPU from the two servers and the floor is not held down by the client.
-    connector = aiohttp.TCPConnector(limit=concurrency * 2)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as client:
+async def measure(stack: Stack, concurrency: int, seconds: float, client_name: str = "aiohttp") -> dict[str, Any]:
+    """One concurrency level: through guildgate, then the floor, both sent with ``client_name``'s client.
+
+    aiohttp is the default: a light client, so the generator (which shares the machine) takes less CPU from
+    the two servers and the floor is not held down by the client. ``httpx`` shows what a heavier client sees."""
+    async with _Client(client_name, concurrency) as client:
 
         async def through_gateway(user: int) -> bool:
-            async with client.post(
+            status, body = await client.send(
+                "POST",
                 f"{stack.url}/api/wanda/discord/guild",
-                json={"authorization": f"load-user-{user}", "guild_id": GUILD},
-                headers={"User-Token": stack.key},
-            ) as r:
-                return r.status == 200 and (await r.json()).get("status") == 1
+                {"authorization": f"load-user-{user}", "guild_id": GUILD},
+                {"User-Token": stack.key},
+            )
+            return status == 200 and body.get("status") == 1
 
         async def floor(user: int) -> bool:
-            async with client.get(
-                f"{stack.api}/users/@me", headers={"Authorization": f"Bearer load-user-{user}"}
-            ) as me:
-                user_id = (await me.json())["id"]
-            async with client.put(
-                f"{stack.api}/guilds/{GUILD}/members/{user_id}",
-                json={"access_token": f"load-user-{user}"},
-                headers={"Authorization": f"Bot {BOT_TOKEN}"},
-            ) as put:
-                await put.read()
-                return put.status in (201, 204)
+            _, me = await client.send(
+                "GET", f"{stack.api}/users/@me", None, {"Authorization": f"Bearer load-user-{user}"}
+            )
+            status, _ = await client.send(
+                "PUT",
+                f"{stack.api}/guilds/{GUILD}/members/{me['id']}",
+                {"access_token": f"load-user-{user}"},
+                {"Authorization": f"Bot {BOT_TOKEN}"},
+            )
+            return status in (201, 204)
 
         cpu_before = cpu_seconds(stack.gateway.pid)
         g_count, g_lat, g_fail = await drive(through_gateway, concurrency, seconds)
@@ -203,6 +236,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", default="1,4,16,64")
+    parser.add_argument(
+        "--client", choices=("aiohttp", "httpx"), default="aiohttp", help="the load generator's HTTP client"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="guildgate-load-") as tmp:
         stack = Stack(Path(tmp))
@@ -214,9 +250,10 @@ def main() -> None:
                     file=sys.stderr,
                     flush=True,
                 )
-                rows.append(asyncio.run(measure(stack, level, args.seconds)))
+                rows.append(asyncio.run(measure(stack, level, args.seconds, args.client)))
         finally:
             stack.stop()
+    print(f"load generator: {args.client}\n")
     print(table(rows))
 
 

@@ -4,6 +4,7 @@ acquire loop (deadlines, FIFO per bucket within a process, metrics)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import os
 import time
@@ -17,6 +18,7 @@ POLL = 0.02  # seconds between looks while waiting for answers in flight
 HOLD = 35.0  # seconds a slot stays taken when its request never reports back (a crashed worker)
 GLOBAL_WINDOW = 1.0  # Discord counts a bot's requests in any 1 s, as it receives them
 INVALID_WINDOW = 600.0
+RATE_WINDOW = 2.0  # seconds over which a process measures its share of a bot's global limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,7 @@ class Limiter:
         # others that need a global slot queue behind it in order, instead of every bucket's head asking the
         # backend at once (with Redis, a round trip each) whenever a slot frees.
         self._gates: dict[str, asyncio.Lock] = {}
+        self._grants: dict[str, collections.deque[float]] = {}  # when this process got its recent slots
         self.observer: LimiterObserver = observer or _NoObserver()
         # Permit ids: unique across processes and hosts sharing a backend, without a uuid per request.
         self._id_prefix = os.urandom(6).hex() + "-"
@@ -218,13 +221,13 @@ class Limiter:
         self.check_gate(key.identity, deadline)
 
     def check_gate(self, identity: str, deadline: float) -> None:
-        """The bot's global limit lets at most global_limit requests a second through, and the requests waiting
-        for it go in order (the global gate): with W ahead, a newcomer waits at least W / global_limit seconds.
-        (In this process; other workers' queues only make the wait longer.)"""
+        """The requests of this process waiting for the bot's global limit go in order (the global gate), and
+        they get slots at the rate this process has been getting them (its share of the limit: with four
+        workers busy, about a quarter): with W ahead, a newcomer waits about W / that rate."""
         gate = self._gates.get(identity)
         if gate is not None and gate.locked():
             waiting = 1 + len(getattr(gate, "_waiters", None) or ())
-            wait = waiting / self.global_limit
+            wait = waiting / self._global_rate(identity)
             if self._clock() + wait > deadline:
                 raise RateLimited(
                     f"{waiting} requests of this bot are already waiting for Discord's global limit",
@@ -246,6 +249,8 @@ class Limiter:
                     invalid_limit=self.invalid_limit,
                 )
                 if decision.ok:
+                    if key.identity.startswith("bot:"):  # the bots' global limits (one per app); not each user's
+                        self._granted(key.identity)
                     return Permit(key=key, bucket_id=decision.bucket_id, id=permit_id)
                 if decision.reason == "global" and holding is None:
                     holding = await self._enter_gate(key.identity, deadline)
@@ -257,6 +262,22 @@ class Limiter:
         finally:
             if holding is not None:
                 self._leave_gate(key.identity, holding)
+
+    def _granted(self, identity: str) -> None:
+        times = self._grants.get(identity)
+        if times is None:
+            times = self._grants[identity] = collections.deque(maxlen=max(self.global_limit * 2, 8))
+        times.append(self._clock())
+
+    def _global_rate(self, identity: str) -> float:
+        """Global slots this process got per second over the last two seconds; the whole limit until it has
+        seen enough to tell (a newcomer is refused only on evidence)."""
+        times = self._grants.get(identity)
+        now = self._clock()
+        recent = sum(1 for t in times if t > now - RATE_WINDOW) if times else 0
+        if recent < 4:
+            return float(self.global_limit)
+        return min(float(self.global_limit), recent / RATE_WINDOW)
 
     async def _enter_gate(self, identity: str, deadline: float) -> asyncio.Lock:
         gate = self._gates.get(identity)
