@@ -248,3 +248,18 @@ def test_requests_waiting_for_the_global_limit_queue_in_order_with_one_asking() 
         assert done == [1, 2, 3]  # in the order they came
 
     run(go())
+
+
+def test_a_request_sent_without_an_answer_keeps_its_global_slot_longer() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = limiter(clock, global_limit=1)
+        lost = await lim.acquire(KEY_A, deadline=clock.now + 10)
+        await lim.release(lost, None, sent=True)  # timed out: Discord may still read it later
+        clock.now += 1.5  # past the second an answered request holds its slot
+        with pytest.raises(RateLimited):
+            await lim.acquire(KEY_B, deadline=clock.now + 0.01)
+        clock.now += 3.6  # past UNANSWERED_HOLD (5 s)
+        assert await lim.acquire(KEY_B, deadline=clock.now + 0.01)
+
+    run(go())

@@ -178,3 +178,21 @@ def test_a_burst_past_the_connection_pool_waits_instead_of_failing(url: str) -> 
             await backend.aclose()
 
     run(go())
+
+
+def test_a_request_sent_without_an_answer_keeps_its_global_slot_past_a_second(url: str) -> None:
+    async def go() -> None:
+        answered, lost = workers(url, 2, global_limit=5)
+        a = await answered.acquire(
+            RouteKey(identity="bot:u", method="GET", template="/x", major="1"), deadline=time.monotonic() + 5
+        )
+        b = await lost.acquire(
+            RouteKey(identity="bot:u", method="GET", template="/x", major="2"), deadline=time.monotonic() + 5
+        )
+        await answered.release(a, RateLimitHeaders(), status=200)
+        await lost.release(b, None, sent=True)  # timed out
+        await asyncio.sleep(1.2)
+        assert await answered.backend.global_used("bot:u") == 1  # the answered one's second is over; not the lost one
+        await close([answered, lost])
+
+    run(go())

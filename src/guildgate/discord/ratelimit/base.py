@@ -17,6 +17,9 @@ from guildgate.core.errors import DiscordUnavailable, RateLimited
 POLL = 0.02  # seconds between looks while waiting for answers in flight
 HOLD = 35.0  # seconds a slot stays taken when its request never reports back (a crashed worker)
 GLOBAL_WINDOW = 1.0  # Discord counts a bot's requests in any 1 s, as it receives them
+# A request sent without an answer (a timeout, a dropped connection) may still reach Discord after the client
+# gave up on it — a loaded server reads it late — so its global slot stays taken this long, not one second.
+UNANSWERED_HOLD = 5.0
 INVALID_WINDOW = 600.0
 RATE_WINDOW = 2.0  # seconds over which a process measures its share of a bot's global limit
 

@@ -13,6 +13,7 @@ from guildgate.discord.ratelimit.base import (
     GLOBAL_WINDOW,
     HOLD,
     INVALID_WINDOW,
+    UNANSWERED_HOLD,
     Decision,
     Permit,
     RateLimitHeaders,
@@ -124,7 +125,7 @@ class MemoryBackend:
         if len(slots) < global_limit or _live(slots, now) < global_limit:
             return None
         first = min(slots.values())
-        if first - now > GLOBAL_WINDOW:  # the oldest is still in flight
+        if first - now > UNANSWERED_HOLD:  # longer than a released slot is kept: the oldest is still in flight
             return POLL_HINT, True
         return first - now, False
 
@@ -137,7 +138,9 @@ class MemoryBackend:
         bucket = self._bucket(permit.bucket_id, now)
         bucket.inflight.pop(permit.id, None)
         slots = self._global.setdefault(key.identity, {})
-        if sent:
+        if sent and status is None:
+            slots[permit.id] = now + UNANSWERED_HOLD  # no answer: it may yet arrive
+        elif sent:
             # Discord received it at the latest now: it counts in its window until a second from now.
             slots[permit.id] = now + GLOBAL_WINDOW
         else:

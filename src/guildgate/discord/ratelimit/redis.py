@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from guildgate.core.errors import DiscordUnavailable
-from guildgate.discord.ratelimit.base import HOLD, Decision, Permit, RateLimitHeaders, RouteKey
+from guildgate.discord.ratelimit.base import HOLD, UNANSWERED_HOLD, Decision, Permit, RateLimitHeaders, RouteKey
 
 _NOW = """
 local t = redis.call('TIME')
@@ -27,7 +27,7 @@ ACQUIRE = (
     _NOW
     + """
 local p, ident, route, major, pid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local glimit, ilimit, hold = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local glimit, ilimit, hold, unanswered = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local ban = redis.call('PTTL', p .. 'ban')
 if ban > 0 then return {'banned', ban, '', 0} end
 redis.call('ZREMRANGEBYSCORE', p .. 'inv', '-inf', now - 600000)
@@ -74,7 +74,8 @@ redis.call('ZREMRANGEBYSCORE', gk, '-inf', now)
 if redis.call('ZCARD', gk) >= glimit then
   local first = redis.call('ZRANGE', gk, 0, 0, 'WITHSCORES')
   local wait = tonumber(first[2]) - now
-  if wait > 1000 then return {'global', 20, bid, 1} end
+  -- past the longest a released slot is kept: the oldest is still in flight, its end unknown
+  if wait > unanswered then return {'global', 20, bid, 1} end
   return {'global', wait, bid, 0}
 end
 local expiry = now + hold
@@ -93,10 +94,13 @@ local p, ident, bid, pid, route, major = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARG
 local status, sent, ban = tonumber(ARGV[7]), ARGV[8] == '1', ARGV[9] == '1'
 local has, limit, remaining, reset_after = ARGV[10] == '1', tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local bhash, scope, is_global, retry = ARGV[14], ARGV[15], ARGV[16] == '1', tonumber(ARGV[17])
+local unanswered = tonumber(ARGV[18])
 redis.call('ZREM', p .. 'fly', pid)
 redis.call('ZREM', p .. 'bf:' .. bid, pid)
 local gk = p .. 'g:' .. ident
-if sent then
+if sent and status < 0 then
+  redis.call('ZADD', gk, 'XX', now + unanswered, pid)  -- no answer: it may yet reach Discord (key TTL: HOLD)
+elseif sent then
   redis.call('ZADD', gk, 'XX', now + 1000, pid)
 else
   redis.call('ZREM', gk, pid)
@@ -258,6 +262,7 @@ class RedisBackend:
             global_limit,
             invalid_limit,
             int(HOLD * 1000),
+            int(UNANSWERED_HOLD * 1000),
         ]
         return _decision(await self._run(self._acquire, [], args))
 
@@ -284,6 +289,7 @@ class RedisBackend:
             h.scope or "",
             int(h.is_global),
             int(retry * 1000),
+            int(UNANSWERED_HOLD * 1000),
         ]
         if status is not None and headers is None:
             args[6] = status  # counted (401/403/429) but nothing to learn
