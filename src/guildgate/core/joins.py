@@ -25,7 +25,7 @@ from guildgate.core.ports import (
 )
 from guildgate.core.secret import Secret
 
-ANSWER_MARGIN = 0.2  # seconds kept for finishing the record and answering
+ANSWER_MARGIN = 0.5  # seconds kept for finishing the record and answering (a loaded host needs them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +102,9 @@ async def join(
 
     ``deadline`` is a ``time.monotonic()`` instant; ``started`` a ``time.perf_counter()`` instant.
     """
-    # An idempotent request's row is written at once: it claims the key before any Discord call. Any other
-    # row is written with the pre-send note (or the outcome): one write fewer per join.
-    record_id = await records.create(new_record, defer=new_record.idempotency_key is None)
+    # The record exists before anything is sent to Discord (the contract), and an idempotent request's row
+    # claims its key before any call.
+    record_id = await records.create(new_record)
     known: dict[str, str | None] = {"guild_id": request.guild_id, "guild_name": new_record.guild_name}
     update: RecordUpdate | None = None
     try:
@@ -112,7 +112,7 @@ async def join(
         if remaining <= 0:
             raise DiscordUnavailable("request deadline passed before any Discord call", http_status=504)
         # Stop a little before the deadline so the record and the answer still make it in time.
-        async with asyncio.timeout(remaining - min(ANSWER_MARGIN, remaining / 10)):
+        async with asyncio.timeout(remaining - min(ANSWER_MARGIN, remaining / 8)):
             result = await _run(
                 request,
                 app=app,

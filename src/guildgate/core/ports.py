@@ -106,10 +106,7 @@ class RecordStore(Protocol):
     """Every write is queued before the method first suspends: a caller cancelled while awaiting one (a
     deadline, a shutdown) still has it made. The join pipeline relies on this instead of a shielding task."""
 
-    async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None, defer: bool = False) -> str:
-        """A new record's id. With ``defer`` the row may be written only at its first ``sending`` or ``finish``:
-        a join that dies before either never reached Add Guild Member, so it leaves nothing to reconcile."""
-        ...
+    async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None) -> str: ...
 
     async def finish(self, record_id: str, update: RecordUpdate) -> None: ...
 

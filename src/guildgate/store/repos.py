@@ -221,8 +221,6 @@ class RecordRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._writer: GroupWriter | None = None
-        # Records created with defer=True, not yet written: their first write (sending or finish) inserts them.
-        self._deferred: dict[str, dict[str, Any]] = {}
 
     @property
     def writer(self) -> GroupWriter:
@@ -235,7 +233,7 @@ class RecordRepo:
             await self._writer.aclose()
 
     # The hot path (create, finish, authenticate) uses Core statements on one connection: no ORM unit of work.
-    async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None, defer: bool = False) -> str:
+    async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None) -> str:
         record_id = str(uuid.uuid4())
         now = utcnow()
         values: dict[str, Any] = {
@@ -254,9 +252,6 @@ class RecordRepo:
         }
         if finished is not None:
             values.update(_finished_values(finished, now))
-        elif defer:
-            self._deferred[record_id] = values
-            return record_id
         try:
             await self.writer.insert(values)
         except IntegrityError:
@@ -264,20 +259,13 @@ class RecordRepo:
         return record_id
 
     async def finish(self, record_id: str, update_: RecordUpdate) -> None:
-        await self._write(record_id, _finished_values(update_, utcnow()))
+        await self.writer.update(record_id, _finished_values(update_, utcnow()))
 
     async def sending(self, record_id: str, *, guild_id: str, guild_name: str | None, user_id: str) -> None:
         values: dict[str, Any] = {"guild_id": guild_id, "user_id": user_id}
         if guild_name is not None:
             values["guild_name"] = guild_name[:200]
-        await self._write(record_id, values)
-
-    async def _write(self, record_id: str, values: dict[str, Any]) -> None:
-        deferred = self._deferred.pop(record_id, None)
-        if deferred is None:
-            await self.writer.update(record_id, values)
-        else:  # a deferred record's first write inserts it whole
-            await self.writer.insert({**deferred, **values})
+        await self.writer.update(record_id, values)
 
     async def pending(self, *, limit: int, older_than: timedelta = timedelta(0)) -> builtins.list[PendingRecord]:
         """Records still pending (oldest first), created at least ``older_than`` ago."""
