@@ -19,7 +19,9 @@ Discord's bucket theory, as this module applies it
 * A global limit (50 requests per second per bot, counted as Discord receives them) sits on top. A slot
   is taken when a request is sent and held until one second after its answer came back: Discord received
   it at the latest then, so however the network bunches requests, no 1 s window as Discord sees it holds
-  more than the limit. With loopback-fast answers this costs almost nothing (a slot lasts RTT + 1 s).
+  more than the limit. With loopback-fast answers this costs almost nothing (a slot lasts RTT + 1 s); a request
+  that got no answer keeps its slot 5 s (a loaded server may read it after the client gave up). Because the
+  slot's time is limit spent, a join takes it only just before its Add Guild Member call.
 * A 429 says its scope: ``user`` (our bucket model was wrong: obey ``retry_after``), ``global`` (pause the
   whole identity for ``retry_after``), ``shared`` (a resource limit that is not ours; does not count as
   invalid). A 429 that is not Discord's JSON, or code 40333, is a Cloudflare ban: stop sending.
@@ -29,7 +31,9 @@ Discord's bucket theory, as this module applies it
 Where the state lives is a backend: ``MemoryBackend`` (one process) or ``RedisBackend`` (every worker on
 every host; one Lua script per decision, Redis ``TIME`` as the clock). ``Limiter`` is the part that runs in
 each process: it asks the backend, waits (or answers ``rate_limited`` at once when the predicted wait
-passes the request's deadline), and keeps requests for one bucket in FIFO order within the process.
+passes the request's deadline), and keeps requests for one bucket in FIFO order within the process — and the
+requests of one bot waiting for its global limit in order behind one gate, so one of them asks the backend
+when a slot frees, and a newcomer whose place in that queue is past its deadline is answered at once.
 """
 
 from guildgate.discord.ratelimit.base import (
