@@ -9,6 +9,7 @@ gained by a thread hop. PostgreSQL keeps the Core path (``Database.run``)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, bindparam, select
 
 Processor = Callable[[Any], Any] | None
+BUSY_MS = 2  # the raw connection's SQLite busy timeout; longer waits happen in write_retrying, off the loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +58,12 @@ class SQLiteFast:
     @property
     def conn(self) -> sqlite3.Connection:
         if self._pooled is None:
-            # A pooled connection kept for good: it has the pragmas every connection of the engine gets.
+            # A pooled connection kept for good: it has the pragmas every connection of the engine gets, but
+            # almost no busy timeout: SQLite's busy handler sleeps in the calling thread — the event loop —
+            # for up to its timeout when another process holds the write lock. A locked write fails at once
+            # instead, and the writer retries it asynchronously (``write_retrying``).
             self._pooled = self._engine.raw_connection()
+            self._pooled.driver_connection.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         raw = self._pooled.driver_connection
         assert isinstance(raw, sqlite3.Connection)
         return raw
@@ -117,6 +123,23 @@ class SQLiteFast:
             conn.rollback()
             raise
         conn.commit()
+
+    async def write_retrying(
+        self, batches: Sequence[tuple[Statement, Sequence[dict[str, Any]]]], *, patience: float = 30.0
+    ) -> None:
+        """``write``, retried while another process holds the database's write lock (several workers, or a CLI
+        command), sleeping between tries without blocking the event loop; gives up after ``patience`` s."""
+        delay, waited = 0.001, 0.0
+        while True:
+            try:
+                self.write(batches)
+                return
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or waited >= patience:
+                    raise
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.05)
 
     def fetch_one(self, query: Query, value: Any) -> dict[str, Any] | None:
         conn = self.conn

@@ -78,7 +78,7 @@ class GroupWriter:
         if fast is not None:
             batches = [(fast.insert(table, shape), rows) for shape, rows in inserts.items()]
             batches += [(fast.update(table, shape), rows) for shape, rows in updates.items()]
-            fast.write(batches)
+            await fast.write_retrying(batches)
             return
 
         def write(conn: Connection) -> None:
