@@ -147,17 +147,21 @@ class DiscordRest:
             await self.limiter.mark_bad_token(fingerprint, json.dumps(_refusal_dict(error)))
         raise error
 
-    def precheck(self, *, app: AppCredentials, guild_id: str, deadline: float) -> None:
+    def _admission(self, app: AppCredentials, guild_id: str, deadline: float) -> tuple[RouteKey, float]:
+        """The Add Guild Member key, and by when its slot must come: early enough to note the record and add
+        the member before the request's deadline."""
         margin = min(ADMISSION_MARGIN, max(deadline - time.monotonic(), 0.0) / 4)
-        self.limiter.check_queue(self._key("PUT", MEMBER, ("Bot", app.bot_token), guild_id), deadline=deadline - margin)
+        return self._key("PUT", MEMBER, ("Bot", app.bot_token), guild_id), deadline - margin
+
+    def precheck(self, *, app: AppCredentials, guild_id: str, deadline: float) -> None:
+        key, by = self._admission(app, guild_id, deadline)
+        self.limiter.check_queue(key, deadline=by)
 
     @asynccontextmanager
     async def admission(self, *, app: AppCredentials, guild_id: str, deadline: float) -> AsyncIterator[object]:
-        # Room must come early enough to note the record and add the member before the request's deadline.
-        margin = min(ADMISSION_MARGIN, max(deadline - time.monotonic(), 0.0) / 4)
-        key = self._key("PUT", MEMBER, ("Bot", app.bot_token), guild_id)
+        key, by = self._admission(app, guild_id, deadline)
         # Bucket and global slot together, after all waiting and just before the call.
-        slot = _Slot(await self.limiter.acquire(key, deadline=deadline - margin))
+        slot = _Slot(await self.limiter.acquire(key, deadline=by))
         try:
             yield slot
         finally:

@@ -54,6 +54,7 @@ class SQLiteFast:
         self._engine = engine
         self._pooled: Any = None
         self._statements: dict[tuple[str, str, tuple[str, ...]], Statement] = {}
+        self._queries: dict[tuple[str, str], Query] = {}
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -106,11 +107,15 @@ class SQLiteFast:
 
     def query(self, table: Table, where: str) -> Query:
         """SELECT every column of ``table`` WHERE where = :value"""
-        stmt = select(table).where(table.c[where] == bindparam("value"))
-        statement = self._compile(table, stmt, {"value": table.c[where].type})
-        columns = tuple(c.name for c in table.columns)
-        results = tuple(c.type.result_processor(self.dialect, None) for c in table.columns)
-        return Query(statement=statement, columns=columns, results=results)
+        key = (table.name, where)
+        found = self._queries.get(key)
+        if found is None:
+            stmt = select(table).where(table.c[where] == bindparam("value"))
+            statement = self._compile(table, stmt, {"value": table.c[where].type})
+            columns = tuple(c.name for c in table.columns)
+            results = tuple(c.type.result_processor(self.dialect, None) for c in table.columns)
+            found = self._queries[key] = Query(statement=statement, columns=columns, results=results)
+        return found
 
     # ---- running --------------------------------------------------------------------------------------
     def write(self, batches: Sequence[tuple[Statement, Sequence[dict[str, Any]]]]) -> None:

@@ -21,7 +21,6 @@ from guildgate.core.ports import AppCredentials, NewRecord, PendingRecord, Recor
 from guildgate.core.secret import Secret
 from guildgate.store.crypto import SecretBox, hash_api_key, new_api_key
 from guildgate.store.db import Database
-from guildgate.store.fast import Query
 from guildgate.store.models import ApiKeyRow, AppRow, RecordRow, utcnow
 from guildgate.store.writer import GroupWriter
 
@@ -137,7 +136,6 @@ class AppRepo:
 class KeyRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._by_hash: Query | None = None
 
     async def create(self, *, app_id: str, name: str | None, quota_per_minute: int | None) -> tuple[KeyInfo, Secret]:
         key = new_api_key()
@@ -158,9 +156,7 @@ class KeyRepo:
         digest = hash_api_key(key)
         fast = self.db.fast
         if fast is not None:
-            if self._by_hash is None:
-                self._by_hash = fast.query(table, "key_hash")  # type: ignore[arg-type]
-            found = fast.fetch_one(self._by_hash, digest)
+            found = fast.fetch_one(fast.query(table, "key_hash"), digest)  # type: ignore[arg-type]
             row: Any = None if found is None else SimpleNamespace(**found)
         else:
             row = await self.db.run(lambda conn: conn.execute(select(table).where(table.c.key_hash == digest)).first())

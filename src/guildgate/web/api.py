@@ -91,13 +91,10 @@ async def join_guild(request: Request) -> Response:
         curl -X POST http://127.0.0.1:8080/api/wanda/discord/guild -H 'User-Token: gg_...' \\
              -H 'Content-Type: application/json' -d '{"authorization":"...","guild_id":"1200000000000000001"}'
     """
-    # Headers are read here rather than declared as parameters: FastAPI's per-parameter resolution was a
-    # tenth of a join's CPU (docs/performance.md). The schema still lists them (openapi_extra above).
-    headers = request.headers
+    # Headers are read from the request rather than declared as parameters: FastAPI's per-parameter resolution
+    # was a tenth of a join's CPU (docs/performance.md). The schema still lists them (openapi_extra above).
     started = time.perf_counter()
-    response = await _handle(
-        request, started, headers.get("accept-language"), headers.get("developer-id"), headers.get("idempotency-key")
-    )
+    response = await _handle(request, started)
     JOIN_SECONDS.observe(time.perf_counter() - started)
     return response
 
@@ -109,27 +106,21 @@ async def serve_join(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         response = await join_guild(request)
     except JoinError as exc:
-        lang = pick_language(request.headers.get("accept-language"))
-        response = errors.error_response(exc, record_id=None, lang=lang, started=time.perf_counter())
+        response = errors.join_error_response(request, exc)
     await response(scope, receive, send)
 
 
-async def _handle(
-    request: Request,
-    started: float,
-    accept_language: str | None,
-    developer_id: str | None,
-    idempotency_key: str | None,
-) -> Response:
+async def _handle(request: Request, started: float) -> Response:
     svc = services(request)
     deadline = time.monotonic() + svc.settings.request_timeout
-    lang = pick_language(accept_language)
+    headers = request.headers
+    lang = pick_language(headers.get("accept-language"))
     key = await authenticate(request)
     new = NewRecord(app_id=key.app_id, key_id=key.id, source=Source.API)
     try:
-        new = dataclasses.replace(new, developer_id=check_developer_id(developer_id))
-        idem = check_idempotency_key(idempotency_key)
-        check_content_type(request.headers.get("content-type"))
+        new = dataclasses.replace(new, developer_id=check_developer_id(headers.get("developer-id")))
+        idem = check_idempotency_key(headers.get("idempotency-key"))
+        check_content_type(headers.get("content-type"))
         raw = parse_json(await read_body(request))
         join_request = parse_join(raw, egress_proxies=svc.settings.egress_proxies)
         new = dataclasses.replace(new, guild_id=join_request.guild_id)

@@ -63,12 +63,6 @@ class Front:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
 
-    @property
-    def services(self) -> Services:
-        services = self.app.state.services
-        assert isinstance(services, Services)
-        return services
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = scope["headers"]

@@ -110,17 +110,18 @@ def admin_error_response(exc: AdminError) -> JSONResponse:
     return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status, headers=headers)
 
 
+def join_error_response(request: Request, exc: JoinError) -> JSONResponse:
+    """A JoinError raised before there was a record (a bad API key, say), in the caller's language."""
+    lang = pick_language(request.headers.get("accept-language"))
+    return error_response(exc, record_id=None, lang=lang, started=time.perf_counter())
+
+
 def install(app: FastAPI) -> None:
     """Every error, including the framework's own, answers in the envelope."""
 
     async def on_join_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, JoinError)
-        return error_response(
-            exc,
-            record_id=None,
-            lang=pick_language(request.headers.get("accept-language")),
-            started=time.perf_counter(),
-        )
+        return join_error_response(request, exc)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
