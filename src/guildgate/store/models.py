@@ -14,7 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
-    UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -74,9 +74,29 @@ class ApiKeyRow(Base):
 class RecordRow(Base):
     __tablename__ = "records"
     __table_args__ = (
-        UniqueConstraint("key_id", "idempotency_key", name="uq_records_idempotency"),
+        # Partial indexes (migration 0003): a row outside one costs that index no write.
+        Index(
+            "uq_records_idempotency",
+            "key_id",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
         Index("ix_records_app_created", "app_id", "created_at", "id"),
-        Index("ix_records_state", "state"),
+        Index(
+            "ix_records_pending",
+            "created_at",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index(
+            "ix_records_link",
+            "link_id",
+            "code",
+            sqlite_where=text("link_id IS NOT NULL"),
+            postgresql_where=text("link_id IS NOT NULL"),
+        ),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     app_id: Mapped[str] = mapped_column(String(20))

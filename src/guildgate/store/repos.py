@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import Table, and_, func, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from guildgate.core.outcomes import RecordState
@@ -268,7 +268,9 @@ class RecordRepo:
         cutoff = (utcnow() - older_than).astimezone(UTC).replace(tzinfo=None)
         query = (
             select(RecordRow.id, RecordRow.app_id, RecordRow.guild_id, RecordRow.user_id)
-            .where(RecordRow.state == RecordState.PENDING.value, RecordRow.created_at <= cutoff)
+            # The state as a literal, not a bound parameter: only then can SQLite and PostgreSQL use the
+            # partial index of pending records (migration 0003).
+            .where(RecordRow.state == literal_column("'pending'"), RecordRow.created_at <= cutoff)
             .order_by(RecordRow.created_at)
             .limit(limit)
         )

@@ -44,7 +44,9 @@ class GroupWriter:
             self._task = asyncio.get_running_loop().create_task(self._run())
         self._queue.append(op)
         self._wake.set()
-        await asyncio.shield(op.done)
+        # Not shielded: a cancelled caller cancels only its own future; the op stays queued and is written
+        # (``_settle`` skips a future already done).
+        await op.done
 
     async def _run(self) -> None:
         while True:
