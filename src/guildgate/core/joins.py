@@ -102,6 +102,14 @@ async def join(
 
     ``deadline`` is a ``time.monotonic()`` instant; ``started`` a ``time.perf_counter()`` instant.
     """
+    if request.guild_id is not None:
+        # A join sure to wait past its deadline for this server is refused before anything else: its record is
+        # written once, already finished (a flood past the limits costs one write a request, not two).
+        try:
+            discord.precheck(app=app, guild_id=request.guild_id, deadline=deadline)
+        except JoinError as exc:
+            record_id = await record_refusal(records, new_record, exc, started)
+            raise RecordedJoinError(exc, record_id) from None
     # The record exists before anything is sent to Discord (the contract), and an idempotent request's row
     # claims its key before any call.
     record_id = await records.create(new_record)
@@ -182,8 +190,9 @@ async def _run(
     known["guild_id"], known["guild_name"] = guild.id, guild.name
     if caps is not None:
         await caps.take(guild_id=guild.id, link_id=link_id)
-    # A join that is sure to wait past its deadline for this server spends nothing, not even the identify call.
-    discord.precheck(app=app, guild_id=guild.id, deadline=deadline)
+    if request.guild_id is None:  # (a known server was checked before the record was written)
+        # A join that is sure to wait past its deadline for this server spends nothing, not even the identify.
+        discord.precheck(app=app, guild_id=guild.id, deadline=deadline)
     user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)
     known["user_id"] = user.id
     # The bot's slot only now, after identifying: a global slot counts from when it is taken until a second
