@@ -12,7 +12,7 @@ import redis
 
 from guildgate.core.errors import DiscordUnavailable, RateLimited
 from guildgate.discord.ratelimit import Limiter, RateLimitHeaders, RouteKey
-from guildgate.discord.ratelimit.redis import RedisBackend
+from guildgate.discord.ratelimit.redis import MAX_CONNECTIONS, RedisBackend
 from tests.servers import Server, free_port
 
 PUT = dict(method="PUT", template="/guilds/{guild_id}/members/{user_id}")
@@ -172,8 +172,12 @@ def test_a_burst_past_the_connection_pool_waits_instead_of_failing(url: str) -> 
         try:
             # More calls at once than the pool has connections (redis-py's default pool raised
             # MaxConnectionsError past 100): they wait their turn and all get answers.
+            others = len(await backend.redis.client_list()) - 1  # clients of other tests' servers, if any
             answers = await asyncio.gather(*(backend.kv_get(f"k{i}") for i in range(600)))
             assert answers == [None] * 600
+            # ...on a bounded number of connections: the pool does not open one per waiting call.
+            ours = len(await backend.redis.client_list()) - others
+            assert ours <= MAX_CONNECTIONS, ours
         finally:
             await backend.aclose()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -200,7 +201,14 @@ return redis.call('ZCARD', KEYS[1])
 )
 
 
-MAX_CONNECTIONS = 256  # per worker process (Redis allows 10,000 clients); a call holds one for one round trip
+# Connections per worker process. A call holds one for one round trip, and Redis answers one command at a time:
+# more connections add no throughput, only cost — under a 10x load a pool of 256 kept opening connections (each
+# a connect, a handshake and redis-py's metadata lookup) while the loop fell behind. Calls past the pool wait
+# their turn (``POOL_WAIT``).
+MAX_CONNECTIONS = 32
+POOL_WAIT = 2.0  # seconds a call may wait for a free connection before it fails (and the join answers 503)
+# Read once: redis-py otherwise looks its own version up in the package metadata for every new connection.
+DRIVER = redis.DriverInfo()
 
 
 def _decision(answer: list[Any]) -> Decision:
@@ -226,13 +234,14 @@ def _unavailable(exc: Exception) -> DiscordUnavailable:
 class RedisBackend:
     def __init__(self, url: str, *, prefix: str = "gg:", timeout: float = 1.0) -> None:
         self.prefix = prefix
-        # A blocking pool: under a burst, a call waits (up to ``timeout``) for one of the pool's connections
+        # A blocking pool: under a burst, a call waits (up to POOL_WAIT) for one of the pool's connections
         # instead of failing at once when all are busy (redis-py's plain pool raises MaxConnectionsError at 100,
         # which turned a 10x load into hundreds of needless 503s).
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=MAX_CONNECTIONS,
-            timeout=timeout,
+            timeout=POOL_WAIT,
+            driver_info=DRIVER,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             decode_responses=True,
