@@ -195,11 +195,11 @@ async def _run(
         discord.precheck(app=app, guild_id=guild.id, deadline=deadline)
     user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)
     known["user_id"] = user.id
-    # The bot's slot only now, after identifying: a global slot counts from when it is taken until a second
-    # after Discord answers, so every millisecond it is held before the PUT is a millisecond of the limit lost.
+    # Written before the PUT: after a crash, the record says whom to look up (core/reconcile.py). Written before
+    # the slot is taken, too: a global slot counts from when it is taken until a second after Discord answers,
+    # so every millisecond it is held before the PUT (a database write waiting for a lock, say) is limit lost.
+    await records.sending(record_id, guild_id=guild.id, guild_name=guild.name, user_id=user.id)
     async with discord.admission(app=app, guild_id=guild.id, deadline=deadline) as slot:
-        # Written before the PUT: after a crash, the record says whom to look up (core/reconcile.py).
-        await records.sending(record_id, guild_id=guild.id, guild_name=guild.name, user_id=user.id)
         known["sending"] = "yes"
         created = await discord.add_member(
             app=app,
