@@ -25,13 +25,9 @@ IDEMPOTENT = sa.text("idempotency_key IS NOT NULL")
 
 def upgrade() -> None:
     op.drop_index("ix_records_state", "records")
-    op.create_index(
-        "ix_records_pending", "records", ["created_at"], sqlite_where=PENDING, postgresql_where=PENDING
-    )
+    op.create_index("ix_records_pending", "records", ["created_at"], sqlite_where=PENDING, postgresql_where=PENDING)
     op.drop_index("ix_records_link", "records")
-    op.create_index(
-        "ix_records_link", "records", ["link_id", "code"], sqlite_where=LINKED, postgresql_where=LINKED
-    )
+    op.create_index("ix_records_link", "records", ["link_id", "code"], sqlite_where=LINKED, postgresql_where=LINKED)
     # SQLite cannot drop a table constraint in place: batch mode copies the table without it.
     with op.batch_alter_table("records") as batch:
         batch.drop_constraint("uq_records_idempotency", type_="unique")

@@ -1,0 +1,88 @@
+"""Two guildgates side by side: a git revision against the working tree, the same join load on each in turn.
+
+    python bench/load_ab.py --base HEAD~1                      # concurrency 4, 4 s a turn, 6 turns each
+    python bench/load_ab.py --base 3e4fa33 --concurrency 16 --turns 8
+
+This machine's noise is larger than most single changes, so one run of ``bench/load.py`` per version cannot
+tell them apart. Here both versions run at once (each its own sandbox and SQLite database, one worker, limits
+off, as in ``bench/load.py``) and take turns — base, work tree, work tree, base, … — so drift hits both alike.
+Prints each turn and the medians: joins/s and the serving process's CPU per join.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import load
+
+
+async def turn(stack: load.Stack, concurrency: int, seconds: float) -> tuple[float, float]:
+    async with load._Client("aiohttp", concurrency) as client:
+
+        async def through_gateway(user: int) -> bool:
+            status, body = await client.send(
+                "POST",
+                f"{stack.url}/api/wanda/discord/guild",
+                {"authorization": f"load-user-{user}", "guild_id": load.GUILD},
+                {"User-Token": stack.key},
+            )
+            return status == 200 and body.get("status") == 1
+
+        before = load.cpu_seconds(stack.gateway.pid)
+        count, _, failures = await load.drive(through_gateway, concurrency, seconds)
+        if failures:
+            raise SystemExit(f"{failures} joins failed: the comparison would not be like for like")
+        return count / seconds, (load.cpu_seconds(stack.gateway.pid) - before) * 1000 / max(count, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="the git revision to compare the working tree against")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of one turn")
+    parser.add_argument("--turns", type=int, default=6, help="turns per version")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="guildgate-ab-") as tmp:
+        tree = Path(tmp) / "base"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.base], check=True, capture_output=True)
+        stacks: dict[str, load.Stack] = {}
+        try:
+            (Path(tmp) / "a").mkdir()
+            (Path(tmp) / "b").mkdir()
+            os.environ["PYTHONPATH"] = str(tree / "src")  # the base's package, ahead of the installed one
+            stacks["base"] = load.Stack(Path(tmp) / "a")
+            del os.environ["PYTHONPATH"]
+            stacks["work tree"] = load.Stack(Path(tmp) / "b")
+            for stack in stacks.values():  # warm both
+                asyncio.run(turn(stack, args.concurrency, 2))
+            results: dict[str, list[tuple[float, float]]] = {name: [] for name in stacks}
+            order = list(stacks)
+            for i in range(args.turns):
+                for name in order if i % 2 == 0 else order[::-1]:
+                    rps, cpu = asyncio.run(turn(stacks[name], args.concurrency, args.seconds))
+                    results[name].append((rps, cpu))
+                    print(f"turn {i + 1} {name}: {rps:.0f} joins/s, {cpu:.2f} ms CPU/join", file=sys.stderr, flush=True)
+        finally:
+            for stack in stacks.values():
+                stack.stop()
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], capture_output=True)
+    print(f"\nconcurrency {args.concurrency}, {args.turns} turns of {args.seconds:.0f} s each\n")
+    print("| version | joins/s (median) | server CPU ms/join (median) | CPU ms/join, each turn |")
+    print("|---|---|---|---|")
+    for name, rows in results.items():
+        each = ", ".join(f"{c:.2f}" for _, c in rows)
+        rps = statistics.median(r for r, _ in rows)
+        cpu = statistics.median(c for _, c in rows)
+        print(f"| {name} ({args.base if name == 'base' else 'HEAD + changes'}) | {rps:.0f} | {cpu:.2f} | {each} |")
+
+
+if __name__ == "__main__":
+    main()
