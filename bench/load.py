@@ -173,21 +173,31 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] * 1000 if len(values) >= 2 else float("nan")
 
 
+async def through_gateway(
+    stack: Stack, client: _Client, concurrency: int, seconds: float
+) -> tuple[int, list[float], int, float]:
+    """Joins through guildgate for ``seconds``: (count, latencies, failures, the gateway's CPU seconds)."""
+
+    async def one(user: int) -> bool:
+        status, body = await client.send(
+            "POST",
+            f"{stack.url}/api/wanda/discord/guild",
+            {"authorization": f"load-user-{user}", "guild_id": GUILD},
+            {"User-Token": stack.key},
+        )
+        return status == 200 and body.get("status") == 1
+
+    cpu_before = cpu_seconds(stack.gateway.pid)
+    count, latencies, failures = await drive(one, concurrency, seconds)
+    return count, latencies, failures, cpu_seconds(stack.gateway.pid) - cpu_before
+
+
 async def measure(stack: Stack, concurrency: int, seconds: float, client_name: str = "aiohttp") -> dict[str, Any]:
     """One concurrency level: through guildgate, then the floor, both sent with ``client_name``'s client.
 
     aiohttp is the default: a light client, so the generator (which shares the machine) takes less CPU from
     the two servers and the floor is not held down by the client. ``httpx`` shows what a heavier client sees."""
     async with _Client(client_name, concurrency) as client:
-
-        async def through_gateway(user: int) -> bool:
-            status, body = await client.send(
-                "POST",
-                f"{stack.url}/api/wanda/discord/guild",
-                {"authorization": f"load-user-{user}", "guild_id": GUILD},
-                {"User-Token": stack.key},
-            )
-            return status == 200 and body.get("status") == 1
 
         async def floor(user: int) -> bool:
             _, me = await client.send(
@@ -201,9 +211,7 @@ async def measure(stack: Stack, concurrency: int, seconds: float, client_name: s
             )
             return status in (201, 204)
 
-        cpu_before = cpu_seconds(stack.gateway.pid)
-        g_count, g_lat, g_fail = await drive(through_gateway, concurrency, seconds)
-        cpu = cpu_seconds(stack.gateway.pid) - cpu_before
+        g_count, g_lat, g_fail, cpu = await through_gateway(stack, client, concurrency, seconds)
         f_count, f_lat, f_fail = await drive(floor, concurrency, seconds)
     return {
         "concurrency": concurrency,

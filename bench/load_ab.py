@@ -26,21 +26,10 @@ import load
 
 async def turn(stack: load.Stack, concurrency: int, seconds: float) -> tuple[float, float]:
     async with load._Client("aiohttp", concurrency) as client:
-
-        async def through_gateway(user: int) -> bool:
-            status, body = await client.send(
-                "POST",
-                f"{stack.url}/api/wanda/discord/guild",
-                {"authorization": f"load-user-{user}", "guild_id": load.GUILD},
-                {"User-Token": stack.key},
-            )
-            return status == 200 and body.get("status") == 1
-
-        before = load.cpu_seconds(stack.gateway.pid)
-        count, _, failures = await load.drive(through_gateway, concurrency, seconds)
-        if failures:
-            raise SystemExit(f"{failures} joins failed: the comparison would not be like for like")
-        return count / seconds, (load.cpu_seconds(stack.gateway.pid) - before) * 1000 / max(count, 1)
+        count, _, failures, cpu = await load.through_gateway(stack, client, concurrency, seconds)
+    if failures:
+        raise SystemExit(f"{failures} joins failed: the comparison would not be like for like")
+    return count / seconds, cpu * 1000 / max(count, 1)
 
 
 def main() -> None:

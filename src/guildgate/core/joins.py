@@ -182,17 +182,16 @@ async def _run(
     caps: JoinCaps | None,
     link_id: str | None,
 ) -> JoinResult:
-    if request.guild_id is not None:
+    if request.guild_id is not None:  # (checked against the limiter before its record was written: join())
         guild = GuildRef(id=request.guild_id, name=known.get("guild_name"))
     else:
         assert request.invite_code is not None
         guild = await discord.resolve_invite(request.invite_code, app=app, deadline=deadline)
+        # A join that is sure to wait past its deadline for this server spends nothing, not even the identify.
+        discord.precheck(app=app, guild_id=guild.id, deadline=deadline)
     known["guild_id"], known["guild_name"] = guild.id, guild.name
     if caps is not None:
         await caps.take(guild_id=guild.id, link_id=link_id)
-    if request.guild_id is None:  # (a known server was checked before the record was written)
-        # A join that is sure to wait past its deadline for this server spends nothing, not even the identify.
-        discord.precheck(app=app, guild_id=guild.id, deadline=deadline)
     user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)
     known["user_id"] = user.id
     # Written before the PUT: after a crash, the record says whom to look up (core/reconcile.py). Written before

@@ -270,7 +270,7 @@ class RecordRepo:
             select(RecordRow.id, RecordRow.app_id, RecordRow.guild_id, RecordRow.user_id)
             # The state as a literal, not a bound parameter: only then can SQLite and PostgreSQL use the
             # partial index of pending records (migration 0003).
-            .where(RecordRow.state == literal_column("'pending'"), RecordRow.created_at <= cutoff)
+            .where(RecordRow.state == literal_column(f"'{RecordState.PENDING.value}'"), RecordRow.created_at <= cutoff)
             .order_by(RecordRow.created_at)
             .limit(limit)
         )
