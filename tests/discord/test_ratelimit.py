@@ -13,6 +13,7 @@ from guildgate.discord.ratelimit import Limiter, MemoryBackend, RateLimitHeaders
 
 KEY_A = RouteKey(identity="bot:x", method="PUT", template="/guilds/{guild_id}/members/{user_id}", major="A")
 KEY_B = RouteKey(identity="bot:x", method="PUT", template="/guilds/{guild_id}/members/{user_id}", major="B")
+KEY_C = RouteKey(identity="bot:x", method="PUT", template="/guilds/{guild_id}/members/{user_id}", major="C")
 
 
 class Clock:
@@ -261,5 +262,85 @@ def test_a_request_sent_without_an_answer_keeps_its_global_slot_longer() -> None
             await lim.acquire(KEY_B, deadline=clock.now + 0.01)
         clock.now += 3.6  # past UNANSWERED_HOLD (5 s)
         assert await lim.acquire(KEY_B, deadline=clock.now + 0.01)
+
+    run(go())
+
+
+def test_a_global_slot_counts_from_when_the_answer_came_not_from_a_late_release() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = limiter(clock, global_limit=1)
+        first = await lim.acquire(KEY_A, deadline=clock.now + 10)
+        answered = clock.now + 0.1
+        clock.now += 0.6  # the release reaches the backend half a second after the answer (a busy process)
+        await lim.release(first, headers(5, 4, 10.0), status=201, answered=answered)
+        clock.now = answered + 0.99
+        with pytest.raises(RateLimited):  # within the second after the answer: still counted
+            await lim.acquire(KEY_B, deadline=clock.now + 0.005)
+        clock.now = answered + 1.0  # a second after the answer, not after the release
+        assert await lim.acquire(KEY_B, deadline=clock.now + 0.005)
+
+    run(go())
+
+
+def test_an_answer_time_after_the_release_is_never_trusted() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = limiter(clock, global_limit=1)
+        first = await lim.acquire(KEY_A, deadline=clock.now + 10)
+        released = clock.now + 0.2
+        clock.now = released
+        await lim.release(first, RateLimitHeaders(), status=201, answered=released + 5.0)
+        clock.now = released + 0.99
+        with pytest.raises(RateLimited):
+            await lim.acquire(KEY_B, deadline=clock.now + 0.005)
+        clock.now = released + 1.0
+        assert await lim.acquire(KEY_B, deadline=clock.now + 0.005)
+
+    run(go())
+
+
+def test_a_buckets_reset_counts_from_when_the_answer_came() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = limiter(clock)
+        first = await lim.acquire(KEY_A, deadline=clock.now + 10)
+        answered = clock.now
+        clock.now += 0.5
+        await lim.release(first, headers(1, 0, 2.0), status=201, answered=answered)
+        clock.now = answered + 1.99
+        with pytest.raises(RateLimited):
+            await lim.acquire(KEY_A, deadline=clock.now + 0.005)
+        clock.now = answered + 2.0  # Reset-After from the answer (Discord's reset came no later)
+        assert await lim.acquire(KEY_A, deadline=clock.now + 0.005)
+
+    run(go())
+
+
+def test_a_precheck_counts_the_joins_already_past_it_that_have_no_slot_yet() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = limiter(clock, global_limit=2)
+        held = [await lim.acquire(key, deadline=clock.now + 10) for key in (KEY_A, KEY_C)]
+        # A third request waits for the global limit: this process's requests now queue at its gate.
+        waiting = asyncio.ensure_future(lim.acquire(KEY_B, deadline=clock.now + 10))
+        await asyncio.sleep(0.02)
+        by = clock.now + 2.9
+        # Few grants seen yet, so the process is assumed to get the whole limit (2/s): 2.9 s holds 5 ahead.
+        tickets = [lim.head(KEY_B, deadline=by) for _ in range(6)]  # 0.5 s ... 2.5 s ahead: all accepted
+        with pytest.raises(RateLimited) as limited:
+            lim.head(KEY_B, deadline=by)  # six past their precheck (identifying users) are ahead: 3 s
+        assert "6 requests" in str(limited.value)
+        tickets[0].close()
+        tickets[0].close()  # closing twice counts once
+        tickets.append(lim.head(KEY_B, deadline=by))  # one gave up: room again
+        with pytest.raises(RateLimited):
+            lim.head(KEY_B, deadline=by)
+        for ticket in tickets:
+            ticket.close()
+        assert lim.head(KEY_B, deadline=by)  # only the one at the gate is ahead now
+        waiting.cancel()
+        for permit in held:
+            await lim.release(permit, None, sent=False)
 
     run(go())

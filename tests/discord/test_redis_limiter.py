@@ -200,3 +200,23 @@ def test_a_request_sent_without_an_answer_keeps_its_global_slot_past_a_second(ur
         await close([answered, lost])
 
     run(go())
+
+
+def test_a_late_release_holds_the_global_slot_a_second_from_the_answer_on_redis_clock(url: str) -> None:
+    async def go() -> None:
+        (lim,) = workers(url, 1, global_limit=5)
+        key = RouteKey(identity="bot:late", method="GET", template="/x", major="1")
+        permit = await lim.acquire(key, deadline=time.monotonic() + 5)
+        answered = time.monotonic()
+        await asyncio.sleep(0.4)  # the release reaches Redis well after the answer (a busy worker)
+        await lim.release(permit, RateLimitHeaders(), status=200, answered=answered)
+        client = redis.Redis.from_url(url)
+        held_until = client.zscore("gg:g:bot:late", permit.id)
+        seconds, micros = client.time()
+        now_ms = seconds * 1000 + micros // 1000
+        assert held_until is not None and permit.granted is not None
+        # a second from the answer (Redis's grant instant + what this process saw elapse), not from the release
+        assert permit.granted * 1000 + 1000 <= held_until <= now_ms + 1000 - 350
+        await close([lim])
+
+    run(go())

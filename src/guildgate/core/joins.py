@@ -22,6 +22,7 @@ from guildgate.core.ports import (
     NewRecord,
     RecordStore,
     RecordUpdate,
+    Ticket,
 )
 from guildgate.core.secret import Secret
 
@@ -102,17 +103,23 @@ async def join(
 
     ``deadline`` is a ``time.monotonic()`` instant; ``started`` a ``time.perf_counter()`` instant.
     """
+    ticket: Ticket | None = None
     if request.guild_id is not None:
         # A join sure to wait past its deadline for this server is refused before anything else: its record is
         # written once, already finished (a flood past the limits costs one write a request, not two).
         try:
-            discord.precheck(app=app, guild_id=request.guild_id, deadline=deadline)
+            ticket = discord.precheck(app=app, guild_id=request.guild_id, deadline=deadline)
         except JoinError as exc:
             record_id = await record_refusal(records, new_record, exc, started)
             raise RecordedJoinError(exc, record_id) from None
     # The record exists before anything is sent to Discord (the contract), and an idempotent request's row
     # claims its key before any call.
-    record_id = await records.create(new_record)
+    try:
+        record_id = await records.create(new_record)
+    except BaseException:
+        if ticket is not None:
+            ticket.close()
+        raise
     known: dict[str, str | None] = {"guild_id": request.guild_id, "guild_name": new_record.guild_name}
     update: RecordUpdate | None = None
     try:
@@ -131,6 +138,7 @@ async def join(
                 deadline=deadline,
                 caps=caps,
                 link_id=new_record.link_id,
+                ticket=ticket,
             )
         update = RecordUpdate(
             state=RecordState.SUCCEEDED,
@@ -181,35 +189,41 @@ async def _run(
     deadline: float,
     caps: JoinCaps | None,
     link_id: str | None,
+    ticket: Ticket | None,
 ) -> JoinResult:
-    if request.guild_id is not None:  # (checked against the limiter before its record was written: join())
-        guild = GuildRef(id=request.guild_id, name=known.get("guild_name"))
-    else:
-        assert request.invite_code is not None
-        guild = await discord.resolve_invite(request.invite_code, app=app, deadline=deadline)
-        # A join that is sure to wait past its deadline for this server spends nothing, not even the identify.
-        discord.precheck(app=app, guild_id=guild.id, deadline=deadline)
-    known["guild_id"], known["guild_name"] = guild.id, guild.name
-    if caps is not None:
-        await caps.take(guild_id=guild.id, link_id=link_id)
-    user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)
-    known["user_id"] = user.id
-    # Written before the PUT: after a crash, the record says whom to look up (core/reconcile.py). Written before
-    # the slot is taken, too: a global slot counts from when it is taken until a second after Discord answers,
-    # so every millisecond it is held before the PUT (a database write waiting for a lock, say) is limit lost.
-    await records.sending(record_id, guild_id=guild.id, guild_name=guild.name, user_id=user.id)
-    async with discord.admission(app=app, guild_id=guild.id, deadline=deadline) as slot:
-        known["sending"] = "yes"
-        created = await discord.add_member(
-            app=app,
-            guild_id=guild.id,
-            user_id=user.id,
-            token=request.authorization,
-            options=request.options,
-            deadline=deadline,
-            proxy=request.proxy,
-            slot=slot,
-        )
+    try:
+        if request.guild_id is not None:  # (checked against the limiter before its record was written: join())
+            guild = GuildRef(id=request.guild_id, name=known.get("guild_name"))
+        else:
+            assert request.invite_code is not None
+            guild = await discord.resolve_invite(request.invite_code, app=app, deadline=deadline)
+            # A join that is sure to wait past its deadline for this server spends nothing, not even the identify.
+            ticket = discord.precheck(app=app, guild_id=guild.id, deadline=deadline)
+        known["guild_id"], known["guild_name"] = guild.id, guild.name
+        if caps is not None:
+            await caps.take(guild_id=guild.id, link_id=link_id)
+        user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)
+        known["user_id"] = user.id
+        # Written before the PUT: after a crash, the record says whom to look up (core/reconcile.py). Written
+        # before the slot is taken, too: a global slot counts from when it is taken until a second after Discord
+        # answers, so every millisecond it is held before the PUT (a database write waiting for a lock, say) is
+        # limit lost.
+        await records.sending(record_id, guild_id=guild.id, guild_name=guild.name, user_id=user.id)
+        async with discord.admission(app=app, guild_id=guild.id, deadline=deadline, ticket=ticket) as slot:
+            known["sending"] = "yes"
+            created = await discord.add_member(
+                app=app,
+                guild_id=guild.id,
+                user_id=user.id,
+                token=request.authorization,
+                options=request.options,
+                deadline=deadline,
+                proxy=request.proxy,
+                slot=slot,
+            )
+    finally:
+        if ticket is not None:  # the join gave up before its slot (admission closes it otherwise)
+            ticket.close()
     return JoinResult(
         record_id=record_id,
         outcome=Outcome.JOINED if created else Outcome.ALREADY_MEMBER,

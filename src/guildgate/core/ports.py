@@ -65,13 +65,20 @@ class RecordUpdate:
     cost_ms: float | None = None
 
 
+class Ticket(Protocol):
+    def close(self) -> None: ...
+
+
 class DiscordPort(Protocol):
-    def precheck(self, *, app: AppCredentials, guild_id: str, deadline: float) -> None:
+    def precheck(self, *, app: AppCredentials, guild_id: str, deadline: float) -> Ticket:
         """Raise RateLimited at once when the requests already queued to add members to ``guild_id`` cannot be
-        sent before the deadline: such a join spends nothing (not even the identify call)."""
+        sent before the deadline: such a join spends nothing (not even the identify call). Otherwise the join
+        counts as queued until its ticket is closed (``admission`` closes it; close it when giving up)."""
         ...
 
-    def admission(self, *, app: AppCredentials, guild_id: str, deadline: float) -> AbstractAsyncContextManager[object]:
+    def admission(
+        self, *, app: AppCredentials, guild_id: str, deadline: float, ticket: Ticket | None = None
+    ) -> AbstractAsyncContextManager[object]:
         """Take the slot to add a member to ``guild_id`` (its bucket and the bot's global limit), waiting for
         one; raises RateLimited at once when none comes before the deadline. Pass the slot to add_member."""
         ...

@@ -24,10 +24,10 @@ from multidict import CIMultiDictProxy
 from guildgate import __version__
 from guildgate.core.errors import DiscordRefused, DiscordUnavailable, RateLimited
 from guildgate.core.outcomes import Outcome
-from guildgate.core.ports import AppCredentials, GuildRef, MemberOptions, UserRef
+from guildgate.core.ports import AppCredentials, GuildRef, MemberOptions, Ticket, UserRef
 from guildgate.core.secret import Secret
 from guildgate.discord.codes import refusal
-from guildgate.discord.ratelimit import Limiter, Permit, RateLimitHeaders, RouteKey
+from guildgate.discord.ratelimit import Heading, Limiter, Permit, RateLimitHeaders, RouteKey
 
 log = logging.getLogger("guildgate.discord")
 
@@ -153,15 +153,22 @@ class DiscordRest:
         margin = min(ADMISSION_MARGIN, max(deadline - time.monotonic(), 0.0) / 4)
         return self._key("PUT", MEMBER, ("Bot", app.bot_token), guild_id), deadline - margin
 
-    def precheck(self, *, app: AppCredentials, guild_id: str, deadline: float) -> None:
+    def precheck(self, *, app: AppCredentials, guild_id: str, deadline: float) -> Heading:
         key, by = self._admission(app, guild_id, deadline)
-        self.limiter.check_queue(key, deadline=by)
+        return self.limiter.head(key, deadline=by)
 
     @asynccontextmanager
-    async def admission(self, *, app: AppCredentials, guild_id: str, deadline: float) -> AsyncIterator[object]:
+    async def admission(
+        self, *, app: AppCredentials, guild_id: str, deadline: float, ticket: Ticket | None = None
+    ) -> AsyncIterator[object]:
         key, by = self._admission(app, guild_id, deadline)
         # Bucket and global slot together, after all waiting and just before the call.
-        slot = _Slot(await self.limiter.acquire(key, deadline=by))
+        try:
+            permit = await self.limiter.acquire(key, deadline=by)
+        finally:
+            if ticket is not None:
+                ticket.close()
+        slot = _Slot(permit)
         try:
             yield slot
         finally:
@@ -300,6 +307,7 @@ class DiscordRest:
                 ) as response:
                     status = response.status
                     raw = await response.read()
+                    answered = time.monotonic()
                     answer_headers = response.headers
             except (TimeoutError, aiohttp.ClientError) as exc:
                 # A connection that could not be made carried nothing; anything later may have reached Discord.
@@ -320,12 +328,12 @@ class DiscordRest:
             limits = RateLimitHeaders.parse(answer_headers, body)
             self.observer.answered(template, method, status, limits.scope)
             if status == 429 and (not isinstance(body, dict) or body.get("code") == 40333 or "retry_after" not in body):
-                await self.limiter.release(permit, limits, status=status, ban=True)
+                await self.limiter.release(permit, limits, status=status, ban=True, answered=answered)
                 log.error("Discord answered a ban (429 without Discord's JSON); sending stopped")
                 raise DiscordUnavailable(
                     "Discord is blocking this deployment (Cloudflare ban answer)", http_status=503, discord_status=429
                 )
-            await self.limiter.release(permit, limits, status=status)
+            await self.limiter.release(permit, limits, status=status, answered=answered)
             if status == 429:
                 rate_limit_retries += 1
                 log.warning(

@@ -21,7 +21,10 @@ Discord's bucket theory, as this module applies it
   it at the latest then, so however the network bunches requests, no 1 s window as Discord sees it holds
   more than the limit. With loopback-fast answers this costs almost nothing (a slot lasts RTT + 1 s); a request
   that got no answer keeps its slot 5 s (a loaded server may read it after the client gave up). Because the
-  slot's time is limit spent, a join takes it only just before its Add Guild Member call.
+  slot's time is limit spent, a join takes it only just before its Add Guild Member call, and "after its
+  answer" means after the answer came, not after the release reached the backend (which, under load, waits
+  behind other work): the release carries the answer's time, translated to the backend's clock as the grant
+  instant plus what this process saw elapse from asking for the slot to the answer — never early.
 * A 429 says its scope: ``user`` (our bucket model was wrong: obey ``retry_after``), ``global`` (pause the
   whole identity for ``retry_after``), ``shared`` (a resource limit that is not ours; does not count as
   invalid). A 429 that is not Discord's JSON, or code 40333, is a Cloudflare ban: stop sending.
@@ -33,12 +36,16 @@ every host; one Lua script per decision, Redis ``TIME`` as the clock). ``Limiter
 each process: it asks the backend, waits (or answers ``rate_limited`` at once when the predicted wait
 passes the request's deadline), and keeps requests for one bucket in FIFO order within the process — and the
 requests of one bot waiting for its global limit in order behind one gate, so one of them asks the backend
-when a slot frees, and a newcomer whose place in that queue is past its deadline is answered at once.
+when a slot frees, and a newcomer whose place in that queue is past its deadline is answered at once. The
+queue a newcomer sees also counts the requests past that check that have no slot yet (``Heading``): under a
+flood they are still identifying their users and will reach the gate first, so refusing the newcomer at once
+spares its identify call and keeps the process's CPU for the requests that will be sent.
 """
 
 from guildgate.discord.ratelimit.base import (
     Backend,
     Decision,
+    Heading,
     Limiter,
     LimiterObserver,
     Permit,
@@ -50,6 +57,7 @@ from guildgate.discord.ratelimit.memory import MemoryBackend
 __all__ = [
     "Backend",
     "Decision",
+    "Heading",
     "Limiter",
     "LimiterObserver",
     "MemoryBackend",

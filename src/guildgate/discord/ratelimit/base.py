@@ -86,6 +86,7 @@ class Decision:
     wait: float = 0.0  # seconds until a retry can succeed (predicted)
     poll: bool = False  # the wait depends on answers in flight: look again soon
     bucket_id: str = ""
+    at: float | None = None  # the backend's clock when it decided (seconds)
 
 
 @dataclass(slots=True)
@@ -94,6 +95,21 @@ class Permit:
     bucket_id: str
     id: str
     released: bool = False
+    asked: float = 0.0  # this process's clock just before the backend was asked for the slot
+    granted: float | None = None  # the backend's clock when it granted the slot
+
+
+def answered_by(permit: Permit, answered: float | None) -> float | None:
+    """The latest the answer to ``permit``'s request can have come, on the backend's clock: it granted the
+    slot after it was asked, so its grant instant plus the time this process saw pass between asking and the
+    answer is never early. None when either instant is unknown.
+
+    A slot counts in the global window until a second after this instant, not after the release reaches the
+    backend: under load a release waits behind other work (an event loop's queue, a Redis connection), and a
+    slot held for that wait is limit lost."""
+    if answered is None or permit.granted is None:
+        return None
+    return permit.granted + max(answered - permit.asked, 0.0)
 
 
 class Backend(Protocol):
@@ -104,8 +120,18 @@ class Backend(Protocol):
     ) -> Decision: ...
 
     async def release(
-        self, permit: Permit, headers: RateLimitHeaders | None, *, status: int | None, sent: bool, ban: bool
-    ) -> None: ...
+        self,
+        permit: Permit,
+        headers: RateLimitHeaders | None,
+        *,
+        status: int | None,
+        sent: bool,
+        ban: bool,
+        answered: float | None = None,
+    ) -> None:
+        """``answered``: the latest the answer can have come, on this backend's clock (``answered_by``); the
+        release's own time when None."""
+        ...
 
     async def invalid_used(self) -> int: ...
 
@@ -124,6 +150,27 @@ class Backend(Protocol):
     async def ping(self) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+class Heading:
+    """A request between its precheck and its slot (identifying the user, writing its record): counted, so a
+    newcomer's precheck sees every request of this process ahead of it, not only those already queued at the
+    global gate. ``close`` when the slot is granted or the request gives up."""
+
+    __slots__ = ("_counts", "identity", "open")
+
+    def __init__(self, counts: dict[str, int], identity: str) -> None:
+        self._counts, self.identity, self.open = counts, identity, True
+        counts[identity] = counts.get(identity, 0) + 1
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            left = self._counts[self.identity] - 1
+            if left:
+                self._counts[self.identity] = left
+            else:
+                del self._counts[self.identity]
 
 
 class LimiterObserver(Protocol):
@@ -165,6 +212,7 @@ class Limiter:
         # backend at once (with Redis, a round trip each) whenever a slot frees.
         self._gates: dict[str, asyncio.Lock] = {}
         self._grants: dict[str, collections.deque[float]] = {}  # when this process got its recent slots
+        self._heading: dict[str, int] = {}  # per bot identity: requests past their precheck without a slot yet
         self.observer: LimiterObserver = observer or _NoObserver()
         # Permit ids: unique across processes and hosts sharing a backend, without a uuid per request.
         self._id_prefix = os.urandom(6).hex() + "-"
@@ -209,6 +257,11 @@ class Limiter:
         finally:
             self.observer.waited(key.route, self._clock() - start)
 
+    def head(self, key: RouteKey, *, deadline: float) -> Heading:
+        """``check_queue``, then count the request as heading for a slot of ``key`` until the Heading is closed."""
+        self.check_queue(key, deadline=deadline)
+        return Heading(self._heading, key.identity)
+
     def check_queue(self, key: RouteKey, *, deadline: float) -> None:
         """Raise RateLimited when the request at the head of this process's queue for the key's bucket is not
         expected to go before ``deadline`` (so one behind it cannot either). Never waits."""
@@ -226,10 +279,12 @@ class Limiter:
     def check_gate(self, identity: str, deadline: float) -> None:
         """The requests of this process waiting for the bot's global limit go in order (the global gate), and
         they get slots at the rate this process has been getting them (its share of the limit: with four
-        workers busy, about a quarter): with W ahead, a newcomer waits about W / that rate."""
+        workers busy, about a quarter): with W ahead, a newcomer waits about W / that rate. W counts the
+        requests past their precheck too (``Heading``): they will reach the gate before the newcomer does."""
         gate = self._gates.get(identity)
         if gate is not None and gate.locked():
-            waiting = 1 + len(getattr(gate, "_waiters", None) or ())
+            # ahead: those at the gate, or (more, under a flood) every request past its precheck without a slot
+            waiting = max(1 + len(getattr(gate, "_waiters", None) or ()), self._heading.get(identity, 0))
             wait = waiting / self._global_rate(identity)
             if self._clock() + wait > deadline:
                 raise RateLimited(
@@ -245,6 +300,7 @@ class Limiter:
                 holding = await self._enter_gate(key.identity, deadline)
             while True:
                 permit_id = f"{self._id_prefix}{next(self._ids)}"
+                asked = self._clock()
                 decision = await self.backend.try_acquire(
                     key,
                     permit_id,
@@ -254,7 +310,7 @@ class Limiter:
                 if decision.ok:
                     if key.identity.startswith("bot:"):  # the bots' global limits (one per app); not each user's
                         self._granted(key.identity)
-                    return Permit(key=key, bucket_id=decision.bucket_id, id=permit_id)
+                    return Permit(key=key, bucket_id=decision.bucket_id, id=permit_id, asked=asked, granted=decision.at)
                 if decision.reason == "global" and holding is None:
                     holding = await self._enter_gate(key.identity, deadline)
                     continue
@@ -344,16 +400,19 @@ class Limiter:
         status: int | None = None,
         sent: bool = True,
         ban: bool = False,
+        answered: float | None = None,
     ) -> None:
         """Give the slot back and learn from the answer. ``sent`` False: nothing reached Discord (the global
-        slot is refunded); ``headers`` None: no answer came (the slot is held a second as if it had)."""
+        slot is refunded); ``headers`` None: no answer came (the slot is held longer, ``UNANSWERED_HOLD``).
+        ``answered``: when the answer came, on this limiter's clock (the slot is held a second from then)."""
         if permit.released:
             return
         permit.released = True
+        by = answered_by(permit, answered)
         if self._release_inline:
-            await self.backend.release(permit, headers, status=status, sent=sent, ban=ban)
+            await self.backend.release(permit, headers, status=status, sent=sent, ban=ban, answered=by)
         else:
-            await asyncio.shield(self.backend.release(permit, headers, status=status, sent=sent, ban=ban))
+            await asyncio.shield(self.backend.release(permit, headers, status=status, sent=sent, ban=ban, answered=by))
 
     async def bad_token(self, fingerprint: str) -> str | None:
         return await self.backend.kv_get(f"badtoken:{fingerprint}")

@@ -117,7 +117,7 @@ class MemoryBackend:
         bucket.inflight[permit_id] = expiry
         bucket.expires = max(bucket.expires, expiry)
         self._fly[permit_id] = expiry
-        return Decision(ok=True, bucket_id=bucket_id)
+        return Decision(ok=True, bucket_id=bucket_id, at=now)
 
     def _global_full(self, identity: str, global_limit: int, now: float) -> tuple[float, bool] | None:
         """None when a global slot is free, else (wait, poll)."""
@@ -130,9 +130,18 @@ class MemoryBackend:
         return first - now, False
 
     async def release(
-        self, permit: Permit, headers: RateLimitHeaders | None, *, status: int | None, sent: bool, ban: bool
+        self,
+        permit: Permit,
+        headers: RateLimitHeaders | None,
+        *,
+        status: int | None,
+        sent: bool,
+        ban: bool,
+        answered: float | None = None,
     ) -> None:
         now = self._clock()
+        # when the answer came: what it says about the bucket and the global window counts from then
+        at = min(now, answered) if answered is not None else now
         key = permit.key
         self._fly.pop(permit.id, None)
         bucket = self._bucket(permit.bucket_id, now)
@@ -141,8 +150,8 @@ class MemoryBackend:
         if sent and status is None:
             slots[permit.id] = now + UNANSWERED_HOLD  # no answer: it may yet arrive
         elif sent:
-            # Discord received it at the latest now: it counts in its window until a second from now.
-            slots[permit.id] = now + GLOBAL_WINDOW
+            # Discord received it at the latest when its answer came: it counts in its window until a second later.
+            slots[permit.id] = at + GLOBAL_WINDOW
         else:
             slots.pop(permit.id, None)
         if ban:
@@ -156,13 +165,13 @@ class MemoryBackend:
             return
         if status == 429 and headers.is_global:
             pause = headers.retry_after if headers.retry_after is not None else 1.0
-            self._paused[key.identity] = max(self._paused.get(key.identity, 0.0), now + pause)
+            self._paused[key.identity] = max(self._paused.get(key.identity, 0.0), at + pause)
             return
         target = bucket
         if headers.bucket:
             self._route_hash[key.route] = headers.bucket
             target = self._bucket(f"{key.identity}:{headers.bucket}:{key.major}", now)
-        learn(target, headers, status, now)
+        learn(target, headers, status, at)
 
     async def invalid_used(self) -> int:
         return self._invalid_used(self._clock())

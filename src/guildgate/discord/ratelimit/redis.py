@@ -9,6 +9,7 @@ never an unguarded call to Discord.
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
@@ -84,7 +85,7 @@ for _, k in ipairs({gk, bf, p .. 'fly'}) do
   redis.call('ZADD', k, expiry, pid)
   redis.call('PEXPIRE', k, hold + 2000)
 end
-return {'ok', 0, bid, 0}
+return {'ok', 0, bid, 0, now}
 """
 )
 
@@ -95,14 +96,17 @@ local p, ident, bid, pid, route, major = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARG
 local status, sent, ban = tonumber(ARGV[7]), ARGV[8] == '1', ARGV[9] == '1'
 local has, limit, remaining, reset_after = ARGV[10] == '1', tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local bhash, scope, is_global, retry = ARGV[14], ARGV[15], ARGV[16] == '1', tonumber(ARGV[17])
-local unanswered = tonumber(ARGV[18])
+local unanswered, answered = tonumber(ARGV[18]), tonumber(ARGV[19])
+-- when the answer came (never later than now: a release that arrives late learns and holds no later)
+local at = now
+if answered >= 0 and answered < now then at = answered end
 redis.call('ZREM', p .. 'fly', pid)
 redis.call('ZREM', p .. 'bf:' .. bid, pid)
 local gk = p .. 'g:' .. ident
 if sent and status < 0 then
   redis.call('ZADD', gk, 'XX', now + unanswered, pid)  -- no answer: it may yet reach Discord (key TTL: HOLD)
 elseif sent then
-  redis.call('ZADD', gk, 'XX', now + 1000, pid)
+  redis.call('ZADD', gk, 'XX', at + 1000, pid)  -- counted until a second after the answer came
 else
   redis.call('ZREM', gk, pid)
 end
@@ -125,7 +129,7 @@ if status < 0 then
 end
 if status == 429 and is_global then
   local key = p .. 'pause:' .. ident
-  local untilv = now + retry
+  local untilv = at + retry
   local cur = tonumber(redis.call('GET', key) or '0')
   if untilv > cur then redis.call('SET', key, untilv, 'PX', retry + 1000) end
   return 0
@@ -139,7 +143,7 @@ local tk = p .. 'b:' .. target
 local st = redis.call('HMGET', tk, 'known', 'reset_at', 'remaining')
 local known, cur_reset, cur_remaining = st[1] == '1', tonumber(st[2] or '0'), tonumber(st[3] or '0')
 if has then
-  local reset_at = now + reset_after
+  local reset_at = at + reset_after
   local r = remaining
   if known and cur_reset ~= 0 and reset_at <= cur_reset + 500 and cur_remaining < r then r = cur_remaining end
   if cur_reset > reset_at then reset_at = cur_reset end
@@ -151,7 +155,7 @@ elseif status < 500 and status ~= 429 and not known then
   redis.call('EXPIRE', tk, 3600)
 end
 if status == 429 and scope ~= 'shared' then
-  local reset_at = now + retry
+  local reset_at = at + retry
   if cur_reset > reset_at then reset_at = cur_reset end
   redis.call('HSET', tk, 'known', 1, 'unlimited', 0, 'remaining', 0, 'reset_at', reset_at)
   if not has then redis.call('HSETNX', tk, 'limit', 1) end
@@ -212,13 +216,14 @@ DRIVER = redis.DriverInfo()
 
 
 def _decision(answer: list[Any]) -> Decision:
-    reason, wait_ms, bucket_id, poll = answer
+    reason, wait_ms, bucket_id, poll = answer[:4]
     return Decision(
         ok=reason == "ok",
         reason=str(reason),
         wait=max(int(wait_ms), 0) / 1000,
         poll=bool(int(poll)),
         bucket_id=str(bucket_id),
+        at=int(answer[4]) / 1000 if len(answer) > 4 else None,
     )
 
 
@@ -276,7 +281,14 @@ class RedisBackend:
         return _decision(await self._run(self._acquire, [], args))
 
     async def release(
-        self, permit: Permit, headers: RateLimitHeaders | None, *, status: int | None, sent: bool, ban: bool
+        self,
+        permit: Permit,
+        headers: RateLimitHeaders | None,
+        *,
+        status: int | None,
+        sent: bool,
+        ban: bool,
+        answered: float | None = None,
     ) -> None:
         h = headers or RateLimitHeaders()
         retry = h.retry_after if h.retry_after is not None else (h.reset_after or 1.0)
@@ -299,6 +311,8 @@ class RedisBackend:
             int(h.is_global),
             int(retry * 1000),
             int(UNANSWERED_HOLD * 1000),
+            # Redis TIME is read in whole milliseconds (the grant may have come up to 1 ms after it): round up
+            math.ceil(answered * 1000) + 1 if answered is not None else -1,
         ]
         if status is not None and headers is None:
             args[6] = status  # counted (401/403/429) but nothing to learn
