@@ -344,3 +344,57 @@ def test_a_precheck_counts_the_joins_already_past_it_that_have_no_slot_yet() -> 
             await lim.release(permit, None, sent=False)
 
     run(go())
+
+
+def fill_bucket(lim: Limiter, clock: Clock, resets: list[float]) -> Coroutine[Any, Any, None]:
+    """One request discovers a 5-slot bucket, then four go together; answers say what ``resets`` say."""
+
+    async def go() -> None:
+        first = await lim.acquire(KEY_A, deadline=clock.now + 10)
+        clock.now += 0.01
+        await lim.release(first, headers(5, 4, resets[0]), status=201, answered=clock.now)
+        clock.now += 0.01
+        rest = [await lim.acquire(KEY_A, deadline=clock.now + 10) for _ in range(4)]
+        clock.now += 0.01
+        for left, (permit, reset) in enumerate(zip(rest, resets[1:], strict=True)):
+            await lim.release(permit, headers(5, 3 - left, reset), status=201, answered=clock.now)
+
+    return go()
+
+
+def test_a_sliding_bucket_is_learned_and_its_slots_used_as_they_come_back() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = limiter(clock)
+        start = clock.now
+        # Sliding (5 per 5 s): each use moves the moment the bucket is full again one second later.
+        await fill_bucket(lim, clock, [1.0, 2.0, 3.0, 4.0, 5.0])
+        last_answer = clock.now
+        with pytest.raises(RateLimited):
+            await lim.acquire(KEY_A, deadline=clock.now + 0.5)  # empty: the first slot is a second away
+        clock.now = last_answer + 1.0  # one slot back (reset_after / used = 1 s), long before the full reset
+        permit = await lim.acquire(KEY_A, deadline=clock.now + 0.005)
+        clock.now += 0.01
+        await lim.release(permit, headers(5, 0, 4.99), status=201, answered=clock.now)
+        with pytest.raises(RateLimited):
+            await lim.acquire(KEY_A, deadline=clock.now + 0.5)  # only that one came back
+        clock.now += 1.0
+        assert await lim.acquire(KEY_A, deadline=clock.now + 0.005)  # and the next a second later
+        assert clock.now - start < 3.0
+
+    run(go())
+
+
+def test_a_fixed_bucket_is_never_taken_for_sliding() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = limiter(clock)
+        # Fixed (5 per 5 s): every answer names the same reset moment, 5 s after the first request.
+        await fill_bucket(lim, clock, [4.99, 4.97, 4.97, 4.97, 4.97])
+        clock.now += 2.0
+        with pytest.raises(RateLimited):
+            await lim.acquire(KEY_A, deadline=clock.now + 0.5)
+        clock.now += 3.0  # the window's end (answer + reset_after)
+        assert await lim.acquire(KEY_A, deadline=clock.now + 0.005)
+
+    run(go())

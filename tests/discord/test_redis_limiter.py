@@ -220,3 +220,48 @@ def test_a_late_release_holds_the_global_slot_a_second_from_the_answer_on_redis_
         await close([lim])
 
     run(go())
+
+
+def test_a_sliding_bucket_learned_by_one_worker_lets_another_use_each_slot_as_it_comes_back(url: str) -> None:
+    async def go() -> None:
+        a, b = workers(url)
+        key = RouteKey(identity="bot:s", major="G1", **PUT)
+
+        def sliding(left: int) -> RateLimitHeaders:  # 5 per 5 s, sliding: a slot back every second
+            return RateLimitHeaders(limit=5, remaining=left, reset_after=float(5 - left), bucket="hashS")
+
+        first = await a.acquire(key, deadline=time.monotonic() + 5)
+        await a.release(first, sliding(4), status=201, answered=time.monotonic())
+        rest = [await a.acquire(key, deadline=time.monotonic() + 5) for _ in range(4)]
+        answered = time.monotonic()
+        for left, permit in zip((3, 2, 1, 0), rest, strict=True):
+            await a.release(permit, sliding(left), status=201, answered=answered)
+        with pytest.raises(RateLimited):
+            await b.acquire(key, deadline=time.monotonic() + 0.3)  # empty: the first slot is a second away
+        # Had the bucket been taken for fixed, the wait would be the full 5 s reset and this would be refused.
+        permit = await b.acquire(key, deadline=time.monotonic() + 2.5)
+        await b.release(permit, sliding(0), status=201, answered=time.monotonic())
+        await close([a, b])
+
+    run(go())
+
+
+def test_a_fixed_bucket_is_never_taken_for_sliding_across_workers(url: str) -> None:
+    async def go() -> None:
+        a, b = workers(url)
+        key = RouteKey(identity="bot:f", major="G1", **PUT)
+        end = time.monotonic() + 3.0  # a fixed window: every answer names this same reset moment
+
+        def fixed(left: int) -> RateLimitHeaders:
+            return RateLimitHeaders(limit=5, remaining=left, reset_after=end - time.monotonic(), bucket="hashF")
+
+        first = await a.acquire(key, deadline=time.monotonic() + 5)
+        await a.release(first, fixed(4), status=201, answered=time.monotonic())
+        rest = [await a.acquire(key, deadline=time.monotonic() + 5) for _ in range(4)]
+        for left, permit in zip((3, 2, 1, 0), rest, strict=True):
+            await a.release(permit, fixed(left), status=201, answered=time.monotonic())
+        with pytest.raises(RateLimited):
+            await b.acquire(key, deadline=time.monotonic() + 2.0)  # nothing comes back before the window's end
+        await close([a, b])
+
+    run(go())

@@ -10,10 +10,14 @@ Discord's bucket theory, as this module applies it
   added to guild A shares A's bucket. Keys are therefore ``identity : bucket hash (or method + route
   template while unknown) : major parameter`` — never a concrete path, never a user id.
 * The headers ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset-After`` say how many requests are left
-  and when the bucket is full again. Discord refills most buckets gradually (sliding) and some all at once
-  (fixed); the headers do not say which. Treating every bucket as fixed — nothing comes back before
-  ``Reset-After``, everything after — is safe for both and still sends ``limit`` per window, while later
-  answers reveal slots that a sliding bucket gave back early.
+  and when the bucket is full again. Discord refills most buckets gradually (sliding: a slot comes back
+  every ``reset_after / used`` seconds) and some all at once (fixed); the headers do not say which. A bucket
+  is treated as fixed — nothing comes back before ``Reset-After``, everything after, which is safe for both —
+  until its answers prove it slides: an answer that came before the previous answer's reset moment (so, in
+  a fixed window, the same window) yet names a later reset moment. In a fixed window every answer names the
+  same moment; the comparison uses bounds (a request reached Discord between its grant and its answer), so
+  network and scheduling delays never fake the proof. A sliding bucket's slots are then used one by one as
+  they come back, not in one burst a whole window later; a 429 on it drops the sliding model.
 * While a bucket is unknown (first use of a route for a major parameter), one request at a time goes out:
   its answer teaches the limit. Once known, up to ``remaining`` requests may be in flight together.
 * A global limit (50 requests per second per bot, counted as Discord receives them) sits on top. A slot

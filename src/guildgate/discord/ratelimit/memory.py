@@ -32,6 +32,12 @@ class _Bucket:
     reset_at: float = 0.0
     inflight: dict[str, float] = field(default_factory=dict)  # permit id -> expiry
     expires: float = 0.0
+    # A sliding bucket (learned, see ``learn``): a slot comes back every ``period`` s after ``since``.
+    period: float = 0.0
+    since: float = 0.0
+    # The last answer's reset moment, as bounds: its request reached Discord between grant and answer.
+    reset_lo: float = 0.0
+    reset_hi: float = 0.0
 
 
 def _live(slots: dict[str, float], now: float) -> int:
@@ -102,12 +108,13 @@ class MemoryBackend:
                 return Decision(ok=False, reason="discovery", wait=POLL_HINT, poll=True, bucket_id=bucket_id)
         elif not bucket.unlimited:
             if bucket.reset_at and now >= bucket.reset_at:
-                bucket.remaining, bucket.reset_at = bucket.limit, 0.0
-            if bucket.remaining - inflight <= 0:
+                bucket.remaining, bucket.reset_at, bucket.since = bucket.limit, 0.0, now
+            if available(bucket, now) - inflight <= 0:
                 if bucket.reset_at > now:
-                    return Decision(
-                        ok=False, reason="bucket", wait=bucket.reset_at - now, poll=inflight > 0, bucket_id=bucket_id
-                    )
+                    wait = bucket.reset_at - now
+                    if bucket.period:  # the slot this request needs comes back before the bucket is full
+                        wait = min(wait, bucket.since + (inflight - bucket.remaining + 1) * bucket.period - now)
+                    return Decision(ok=False, reason="bucket", wait=wait, poll=inflight > 0, bucket_id=bucket_id)
                 return Decision(ok=False, reason="inflight", wait=POLL_HINT, poll=True, bucket_id=bucket_id)
         expiry = now + HOLD
         full = self._global_full(key.identity, global_limit, now)
@@ -171,7 +178,7 @@ class MemoryBackend:
         if headers.bucket:
             self._route_hash[key.route] = headers.bucket
             target = self._bucket(f"{key.identity}:{headers.bucket}:{key.major}", now)
-        learn(target, headers, status, at)
+        learn(target, headers, status, at, permit.granted)
 
     async def invalid_used(self) -> int:
         return self._invalid_used(self._clock())
@@ -216,17 +223,41 @@ class MemoryBackend:
 
 
 POLL_HINT = 0.05
+SLACK = 0.01  # seconds: Discord's reset times are whole milliseconds; clocks tick apart by less
 
 
-def learn(target: _Bucket, h: RateLimitHeaders, status: int, now: float) -> None:
-    """What an answer teaches about its bucket (the Redis release script does the same)."""
+def available(bucket: _Bucket, now: float) -> int:
+    """Slots the bucket has at ``now`` (before subtracting those in flight)."""
+    if bucket.period and bucket.reset_at:
+        return min(bucket.limit, bucket.remaining + int((now - bucket.since) / bucket.period + 1e-9))
+    return bucket.remaining
+
+
+def learn(target: _Bucket, h: RateLimitHeaders, status: int, now: float, granted: float | None = None) -> None:
+    """What an answer teaches about its bucket (the Redis release script does the same). ``now``: when the
+    answer came; ``granted``: when its request's slot was granted (it reached Discord in between)."""
     if h.complete:
         assert h.limit is not None and h.remaining is not None and h.reset_after is not None
         reset_at = now + h.reset_after
-        if not target.known or target.reset_at == 0.0 or reset_at > target.reset_at + 0.5:
-            target.remaining = h.remaining  # a new window
+        reset_lo = (granted if granted is not None else now) + h.reset_after
+        # Sliding or fixed? In a fixed window every answer names the same reset moment. This answer came before
+        # the last one's reset (the same window, were it fixed), yet names a later reset, beyond what timing
+        # slack explains: the bucket slides — a slot comes back every reset_after / used (ratelimits.md).
+        used = h.limit - h.remaining
+        if target.known and now < target.reset_lo and reset_lo > target.reset_hi + SLACK and used > 0:
+            target.period = h.reset_after / used
+        if target.period and target.reset_at:
+            # sliding: take the answer when it shows no more room than was predicted for its time (an older
+            # answer overtaken by a newer one shows more: the prediction stands)
+            if h.remaining <= available(target, now):
+                target.remaining, target.since = h.remaining, now
+            if used > 0:
+                target.period = h.reset_after / used
+        elif not target.known or target.reset_at == 0.0 or reset_at > target.reset_at + 0.5:
+            target.remaining, target.since = h.remaining, now  # a new window
         else:
             target.remaining = min(target.remaining, h.remaining)  # answers of one window arrive out of order
+        target.reset_lo, target.reset_hi = reset_lo, reset_at
         target.limit = h.limit
         target.reset_at = max(target.reset_at, reset_at)
         target.known, target.unlimited = True, False
@@ -237,6 +268,6 @@ def learn(target: _Bucket, h: RateLimitHeaders, status: int, now: float) -> None
     if status == 429 and h.scope != "shared":
         retry = h.retry_after if h.retry_after is not None else (h.reset_after or 1.0)
         target.known, target.unlimited = True, False
-        target.remaining = 0
+        target.remaining, target.period = 0, 0.0  # the model was wrong: wait the whole retry, slide no more
         target.reset_at = max(target.reset_at, now + retry)
         target.expires = max(target.expires, target.reset_at + 60.0)

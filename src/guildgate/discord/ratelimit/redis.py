@@ -53,20 +53,27 @@ if rid ~= route then
   redis.call('ZREMRANGEBYSCORE', pf, '-inf', now)
   inflight = inflight + redis.call('ZCARD', pf)
 end
-local st = redis.call('HMGET', bk, 'known', 'unlimited', 'limit', 'remaining', 'reset_at')
+local st = redis.call('HMGET', bk, 'known', 'unlimited', 'limit', 'remaining', 'reset_at', 'period', 'since')
 if st[1] ~= '1' then
   if inflight > 0 then return {'discovery', 50, bid, 1} end
 elseif st[2] ~= '1' then
   local limit, remaining, reset_at = tonumber(st[3]), tonumber(st[4]), tonumber(st[5])
+  local period, since = tonumber(st[6] or '0'), tonumber(st[7] or '0')
   if reset_at > 0 and now >= reset_at then
-    remaining, reset_at = limit, 0
-    redis.call('HSET', bk, 'remaining', limit, 'reset_at', 0)
+    remaining, reset_at, since = limit, 0, now
+    redis.call('HSET', bk, 'remaining', limit, 'reset_at', 0, 'since', now)
   end
-  if remaining - inflight <= 0 then
+  local avail = remaining
+  if period > 0 and reset_at > 0 then  -- sliding: a slot back every period since the answer
+    avail = math.min(limit, remaining + math.floor((now - since) / period))
+  end
+  if avail - inflight <= 0 then
     if reset_at > now then
       local poll = 0
       if inflight > 0 then poll = 1 end
-      return {'bucket', reset_at - now, bid, poll}
+      local wait = reset_at - now
+      if period > 0 then wait = math.min(wait, math.ceil(since + (inflight - remaining + 1) * period - now)) end
+      return {'bucket', wait, bid, poll}
     end
     return {'inflight', 50, bid, 1}
   end
@@ -96,7 +103,7 @@ local p, ident, bid, pid, route, major = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARG
 local status, sent, ban = tonumber(ARGV[7]), ARGV[8] == '1', ARGV[9] == '1'
 local has, limit, remaining, reset_after = ARGV[10] == '1', tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local bhash, scope, is_global, retry = ARGV[14], ARGV[15], ARGV[16] == '1', tonumber(ARGV[17])
-local unanswered, answered = tonumber(ARGV[18]), tonumber(ARGV[19])
+local unanswered, answered, granted = tonumber(ARGV[18]), tonumber(ARGV[19]), tonumber(ARGV[20])
 -- when the answer came (never later than now: a release that arrives late learns and holds no later)
 local at = now
 if answered >= 0 and answered < now then at = answered end
@@ -140,14 +147,30 @@ if bhash ~= '' then
   target = ident .. ':' .. bhash .. ':' .. major
 end
 local tk = p .. 'b:' .. target
-local st = redis.call('HMGET', tk, 'known', 'reset_at', 'remaining')
+local st = redis.call('HMGET', tk, 'known', 'reset_at', 'remaining', 'period', 'since', 'reset_lo', 'reset_hi', 'limit')
 local known, cur_reset, cur_remaining = st[1] == '1', tonumber(st[2] or '0'), tonumber(st[3] or '0')
 if has then
   local reset_at = at + reset_after
+  local lo = at + reset_after
+  if granted >= 0 then lo = granted + reset_after end
+  local period, since = tonumber(st[4] or '0'), tonumber(st[5] or '0')
+  local prev_lo, prev_hi = tonumber(st[6] or '0'), tonumber(st[7] or '0')
+  local used = limit - remaining
+  -- sliding or fixed (memory.py's learn says how): a later reset named before the last one's came
+  if known and at < prev_lo and lo > prev_hi + 10 and used > 0 then period = reset_after / used end
   local r = remaining
-  if known and cur_reset ~= 0 and reset_at <= cur_reset + 500 and cur_remaining < r then r = cur_remaining end
+  if period > 0 and cur_reset > 0 then
+    local avail = math.min(tonumber(st[8] or limit), cur_remaining + math.floor((at - since) / period))
+    if remaining <= avail then since = at else r = cur_remaining end
+    if used > 0 then period = reset_after / used end
+  elseif not known or cur_reset == 0 or reset_at > cur_reset + 500 then
+    since = at
+  elseif cur_remaining < r then
+    r = cur_remaining
+  end
   if cur_reset > reset_at then reset_at = cur_reset end
-  redis.call('HSET', tk, 'known', 1, 'unlimited', 0, 'limit', limit, 'remaining', r, 'reset_at', reset_at)
+  redis.call('HSET', tk, 'known', 1, 'unlimited', 0, 'limit', limit, 'remaining', r, 'reset_at', reset_at,
+    'period', period, 'since', since, 'reset_lo', lo, 'reset_hi', at + reset_after)
   redis.call('PEXPIRE', tk, reset_at - now + 60000)
   known, cur_reset = true, reset_at
 elseif status < 500 and status ~= 429 and not known then
@@ -157,7 +180,7 @@ end
 if status == 429 and scope ~= 'shared' then
   local reset_at = at + retry
   if cur_reset > reset_at then reset_at = cur_reset end
-  redis.call('HSET', tk, 'known', 1, 'unlimited', 0, 'remaining', 0, 'reset_at', reset_at)
+  redis.call('HSET', tk, 'known', 1, 'unlimited', 0, 'remaining', 0, 'reset_at', reset_at, 'period', 0)
   if not has then redis.call('HSETNX', tk, 'limit', 1) end
   redis.call('PEXPIRE', tk, reset_at - now + 60000)
 end
@@ -313,6 +336,7 @@ class RedisBackend:
             int(UNANSWERED_HOLD * 1000),
             # Redis TIME is read in whole milliseconds (the grant may have come up to 1 ms after it): round up
             math.ceil(answered * 1000) + 1 if answered is not None else -1,
+            int(permit.granted * 1000) if permit.granted is not None else -1,
         ]
         if status is not None and headers is None:
             args[6] = status  # counted (401/403/429) but nothing to learn
