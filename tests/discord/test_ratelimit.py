@@ -398,3 +398,22 @@ def test_a_fixed_bucket_is_never_taken_for_sliding() -> None:
         assert await lim.acquire(KEY_A, deadline=clock.now + 0.005)
 
     run(go())
+
+
+def test_a_burst_past_what_the_global_limit_can_send_in_time_is_refused_before_anyone_waits() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = limiter(clock, global_limit=4)
+        by = clock.now + 1.9
+        # Nobody waits at the global gate yet; at four a second, a ninth would wait 2 s behind the eight ahead.
+        tickets = [
+            lim.head(RouteKey(identity="bot:x", method="PUT", template="/m", major=str(i)), deadline=by)
+            for i in range(8)
+        ]
+        with pytest.raises(RateLimited):
+            lim.head(RouteKey(identity="bot:x", method="PUT", template="/m", major="9"), deadline=by)
+        assert lim.head(RouteKey(identity="bot:y", method="PUT", template="/m", major="9"), deadline=by)  # other bot
+        tickets.pop().close()
+        assert lim.head(RouteKey(identity="bot:x", method="PUT", template="/m", major="9"), deadline=by)
+
+    run(go())

@@ -280,17 +280,26 @@ class Limiter:
         """The requests of this process waiting for the bot's global limit go in order (the global gate), and
         they get slots at the rate this process has been getting them (its share of the limit: with four
         workers busy, about a quarter): with W ahead, a newcomer waits about W / that rate. W counts the
-        requests past their precheck too (``Heading``): they will reach the gate before the newcomer does."""
+        requests past their precheck too (``Heading``): they will reach the gate before the newcomer does. With
+        none at the gate yet, those W at the whole limit: a burst larger than the limit can send before the
+        deadline is refused at once, before its identify calls."""
         gate = self._gates.get(identity)
+        heading = self._heading.get(identity, 0)
         if gate is not None and gate.locked():
             # ahead: those at the gate, or (more, under a flood) every request past its precheck without a slot
-            waiting = max(1 + len(getattr(gate, "_waiters", None) or ()), self._heading.get(identity, 0))
-            wait = waiting / self._global_rate(identity)
-            if self._clock() + wait > deadline:
-                raise RateLimited(
-                    f"{waiting} requests of this bot are already waiting for Discord's global limit",
-                    retry_after=wait,
-                )
+            waiting = max(1 + len(getattr(gate, "_waiters", None) or ()), heading)
+            rate = self._global_rate(identity)
+        elif heading:
+            # none at the gate yet (a burst has just begun): even the whole limit sends only so many in time
+            waiting, rate = heading, float(self.global_limit)
+        else:
+            return
+        wait = waiting / rate
+        if self._clock() + wait > deadline:
+            raise RateLimited(
+                f"{waiting} requests of this bot are already waiting for Discord's global limit",
+                retry_after=wait,
+            )
 
     async def _acquire_locked(self, key: RouteKey, deadline: float, local: tuple[str, str, str]) -> Permit:
         gate = self._gates.get(key.identity)
