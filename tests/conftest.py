@@ -221,6 +221,18 @@ def new_key(env: dict[str, str], app: str, *extra: str) -> str:
     return key
 
 
+def own_gateway(tmp: Path, sandbox: Sandbox, log_name: str, **extra: str) -> tuple[Proc, str]:
+    """A `guildgate serve` of a test's own (SQLite, one worker) against ``sandbox`` with every fixture app
+    added and ``extra`` settings; with an API key of APP_A. Stop it when done."""
+    env = base_env(tmp, GUILDGATE_DISCORD_API_BASE=sandbox.api, **extra)
+    for app in WORLD["applications"]:
+        add_app(env, app)
+    key = new_key(env, APP_A)
+    port = free_port()
+    server = start(["serve", "--port", str(port)], env=env, log=OUTPUT / log_name, ready_path="/readyz", port=port)
+    return server, key
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[Server]:
     server = start_redis()

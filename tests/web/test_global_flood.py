@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import APP_A, OUTPUT, WORLD, Sandbox, add_app, base_env, free_port, new_key, start
+from tests.conftest import APP_A, WORLD, Sandbox, own_gateway
 
 LIMIT = 3  # the bot's global limit, per second, at the sandbox and in guildgate
 CALLERS = 30
@@ -43,18 +43,12 @@ def test_a_burst_past_the_global_limit_is_refused_at_once_without_identify_calls
     tmp_path: Path, fresh: Sandbox
 ) -> None:
     fresh.reset(flood_world())
-    env = base_env(
+    server, key = own_gateway(
         tmp_path,
-        GUILDGATE_DISCORD_API_BASE=fresh.api,
+        fresh,
+        "global-flood.log",
         GUILDGATE_GLOBAL_RATE_LIMIT=str(LIMIT),
         GUILDGATE_REQUEST_TIMEOUT=str(DEADLINE),
-    )
-    for app in WORLD["applications"]:
-        add_app(env, app)
-    key = new_key(env, APP_A)
-    port = free_port()
-    server = start(
-        ["serve", "--port", str(port)], env=env, log=OUTPUT / "global-flood.log", ready_path="/readyz", port=port
     )
     go = threading.Barrier(CALLERS)
     try:

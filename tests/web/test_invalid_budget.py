@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import APP_A, GUILD, OUTPUT, WORLD, Sandbox, add_app, base_env, free_port, new_key, start
+from tests.conftest import GUILD, WORLD, Sandbox, own_gateway
 
 BUDGET = 20
 CALLERS = 60
@@ -23,18 +23,12 @@ def test_tokens_answering_401_stop_at_the_budget_without_a_ban(tmp_path: Path, f
     world: dict[str, Any] = copy.deepcopy(WORLD)
     world["rate_limits"]["invalid_requests_per_10_minutes"] = 30
     fresh.reset(world)
-    env = base_env(
+    server, key = own_gateway(
         tmp_path,
-        GUILDGATE_DISCORD_API_BASE=fresh.api,
+        fresh,
+        "invalid-budget.log",
         GUILDGATE_INVALID_REQUEST_LIMIT=str(BUDGET),
         GUILDGATE_REQUEST_TIMEOUT=str(DEADLINE),
-    )
-    for app in WORLD["applications"]:
-        add_app(env, app)
-    key = new_key(env, APP_A)
-    port = free_port()
-    server = start(
-        ["serve", "--port", str(port)], env=env, log=OUTPUT / "invalid-budget.log", ready_path="/readyz", port=port
     )
     try:
 
