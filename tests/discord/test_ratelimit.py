@@ -368,14 +368,14 @@ def test_a_sliding_bucket_is_learned_and_its_slots_used_as_they_come_back() -> N
         lim = limiter(clock)
         start = clock.now
         # Sliding (5 per 5 s): each use moves the moment the bucket is full again one second later.
-        await fill_bucket(lim, clock, [1.0, 2.0, 3.0, 4.0, 5.0])
+        await fill_bucket(lim, clock, [0.999, 1.998, 2.997, 3.996, 4.995])
         last_answer = clock.now
         with pytest.raises(RateLimited):
             await lim.acquire(KEY_A, deadline=clock.now + 0.5)  # empty: the first slot is a second away
         clock.now = last_answer + 1.0  # one slot back (reset_after / used = 1 s), long before the full reset
         permit = await lim.acquire(KEY_A, deadline=clock.now + 0.005)
         clock.now += 0.01
-        await lim.release(permit, headers(5, 0, 4.99), status=201, answered=clock.now)
+        await lim.release(permit, headers(5, 0, 4.995), status=201, answered=clock.now)
         with pytest.raises(RateLimited):
             await lim.acquire(KEY_A, deadline=clock.now + 0.5)  # only that one came back
         clock.now += 1.0
@@ -415,5 +415,25 @@ def test_a_burst_past_what_the_global_limit_can_send_in_time_is_refused_before_a
         assert lim.head(RouteKey(identity="bot:y", method="PUT", template="/m", major="9"), deadline=by)  # other bot
         tickets.pop().close()
         assert lim.head(RouteKey(identity="bot:x", method="PUT", template="/m", major="9"), deadline=by)
+
+    run(go())
+
+
+def test_a_fixed_bucket_whose_reset_after_is_rounded_is_never_taken_for_sliding() -> None:
+    async def go() -> None:
+        clock = Clock()
+        lim = limiter(clock)
+        start = clock.now
+        # A fixed window of 5 per 5 s from a server that rounds Reset-After up to whole seconds: the moment it
+        # names jumps later as the window goes on (4.1 s left reads 5), as a sliding bucket's would.
+        uses = [(0.0, 4), (0.02, 3), (0.02, 2), (0.9, 1), (0.92, 0)]
+        for at, left in uses:
+            clock.now = start + at
+            permit = await lim.acquire(KEY_A, deadline=clock.now + 10)
+            clock.now += 0.01
+            await lim.release(permit, headers(5, left, 5.0), status=201, answered=clock.now)
+        clock.now = start + 2.5
+        with pytest.raises(RateLimited):
+            await lim.acquire(KEY_A, deadline=clock.now + 0.5)  # nothing back before the window's end
 
     run(go())

@@ -228,7 +228,7 @@ def test_a_sliding_bucket_learned_by_one_worker_lets_another_use_each_slot_as_it
         key = RouteKey(identity="bot:s", major="G1", **PUT)
 
         def sliding(left: int) -> RateLimitHeaders:  # 5 per 5 s, sliding: a slot back every second
-            return RateLimitHeaders(limit=5, remaining=left, reset_after=float(5 - left), bucket="hashS")
+            return RateLimitHeaders(limit=5, remaining=left, reset_after=(5 - left) * 0.999, bucket="hashS")
 
         first = await a.acquire(key, deadline=time.monotonic() + 5)
         await a.release(first, sliding(4), status=201, answered=time.monotonic())

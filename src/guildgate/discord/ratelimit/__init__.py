@@ -14,9 +14,11 @@ Discord's bucket theory, as this module applies it
   every ``reset_after / used`` seconds) and some all at once (fixed); the headers do not say which. A bucket
   is treated as fixed — nothing comes back before ``Reset-After``, everything after, which is safe for both —
   until its answers prove it slides: an answer that came before the previous answer's reset moment (so, in
-  a fixed window, the same window) yet names a later reset moment. In a fixed window every answer names the
-  same moment; the comparison uses bounds (a request reached Discord between its grant and its answer), so
-  network and scheduling delays never fake the proof. A sliding bucket's slots are then used one by one as
+  a fixed window, the same window) yet names a reset moment later by at least a quarter second and half a
+  slot's period. In a fixed window every answer names the same moment; the comparison uses bounds (a
+  request reached Discord between its grant and its answer), so network and scheduling delays never fake
+  the proof, and an answer whose ``Reset-After`` has no milliseconds (a server rounding to whole seconds
+  moves its moment by up to one) proves nothing. A sliding bucket's slots are then used one by one as
   they come back, not in one burst a whole window later; a 429 on it drops the sliding model.
 * While a bucket is unknown (first use of a route for a major parameter), one request at a time goes out:
   its answer teaches the limit. Once known, up to ``remaining`` requests may be in flight together.

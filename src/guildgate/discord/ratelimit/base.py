@@ -22,6 +22,7 @@ GLOBAL_WINDOW = 1.0  # Discord counts a bot's requests in any 1 s, as it receive
 UNANSWERED_HOLD = 5.0
 INVALID_WINDOW = 600.0
 RATE_WINDOW = 2.0  # seconds over which a process measures its share of a bot's global limit
+SLIDE_SHIFT = 0.25  # seconds a bucket's reset moment must move, at least, to show that the bucket slides
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from guildgate.discord.ratelimit.base import (
     GLOBAL_WINDOW,
     HOLD,
     INVALID_WINDOW,
+    SLIDE_SHIFT,
     UNANSWERED_HOLD,
     Decision,
     Permit,
@@ -223,7 +224,6 @@ class MemoryBackend:
 
 
 POLL_HINT = 0.05
-SLACK = 0.01  # seconds: Discord's reset times are whole milliseconds; clocks tick apart by less
 
 
 def available(bucket: _Bucket, now: float) -> int:
@@ -241,10 +241,18 @@ def learn(target: _Bucket, h: RateLimitHeaders, status: int, now: float, granted
         reset_at = now + h.reset_after
         reset_lo = (granted if granted is not None else now) + h.reset_after
         # Sliding or fixed? In a fixed window every answer names the same reset moment. This answer came before
-        # the last one's reset (the same window, were it fixed), yet names a later reset, beyond what timing
-        # slack explains: the bucket slides — a slot comes back every reset_after / used (ratelimits.md).
+        # the last one's reset (the same window, were it fixed), yet names a later reset: the bucket slides — a
+        # slot comes back every reset_after / used (ratelimits.md). The move must be a good part of a slot's
+        # period and at least SLIDE_SHIFT (more than any rounding of Reset-After to a tenth would explain), and
+        # Reset-After must carry its milliseconds (a server that rounds it to whole seconds never proves it).
         used = h.limit - h.remaining
-        if target.known and now < target.reset_lo and reset_lo > target.reset_hi + SLACK and used > 0:
+        if (
+            target.known
+            and used > 0
+            and now < target.reset_lo
+            and h.reset_after != int(h.reset_after)
+            and reset_lo - target.reset_hi >= max(SLIDE_SHIFT, h.reset_after / used / 2)
+        ):
             target.period = h.reset_after / used
         if target.period and target.reset_at:
             # sliding: take the answer when it shows no more room than was predicted for its time (an older

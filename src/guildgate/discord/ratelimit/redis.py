@@ -18,7 +18,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from guildgate.core.errors import DiscordUnavailable
-from guildgate.discord.ratelimit.base import HOLD, UNANSWERED_HOLD, Decision, Permit, RateLimitHeaders, RouteKey
+from guildgate.discord.ratelimit.base import (
+    HOLD,
+    SLIDE_SHIFT,
+    UNANSWERED_HOLD,
+    Decision,
+    Permit,
+    RateLimitHeaders,
+    RouteKey,
+)
 
 _NOW = """
 local t = redis.call('TIME')
@@ -104,6 +112,7 @@ local status, sent, ban = tonumber(ARGV[7]), ARGV[8] == '1', ARGV[9] == '1'
 local has, limit, remaining, reset_after = ARGV[10] == '1', tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local bhash, scope, is_global, retry = ARGV[14], ARGV[15], ARGV[16] == '1', tonumber(ARGV[17])
 local unanswered, answered, granted = tonumber(ARGV[18]), tonumber(ARGV[19]), tonumber(ARGV[20])
+local slide_shift = tonumber(ARGV[21])
 -- when the answer came (never later than now: a release that arrives late learns and holds no later)
 local at = now
 if answered >= 0 and answered < now then at = answered end
@@ -157,7 +166,10 @@ if has then
   local prev_lo, prev_hi = tonumber(st[6] or '0'), tonumber(st[7] or '0')
   local used = limit - remaining
   -- sliding or fixed (memory.py's learn says how): a later reset named before the last one's came
-  if known and at < prev_lo and lo > prev_hi + 10 and used > 0 then period = reset_after / used end
+  if known and used > 0 and at < prev_lo and reset_after % 1000 ~= 0
+    and lo - prev_hi >= math.max(slide_shift, reset_after / used / 2) then
+    period = reset_after / used
+  end
   local r = remaining
   if period > 0 and cur_reset > 0 then
     local avail = math.min(tonumber(st[8] or limit), cur_remaining + math.floor((at - since) / period))
@@ -337,6 +349,7 @@ class RedisBackend:
             # Redis TIME is read in whole milliseconds (the grant may have come up to 1 ms after it): round up
             math.ceil(answered * 1000) + 1 if answered is not None else -1,
             int(permit.granted * 1000) if permit.granted is not None else -1,
+            int(SLIDE_SHIFT * 1000),
         ]
         if status is not None and headers is None:
             args[6] = status  # counted (401/403/429) but nothing to learn
