@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from guildgate.settings import to_async_url
-from guildgate.store.fast import SQLiteFast
+from guildgate.store.fast import PostgresFast, SQLiteFast
 
 T = TypeVar("T")
 
@@ -35,6 +35,9 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.sync_engine: Engine | None = None
         self.fast: SQLiteFast | None = None
+        self.pg_fast: PostgresFast | None = None
+        if not self.is_sqlite:
+            self.pg_fast = PostgresFast(self.url, self.engine.dialect)
         if self.is_sqlite:
             self.sync_engine = create_engine(
                 self.url.replace("sqlite+aiosqlite", "sqlite", 1),
@@ -59,6 +62,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.pg_fast is not None:
+            await self.pg_fast.close()
         if self.fast is not None:
             self.fast.close()
         if self.sync_engine is not None:
