@@ -7,6 +7,7 @@ the same sandbox, when a Python with discord.py is given.
 
     python bench/ratelimit.py                                  # all runs, ~4 minutes
     python bench/ratelimit.py --seconds 10 --workers 1 --peer-python /tmp/benchenv/bin/python
+    python bench/ratelimit.py --workers 4 --scenarios global --postgres       # PostgreSQL as guildgate's store
 
 Scenarios:
   buckets  8 guilds, Add Guild Member 10 per 10 s each (sliding); the buckets bind (8/s allowed)
@@ -36,7 +37,7 @@ import redis as redis_py
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import free_port, start_redis, wait_http  # noqa: E402
+from tests.servers import free_port, start_postgres, start_redis, wait_http  # noqa: E402
 
 BIN = Path(sys.executable).parent
 APP = "1100000000000000001"
@@ -82,8 +83,8 @@ def fixture(guilds: int, users: int, window: str) -> dict[str, Any]:
 class Stack:
     """A sandbox process and a guildgate with N workers on one Redis."""
 
-    def __init__(self, tmp: Path, redis_url: str) -> None:
-        self.tmp, self.redis_url = tmp, redis_url
+    def __init__(self, tmp: Path, redis_url: str, database_url: str | None = None) -> None:
+        self.tmp, self.redis_url, self.database_url = tmp, redis_url, database_url
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start_sandbox(self, world: dict[str, Any]) -> str:
@@ -104,7 +105,7 @@ class Stack:
     def start_gateway(self, workers: int, run: int) -> tuple[str, str]:
         env = {
             **os.environ,
-            "GUILDGATE_DATABASE_URL": f"sqlite:///{self.tmp}/gg-{run}.db",
+            "GUILDGATE_DATABASE_URL": self.database_url or f"sqlite:///{self.tmp}/gg-{run}.db",
             "GUILDGATE_SECRET_KEY": "bench-secret-key-0123456789",
             **({"GUILDGATE_REDIS_URL": self.redis_url} if self.redis_url else {}),
             "GUILDGATE_DISCORD_API_BASE": self.sandbox + "/api/v10",
@@ -408,6 +409,11 @@ def main() -> None:
         help="the bot's global limit (Discord: 50/s; lower it when 10x of it is more load than "
         "this machine can generate and serve)",
     )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="guildgate's store is a throwaway PostgreSQL (one per run) instead of an SQLite file",
+    )
     args = parser.parse_args()
     GLOBAL = args.global_limit
     redis = start_redis()
@@ -417,12 +423,15 @@ def main() -> None:
         for scenario in args.scenarios.split(","):
             for workers in [int(w) for w in args.workers.split(",")]:
                 with tempfile.TemporaryDirectory() as tmp:
-                    stack = Stack(Path(tmp), redis.url)
+                    postgres = start_postgres() if args.postgres else None
+                    stack = Stack(Path(tmp), redis.url, postgres.url if postgres else None)
                     try:
                         redis_py.Redis.from_url(redis.url).flushall()
                         rows.append(asyncio.run(run_guildgate(stack, workers, scenario, args.seconds, run)))
                     finally:
                         stack.stop()
+                        if postgres is not None:
+                            postgres.stop()
                 run += 1
                 print(table(rows[-1:]).splitlines()[-1], rows[-1]["outcomes"], flush=True)
             if args.peer_python:

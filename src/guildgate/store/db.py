@@ -4,7 +4,8 @@
 the async engine (asyncpg), for SQLite directly on a plain pysqlite connection in the event loop thread.
 A local SQLite statement takes tens of microseconds, far less than handing it to aiosqlite's thread and
 back. The hottest statements (authenticating a key, writing records) go further on SQLite: ``fast``
-(store/fast.py) runs them, compiled once, on a raw connection."""
+(store/fast.py) runs them, compiled once, on a raw connection; on PostgreSQL ``pg_fast`` runs the key lookup
+through asyncpg directly."""
 
 from __future__ import annotations
 

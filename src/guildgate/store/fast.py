@@ -1,11 +1,12 @@
-"""The hot path's statements on SQLite without SQLAlchemy's per-statement work.
+"""The hot path's statements without SQLAlchemy's per-statement work.
 
 A join writes its record three times (create, the pre-send note, finish) and reads its API key once. Through
 SQLAlchemy Core each of those costs a connection checkout, a cache-key computation and result set-up — about
 a third of a join's CPU when measured (docs/performance.md). Here each statement is compiled by SQLAlchemy
 once (so the SQL and the column types' conversions are SQLAlchemy's own), then run on one pysqlite connection
 kept for the purpose, in the event-loop thread: a local SQLite statement takes microseconds, so nothing is
-gained by a thread hop. PostgreSQL keeps the Core path (``Database.run``)."""
+gained by a thread hop. On PostgreSQL the API-key lookup (every request makes one) runs through a small
+asyncpg pool (``PostgresFast``); the record writes keep the Core path, group-committed (``store/writer.py``)."""
 
 from __future__ import annotations
 
