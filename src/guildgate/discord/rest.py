@@ -1,4 +1,5 @@
-"""DiscordPort over one pooled HTTP client (aiohttp), through the rate limiter, with bounded retries.
+"""DiscordPort over a pooled keep-alive HTTP client (``wire.py``; aiohttp through an operator's egress proxy),
+through the rate limiter, with bounded retries.
 
 Every call: take a limiter permit (bucket + global + invalid budget) -> send -> learn from the headers ->
 decide. 5xx, timeouts and connection errors are retried with backoff and jitter while the deadline allows;
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -28,6 +30,7 @@ from guildgate.core.ports import AppCredentials, GuildRef, MemberOptions, Ticket
 from guildgate.core.secret import Secret
 from guildgate.discord.codes import refusal
 from guildgate.discord.ratelimit import Heading, Limiter, Permit, RateLimitHeaders, RouteKey
+from guildgate.discord.wire import ConnectFailed, Wire, WireError
 
 log = logging.getLogger("guildgate.discord")
 
@@ -71,12 +74,13 @@ class DiscordRest:
         self.max_attempts = max_attempts
         self.observer: CallObserver = observer or _Unobserved()
         self.egress_proxies = frozenset(egress_proxies)
+        self._wire = Wire(self.api_base, user_agent=USER_AGENT)
         self._session: aiohttp.ClientSession | None = None
 
-    def _client(self) -> aiohttp.ClientSession:
-        # Made on first use, inside the running loop (aiohttp binds a session to its loop). No proxy from the
-        # environment (trust_env off): traffic goes to the API base, or through an operator's egress proxy.
-        # No cookie jar: a bot keeps no cookies (Cloudflare's included), and none are sent back.
+    def _proxied(self) -> aiohttp.ClientSession:
+        # For calls through an operator's egress proxy only (the wire speaks to the API base alone). Made on
+        # first use, inside the running loop (aiohttp binds a session to its loop). No proxy from the
+        # environment (trust_env off). No cookie jar: a bot keeps no cookies (Cloudflare's included).
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=200, limit_per_host=0, keepalive_timeout=30.0),
@@ -88,6 +92,7 @@ class DiscordRest:
         return self._session
 
     async def aclose(self) -> None:
+        await self._wire.aclose()
         if self._session is not None:
             await self._session.close()
 
@@ -277,11 +282,13 @@ class DiscordRest:
         ``slot``: a permit taken beforehand (``admission``) for the first attempt."""
         scheme, secret = auth
         key = self._key(method, template, auth, major)
-        url = self.api_base + template.format(**params)
+        path = template.format(**{name: quote(value, safe="") for name, value in params.items()})
+        if query:
+            path += "?" + urlencode(query)
         if proxy is not None and proxy not in self.egress_proxies:
             raise ValueError("proxy is not one of the operator's egress proxies")  # checked at the API already
-        client = self._client()
         headers = {"Authorization": f"{scheme} {secret.reveal()}"}
+        payload, content_type = _payload(json_body, form)
         last_problem, last_status, timed_out = "no attempt was made", None, False
         attempt = rate_limit_retries = 0
         while attempt < self.max_attempts:
@@ -294,24 +301,26 @@ class DiscordRest:
                 await self.limiter.release(permit, None, sent=False)
                 break
             try:
-                async with client.request(
-                    method,
-                    url,
-                    headers=headers,
-                    json=json_body,
-                    data=form,
-                    params=query,
-                    proxy=proxy,
-                    allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=attempt_timeout(remaining)),
-                ) as response:
-                    status = response.status
-                    raw = await response.read()
-                    answered = time.monotonic()
-                    answer_headers = response.headers
-            except (TimeoutError, aiohttp.ClientError) as exc:
+                if proxy is None:
+                    reply = await self._wire.request(
+                        method,
+                        path,
+                        headers=headers,
+                        body=payload,
+                        content_type=content_type,
+                        within=attempt_timeout(remaining),
+                    )
+                    status, raw, answer_headers = reply.status, reply.body, reply.headers
+                else:
+                    status, raw, answer_headers = await self._send_proxied(
+                        method, path, headers, payload, content_type, proxy, attempt_timeout(remaining)
+                    )
+                answered = time.monotonic()
+            except (TimeoutError, WireError, aiohttp.ClientError) as exc:
                 # A connection that could not be made carried nothing; anything later may have reached Discord.
-                unsent = isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, TimeoutError)
+                unsent = isinstance(exc, ConnectFailed) or (
+                    isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, TimeoutError)
+                )
                 await self.limiter.release(permit, None, sent=not unsent)
                 attempt += 1
                 timed_out = isinstance(exc, TimeoutError)
@@ -357,6 +366,29 @@ class DiscordRest:
             discord_status=last_status,
         )
 
+    async def _send_proxied(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        payload: bytes | None,
+        content_type: str,
+        proxy: str,
+        within: float,
+    ) -> tuple[int, bytes, CIMultiDictProxy[str]]:
+        if payload is not None:
+            headers = {**headers, "Content-Type": content_type}
+        async with self._proxied().request(
+            method,
+            self.api_base + path,
+            headers=headers,
+            data=payload,
+            proxy=proxy,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=within),
+        ) as response:
+            return response.status, await response.read(), response.headers
+
     @staticmethod
     def _key(method: str, template: str, auth: tuple[str, Secret], major: str) -> RouteKey:
         scheme, secret = auth
@@ -400,6 +432,14 @@ class CallObserver(Protocol):
 class _Unobserved:
     def answered(self, template: str, method: str, status: int, scope: str | None) -> None:
         pass
+
+
+def _payload(json_body: Any, form: dict[str, str] | None) -> tuple[bytes | None, str]:
+    if json_body is not None:
+        return json.dumps(json_body, separators=(",", ":")).encode(), "application/json"
+    if form is not None:
+        return urlencode(form).encode(), "application/x-www-form-urlencoded"
+    return None, "application/json"
 
 
 def _decode(raw: bytes, content_type: str) -> Any:

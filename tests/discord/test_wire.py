@@ -1,0 +1,238 @@
+"""The lean HTTP/1.1 client (``discord/wire.py``) against scripted servers on 127.0.0.1: what it sends, how it
+reads answers Discord (or something in its place) may give, and how it fails."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from guildgate.core.secret import Secret
+from guildgate.discord.ratelimit import Limiter, MemoryBackend
+from guildgate.discord.rest import DiscordRest
+from guildgate.discord.wire import BadAnswer, ConnectFailed, Disconnected, Wire, WireError
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class Scripted:
+    """A TCP server on 127.0.0.1 whose every connection is handled by ``handler``; records what it read."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.requests: list[bytes] = []
+
+    async def __aenter__(self) -> Scripted:
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            try:
+                await self.handler(reader, writer)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+
+        self.server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    async def read_request(self, reader: asyncio.StreamReader) -> bytes:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        request = head + (await reader.readexactly(length) if length else b"")
+        self.requests.append(request)
+        return request
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+def answers(*responses: bytes, then_close: bool = False) -> Callable[[Scripted], Handler]:
+    """A handler that answers successive requests on a connection with ``responses`` in turn."""
+
+    def make(server: Scripted) -> Handler:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            for response in responses:
+                await server.read_request(reader)
+                writer.write(response)
+                await writer.drain()
+            if then_close:
+                return
+            await reader.read()  # keep the connection open until the client closes it
+
+        return handler
+
+    return make
+
+
+async def scripted(make: Callable[[Scripted], Handler]) -> Scripted:
+    server = Scripted(lambda r, w: asyncio.sleep(0))
+    server.handler = make(server)
+    return await server.__aenter__()
+
+
+OK_JSON = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"id": "1"}'
+
+
+def test_the_request_is_one_well_formed_http11_message_and_the_connection_is_reused() -> None:
+    async def go() -> None:
+        server = await scripted(answers(OK_JSON, OK_JSON))
+        wire = Wire(server.base, user_agent="DiscordBot (x, 1)")
+        first = await wire.request(
+            "PUT", "/guilds/1/members/2", headers={"Authorization": "Bot t"}, body=b'{"a":1}', within=5
+        )
+        second = await wire.request("GET", "/users/@me", headers={"Authorization": "Bearer u"}, within=5)
+        await wire.aclose()
+        await server.__aexit__()
+        assert (first.status, first.body, second.body) == (200, b'{"id": "1"}', b'{"id": "1"}')
+        assert first.headers["content-type"] == "application/json"  # names are case-insensitive
+        assert server.connections == 1  # kept alive: the second call reused the first call's connection
+        put, get = server.requests
+        assert put.startswith(b"PUT /api/v10/guilds/1/members/2 HTTP/1.1\r\n")
+        assert f"Host: 127.0.0.1:{server.port}\r\n".encode() in put
+        assert b"User-Agent: DiscordBot (x, 1)\r\n" in put and b"Authorization: Bot t\r\n" in put
+        assert b"Content-Type: application/json\r\nContent-Length: 7\r\n\r\n" in put and put.endswith(b'{"a":1}')
+        assert get.startswith(b"GET /api/v10/users/@me HTTP/1.1\r\n") and b"Content-Length" not in get
+
+    run(go())
+
+
+def test_chunked_close_delimited_and_gzip_answers_are_read_whole() -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+        b"4\r\n{\"id\r\n7\r\n\": \"42\"\r\n1\r\n}\r\n0\r\n\r\n"
+    )
+    packed = gzip.compress(b'{"id": "7"}')
+    zipped = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(packed), packed)
+    until_close = b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"id": "9"}'
+
+    async def go() -> None:
+        server = await scripted(answers(chunked, zipped, until_close, then_close=True))
+        wire = Wire(server.base, user_agent="t")
+        bodies = [(await wire.request("GET", "/x", headers={}, within=5)).body for _ in range(3)]
+        await wire.aclose()
+        await server.__aexit__()
+        assert bodies == [b'{"id": "42"}', b'{"id": "7"}', b'{"id": "9"}']
+        assert server.connections == 1
+
+    run(go())
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    async def go() -> None:
+        server = await scripted(answers(OK_JSON, then_close=True))  # one answer per connection, then it closes
+        wire = Wire(server.base, user_agent="t")
+        for _ in range(3):
+            assert (await wire.request("GET", "/users/@me", headers={}, within=5)).status == 200
+            await asyncio.sleep(0.05)  # the close reaches the client while the connection sits idle
+        await wire.aclose()
+        await server.__aexit__()
+        assert server.connections == 3
+
+    run(go())
+
+
+def test_a_server_that_never_answers_times_out_on_time_and_its_connection_is_dropped() -> None:
+    async def go() -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.read_request(reader)
+            await reader.read()  # never answers; returns when the client gives up and closes
+
+        server = await scripted(lambda s: silent)
+        wire = Wire(server.base, user_agent="t")
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await wire.request("GET", "/users/@me", headers={}, within=0.3)
+        waited = time.monotonic() - started
+        with pytest.raises(TimeoutError):
+            await wire.request("GET", "/users/@me", headers={}, within=0.1)
+        await wire.aclose()
+        await server.__aexit__()
+        assert 0.25 <= waited < 5
+        assert server.connections == 2  # the hung connection was closed, not reused
+
+    run(go())
+
+
+def test_failures_say_whether_anything_was_sent() -> None:
+    async def go() -> None:
+        closer = await scripted(lambda s: s.read_request)  # reads the request, then closes without answering
+        half = await scripted(answers(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"id\"", then_close=True))
+        garbage = await scripted(answers(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"))
+        refused_port = closer.port
+        results: list[WireError] = []
+        for server in (closer, half, garbage):
+            wire = Wire(server.base, user_agent="t")
+            with pytest.raises(WireError) as failed:
+                await wire.request("GET", "/users/@me", headers={}, within=5)
+            results.append(failed.value)
+            await wire.aclose()
+            await server.__aexit__()
+        await asyncio.sleep(0.05)
+        with pytest.raises(ConnectFailed) as refused:
+            await Wire(f"http://127.0.0.1:{refused_port}", user_agent="t").request("GET", "/", headers={}, within=5)
+        assert [type(e) for e in results] == [Disconnected, Disconnected, BadAnswer]
+        assert all(e.sent for e in results)  # the request may have reached the server
+        assert refused.value.sent is False  # nothing left this machine
+
+    run(go())
+
+
+def test_line_breaks_in_a_header_are_refused_before_anything_is_sent() -> None:
+    async def go() -> None:
+        server = await scripted(answers(OK_JSON))
+        wire = Wire(server.base, user_agent="t")
+        for value in ("Bearer a\r\nX-Evil: 1", "Bearer a\nb", "Bearer \0"):
+            with pytest.raises(ValueError, match="line breaks"):
+                await wire.request("GET", "/users/@me", headers={"Authorization": value}, within=5)
+        with pytest.raises(ValueError, match="request path"):
+            await wire.request("GET", "/users/@me HTTP/1.0\r\n", headers={}, within=5)
+        await wire.aclose()
+        await server.__aexit__()
+        assert server.connections == 0 and server.requests == []
+
+    run(go())
+
+
+def test_an_id_from_discords_answer_cannot_change_the_path_of_the_next_call() -> None:
+    """A hostile answer to Get Current User names the user '2/../../x y': the Add Guild Member call that follows
+    still goes to that one member path, with the id percent-encoded."""
+
+    async def go() -> None:
+        user = b'{"id": "2/../../x y", "username": "u"}'
+        me = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(user), user)
+        added = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        server = await scripted(answers(me, added))
+        rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
+        deadline = time.monotonic() + 10
+        found = await rest.current_user(Secret("user-token"), deadline=deadline)
+        await rest.call(
+            "PUT",
+            "/guilds/{guild_id}/members/{user_id}",
+            {"guild_id": "1", "user_id": found.id},
+            auth=("Bot", Secret("bot-token")),
+            deadline=deadline,
+            json_body={"access_token": "user-token"},
+            major="1",
+        )
+        await rest.aclose()
+        await server.__aexit__()
+        assert server.requests[1].startswith(b"PUT /api/v10/guilds/1/members/2%2F..%2F..%2Fx%20y HTTP/1.1\r\n")
+
+    run(go())
