@@ -5,7 +5,9 @@ Get Current User and Add Guild Member, sent straight to the sandbox), in one run
     python bench/load.py --seconds 5 --concurrency 16
     python bench/load.py --client httpx        # the same, with httpx as the load generator's client
 
-Prints, per concurrency: joins/s and p50/p95/p99 latency through guildgate and straight to the sandbox, the
+Before the first level, joins run through guildgate and straight to the sandbox for ``--warmup`` seconds,
+unmeasured: what is timed is the steady state, not the first connections, statement compilations and cold
+pages. Prints, per concurrency: joins/s and p50/p95/p99 latency through guildgate and straight to the sandbox, the
 throughput ratio (gateway / floor), and guildgate's server CPU per join (user + system time of the serving
 process, from /proc, divided by the joins it answered). One worker, SQLite, in-process limits. Everything runs
 on this machine: the load generator, the sandbox and guildgate share its cores.
@@ -244,6 +246,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", default="1,4,16,64")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before the first level")
     parser.add_argument(
         "--client", choices=("aiohttp", "httpx"), default="aiohttp", help="the load generator's HTTP client"
     )
@@ -252,6 +255,9 @@ def main() -> None:
         stack = Stack(Path(tmp))
         try:
             rows = []
+            if args.warmup > 0:
+                print(f"warm-up: {args.warmup:.0f} s each way, not measured…", file=sys.stderr, flush=True)
+                asyncio.run(measure(stack, 4, args.warmup, args.client))
             for level in [int(c) for c in args.concurrency.split(",")]:
                 print(
                     f"concurrency {level}: {args.seconds:.0f} s through guildgate, then {args.seconds:.0f} s straight…",

@@ -116,7 +116,7 @@ def test_the_request_is_one_well_formed_http11_message_and_the_connection_is_reu
 def test_chunked_close_delimited_and_gzip_answers_are_read_whole() -> None:
     chunked = (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
-        b"4\r\n{\"id\r\n7\r\n\": \"42\"\r\n1\r\n}\r\n0\r\n\r\n"
+        b'4\r\n{"id\r\n7\r\n": "42"\r\n1\r\n}\r\n0\r\n\r\n'
     )
     packed = gzip.compress(b'{"id": "7"}')
     zipped = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(packed), packed)
@@ -173,7 +173,7 @@ def test_a_server_that_never_answers_times_out_on_time_and_its_connection_is_dro
 def test_failures_say_whether_anything_was_sent() -> None:
     async def go() -> None:
         closer = await scripted(lambda s: s.read_request)  # reads the request, then closes without answering
-        half = await scripted(answers(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"id\"", then_close=True))
+        half = await scripted(answers(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"id"', then_close=True))
         garbage = await scripted(answers(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"))
         refused_port = closer.port
         results: list[WireError] = []

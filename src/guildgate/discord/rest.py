@@ -21,6 +21,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import quote, urlencode
 
 import aiohttp
+import orjson
 from multidict import CIMultiDictProxy
 
 from guildgate import __version__
@@ -436,7 +437,7 @@ class _Unobserved:
 
 def _payload(json_body: Any, form: dict[str, str] | None) -> tuple[bytes | None, str]:
     if json_body is not None:
-        return json.dumps(json_body, separators=(",", ":")).encode(), "application/json"
+        return orjson.dumps(json_body), "application/json"
     if form is not None:
         return urlencode(form).encode(), "application/x-www-form-urlencoded"
     return None, "application/json"
@@ -445,10 +446,13 @@ def _payload(json_body: Any, form: dict[str, str] | None) -> tuple[bytes | None,
 def _decode(raw: bytes, content_type: str) -> Any:
     if not raw:
         return None
-    text = raw.decode("utf-8", "replace")
-    if "json" not in content_type:
-        return text[:500]
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return text[:500]
+    if "json" in content_type:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+        try:
+            return json.loads(raw)  # what orjson refuses (a number past 64 bits, say) but is still JSON
+        except ValueError:
+            pass
+    return raw.decode("utf-8", "replace")[:500]

@@ -164,7 +164,7 @@ async def _handle(request: Request, started: float) -> Response:
         if idem is not None and failure.record_id is not None:
             await _remember(svc, failure.record_id, response)
         return response
-    response = JSONResponse(errors.success_body(result, lang=lang, started=started))
+    response = errors.EnvelopeResponse(errors.success_body(result, lang=lang, started=started))
     count_join(result.outcome.value)
     if idem is not None:
         await _remember(svc, result.record_id, response)

@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from guildgate.core.errors import InvalidRequest, NotAnOAuthToken, ProxyNotAllowed
@@ -45,16 +46,23 @@ def parse_json(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise InvalidRequest("the body is empty; send a JSON object")
     try:
-        value = json.loads(raw)
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = _strict_loads(raw)  # what orjson refuses (64-bit overflow, say), the standard library decides
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"the body must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _strict_loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
     except UnicodeDecodeError:
         raise InvalidRequest("the body is not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
             f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"the body must be a JSON object, not {type(value).__name__}")
-    return value
 
 
 def _absent_empty(data: dict[str, Any]) -> dict[str, Any]:

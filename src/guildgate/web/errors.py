@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -16,6 +16,14 @@ from guildgate.core.errors import DiscordRefused, InvalidRequest, JoinError
 from guildgate.core.joins import JoinResult
 from guildgate.core.outcomes import Outcome
 from guildgate.web.i18n import Lang, pick_language
+
+
+class EnvelopeResponse(JSONResponse):
+    """The envelope as JSON, serialised by orjson: the same bytes as Starlette's JSONResponse (compact, UTF-8,
+    no NaN), in a fraction of the time — every join answers with one."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def cost_text(started: float) -> str:
@@ -67,7 +75,7 @@ def error_body(error: JoinError, *, record_id: str | None, lang: Lang, started: 
 
 
 def error_response(error: JoinError, *, record_id: str | None, lang: Lang, started: float) -> JSONResponse:
-    return JSONResponse(
+    return EnvelopeResponse(
         error_body(error, record_id=record_id, lang=lang, started=started),
         status_code=error.http_status,
         headers=retry_header(error.retry_after),
@@ -75,16 +83,9 @@ def error_response(error: JoinError, *, record_id: str | None, lang: Lang, start
 
 
 def success_data(result: JoinResult) -> str:
-    return json.dumps(
-        {
-            "id": result.guild.id,
-            "name": result.guild.name,
-            "user_id": result.user_id,
-            "joined": result.joined,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    return orjson.dumps(
+        {"id": result.guild.id, "name": result.guild.name, "user_id": result.user_id, "joined": result.joined}
+    ).decode()
 
 
 def success_body(result: JoinResult, *, lang: Lang, started: float) -> dict[str, Any]:
