@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ipaddress
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from guildgate.core.secret import Secret
 from guildgate.discord.ratelimit import Limiter, MemoryBackend
@@ -22,8 +30,8 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 class Scripted:
     """A TCP server on 127.0.0.1 whose every connection is handled by ``handler``; records what it read."""
 
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
+        self.handler, self.tls = handler, tls
         self.connections = 0
         self.requests: list[bytes] = []
 
@@ -32,12 +40,12 @@ class Scripted:
             self.connections += 1
             try:
                 await self.handler(reader, writer)
-            except (ConnectionError, asyncio.IncompleteReadError):
+            except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
                 pass
             finally:
                 writer.close()
 
-        self.server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=self.tls)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -46,7 +54,7 @@ class Scripted:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v10"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/api/v10"
 
     async def read_request(self, reader: asyncio.StreamReader) -> bytes:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -81,8 +89,8 @@ def answers(*responses: bytes, then_close: bool = False) -> Callable[[Scripted],
     return make
 
 
-async def scripted(make: Callable[[Scripted], Handler]) -> Scripted:
-    server = Scripted(lambda r, w: asyncio.sleep(0))
+async def scripted(make: Callable[[Scripted], Handler], tls: ssl.SSLContext | None = None) -> Scripted:
+    server = Scripted(lambda r, w: asyncio.sleep(0), tls)
     server.handler = make(server)
     return await server.__aenter__()
 
@@ -234,5 +242,55 @@ def test_an_id_from_discords_answer_cannot_change_the_path_of_the_next_call() ->
         await rest.aclose()
         await server.__aexit__()
         assert server.requests[1].startswith(b"PUT /api/v10/guilds/1/members/2%2F..%2F..%2Fx%20y HTTP/1.1\r\n")
+
+    run(go())
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no default trust store knows."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_https_checks_the_certificate(tmp_path: Path) -> None:
+    """Over https the server's certificate is verified: an untrusted one is refused before the request (and
+    its token) is sent; the same server, trusted, is spoken to."""
+    cert, key = _self_signed(tmp_path)
+
+    async def go() -> None:
+        served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        served.load_cert_chain(cert, key)
+        server = await scripted(answers(OK_JSON), tls=served)
+        untrusting = Wire(server.base, user_agent="t")
+        with pytest.raises(ConnectFailed):
+            await untrusting.request("GET", "/users/@me", headers={"Authorization": "Bearer secret"}, within=5)
+        requests_before_trust = len(server.requests)
+        trusting = Wire(server.base, user_agent="t", ssl_context=ssl.create_default_context(cafile=str(cert)))
+        reply = await trusting.request("GET", "/users/@me", headers={"Authorization": "Bearer secret"}, within=5)
+        await trusting.aclose()
+        await server.__aexit__()
+        assert server.base.startswith("https://")
+        assert requests_before_trust == 0
+        assert reply.status == 200 and reply.body == b'{"id": "1"}'
+        assert server.requests[0].startswith(b"GET /api/v10/users/@me HTTP/1.1\r\n")
 
     run(go())
