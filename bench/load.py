@@ -4,13 +4,16 @@ Get Current User and Add Guild Member, sent straight to the sandbox), in one run
     python bench/load.py                       # concurrency 1, 4, 16, 64; 10 s each; ~2 minutes
     python bench/load.py --seconds 5 --concurrency 16
     python bench/load.py --client httpx        # the same, with httpx as the load generator's client
+    python bench/load.py --workers 2           # two worker processes sharing a throwaway Redis
 
 Before the first level, joins run through guildgate and straight to the sandbox for ``--warmup`` seconds,
 unmeasured: what is timed is the steady state, not the first connections, statement compilations and cold
 pages. Prints, per concurrency: joins/s and p50/p95/p99 latency through guildgate and straight to the sandbox, the
 throughput ratio (gateway / floor), and guildgate's server CPU per join (user + system time of the serving
-process, from /proc, divided by the joins it answered). One worker, SQLite, in-process limits. Everything runs
-on this machine: the load generator, the sandbox and guildgate share its cores.
+process, from /proc, divided by the joins it answered). One worker, SQLite, in-process limits; with
+``--workers N`` (N > 1), N worker processes sharing a throwaway Redis for the limits (what ``serve`` requires),
+and the CPU is that of the supervisor and all its workers. Everything runs on this machine: the load
+generator, the sandbox, Redis and guildgate share its cores.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import free_port, wait_http  # noqa: E402
+from tests.servers import Server, free_port, start_redis, wait_http  # noqa: E402
 
 BIN = Path(sys.executable).parent
 APP = "1100000000000000001"
@@ -70,14 +73,19 @@ def fixture() -> dict[str, Any]:
 
 
 def cpu_seconds(pid: int) -> float:
+    """User + system time of ``pid`` and every living process under it (the workers of a supervisor)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+    own = (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(k) for k in children.read_text().split()] if children.exists() else []
+    return own + sum(cpu_seconds(kid) for kid in kids if Path(f"/proc/{kid}").exists())
 
 
 class Stack:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, workers: int = 1) -> None:
         self.tmp = tmp
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.redis: Server | None = start_redis() if workers > 1 else None
         fx = tmp / "fixture.json"
         fx.write_text(json.dumps(fixture()))
         self.sandbox_port = free_port()
@@ -93,13 +101,16 @@ class Stack:
             "GUILDGATE_LOG_LEVEL": "warning",
             "BENCH_SECRET": "load-secret",
             "BENCH_BOT": BOT_TOKEN,
+            **({"GUILDGATE_REDIS_URL": self.redis.url} if self.redis else {}),
         }
         self._cli(
             ["apps", "add", "--client-id", APP, "--client-secret-env", "BENCH_SECRET", "--bot-token-env", "BENCH_BOT"]
         )
         self.key = json.loads(self._cli(["keys", "create", "--app", APP, "--json"]))["key"]
         self.port = free_port()
-        self.gateway = self._spawn(["serve", "--port", str(self.port)], "gateway", env=self.env)
+        self.gateway = self._spawn(
+            ["serve", "--port", str(self.port), "--workers", str(workers)], "gateway", env=self.env
+        )
         wait_http(f"http://127.0.0.1:{self.port}/readyz", self.gateway)
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -119,6 +130,8 @@ class Stack:
             proc.terminate()
         for proc in self.procs:
             proc.wait(10)
+        if self.redis is not None:
+            self.redis.stop()
 
 
 async def drive(send: Any, concurrency: int, seconds: float) -> tuple[int, list[float], int]:
@@ -250,9 +263,10 @@ def main() -> None:
     parser.add_argument(
         "--client", choices=("aiohttp", "httpx"), default="aiohttp", help="the load generator's HTTP client"
     )
+    parser.add_argument("--workers", type=int, default=1, help="guildgate worker processes (above 1: with Redis)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="guildgate-load-") as tmp:
-        stack = Stack(Path(tmp))
+        stack = Stack(Path(tmp), args.workers)
         try:
             rows = []
             if args.warmup > 0:
@@ -267,7 +281,7 @@ def main() -> None:
                 rows.append(asyncio.run(measure(stack, level, args.seconds, args.client)))
         finally:
             stack.stop()
-    print(f"load generator: {args.client}\n")
+    print(f"load generator: {args.client}; guildgate workers: {args.workers}\n")
     print(table(rows))
 
 
