@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from guildgate.core.errors import DiscordUnavailable
 from guildgate.core.secret import Secret
 from guildgate.discord.ratelimit import Limiter, MemoryBackend
 from guildgate.discord.rest import DiscordRest
@@ -292,5 +293,23 @@ def test_https_checks_the_certificate(tmp_path: Path) -> None:
         assert requests_before_trust == 0
         assert reply.status == 200 and reply.body == b'{"id": "1"}'
         assert server.requests[0].startswith(b"GET /api/v10/users/@me HTTP/1.1\r\n")
+
+    run(go())
+
+
+def test_a_token_with_a_line_break_is_answered_not_sent() -> None:
+    """A token with a line break (one a hostile token endpoint handed out, say) ends as discord_unavailable,
+    nothing sent and the limiter's slot given back, never a crash."""
+
+    async def go() -> None:
+        server = await scripted(answers(OK_JSON))
+        limiter = Limiter(MemoryBackend())
+        rest = DiscordRest(api_base=server.base, limiter=limiter)
+        with pytest.raises(DiscordUnavailable, match="line breaks"):
+            await rest.current_user(Secret("token\r\nX-Evil: 1"), deadline=time.monotonic() + 5)
+        found = await rest.current_user(Secret("fine-token"), deadline=time.monotonic() + 5)  # slot given back
+        await rest.aclose()
+        await server.__aexit__()
+        assert found.id == "1" and len(server.requests) == 1
 
     run(go())

@@ -331,6 +331,9 @@ class DiscordRest:
                 )
                 await self._backoff(attempt, deadline)
                 continue
+            except ValueError as exc:  # a header or path the wire will not write (a line break): nothing was sent
+                await self.limiter.release(permit, None, sent=False)
+                raise DiscordUnavailable(f"refused to send the call: {exc}") from None
             except BaseException:
                 await self.limiter.release(permit, None, sent=True)
                 raise
