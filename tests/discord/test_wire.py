@@ -313,3 +313,64 @@ def test_a_token_with_a_line_break_is_answered_not_sent() -> None:
         assert found.id == "1" and len(server.requests) == 1
 
     run(go())
+
+
+def test_at_most_max_connections_exchanges_at_once_and_a_wait_past_the_time_sends_nothing() -> None:
+    async def go() -> None:
+        open_now = peak = 0
+
+        async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal open_now, peak
+            open_now += 1
+            peak = max(peak, open_now)
+            try:
+                while True:
+                    await server.read_request(reader)
+                    await asyncio.sleep(0.1)
+                    writer.write(OK_JSON)
+                    await writer.drain()
+            finally:
+                open_now -= 1
+
+        server = await scripted(lambda s: slow)
+        wire = Wire(server.base, user_agent="t", max_connections=2)
+        calls = [wire.request("GET", "/users/@me", headers={}, within=5) for _ in range(6)]
+        replies = await asyncio.gather(*calls)
+        with pytest.raises(ConnectFailed, match="no free connection"):
+            held = [asyncio.ensure_future(wire.request("GET", "/x", headers={}, within=5)) for _ in range(2)]
+            await asyncio.sleep(0.01)
+            await wire.request("GET", "/users/@me", headers={}, within=0.05)
+        await asyncio.gather(*held)
+        await wire.aclose()
+        await server.__aexit__()
+        assert [r.status for r in replies] == [200] * 6
+        assert peak == 2 and server.connections == 2  # two connections, each reused
+        assert len(server.requests) == 8  # the call that found no free connection sent nothing
+
+    run(go())
+
+
+def test_a_second_event_loop_does_not_reuse_the_first_loops_connections() -> None:
+    async def one(server: Scripted, wire: Wire) -> int:
+        return (await wire.request("GET", "/users/@me", headers={}, within=5)).status
+
+    async def go() -> None:
+        server = await scripted(answers(OK_JSON, OK_JSON))
+        wire = Wire(server.base, user_agent="t")
+        assert await one(server, wire) == 200
+        thread_result: list[int] = []
+
+        async def another() -> int:
+            status = await one(server, wire)
+            await wire.aclose()  # what a CLI command's services do at the end of its asyncio.run
+            return status
+
+        def in_another_loop() -> None:
+            thread_result.append(asyncio.run(another()))
+
+        await asyncio.to_thread(in_another_loop)
+        await wire.aclose()
+        await server.__aexit__()
+        assert thread_result == [200] and server.connections == 2
+
+    run(go())

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+MAX_CONNECTIONS: Final = 200  # exchanges at once (each its own connection); more wait for one to finish
 MAX_IDLE: Final = 256  # idle connections kept for reuse; more are closed when they come back
 MAX_ANSWER: Final = 8 * 1024 * 1024  # an answer larger than this is refused (Discord's are a few kilobytes)
 _FORBIDDEN: Final = frozenset("\r\n\0")
@@ -162,7 +163,14 @@ class _Connection(asyncio.Protocol):
 class Wire:
     """Keep-alive HTTP/1.1 to one origin (``base``: ``http[s]://host[:port][/path]``)."""
 
-    def __init__(self, base: str, *, user_agent: str, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        base: str,
+        *,
+        user_agent: str,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         parts = urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base!r}")
@@ -177,6 +185,9 @@ class Wire:
         self._ssl = (ssl_context or ssl.create_default_context()) if self.tls else None
         self._idle: deque[_Connection] = deque()
         self._closing = False
+        self._max_connections = max_connections
+        self._exchanges = asyncio.Semaphore(max_connections)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def request(
         self,
@@ -191,12 +202,37 @@ class Wire:
         """Send ``method`` ``base path + path`` and read the whole answer within ``within`` seconds."""
         head = self._head(method, path, headers, body, content_type)
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or a new event loop (a CLI command's second asyncio.run)
+            self._bind(loop)
         started = loop.time()
-        connection = self._pooled()
-        if connection is None:
+        if self._exchanges.locked():  # as many exchanges as connections allowed: wait for one, within the time
             try:
                 async with asyncio.timeout(within):
-                    connection = await self._connect(loop, within)
+                    await self._exchanges.acquire()
+            except TimeoutError as exc:
+                raise ConnectFailed(f"no free connection to {self.host}:{self.port} in time") from exc
+        else:
+            await self._exchanges.acquire()
+        try:
+            return await self._exchange(loop, head, body, started, within)
+        finally:
+            self._exchanges.release()
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Connections and the semaphore belong to one loop: a new loop starts with none of the old ones."""
+        self._drop_idle()
+        self._exchanges = asyncio.Semaphore(self._max_connections)
+        self._loop = loop
+
+    async def _exchange(
+        self, loop: asyncio.AbstractEventLoop, head: bytes, body: bytes | None, started: float, within: float
+    ) -> Reply:
+        connection = self._pooled()
+        if connection is None:
+            left = max(within - (loop.time() - started), 0.0)
+            try:
+                async with asyncio.timeout(left):
+                    connection = await self._connect(loop, left)
             except TimeoutError as exc:
                 raise ConnectFailed(f"could not connect to {self.host}:{self.port} in time") from exc
         waiter: asyncio.Future[None] = loop.create_future()
@@ -263,8 +299,20 @@ class Wire:
 
     async def aclose(self) -> None:
         self._closing = True
-        while self._idle:
-            self._idle.pop().close()
+        self._drop_idle()
+
+    def _drop_idle(self) -> None:
+        """Close the idle connections, in the loop they belong to (from another thread's loop, through it)."""
+        idle, owner = list(self._idle), self._loop
+        self._idle.clear()
+        if owner is None or owner.is_closed():
+            return
+        for connection in idle:
+            connection.closed = True
+            if owner is asyncio.get_running_loop():
+                connection.close()
+            else:
+                owner.call_soon_threadsafe(connection.close)
 
 
 def _decoded(chunks: list[bytes], headers: list[tuple[str, str]]) -> bytes:
