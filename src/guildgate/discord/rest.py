@@ -31,7 +31,7 @@ from guildgate.core.ports import AppCredentials, GuildRef, MemberOptions, Ticket
 from guildgate.core.secret import Secret
 from guildgate.discord.codes import refusal
 from guildgate.discord.ratelimit import Heading, Limiter, Permit, RateLimitHeaders, RouteKey
-from guildgate.discord.wire import ConnectFailed, Wire, WireError
+from guildgate.discord.wire import Wire, WireError
 
 log = logging.getLogger("guildgate.discord")
 
@@ -319,7 +319,7 @@ class DiscordRest:
                 answered = time.monotonic()
             except (TimeoutError, WireError, aiohttp.ClientError) as exc:
                 # A connection that could not be made carried nothing; anything later may have reached Discord.
-                unsent = isinstance(exc, ConnectFailed) or (
+                unsent = (isinstance(exc, WireError) and not exc.sent) or (
                     isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, TimeoutError)
                 )
                 await self.limiter.release(permit, None, sent=not unsent)
