@@ -20,10 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from guildgate.core.errors import DiscordUnavailable
+from guildgate.core.ports import AppCredentials
 from guildgate.core.secret import Secret
 from guildgate.discord.ratelimit import Limiter, MemoryBackend
 from guildgate.discord.rest import DiscordRest
 from guildgate.discord.wire import BadAnswer, ConnectFailed, Disconnected, Wire, WireError
+
+APP = AppCredentials(client_id="1", bot_token=Secret("bot-token"), client_secret=Secret("app-secret"))
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -230,7 +233,7 @@ def test_an_id_from_discords_answer_cannot_change_the_path_of_the_next_call() ->
         server = await scripted(answers(me, added))
         rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
         deadline = time.monotonic() + 10
-        found = await rest.current_user(Secret("user-token"), deadline=deadline)
+        found = await rest.current_user(Secret("user-token"), app=APP, deadline=deadline)
         await rest.call(
             "PUT",
             "/guilds/{guild_id}/members/{user_id}",
@@ -306,8 +309,8 @@ def test_a_token_with_a_line_break_is_answered_not_sent() -> None:
         limiter = Limiter(MemoryBackend())
         rest = DiscordRest(api_base=server.base, limiter=limiter)
         with pytest.raises(DiscordUnavailable, match="line breaks"):
-            await rest.current_user(Secret("token\r\nX-Evil: 1"), deadline=time.monotonic() + 5)
-        found = await rest.current_user(Secret("fine-token"), deadline=time.monotonic() + 5)  # slot given back
+            await rest.current_user(Secret("token\r\nX-Evil: 1"), app=APP, deadline=time.monotonic() + 5)
+        found = await rest.current_user(Secret("fine-token"), app=APP, deadline=time.monotonic() + 5)  # slot back
         await rest.aclose()
         await server.__aexit__()
         assert found.id == "1" and len(server.requests) == 1

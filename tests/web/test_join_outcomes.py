@@ -23,6 +23,7 @@ from tests.conftest import (
 )
 
 COST = re.compile(r"^\d+\.\d{2}ms$")
+PUT = "PUT /guilds/{guild_id}/members/{user_id}"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
@@ -159,6 +160,20 @@ def test_discord_refusals(
     zh = envelope(gateway.join({"authorization": TOKENS[user], "guild_id": guild, **extra}))
     assert zh["code"] == code and zh["msg"] != msg_en
     assert re.search(r"[\u4e00-\u9fff]", zh["msg"]), zh["msg"]
+
+
+def test_a_token_refused_through_another_apps_bot_still_joins_through_its_own(gateway: Gateway, fresh: Sandbox) -> None:
+    """A token granted to app A, sent with app B's key: Discord refuses it (403 50025) and the refusal is
+    remembered for app B (its next try sends no second Add Guild Member), but not for app A: the same person's
+    join through the app the token was granted to goes through."""
+    token = fresh.mint("alice")
+    body = {"authorization": token, "guild_id": GUILD}
+    assert envelope(gateway.join(body, key="b"))["code"] == "invalid_oauth_token"
+    assert envelope(gateway.join(body, key="b"))["code"] == "invalid_oauth_token"
+    assert fresh.stats()["requests"][PUT] == 1
+    joined = envelope(gateway.join(body, key="a"))
+    assert (joined["status"], joined["code"]) == (1, "joined")
+    assert fresh.member(GUILD, USER_IDS["alice"]) is not None
 
 
 def test_token_expired_uses_the_existing_apis_chinese_wording(gateway: Gateway, fresh: Sandbox) -> None:

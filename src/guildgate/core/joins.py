@@ -202,7 +202,7 @@ async def _run(
         known["guild_id"], known["guild_name"] = guild.id, guild.name
         if caps is not None:
             await caps.take(guild_id=guild.id, link_id=link_id)
-        user = await discord.current_user(request.authorization, deadline=deadline, proxy=request.proxy)
+        user = await discord.current_user(request.authorization, app=app, deadline=deadline, proxy=request.proxy)
         known["user_id"] = user.id
         # Written before the PUT: after a crash, the record says whom to look up (core/reconcile.py). Written
         # before the slot is taken, too: a global slot counts from when it is taken until a second after Discord

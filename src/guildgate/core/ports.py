@@ -85,7 +85,11 @@ class DiscordPort(Protocol):
 
     async def resolve_invite(self, code: str, *, app: AppCredentials, deadline: float) -> GuildRef: ...
 
-    async def current_user(self, token: Secret, *, deadline: float, proxy: str | None = None) -> UserRef: ...
+    async def current_user(
+        self, token: Secret, *, app: AppCredentials, deadline: float, proxy: str | None = None
+    ) -> UserRef:
+        """The token's user. A token Discord refused for ``app`` moments ago is refused again without a call."""
+        ...
 
     async def add_member(
         self,

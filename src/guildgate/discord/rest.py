@@ -136,8 +136,10 @@ class DiscordRest:
             await store.kv_set(f"invite:{code}", json.dumps({"refused": _refusal_dict(error)}), INVITE_NEGATIVE_TTL)
         raise error
 
-    async def current_user(self, token: Secret, *, deadline: float, proxy: str | None = None) -> UserRef:
-        fingerprint = token.fingerprint()
+    async def current_user(
+        self, token: Secret, *, app: AppCredentials, deadline: float, proxy: str | None = None
+    ) -> UserRef:
+        fingerprint = _remembered_as(app, token)
         remembered = await self.limiter.bad_token(fingerprint)
         if remembered is not None:
             # Discord refused this token moments ago: do not spend another invalid request on it.
@@ -223,7 +225,7 @@ class DiscordRest:
             return True
         error = refusal(answer.status, answer.body, route="PUT /guilds/{guild_id}/members/{user_id}")
         if error.discord_code in (50025, 50026):
-            await self.limiter.mark_bad_token(token.fingerprint(), json.dumps(_refusal_dict(error)))
+            await self.limiter.mark_bad_token(_remembered_as(app, token), json.dumps(_refusal_dict(error)))
         raise error
 
     async def get_member(self, *, app: AppCredentials, guild_id: str, user_id: str, deadline: float) -> bool | None:
@@ -410,6 +412,13 @@ def attempt_timeout(remaining: float) -> float:
     """How long one attempt may wait: at most half of what is left (so a hung attempt leaves room for a retry),
     at most ATTEMPT_TIMEOUT, at least half a second, never past the deadline."""
     return max(min(ATTEMPT_TIMEOUT, remaining / 2), min(0.5, remaining))
+
+
+def _remembered_as(app: AppCredentials, token: Secret) -> str:
+    """What a refused token is remembered under: its fingerprint together with the app it was sent for.
+    Discord refuses a token granted to another application (403 50025) that is fine for its own: a refusal
+    through one app must not stop the same person's join through the app the token was granted to."""
+    return f"{app.client_id}:{token.fingerprint()}"
 
 
 def _refusal_dict(error: DiscordRefused) -> dict[str, Any]:
