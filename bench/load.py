@@ -5,6 +5,7 @@ Get Current User and Add Guild Member, sent straight to the sandbox), in one run
     python bench/load.py --seconds 5 --concurrency 16
     python bench/load.py --client httpx        # the same, with httpx as the load generator's client
     python bench/load.py --workers 2           # two worker processes sharing a throwaway Redis
+    python bench/load.py --discord-latency 20  # every sandbox answer 20 ms late, as across a network
 
 Before the first level, joins run through guildgate and straight to the sandbox for ``--warmup`` seconds,
 unmeasured: what is timed is the steady state, not the first connections, statement compilations and cold
@@ -13,7 +14,9 @@ throughput ratio (gateway / floor), and guildgate's server CPU per join (user + 
 process, from /proc, divided by the joins it answered). One worker, SQLite, in-process limits; with
 ``--workers N`` (N > 1), N worker processes sharing a throwaway Redis for the limits (what ``serve`` requires),
 and the CPU is that of the supervisor and all its workers. Everything runs on this machine: the load
-generator, the sandbox, Redis and guildgate share its cores.
+generator, the sandbox, Redis and guildgate share its cores. By default the sandbox answers at once, so the
+comparison is one of CPU; ``--discord-latency`` delays every answer (the sandbox's ``faults.latency_ms``), for
+both the floor and guildgate, to show what guildgate adds to a join against a Discord that is some way off.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ USERS = 2000
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def fixture() -> dict[str, Any]:
+def fixture(latency_ms: float = 0.0) -> dict[str, Any]:
     return {
         "applications": [
             {
@@ -69,6 +72,7 @@ def fixture() -> dict[str, Any]:
             for i in range(USERS)
         ],
         "rate_limits": {"global_per_second": None, "routes": {}, "invalid_requests_per_10_minutes": None},
+        "faults": {"latency_ms": latency_ms},
     }
 
 
@@ -82,12 +86,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Stack:
-    def __init__(self, tmp: Path, workers: int = 1) -> None:
+    def __init__(self, tmp: Path, workers: int = 1, latency_ms: float = 0.0) -> None:
         self.tmp = tmp
         self.procs: list[subprocess.Popen[bytes]] = []
         self.redis: Server | None = start_redis() if workers > 1 else None
         fx = tmp / "fixture.json"
-        fx.write_text(json.dumps(fixture()))
+        fx.write_text(json.dumps(fixture(latency_ms)))
         self.sandbox_port = free_port()
         self.sandbox = self._spawn(["sandbox", "--fixture", str(fx), "--port", str(self.sandbox_port)], "sandbox")
         wait_http(f"http://127.0.0.1:{self.sandbox_port}/_sandbox/stats", self.sandbox)
@@ -264,9 +268,18 @@ def main() -> None:
         "--client", choices=("aiohttp", "httpx"), default="aiohttp", help="the load generator's HTTP client"
     )
     parser.add_argument("--workers", type=int, default=1, help="guildgate worker processes (above 1: with Redis)")
+    parser.add_argument(
+        "--discord-latency",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="the sandbox answers every call this many ms late, as a Discord across a network does (default 0)",
+    )
     args = parser.parse_args()
+    if args.discord_latency < 0:
+        parser.error("--discord-latency must be 0 or more")
     with tempfile.TemporaryDirectory(prefix="guildgate-load-") as tmp:
-        stack = Stack(Path(tmp), args.workers)
+        stack = Stack(Path(tmp), args.workers, args.discord_latency)
         try:
             rows = []
             if args.warmup > 0:
@@ -281,7 +294,10 @@ def main() -> None:
                 rows.append(asyncio.run(measure(stack, level, args.seconds, args.client)))
         finally:
             stack.stop()
-    print(f"load generator: {args.client}; guildgate workers: {args.workers}\n")
+    print(
+        f"load generator: {args.client}; guildgate workers: {args.workers}; "
+        f"sandbox latency per call: {args.discord_latency:g} ms\n"
+    )
     print(table(rows))
 
 
