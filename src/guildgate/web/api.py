@@ -199,14 +199,8 @@ async def _replay(
     outcome = Outcome(row.code) if row.code else Outcome.DISCORD_UNAVAILABLE
     data = None
     if outcome.succeeded:
-        data = json.dumps(
-            {
-                "id": row.guild_id,
-                "name": row.guild_name,
-                "user_id": row.user_id,
-                "joined": outcome is Outcome.JOINED,
-            },
-            separators=(",", ":"),
+        data = errors.success_data(
+            guild_id=row.guild_id, name=row.guild_name, user_id=row.user_id, joined=outcome is Outcome.JOINED
         )
     msg = outcome.message(lang, detail=row.detail or "")
     body = errors.envelope(

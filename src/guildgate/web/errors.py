@@ -82,10 +82,9 @@ def error_response(error: JoinError, *, record_id: str | None, lang: Lang, start
     )
 
 
-def success_data(result: JoinResult) -> str:
-    return orjson.dumps(
-        {"id": result.guild.id, "name": result.guild.name, "user_id": result.user_id, "joined": result.joined}
-    ).decode()
+def success_data(*, guild_id: str | None, name: str | None, user_id: str | None, joined: bool) -> str:
+    """The envelope's ``data`` on success: a JSON-encoded string (the contract)."""
+    return orjson.dumps({"id": guild_id, "name": name, "user_id": user_id, "joined": joined}).decode()
 
 
 def success_body(result: JoinResult, *, lang: Lang, started: float) -> dict[str, Any]:
@@ -93,7 +92,9 @@ def success_body(result: JoinResult, *, lang: Lang, started: float) -> dict[str,
         outcome=result.outcome,
         msg=result.outcome.message(lang),
         record_id=result.record_id,
-        data=success_data(result),
+        data=success_data(
+            guild_id=result.guild.id, name=result.guild.name, user_id=result.user_id, joined=result.joined
+        ),
         cost=cost_text(started),
     )
 
