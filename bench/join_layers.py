@@ -292,21 +292,7 @@ def start_layers(stack: load.Stack, tmp: Path) -> list[tuple[str, load.Stack]]:
 async def one_round(servers: list[tuple[str, load.Stack]], concurrency: int, seconds: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with load._Client("aiohttp", concurrency) as client:
-        stack = servers[-1][1]
-
-        async def floor(user: int) -> bool:
-            _, me = await client.send(
-                "GET", f"{stack.api}/users/@me", None, {"Authorization": f"Bearer load-user-{user}"}
-            )
-            status, _ = await client.send(
-                "PUT",
-                f"{stack.api}/guilds/{load.GUILD}/members/{me['id']}",
-                {"access_token": f"load-user-{user}"},
-                {"Authorization": f"Bot {load.BOT_TOKEN}"},
-            )
-            return status in (201, 204)
-
-        count, _, failures = await load.drive(floor, concurrency, seconds)
+        count, _, failures = await load.drive(load.floor(servers[-1][1], client), concurrency, seconds)
         out["floor"] = (count / seconds, None, failures)
         for name, view in servers:
             count, _, failures, cpu = await load.through_gateway(view, client, concurrency, seconds)

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -211,27 +212,30 @@ async def through_gateway(
     return count, latencies, failures, cpu_seconds(stack.gateway.pid) - cpu_before
 
 
+def floor(stack: Stack, client: _Client) -> Callable[[int], Awaitable[bool]]:
+    """The floor's join: Get Current User, then Add Guild Member, sent straight to the sandbox."""
+
+    async def one(user: int) -> bool:
+        _, me = await client.send("GET", f"{stack.api}/users/@me", None, {"Authorization": f"Bearer load-user-{user}"})
+        status, _ = await client.send(
+            "PUT",
+            f"{stack.api}/guilds/{GUILD}/members/{me['id']}",
+            {"access_token": f"load-user-{user}"},
+            {"Authorization": f"Bot {BOT_TOKEN}"},
+        )
+        return status in (201, 204)
+
+    return one
+
+
 async def measure(stack: Stack, concurrency: int, seconds: float, client_name: str = "aiohttp") -> dict[str, Any]:
     """One concurrency level: through guildgate, then the floor, both sent with ``client_name``'s client.
 
     aiohttp is the default: a light client, so the generator (which shares the machine) takes less CPU from
     the two servers and the floor is not held down by the client. ``httpx`` shows what a heavier client sees."""
     async with _Client(client_name, concurrency) as client:
-
-        async def floor(user: int) -> bool:
-            _, me = await client.send(
-                "GET", f"{stack.api}/users/@me", None, {"Authorization": f"Bearer load-user-{user}"}
-            )
-            status, _ = await client.send(
-                "PUT",
-                f"{stack.api}/guilds/{GUILD}/members/{me['id']}",
-                {"access_token": f"load-user-{user}"},
-                {"Authorization": f"Bot {BOT_TOKEN}"},
-            )
-            return status in (201, 204)
-
         g_count, g_lat, g_fail, cpu = await through_gateway(stack, client, concurrency, seconds)
-        f_count, f_lat, f_fail = await drive(floor, concurrency, seconds)
+        f_count, f_lat, f_fail = await drive(floor(stack, client), concurrency, seconds)
     return {
         "concurrency": concurrency,
         "gateway_rps": g_count / seconds,
