@@ -24,6 +24,7 @@ from guildgate.cli import render
 from guildgate.core.secret import Secret
 from guildgate.settings import Settings
 from guildgate.store.migrate import upgrade
+from guildgate.web import fastjoin
 from guildgate.web.app import configure_logging, create_front
 
 
@@ -160,6 +161,7 @@ def _serve_workers(s: Settings, *, host: str, port: int, workers: int, banner: s
         log_level=s.log_level,
         timeout_graceful_shutdown=5,
         log_config=None,
+        http=fastjoin.HTTP,
     )
     sock = _listen(host, port)
     if banner:
@@ -230,6 +232,7 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
             log_level=s.log_level,
             timeout_graceful_shutdown=5,
             log_config=None,
+            http=fastjoin.HTTP,
         )
     )
     server.banner = banner

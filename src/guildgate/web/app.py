@@ -58,7 +58,8 @@ class Front:
       (The HTTP server itself accepts up to 80 KB of headers; nothing here needs more than a few hundred bytes.)
     - The join call (``POST /api/wanda/discord/guild``) goes straight to its handler (``api.serve_join``):
       FastAPI's layers — routing, dependency solving, six middlewares — cost a sixth of a join's CPU and do
-      nothing for it. Everything else, the join route's OpenAPI entry included, is FastAPI's.
+      nothing for it. Everything else, the join route's OpenAPI entry included, is FastAPI's. (Under
+      ``serve``, a plain join call does not even get here: uvicorn's protocol answers it, web/fastjoin.py.)
     """
 
     def __init__(self, app: FastAPI) -> None:

@@ -1,0 +1,178 @@
+"""uvicorn's HTTP/1.1 protocol, answering the join call itself.
+
+``serve`` runs uvicorn with this protocol (``JoinProtocol``): every request is uvicorn's — parsing, keep-alive
+and its timeout, pipelining, flow control, graceful shutdown — except that a ``POST /api/wanda/discord/guild``
+is handed straight to ``web/api.py``'s handler when its body is complete, instead of through ASGI. uvicorn's
+request cycle and task, the ASGI messages and the proxy-headers middleware cost about a fifth of a join's CPU
+and do nothing for it (docs/performance.md, ``bench/join_layers.py``).
+
+The join takes this path only in the plain case; anything else goes uvicorn's way, through ASGI to the same
+handler (``web/app.py``'s front door), with the same answer:
+- a request pipelined behind one still being answered (uvicorn queues it);
+- ``Expect: 100-continue`` (uvicorn answers the 100 when the body is first read);
+- headers over the front door's limits (it answers 431);
+- a server with a concurrency limit (uvicorn answers 503 past it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.responses import Response
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from guildgate.core.errors import JoinError
+from guildgate.web import api, errors
+from guildgate.web.app import MAX_HEADER_BYTES, MAX_HEADERS, Front
+from guildgate.web.body import MAX_BODY
+
+log = logging.getLogger("guildgate.web")
+
+_JOIN_PATH = api.JOIN_PATH.encode()
+
+
+class _Event:
+    """What uvicorn sets on a cycle when the connection is lost: nothing waits on it here."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        pass
+
+
+_NO_EVENT = _Event()
+
+
+class _JoinCycle:
+    """Stands in for uvicorn's request cycle while a join is answered here: what the protocol reads and writes
+    of its current cycle (``connection_lost``, ``shutdown``, a request pipelined behind this one)."""
+
+    __slots__ = ("body", "disconnected", "http_version", "keep_alive", "response_complete", "size")
+    message_event = _NO_EVENT
+
+    def __init__(self, http_version: str, keep_alive: bool) -> None:
+        self.http_version = http_version
+        self.keep_alive = keep_alive
+        self.disconnected = False
+        self.response_complete = False
+        self.body: list[bytes] = []
+        self.size = 0
+
+
+class _BareRequest:
+    """What the join handler reads of a request: its headers, its body, the app (for the services)."""
+
+    __slots__ = ("_body", "app", "headers")
+
+    def __init__(self, headers: dict[str, str], body: bytes, app: Any) -> None:
+        self.headers, self._body, self.app = headers, body, app
+
+    async def stream(self) -> Any:
+        yield self._body
+
+
+def _front_of(app: Any) -> Front | None:
+    """The front door inside uvicorn's middleware wrappers (proxy headers, …)."""
+    for _ in range(8):
+        if isinstance(app, Front):
+            return app
+        app = getattr(app, "app", None)
+    return None
+
+
+class JoinProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        front = _front_of(self.app)
+        self._fastapi = front.app if front is not None else None
+        self._join: _JoinCycle | None = None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._join = None
+
+    def on_headers_complete(self) -> None:
+        if self._takes_join():
+            version = self.parser.get_http_version()
+            self._join = _JoinCycle(version, version != "1.0" and self.parser.should_keep_alive())
+            self.cycle = self._join  # type: ignore[assignment]
+            return
+        super().on_headers_complete()
+
+    def _takes_join(self) -> bool:
+        if self._fastapi is None or self.parser.get_method() != b"POST":
+            return False
+        if self.url.split(b"?", 1)[0] != _JOIN_PATH:
+            return False
+        if self.expect_100_continue or self.limit_concurrency is not None or self.parser.should_upgrade():
+            return False
+        if self.cycle is not None and not self.cycle.response_complete:
+            return False  # pipelined behind a request still being answered: uvicorn queues it
+        headers = self.headers
+        return len(headers) <= MAX_HEADERS and sum(len(k) + len(v) for k, v in headers) <= MAX_HEADER_BYTES
+
+    def on_body(self, body: bytes) -> None:
+        join = self._join
+        if join is None:
+            super().on_body(body)
+            return
+        join.size += len(body)
+        if join.size <= MAX_BODY:
+            join.body.append(body)
+        else:
+            join.body = []  # the handler answers 413 from the size; nothing more is kept
+
+    def on_message_complete(self) -> None:
+        join = self._join
+        if join is None:
+            super().on_message_complete()
+            return
+        headers: dict[str, str] = {}
+        for name, value in self.headers:
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        if join.size > MAX_BODY:
+            headers["content-length"] = str(join.size)  # what read_body checks first: answered 413
+        task = self.loop.create_task(self._answer(join, headers, b"".join(join.body)))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    async def _answer(self, join: _JoinCycle, headers: dict[str, str], body: bytes) -> None:
+        request = _BareRequest(headers, body, self._fastapi)
+        try:
+            try:
+                response: Response = await api.join_guild(request)  # type: ignore[arg-type]
+            except JoinError as exc:
+                response = errors.join_error_response(request, exc)  # type: ignore[arg-type]
+        except Exception:  # what uvicorn answers when an ASGI app fails: a plain 500, and the connection closed
+            log.exception("Exception in the join call")
+            response = Response(b"Internal Server Error", status_code=500, media_type="text/plain; charset=utf-8")
+            join.keep_alive = False
+        finally:
+            join.body = []
+        self._send(join, response)
+
+    def _send(self, join: _JoinCycle, response: Response) -> None:
+        join.response_complete = True
+        if join.disconnected or self.transport.is_closing():
+            return
+        status = response.status_code
+        if self.access_log:  # uvicorn's access line (its filter in web/app.py drops the query string)
+            host = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+            path = self.url.decode("latin-1")
+            self.access_logger.info('%s - "%s %s HTTP/%s" %d', host, "POST", path, join.http_version, status)
+        content = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            content += [name, b": ", value, b"\r\n"]
+        for name, value in response.raw_headers:
+            content += [name, b": ", value, b"\r\n"]
+        if not join.keep_alive:
+            content.append(b"connection: close\r\n")
+        content += [b"\r\n", bytes(response.body)]
+        self.transport.write(b"".join(content))
+        if not join.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+
+
+HTTP = f"{__name__}:JoinProtocol"  # uvicorn.Config(http=...), also in worker processes
