@@ -13,9 +13,8 @@ import asyncio
 import json
 import logging
 import random
+import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 from urllib.parse import quote, urlencode
@@ -45,12 +44,39 @@ RETRY_STATUSES: Final = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524})
 
 
 MEMBER: Final = "/guilds/{guild_id}/members/{user_id}"
+_UNRESERVED: Final = re.compile(r"[A-Za-z0-9_.~-]+")  # what urllib's quote(safe="") never changes
 ADMISSION_MARGIN: Final = 1.0  # seconds kept after a rate-limit wait for the record and the Add Guild Member call
 
 
 @dataclass(slots=True)
 class _Slot:
     permit: Permit | None
+
+
+class _Admission:
+    """``DiscordRest.admission``: the bucket and global slot together, after all waiting and just before the
+    call; given back unused (nothing sent) if the block ends without the call having taken it. A class rather
+    than an ``asynccontextmanager``: every join enters one, and the generator machinery cost more than the rest."""
+
+    __slots__ = ("_by", "_key", "_limiter", "_slot", "_ticket")
+
+    def __init__(self, limiter: Limiter, key: RouteKey, by: float, ticket: Ticket | None) -> None:
+        self._limiter, self._key, self._by, self._ticket = limiter, key, by, ticket
+        self._slot: _Slot | None = None
+
+    async def __aenter__(self) -> _Slot:
+        try:
+            permit = await self._limiter.acquire(self._key, deadline=self._by)
+        finally:
+            if self._ticket is not None:
+                self._ticket.close()
+        self._slot = _Slot(permit)
+        return self._slot
+
+    async def __aexit__(self, *exc: object) -> None:
+        slot = self._slot
+        if slot is not None and slot.permit is not None:  # never used: nothing was sent with it
+            await self._limiter.release(slot.permit, None, sent=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,23 +191,11 @@ class DiscordRest:
         key, by = self._admission(app, guild_id, deadline)
         return self.limiter.head(key, deadline=by)
 
-    @asynccontextmanager
-    async def admission(
+    def admission(
         self, *, app: AppCredentials, guild_id: str, deadline: float, ticket: Ticket | None = None
-    ) -> AsyncIterator[object]:
+    ) -> _Admission:
         key, by = self._admission(app, guild_id, deadline)
-        # Bucket and global slot together, after all waiting and just before the call.
-        try:
-            permit = await self.limiter.acquire(key, deadline=by)
-        finally:
-            if ticket is not None:
-                ticket.close()
-        slot = _Slot(permit)
-        try:
-            yield slot
-        finally:
-            if slot.permit is not None:  # never used: nothing was sent with it
-                await self.limiter.release(slot.permit, None, sent=False)
+        return _Admission(self.limiter, key, by, ticket)
 
     async def add_member(
         self,
@@ -285,7 +299,7 @@ class DiscordRest:
         ``slot``: a permit taken beforehand (``admission``) for the first attempt."""
         scheme, secret = auth
         key = self._key(method, template, auth, major)
-        path = template.format(**{name: quote(value, safe="") for name, value in params.items()})
+        path = template.format(**{name: _segment(value) for name, value in params.items()})
         if query:
             path += "?" + urlencode(query)
         if proxy is not None and proxy not in self.egress_proxies:
@@ -406,6 +420,12 @@ class DiscordRest:
         delay = min(0.1 * 2 ** (attempt - 1), 2.0) * (0.5 + random.random())
         if time.monotonic() + delay < deadline - 0.1 and attempt < self.max_attempts:
             await asyncio.sleep(delay)
+
+
+def _segment(value: str) -> str:
+    """A path parameter as one path segment: percent-encoded unless it is all unreserved characters (a
+    snowflake, an invite code), which quoting leaves as they are."""
+    return value if _UNRESERVED.fullmatch(value) else quote(value, safe="")
 
 
 def attempt_timeout(remaining: float) -> float:
