@@ -122,3 +122,12 @@ def test_expect_100_continue_gets_the_interim_answer_then_the_join(gateway: Gate
         sock.sendall(payload)
         status, _, body = read_response(stream)
     assert status == 200 and json.loads(envelope(body)["data"])["joined"] is True
+
+
+def test_a_declared_body_over_the_limit_is_413_before_the_body_is_sent(gateway: Gateway, fresh: Sandbox) -> None:
+    head = join_request(gateway, "alice", body=b"x" * 100_000).partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
+    with connect(gateway) as sock, sock.makefile("rb") as stream:
+        sock.sendall(head)  # no body follows: the answer must not wait for it
+        status, _, body = read_response(stream)
+    assert status == 413 and envelope(body)["code"] == "invalid_request" and "16384" in envelope(body)["msg"]
+    assert fresh.stats()["requests"].get("PUT /guilds/{guild_id}/members/{user_id}", 0) == 0

@@ -10,7 +10,8 @@ The join takes this path only in the plain case; anything else goes uvicorn's wa
 handler (``web/app.py``'s front door), with the same answer:
 - a request pipelined behind one still being answered (uvicorn queues it);
 - ``Expect: 100-continue`` (uvicorn answers the 100 when the body is first read);
-- headers over the front door's limits (it answers 431);
+- headers over the front door's limits (it answers 431), or a declared body over the limit (answered 413
+  before the body comes);
 - a server with a concurrency limit (uvicorn answers 503 past it).
 """
 
@@ -109,8 +110,12 @@ class JoinProtocol(HttpToolsProtocol):
             return False
         if self.cycle is not None and not self.cycle.response_complete:
             return False  # pipelined behind a request still being answered: uvicorn queues it
-        headers = self.headers
-        return len(headers) <= MAX_HEADERS and sum(len(k) + len(v) for k, v in headers) <= MAX_HEADER_BYTES
+        size = 0
+        for name, value in self.headers:
+            size += len(name) + len(value)
+            if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY):
+                return False  # answered 413 at once, before the body comes
+        return len(self.headers) <= MAX_HEADERS and size <= MAX_HEADER_BYTES
 
     def on_body(self, body: bytes) -> None:
         join = self._join
