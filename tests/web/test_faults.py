@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import json
 import time
 from typing import Any
 
@@ -96,3 +97,29 @@ def test_a_caller_who_hangs_up_mid_join_still_leaves_a_finished_record(gateway: 
     assert [(r["state"], r["code"]) for r in mine] == [("succeeded", "joined")]
     assert fresh.member(GUILD, user_id) is not None
     assert gateway.pending() == []
+
+
+@pytest.mark.parametrize("gateway", ["sqlite"], indirect=True)
+def test_a_join_whose_answer_was_lost_is_reported_joined_not_already_member(gateway: Gateway, fresh: Sandbox) -> None:
+    # Discord adds the member, then answers 502 (the answer lost on the way): the retry is answered 204, as for
+    # someone who was a member already. Five of them were; the others were not.
+    world, people = _crowd(30)
+    already = people[:5]
+    for guild in world["guilds"]:
+        if guild["id"] == GUILD:
+            guild["members"] = [*guild.get("members", []), *(user_id for user_id, _ in already)]
+    fresh.reset(world)
+    routes = {PUT: {"error_rate": 0.5, "status": 502, "when": "after"}}
+    fresh.faults({"seed": 5, "routes": routes})
+    answers = {user_id: gateway.join({"authorization": token, "guild_id": GUILD}).json() for user_id, token in people}
+    injected = fresh.stats()["faults_injected"]
+    fresh.faults({})
+
+    assert sum(injected.values()) >= 10, injected  # enough lost answers for the point to be made
+    succeeded = {u: a for u, a in answers.items() if a["status"] == 1}
+    assert len(succeeded) >= 25
+    for user_id, answer in succeeded.items():
+        was_member = user_id in dict(already)
+        assert (answer["code"], json.loads(answer["data"])["joined"]) == (
+            ("already_member", False) if was_member else ("joined", True)
+        ), user_id

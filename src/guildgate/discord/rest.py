@@ -16,6 +16,8 @@ import random
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, Final, Protocol
 from urllib.parse import quote, urlencode
 
@@ -24,7 +26,7 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from guildgate import __version__
-from guildgate.core.errors import DiscordRefused, DiscordUnavailable, RateLimited
+from guildgate.core.errors import DiscordRefused, DiscordUnavailable, JoinError, RateLimited
 from guildgate.core.outcomes import Outcome
 from guildgate.core.ports import AppCredentials, GuildRef, MemberOptions, Ticket, UserRef
 from guildgate.core.secret import Secret
@@ -84,6 +86,9 @@ class Answer:
     status: int
     headers: CIMultiDictProxy[str]
     body: Any
+    # When the first earlier attempt that may have reached Discord was sent (a 5xx, a timeout or a dropped
+    # connection after sending; monotonic), or None: this answer may then describe what that attempt did.
+    earlier_sent: float | None = None
 
 
 class DiscordRest:
@@ -232,7 +237,10 @@ class DiscordRest:
         if answer.status == 201:
             return True
         if answer.status == 204:
-            return False
+            # "Already a member" — unless an earlier attempt of this call added them and its answer was lost
+            return answer.earlier_sent is not None and await self._added_by_earlier_attempt(
+                app=app, guild_id=guild_id, user_id=user_id, answer=answer, deadline=deadline
+            )
         if answer.status in (200, 202):
             # Not a documented answer for this route; treat a 2xx as added, say so in the log.
             log.warning("Add Guild Member answered %s; treating it as added", answer.status)
@@ -241,6 +249,39 @@ class DiscordRest:
         if error.discord_code in (50025, 50026):
             await self.limiter.mark_bad_token(_remembered_as(app, token), json.dumps(_refusal_dict(error)))
         raise error
+
+    async def _added_by_earlier_attempt(
+        self, *, app: AppCredentials, guild_id: str, user_id: str, answer: Answer, deadline: float
+    ) -> bool:
+        """After a 5xx or a lost answer, a retried Add Guild Member answers 204 whether the person was a member
+        before or the lost attempt added them. Get Guild Member's ``joined_at`` tells them apart: on Discord's
+        own clock (the 204's ``Date``, whole seconds), did they join after that attempt was sent? False when
+        it cannot be told (no ``Date``, no ``joined_at``, the lookup failed): never reported joined on a guess."""
+        assert answer.earlier_sent is not None
+        try:
+            discord_now = parsedate_to_datetime(answer.headers.get("date", ""))
+        except (TypeError, ValueError):
+            return False
+        if discord_now.tzinfo is None:
+            return False
+        since = discord_now - timedelta(seconds=time.monotonic() - answer.earlier_sent + 1.0)
+        try:
+            found = await self.call(
+                "GET",
+                "/guilds/{guild_id}/members/{user_id}",
+                {"guild_id": guild_id, "user_id": user_id},
+                auth=("Bot", app.bot_token),
+                deadline=deadline,
+                major=guild_id,
+            )
+        except JoinError:
+            return False
+        joined_at = found.body.get("joined_at") if found.status == 200 and isinstance(found.body, dict) else None
+        try:
+            joined = datetime.fromisoformat(joined_at) if isinstance(joined_at, str) else None
+        except ValueError:
+            return False
+        return joined is not None and joined.tzinfo is not None and joined >= since
 
     async def get_member(self, *, app: AppCredentials, guild_id: str, user_id: str, deadline: float) -> bool | None:
         """True when the user is a member, False when not, None when Discord would not say."""
@@ -308,6 +349,7 @@ class DiscordRest:
         payload, content_type = _payload(json_body, form)
         last_problem, last_status, timed_out = "no attempt was made", None, False
         attempt = rate_limit_retries = 0
+        earlier_sent: float | None = None
         while attempt < self.max_attempts:
             if slot is not None and slot.permit is not None:
                 permit, slot.permit = slot.permit, None
@@ -317,6 +359,7 @@ class DiscordRest:
             if remaining <= 0.05:
                 await self.limiter.release(permit, None, sent=False)
                 break
+            sent_at = time.monotonic()
             try:
                 if proxy is None:
                     reply = await self._wire.request(
@@ -339,6 +382,8 @@ class DiscordRest:
                     isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, TimeoutError)
                 )
                 await self.limiter.release(permit, None, sent=not unsent)
+                if not unsent and earlier_sent is None:
+                    earlier_sent = sent_at
                 attempt += 1
                 timed_out = isinstance(exc, TimeoutError)
                 last_status = None
@@ -375,11 +420,13 @@ class DiscordRest:
                     await asyncio.sleep(wait)  # not ours to model: just obey it
                 continue
             if status in RETRY_STATUSES:
+                if earlier_sent is None:
+                    earlier_sent = sent_at
                 attempt += 1
                 last_problem, last_status, timed_out = f"Discord answered {status}", status, False
                 await self._backoff(attempt, deadline)
                 continue
-            return Answer(status=status, headers=answer_headers, body=body)
+            return Answer(status=status, headers=answer_headers, body=body, earlier_sent=earlier_sent)
         raise DiscordUnavailable(
             f"{last_problem} after {attempt} attempt(s)",
             http_status=504 if timed_out else 502,
