@@ -131,3 +131,14 @@ def test_a_declared_body_over_the_limit_is_413_before_the_body_is_sent(gateway: 
         status, _, body = read_response(stream)
     assert status == 413 and envelope(body)["code"] == "invalid_request" and "16384" in envelope(body)["msg"]
     assert fresh.stats()["requests"].get("PUT /guilds/{guild_id}/members/{user_id}", 0) == 0
+
+
+def test_each_join_has_its_access_log_line_without_the_query_string(gateway: Gateway, fresh: Sandbox) -> None:
+    with connect(gateway) as sock, sock.makefile("rb") as stream:
+        sock.sendall(join_request(gateway, "alice").replace(PATH.encode(), PATH.encode() + b"?state=s3cr3t-q", 1))
+        assert read_response(stream)[0] == 200
+        sock.sendall(join_request(gateway, "alice", body=b"{"))
+        assert read_response(stream)[0] == 400
+    lines = [line for line in gateway.proc.output().splitlines() if f'"POST {PATH} HTTP/1.1"' in line]
+    assert [line.rsplit(" ", 1)[1] for line in lines[-2:]] == ["200", "400"]
+    assert "s3cr3t-q" not in gateway.proc.output()

@@ -49,10 +49,11 @@ class _JoinCycle:
     """Stands in for uvicorn's request cycle while a join is answered here: what the protocol reads and writes
     of its current cycle (``connection_lost``, ``shutdown``, a request pipelined behind this one)."""
 
-    __slots__ = ("body", "disconnected", "http_version", "keep_alive", "response_complete", "size")
+    __slots__ = ("body", "disconnected", "http_version", "keep_alive", "response_complete", "size", "url")
     message_event = _NO_EVENT
 
-    def __init__(self, http_version: str, keep_alive: bool) -> None:
+    def __init__(self, url: bytes, http_version: str, keep_alive: bool) -> None:
+        self.url = url  # kept here: a request pipelined behind this one replaces the protocol's
         self.http_version = http_version
         self.keep_alive = keep_alive
         self.disconnected = False
@@ -96,7 +97,7 @@ class JoinProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         if self._takes_join():
             version = self.parser.get_http_version()
-            self._join = _JoinCycle(version, version != "1.0" and self.parser.should_keep_alive())
+            self._join = _JoinCycle(self.url, version, version != "1.0" and self.parser.should_keep_alive())
             self.cycle = self._join  # type: ignore[assignment]
             return
         super().on_headers_complete()
@@ -164,7 +165,7 @@ class JoinProtocol(HttpToolsProtocol):
         status = response.status_code
         if self.access_log:  # uvicorn's access line (its filter in web/app.py drops the query string)
             host = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
-            path = self.url.decode("latin-1")
+            path = join.url.decode("latin-1")
             self.access_logger.info('%s - "%s %s HTTP/%s" %d', host, "POST", path, join.http_version, status)
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
