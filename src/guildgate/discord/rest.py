@@ -271,14 +271,7 @@ class DiscordRest:
         if by <= time.monotonic():
             return False
         try:
-            found = await self.call(
-                "GET",
-                "/guilds/{guild_id}/members/{user_id}",
-                {"guild_id": guild_id, "user_id": user_id},
-                auth=("Bot", app.bot_token),
-                deadline=by,
-                major=guild_id,
-            )
+            found = await self._get_member(app=app, guild_id=guild_id, user_id=user_id, deadline=by)
         except JoinError:
             return False
         joined_at = found.body.get("joined_at") if found.status == 200 and isinstance(found.body, dict) else None
@@ -290,7 +283,15 @@ class DiscordRest:
 
     async def get_member(self, *, app: AppCredentials, guild_id: str, user_id: str, deadline: float) -> bool | None:
         """True when the user is a member, False when not, None when Discord would not say."""
-        answer = await self.call(
+        answer = await self._get_member(app=app, guild_id=guild_id, user_id=user_id, deadline=deadline)
+        if answer.status == 200:
+            return True
+        if answer.status == 404 and isinstance(answer.body, dict) and answer.body.get("code") == 10007:
+            return False
+        return None
+
+    async def _get_member(self, *, app: AppCredentials, guild_id: str, user_id: str, deadline: float) -> Answer:
+        return await self.call(
             "GET",
             "/guilds/{guild_id}/members/{user_id}",
             {"guild_id": guild_id, "user_id": user_id},
@@ -298,11 +299,6 @@ class DiscordRest:
             deadline=deadline,
             major=guild_id,
         )
-        if answer.status == 200:
-            return True
-        if answer.status == 404 and isinstance(answer.body, dict) and answer.body.get("code") == 10007:
-            return False
-        return None
 
     async def add_member_role(
         self, *, app: AppCredentials, guild_id: str, user_id: str, role_id: str, deadline: float
