@@ -102,12 +102,17 @@ async def join_guild(request: Request) -> Response:
 async def serve_join(scope: Scope, receive: Receive, send: Send) -> None:
     """The join call as a plain ASGI handler (web/app.py's front door sends it here, past FastAPI): the same
     handler, with the one exception handler it needs — a JoinError answers in the envelope."""
-    request = Request(scope, receive)
-    try:
-        response = await join_guild(request)
-    except JoinError as exc:
-        response = errors.join_error_response(request, exc)
+    response = await answer_join(Request(scope, receive))
     await response(scope, receive, send)
+
+
+async def answer_join(request: Request) -> Response:
+    """The join handler with the one exception handler it needs: a JoinError answers in the envelope (also what
+    web/fastjoin.py calls)."""
+    try:
+        return await join_guild(request)
+    except JoinError as exc:
+        return errors.join_error_response(request, exc)
 
 
 async def _handle(request: Request, started: float) -> Response:

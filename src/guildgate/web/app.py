@@ -51,6 +51,11 @@ MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADERS = 100
 
 
+def headers_too_large(headers: list[tuple[bytes, bytes]]) -> bool:
+    """More than MAX_HEADERS headers, or more than MAX_HEADER_BYTES of them: answered 431 by the front door."""
+    return len(headers) > MAX_HEADERS or sum(len(k) + len(v) for k, v in headers) > MAX_HEADER_BYTES
+
+
 class Front:
     """The ASGI app a server runs: what every request meets before FastAPI.
 
@@ -67,8 +72,7 @@ class Front:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            headers = scope["headers"]
-            if len(headers) > MAX_HEADERS or sum(len(k) + len(v) for k, v in headers) > MAX_HEADER_BYTES:
+            if headers_too_large(scope["headers"]):
                 detail = f"the request's headers are larger than {MAX_HEADER_BYTES} bytes or more than {MAX_HEADERS}"
                 body = errors.envelope(
                     outcome=Outcome.INVALID_REQUEST,

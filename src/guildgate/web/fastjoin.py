@@ -23,9 +23,8 @@ from typing import Any
 from starlette.responses import Response
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from guildgate.core.errors import JoinError
-from guildgate.web import api, errors
-from guildgate.web.app import MAX_HEADER_BYTES, MAX_HEADERS, Front
+from guildgate.web import api
+from guildgate.web.app import Front, headers_too_large
 from guildgate.web.body import MAX_BODY
 
 log = logging.getLogger("guildgate.web")
@@ -111,12 +110,10 @@ class JoinProtocol(HttpToolsProtocol):
             return False
         if self.cycle is not None and not self.cycle.response_complete:
             return False  # pipelined behind a request still being answered: uvicorn queues it
-        size = 0
         for name, value in self.headers:
-            size += len(name) + len(value)
             if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY):
                 return False  # answered 413 at once, before the body comes
-        return len(self.headers) <= MAX_HEADERS and size <= MAX_HEADER_BYTES
+        return not headers_too_large(self.headers)
 
     def on_body(self, body: bytes) -> None:
         join = self._join
@@ -146,10 +143,7 @@ class JoinProtocol(HttpToolsProtocol):
     async def _answer(self, join: _JoinCycle, headers: dict[str, str], body: bytes) -> None:
         request = _BareRequest(headers, body, self._fastapi)
         try:
-            try:
-                response: Response = await api.join_guild(request)  # type: ignore[arg-type]
-            except JoinError as exc:
-                response = errors.join_error_response(request, exc)  # type: ignore[arg-type]
+            response = await api.answer_join(request)  # type: ignore[arg-type]
         except Exception:  # what uvicorn answers when an ASGI app fails: a plain 500, and the connection closed
             log.exception("Exception in the join call")
             response = Response(b"Internal Server Error", status_code=500, media_type="text/plain; charset=utf-8")
