@@ -179,10 +179,12 @@ def test_rate_limit_headers_and_user_429(fresh: Sandbox) -> None:
 
 
 def test_sliding_window_returns_slots_gradually(fresh: Sandbox) -> None:
-    fresh.reset({**WORLD, "rate_limits": {"routes": {PUT: {"limit": 4, "reset_after": 2.0, "window": "sliding"}}}})
+    # Slots come back one every 2 s (4 over 8 s): wide enough that a loaded machine's pauses between the
+    # requests below cannot bring back a second one.
+    fresh.reset({**WORLD, "rate_limits": {"routes": {PUT: {"limit": 4, "reset_after": 8.0, "window": "sliding"}}}})
     codes = [put_member(fresh, GUILD, "bob").status_code for _ in range(5)]
     assert codes == [204, 204, 204, 204, 429]
-    time.sleep(0.6)  # one slot comes back every 0.5 s
+    time.sleep(2.2)  # one slot comes back every 2 s
     after = put_member(fresh, GUILD, "bob")
     assert after.status_code == 204 and after.headers["x-ratelimit-remaining"] == "0"
     assert put_member(fresh, GUILD, "bob").status_code == 429
