@@ -1,0 +1,135 @@
+"""The record writer on SQLite: a write made alone is committed before the caller goes on; a burst shares
+transactions; a locked database sends an alone write to the queue, which lands it once the lock is free."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from guildgate.store.db import Database
+from guildgate.store.models import Base, RecordRow, utcnow
+from guildgate.store.writer import GroupWriter
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'writer.db'}")
+    assert database.sync_engine is not None and database.fast is not None
+    Base.metadata.create_all(database.sync_engine)
+    yield database
+    asyncio.run(database.dispose())
+
+
+def _row(record_id: str) -> dict[str, Any]:
+    return {"id": record_id, "app_id": "a", "source": "api", "state": "pending", "created_at": utcnow()}
+
+
+def _states(db: Database) -> dict[str, str]:
+    other = sqlite3.connect(db.url.split("///", 1)[1])  # another connection, as another process would read
+    try:
+        return dict(other.execute("SELECT id, state FROM records").fetchall())
+    finally:
+        other.close()
+
+
+def _count_transactions(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Rows per committed transaction, in order."""
+    assert db.fast is not None
+    sizes: list[int] = []
+    real = db.fast.write
+
+    def counted(batches: Any) -> None:
+        real(batches)
+        sizes.append(sum(len(rows) for _, rows in batches))
+
+    monkeypatch.setattr(db.fast, "write", counted)
+    return sizes
+
+
+def test_an_alone_write_is_committed_before_the_call_returns(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = _count_transactions(db, monkeypatch)
+    writer = GroupWriter(db, RecordRow.__table__)  # type: ignore[arg-type]
+
+    async def go() -> tuple[dict[str, str], dict[str, str]]:
+        await writer.insert(_row("r1"), alone=True)
+        created = _states(db)
+        await asyncio.sleep(0)  # the next turn of the loop: another alone write is made at once again
+        await writer.update("r1", {"state": "succeeded"}, alone=True)
+        finished = _states(db)
+        await writer.aclose()
+        return created, finished
+
+    created, finished = asyncio.run(go())
+    assert created == {"r1": "pending"}
+    assert finished == {"r1": "succeeded"}
+    assert sizes == [1, 1]
+    assert writer._task is None  # neither write went through the writer's task
+
+
+def test_a_burst_of_alone_writes_shares_transactions(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = _count_transactions(db, monkeypatch)
+    writer = GroupWriter(db, RecordRow.__table__)  # type: ignore[arg-type]
+
+    async def go() -> None:
+        await asyncio.gather(*(writer.insert(_row(f"r{i}"), alone=True) for i in range(20)))
+        await writer.aclose()
+
+    asyncio.run(go())
+    assert len(_states(db)) == 20
+    assert sizes == [1, 19]  # the first at once, the 19 that came in the same turn in one transaction
+
+
+def test_an_alone_write_that_breaks_a_constraint_is_an_integrity_error(db: Database) -> None:
+    writer = GroupWriter(db, RecordRow.__table__)  # type: ignore[arg-type]
+
+    async def go() -> None:
+        await writer.insert(_row("same"), alone=True)
+        await asyncio.sleep(0)
+        with pytest.raises(IntegrityError):
+            await writer.insert(_row("same"), alone=True)
+        await writer.aclose()
+
+    asyncio.run(go())
+    assert _states(db) == {"same": "pending"}
+
+
+def test_an_alone_write_to_a_locked_database_is_queued_and_lands(db: Database) -> None:
+    writer = GroupWriter(db, RecordRow.__table__)  # type: ignore[arg-type]
+    other = sqlite3.connect(db.url.split("///", 1)[1], check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock for 0.4 s
+    released = threading.Event()
+
+    def release_later() -> None:
+        time.sleep(0.4)
+        other.commit()
+        released.set()
+
+    async def go() -> int:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        beat = asyncio.ensure_future(ticker())
+        threading.Thread(target=release_later).start()
+        await writer.insert(_row("r1"), alone=True)
+        beat.cancel()
+        await writer.aclose()
+        return ticks
+
+    ticks = asyncio.run(go())
+    other.close()
+    assert released.is_set()  # it went through only after the lock was given back...
+    assert ticks >= 10, f"the event loop ran {ticks} times in the 0.4 s wait: it was blocked"  # ...by the queue
+    assert _states(db) == {"r1": "pending"}
