@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
 from typing import Any
@@ -121,19 +120,18 @@ async def _handle(request: Request, started: float) -> Response:
     headers = request.headers
     lang = pick_language(headers.get("accept-language"))
     key = await authenticate(request)
-    new = NewRecord(app_id=key.app_id, key_id=key.id, source=Source.API)
+    # What the record will hold, as it becomes known: a refused request's record keeps what was read before.
+    developer_id = guild_id = idem = None
+    request_hash = ""
     try:
-        new = dataclasses.replace(new, developer_id=check_developer_id(headers.get("developer-id")))
+        developer_id = check_developer_id(headers.get("developer-id"))
         idem = check_idempotency_key(headers.get("idempotency-key"))
         check_content_type(headers.get("content-type"))
         raw = parse_json(await read_body(request))
         join_request = parse_join(raw, egress_proxies=svc.settings.egress_proxies)
-        new = dataclasses.replace(new, guild_id=join_request.guild_id)
-        request_hash = ""
+        guild_id = join_request.guild_id
         if idem is not None:  # only an idempotent request needs the fingerprint of its body
             request_hash = svc.request_hash(json.dumps(raw, sort_keys=True, ensure_ascii=False).encode())
-            new = dataclasses.replace(new, idempotency_key=idem, request_hash=request_hash)
-        if idem is not None:
             existing = await svc.records.idempotent(key_id=key.id, idempotency_key=idem)
             if existing is not None:
                 return await _replay(svc, existing, request_hash, lang=lang, started=started, deadline=deadline)
@@ -142,9 +140,20 @@ async def _handle(request: Request, started: float) -> Response:
         count_join(exc.outcome.value)
         if exc.outcome is Outcome.QUOTA_EXCEEDED:  # no record: a flood past the quota must not fill the database
             return errors.error_response(exc, record_id=None, lang=lang, started=started)
-        plain = dataclasses.replace(new, idempotency_key=None, request_hash=None)
+        plain = NewRecord(
+            app_id=key.app_id, key_id=key.id, source=Source.API, developer_id=developer_id, guild_id=guild_id
+        )
         record_id = await record_refusal(svc.records, plain, exc, started)
         return errors.error_response(exc, record_id=record_id, lang=lang, started=started)
+    new = NewRecord(
+        app_id=key.app_id,
+        key_id=key.id,
+        source=Source.API,
+        developer_id=developer_id,
+        guild_id=guild_id,
+        idempotency_key=idem,
+        request_hash=request_hash if idem is not None else None,
+    )
     try:
         app = await svc.apps.credentials(key.app_id)
         result = await join(

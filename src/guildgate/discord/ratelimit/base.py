@@ -9,7 +9,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from guildgate.core.errors import DiscordUnavailable, RateLimited
@@ -31,10 +31,10 @@ class RouteKey:
     method: str
     template: str  # the route template, e.g. "/guilds/{guild_id}/members/{user_id}"
     major: str = ""  # the major parameter's value (guild id), or ""
+    route: str = field(init=False, repr=False, compare=False)  # "METHOD template", made once (read often)
 
-    @property
-    def route(self) -> str:
-        return f"{self.method} {self.template}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "route", f"{self.method} {self.template}")
 
 
 @dataclass(frozen=True, slots=True)
