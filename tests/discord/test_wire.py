@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from guildgate.core.errors import DiscordUnavailable
-from guildgate.core.ports import AppCredentials
+from guildgate.core.ports import AppCredentials, MemberOptions
 from guildgate.core.secret import Secret
 from guildgate.discord.ratelimit import Limiter, MemoryBackend
 from guildgate.discord.rest import DiscordRest
@@ -375,5 +375,43 @@ def test_a_second_event_loop_does_not_reuse_the_first_loops_connections() -> Non
         await wire.aclose()
         await server.__aexit__()
         assert thread_result == [200] and server.connections == 2
+
+    run(go())
+
+
+def test_rate_limit_headers_that_are_not_finite_numbers_count_as_absent() -> None:
+    """A hostile or broken answer with ``X-RateLimit-Limit: NaN`` (or ``1e999``, or a JSON ``retry_after`` of
+    ``Infinity``) is answered like one without those headers: the call returns its answer, the limiter is not fed
+    the value, and the next call goes out as usual."""
+
+    async def go() -> None:
+        user = b'{"id": "2", "username": "u"}'
+        me = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-RateLimit-Limit: NaN\r\n"
+            b"X-RateLimit-Remaining: 1e999\r\nX-RateLimit-Reset-After: inf\r\nRetry-After: nan\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(user), user)
+        )
+        strange = b'{"retry_after": Infinity}'
+        added = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+            len(strange),
+            strange,
+        )
+        server = await scripted(answers(me, added, me))
+        rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
+        deadline = time.monotonic() + 10
+        found = await rest.current_user(Secret("user-token"), app=APP, deadline=deadline)
+        created = await rest.add_member(
+            app=APP,
+            guild_id="1",
+            user_id=found.id,
+            token=Secret("user-token"),
+            options=MemberOptions(),
+            deadline=deadline,
+        )
+        again = await rest.current_user(Secret("user-token"), app=APP, deadline=deadline)
+        await rest.aclose()
+        await server.__aexit__()
+        assert (found.id, created, again.id) == ("2", True, "2")
+        assert len(server.requests) == 3
 
     run(go())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -53,31 +54,38 @@ class RateLimitHeaders:
 
     @classmethod
     def parse(cls, headers: Mapping[str, str], body: object | None = None) -> RateLimitHeaders:
-        def num(name: str) -> float | None:
-            raw = headers.get(name)
-            try:
-                return float(raw) if raw is not None else None
-            except ValueError:
-                return None
-
-        limit, remaining = num("x-ratelimit-limit"), num("x-ratelimit-remaining")
+        """What an answer says about its limits. A value that is not a finite number counts as absent (a hostile or
+        broken answer's ``NaN`` or ``1e999`` must not reach the limiter's arithmetic)."""
+        get = headers.get
+        limit, remaining = _finite(get("x-ratelimit-limit")), _finite(get("x-ratelimit-remaining"))
+        is_dict = isinstance(body, dict)
         retry_after = None
-        if isinstance(body, dict) and isinstance(body.get("retry_after"), int | float):
-            retry_after = float(body["retry_after"])
-        elif num("retry-after") is not None:
-            retry_after = num("retry-after")
-        is_global = headers.get("x-ratelimit-global", "").lower() == "true" or (
-            isinstance(body, dict) and body.get("global") is True
+        if is_dict and isinstance(body.get("retry_after"), (int, float)):  # type: ignore[union-attr]
+            retry_after = _finite(body["retry_after"])  # type: ignore[index]
+        if retry_after is None:
+            retry_after = _finite(get("retry-after"))
+        is_global = get("x-ratelimit-global", "").lower() == "true" or (
+            is_dict and body.get("global") is True  # type: ignore[union-attr]
         )
         return cls(
             limit=int(limit) if limit is not None else None,
             remaining=int(remaining) if remaining is not None else None,
-            reset_after=num("x-ratelimit-reset-after"),
-            bucket=headers.get("x-ratelimit-bucket"),
-            scope=headers.get("x-ratelimit-scope"),
+            reset_after=_finite(get("x-ratelimit-reset-after")),
+            bucket=get("x-ratelimit-bucket"),
+            scope=get("x-ratelimit-scope"),
             is_global=is_global,
             retry_after=retry_after,
         )
+
+
+def _finite(raw: str | float | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True, slots=True)
