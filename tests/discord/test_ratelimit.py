@@ -437,3 +437,35 @@ def test_a_fixed_bucket_whose_reset_after_is_rounded_is_never_taken_for_sliding(
             await lim.acquire(KEY_A, deadline=clock.now + 0.5)  # nothing back before the window's end
 
     run(go())
+
+
+def test_the_memory_backend_forgets_users_whose_slots_have_expired(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every user's token is its own identity with its own global window: a long-running server that has seen
+    many users keeps state only for those with a slot still live, not one entry per user it ever saw. A slot
+    still in its window is kept through the sweeps."""
+    import guildgate.discord.ratelimit.memory as memory
+
+    monkeypatch.setattr(memory, "MAX_BUCKETS", 50)
+
+    async def go() -> tuple[int, int, int]:
+        clock = Clock()
+        backend = MemoryBackend(clock=clock)
+        lim = Limiter(backend, clock=clock)
+
+        async def identify(user: int) -> None:
+            key = RouteKey(identity=f"bearer:{user}", method="GET", template="/users/@me")
+            permit = await lim.acquire(key, deadline=clock.now + 10)
+            await lim.release(permit, headers(5, 4, 1.0, bucket="me"), status=200, answered=clock.now)
+
+        for user in range(300):
+            await identify(user)
+            clock.now += 100.0  # long past its bucket's reset and its global window
+        identities, buckets = len(backend._global), len(backend._buckets)
+        await identify(1000)  # its global slot counts for the next second...
+        for user in range(2000, 2100):
+            await identify(user)  # ...through the sweeps these newcomers set off
+        return identities, buckets, await backend.global_used("bearer:1000")
+
+    identities, buckets, live = run(go())
+    assert identities <= 51 and buckets <= 51, (identities, buckets)  # not 300 of each
+    assert live == 1

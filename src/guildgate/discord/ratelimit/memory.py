@@ -68,7 +68,7 @@ class MemoryBackend:
     def _bucket(self, bucket_id: str, now: float) -> _Bucket:
         bucket = self._buckets.get(bucket_id)
         if bucket is None:
-            if len(self._buckets) >= MAX_BUCKETS:
+            if len(self._buckets) >= MAX_BUCKETS or len(self._global) >= MAX_BUCKETS:
                 self._sweep(now)
             bucket = self._buckets[bucket_id] = _Bucket()
         return bucket
@@ -76,6 +76,9 @@ class MemoryBackend:
     def _sweep(self, now: float) -> None:
         for bid in [b for b, v in self._buckets.items() if v.expires <= now and not _live(v.inflight, now)]:
             del self._buckets[bid]
+        # every user's token is an identity with its own global window: forget those with no slot left
+        for identity in [i for i, slots in self._global.items() if not _live(slots, now)]:
+            del self._global[identity]
         for key in [k for k, (until, _) in self._kv.items() if until <= now]:
             del self._kv[key]
 
