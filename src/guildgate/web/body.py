@@ -65,9 +65,12 @@ def _strict_loads(raw: bytes) -> Any:
         ) from None
 
 
+_FIELDS = frozenset(JoinBody.model_fields)
+
+
 def _absent_empty(data: dict[str, Any]) -> dict[str, Any]:
     """An empty string (or null) counts as absent, for every field this API reads."""
-    return {k: v for k, v in data.items() if k in JoinBody.model_fields and v != "" and v is not None}
+    return {k: v for k, v in data.items() if k in _FIELDS and v != "" and v is not None}
 
 
 def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> JoinRequest:
