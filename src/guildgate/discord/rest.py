@@ -81,7 +81,7 @@ class _Admission:
             await self._limiter.release(slot.permit, None, sent=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs twice as much, made on every call
 class Answer:
     status: int
     headers: CIMultiDictProxy[str]

@@ -91,7 +91,7 @@ class _Slots:
         self.free += 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs twice as much, made on every call
 class Reply:
     status: int
     headers: CIMultiDictProxy[str]
@@ -286,10 +286,9 @@ class Wire:
         finally:
             timer.cancel()
             connection.waiter = None
+        headers = CIMultiDictProxy(CIMultiDict(connection.header_list))
         reply = Reply(
-            status=connection.status,
-            headers=CIMultiDictProxy(CIMultiDict(connection.header_list)),
-            body=_decoded(connection.chunks, connection.header_list),
+            status=connection.status, headers=headers, body=_decoded(connection.chunks, headers.get("content-encoding"))
         )
         if connection.keep_alive and not connection.closed and not self._closing and len(self._idle) < MAX_IDLE:
             connection._reset()
@@ -353,13 +352,12 @@ class Wire:
                 owner.call_soon_threadsafe(connection.close)
 
 
-def _decoded(chunks: list[bytes], headers: list[tuple[str, str]]) -> bytes:
+def _decoded(chunks: list[bytes], encoding: str | None) -> bytes:
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    for name, value in headers:
-        if name.lower() == "content-encoding":
-            coding = value.strip().lower()
-            if coding in ("gzip", "x-gzip"):
-                return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-            if coding == "deflate":
-                return zlib.decompress(body)
+    if encoding is not None:
+        coding = encoding.strip().lower()
+        if coding in ("gzip", "x-gzip"):
+            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        if coding == "deflate":
+            return zlib.decompress(body)
     return body

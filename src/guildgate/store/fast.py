@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -28,13 +29,23 @@ class Statement:
     sql: str
     names: tuple[str, ...]  # parameter names, in the order of the SQL's "?" marks
     binds: tuple[Processor, ...]
+    # (position, conversion) of the parameters that have one; the rest are passed as they are
+    _converted: tuple[tuple[int, Callable[[Any], Any]], ...] = field(init=False, repr=False, compare=False)
+    _pick: Callable[[dict[str, Any]], Any] = field(init=False, repr=False, compare=False)  # the values, in order
 
-    def params(self, values: dict[str, Any]) -> tuple[Any, ...]:
-        out = []
-        for name, bind in zip(self.names, self.binds, strict=True):
-            value = values[name]
-            out.append(bind(value) if bind is not None and value is not None else value)
-        return tuple(out)
+    def __post_init__(self) -> None:
+        converted = tuple((i, bind) for i, bind in enumerate(self.binds) if bind is not None)
+        object.__setattr__(self, "_converted", converted)
+        object.__setattr__(self, "_pick", itemgetter(*self.names) if self.names else (lambda _values: ()))
+
+    def params(self, values: dict[str, Any]) -> list[Any]:
+        picked = self._pick(values)
+        out = list(picked) if len(self.names) != 1 else [picked]
+        for i, bind in self._converted:
+            value = out[i]
+            if value is not None:
+                out[i] = bind(value)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +125,13 @@ class SQLiteFast(Compiled):
         super().__init__(engine.dialect)
         self._engine = engine
         self._pooled: Any = None
+        self._raw: sqlite3.Connection | None = None  # the pooled connection's sqlite3 connection, kept at hand
 
     @property
     def conn(self) -> sqlite3.Connection:
+        raw = self._raw
+        if raw is not None:
+            return raw
         if self._pooled is None:
             # A pooled connection kept for good: it has the pragmas every connection of the engine gets, but
             # almost no busy timeout: SQLite's busy handler sleeps in the calling thread — the event loop —
@@ -126,9 +141,11 @@ class SQLiteFast(Compiled):
             self._pooled.driver_connection.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         raw = self._pooled.driver_connection
         assert isinstance(raw, sqlite3.Connection)
+        self._raw = raw
         return raw
 
     def close(self) -> None:
+        self._raw = None
         if self._pooled is not None:
             self._pooled.close()
             self._pooled = None

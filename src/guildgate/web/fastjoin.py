@@ -48,11 +48,12 @@ class _JoinCycle:
     """Stands in for uvicorn's request cycle while a join is answered here: what the protocol reads and writes
     of its current cycle (``connection_lost``, ``shutdown``, a request pipelined behind this one)."""
 
-    __slots__ = ("body", "disconnected", "http_version", "keep_alive", "response_complete", "size", "url")
+    __slots__ = ("body", "disconnected", "headers", "http_version", "keep_alive", "response_complete", "size", "url")
     message_event = _NO_EVENT
 
-    def __init__(self, url: bytes, http_version: str, keep_alive: bool) -> None:
+    def __init__(self, url: bytes, http_version: str, keep_alive: bool, headers: dict[str, str]) -> None:
         self.url = url  # kept here: a request pipelined behind this one replaces the protocol's
+        self.headers = headers
         self.http_version = http_version
         self.keep_alive = keep_alive
         self.disconnected = False
@@ -94,26 +95,33 @@ class JoinProtocol(HttpToolsProtocol):
         self._join = None
 
     def on_headers_complete(self) -> None:
-        if self._takes_join():
+        headers = self._takes_join()
+        if headers is not None:
             version = self.parser.get_http_version()
-            self._join = _JoinCycle(self.url, version, version != "1.0" and self.parser.should_keep_alive())
+            keep_alive = version != "1.0" and self.parser.should_keep_alive()
+            self._join = _JoinCycle(self.url, version, keep_alive, headers)
             self.cycle = self._join  # type: ignore[assignment]
             return
         super().on_headers_complete()
 
-    def _takes_join(self) -> bool:
+    def _takes_join(self) -> dict[str, str] | None:
+        """The request's headers when this protocol answers it (a plain join call), else None."""
         if self._fastapi is None or self.parser.get_method() != b"POST":
-            return False
+            return None
         if self.url.split(b"?", 1)[0] != _JOIN_PATH:
-            return False
+            return None
         if self.expect_100_continue or self.limit_concurrency is not None or self.parser.should_upgrade():
-            return False
+            return None
         if self.cycle is not None and not self.cycle.response_complete:
-            return False  # pipelined behind a request still being answered: uvicorn queues it
-        for name, value in self.headers:
-            if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY):
-                return False  # answered 413 at once, before the body comes
-        return not headers_too_large(self.headers)
+            return None  # pipelined behind a request still being answered: uvicorn queues it
+        if headers_too_large(self.headers):
+            return None
+        # The headers as the handler reads them (names lower-case already): the first of a repeated one counts.
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(self.headers)}
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+            return None  # answered 413 at once, before the body comes
+        return headers
 
     def on_body(self, body: bytes) -> None:
         join = self._join
@@ -131,9 +139,7 @@ class JoinProtocol(HttpToolsProtocol):
         if join is None:
             super().on_message_complete()
             return
-        headers: dict[str, str] = {}
-        for name, value in self.headers:
-            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        headers = join.headers
         if join.size > MAX_BODY:
             headers["content-length"] = str(join.size)  # what read_body checks first: answered 413
         task = self.loop.create_task(self._answer(join, headers, b"".join(join.body)))

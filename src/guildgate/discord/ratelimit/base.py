@@ -38,7 +38,7 @@ class RouteKey:
         object.__setattr__(self, "route", f"{self.method} {self.template}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs twice as much, made on every call
 class RateLimitHeaders:
     limit: int | None = None
     remaining: int | None = None
@@ -88,7 +88,7 @@ def _finite(raw: str | float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs twice as much, made on every call
 class Decision:
     ok: bool
     reason: str = ""  # "bucket", "discovery", "inflight", "global", "paused", "invalid", "banned"
