@@ -47,6 +47,7 @@ RETRY_STATUSES: Final = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524})
 
 MEMBER: Final = "/guilds/{guild_id}/members/{user_id}"
 _UNRESERVED: Final = re.compile(r"[A-Za-z0-9_.~-]+")  # what urllib's quote(safe="") never changes
+BOT_KEYS: Final = 4096  # the bot's route keys kept made (a server each); all are dropped when there are more
 ADMISSION_MARGIN: Final = 1.0  # seconds kept after a rate-limit wait for the record and the Add Guild Member call
 
 
@@ -108,6 +109,7 @@ class DiscordRest:
         self.egress_proxies = frozenset(egress_proxies)
         self._wire = Wire(self.api_base, user_agent=USER_AGENT)
         self._session: aiohttp.ClientSession | None = None
+        self._bot_keys: dict[tuple[str, str, str, str], RouteKey] = {}
 
     def _proxied(self) -> aiohttp.ClientSession:
         # For calls through an operator's egress proxy only (the wire speaks to the API base alone). Made on
@@ -457,12 +459,21 @@ class DiscordRest:
         ) as response:
             return response.status, await response.read(), response.headers
 
-    @staticmethod
-    def _key(method: str, template: str, auth: tuple[str, Secret], major: str) -> RouteKey:
+    def _key(self, method: str, template: str, auth: tuple[str, Secret], major: str) -> RouteKey:
         scheme, secret = auth
-        return RouteKey(
-            identity=f"{scheme.lower()}:{secret.fingerprint()}", method=method, template=template, major=major
-        )
+        fingerprint = secret.fingerprint()
+        if scheme != "Bot":  # a user's token: its key is made for its one join
+            return RouteKey(identity=f"{scheme.lower()}:{fingerprint}", method=method, template=template, major=major)
+        # a bot's: the same few (route, server) keys again and again, three a join — made once each
+        cache_key = (method, template, fingerprint, major)
+        key = self._bot_keys.get(cache_key)
+        if key is None:
+            if len(self._bot_keys) >= BOT_KEYS:
+                self._bot_keys.clear()
+            key = self._bot_keys[cache_key] = RouteKey(
+                identity=f"bot:{fingerprint}", method=method, template=template, major=major
+            )
+        return key
 
     async def _backoff(self, attempt: int, deadline: float) -> None:
         delay = min(0.1 * 2 ** (attempt - 1), 2.0) * (0.5 + random.random())
