@@ -1,5 +1,6 @@
 """What a join's record costs on SQLite: its three writes (create, the pre-send note, finish), each committed,
-through guildgate's own ``RecordRepo`` (group commit, ``store/fast.py``) one join at a time and 16 at once,
+through guildgate's own ``RecordRepo`` one join at a time (each write committed at once) and 16 at once (group
+commit, ``store/writer.py``),
 beside the same three statements sent by hand through ``sqlite3`` — on the real schema (the migrations), and
 on the same table made ``WITHOUT ROWID``.
 
@@ -44,8 +45,12 @@ async def through_repo(url: str, joins: int, concurrency: int) -> float:
     )
 
     async def one() -> None:
+        # In a server each write is a turn of the event loop after the last (a Discord call comes between):
+        # the sleeps keep that, so a write made alone is not taken for one of a burst.
         record_id = await repo.create(new)
+        await asyncio.sleep(0)
         await repo.sending(record_id, guild_id=GUILD, guild_name=None, user_id=USER)
+        await asyncio.sleep(0)
         await repo.finish(record_id, done)
 
     async def caller(count: int) -> None:
