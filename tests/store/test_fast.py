@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
-import time
 from pathlib import Path
 
 from guildgate.store.db import Database
 from guildgate.store.models import Base, RecordRow, utcnow
+from tests.store.locked import write_while_locked
 
 
 def test_a_locked_database_delays_the_write_without_blocking_the_loop(tmp_path: Path) -> None:
@@ -22,33 +21,11 @@ def test_a_locked_database_delays_the_write_without_blocking_the_loop(tmp_path: 
     values = {"id": "r1", "app_id": "a", "source": "api", "state": "pending", "created_at": utcnow()}
     statement = db.fast.insert(table, tuple(sorted(values)))  # type: ignore[arg-type]
 
-    other = sqlite3.connect(path, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock...
-    released = threading.Event()
-
-    def release_later() -> None:
-        time.sleep(0.4)  # ...for 0.4 s
-        other.commit()
-        released.set()
-
-    async def go() -> int:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        beat = asyncio.ensure_future(ticker())
-        threading.Thread(target=release_later).start()
-        await db.fast.write_retrying([(statement, [values])])
-        beat.cancel()
-        return ticks
-
-    ticks = asyncio.run(go())
-    assert released.is_set()  # the write went through only after the lock was given back
+    fast = db.fast
+    released, ticks = write_while_locked(path, lambda: fast.write_retrying([(statement, [values])]))
+    assert released  # the write went through only after the lock was given back
     assert ticks >= 10, f"the event loop ran {ticks} times in the 0.4 s wait: it was blocked"
+    other = sqlite3.connect(path)
     assert other.execute("SELECT state FROM records WHERE id = 'r1'").fetchone() == ("pending",)
     other.close()
     asyncio.run(db.dispose())

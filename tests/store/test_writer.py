@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from guildgate.store.db import Database
 from guildgate.store.models import Base, RecordRow, utcnow
 from guildgate.store.writer import GroupWriter
+from tests.store.locked import write_while_locked
 
 
 @pytest.fixture
@@ -103,33 +102,12 @@ def test_an_alone_write_that_breaks_a_constraint_is_an_integrity_error(db: Datab
 
 def test_an_alone_write_to_a_locked_database_is_queued_and_lands(db: Database) -> None:
     writer = GroupWriter(db, RecordRow.__table__)  # type: ignore[arg-type]
-    other = sqlite3.connect(db.url.split("///", 1)[1], check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock for 0.4 s
-    released = threading.Event()
 
-    def release_later() -> None:
-        time.sleep(0.4)
-        other.commit()
-        released.set()
-
-    async def go() -> int:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        beat = asyncio.ensure_future(ticker())
-        threading.Thread(target=release_later).start()
+    async def write() -> None:
         await writer.insert(_row("r1"), alone=True)
-        beat.cancel()
         await writer.aclose()
-        return ticks
 
-    ticks = asyncio.run(go())
-    other.close()
-    assert released.is_set()  # it went through only after the lock was given back...
+    released, ticks = write_while_locked(Path(db.url.split("///", 1)[1]), write)
+    assert released  # it went through only after the lock was given back...
     assert ticks >= 10, f"the event loop ran {ticks} times in the 0.4 s wait: it was blocked"  # ...by the queue
     assert _states(db) == {"r1": "pending"}
