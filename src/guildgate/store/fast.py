@@ -120,6 +120,11 @@ class PostgresFast(Compiled):
             self._pool = None
 
 
+def held_by_another(error: sqlite3.OperationalError) -> bool:
+    """The write failed because another connection holds the database's lock (it may be retried)."""
+    return "locked" in str(error) or "busy" in str(error)
+
+
 class SQLiteFast(Compiled):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine.dialect)
@@ -197,7 +202,7 @@ class SQLiteFast(Compiled):
                 self.write(batches)
                 return
             except sqlite3.OperationalError as exc:
-                if ("locked" not in str(exc) and "busy" not in str(exc)) or waited >= patience:
+                if not held_by_another(exc) or waited >= patience:
                     raise
             await asyncio.sleep(delay)
             waited += delay

@@ -26,7 +26,7 @@ from guildgate.store.writer import GroupWriter
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 # Joins under way (record created, not finished) up to which a record write is committed at once rather than
-# queued for a shared transaction (store/writer.py): 0.4 ms less CPU a join one at a time, where with more
+# queued for a shared transaction (store/writer.py): about 0.3 ms less CPU a join one at a time, where with more
 # joins under way the shared transactions save more (docs/performance.md).
 ALONE_JOINS = 4
 

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy.exc import IntegrityError
 
 from guildgate.store.db import Database
+from guildgate.store.fast import held_by_another
 
 MAX_BATCH = 500
 
@@ -70,7 +71,7 @@ class GroupWriter:
         except sqlite3.IntegrityError:
             raise IntegrityError("record write", None, Exception("constraint")) from None
         except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
+            if held_by_another(exc):
                 return False
             raise
         return True
