@@ -45,7 +45,7 @@ def _header(name: str, description: str) -> dict[str, Any]:
 
 async def read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+    if declared is not None and declared.isdecimal() and int(declared) > MAX_BODY:
         raise InvalidRequest(f"the body is larger than {MAX_BODY} bytes", http_status=413)
     chunks: list[bytes] = []
     size = 0

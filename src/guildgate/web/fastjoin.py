@@ -119,7 +119,7 @@ class JoinProtocol(HttpToolsProtocol):
         # The headers as the handler reads them (names lower-case already): the first of a repeated one counts.
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(self.headers)}
         declared = headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+        if declared is not None and (not declared.isdecimal() or int(declared) > MAX_BODY):  # (0-9 only, in latin-1)
             return None  # answered 413 at once, before the body comes
         return headers
 
