@@ -104,6 +104,9 @@ def test_dashboard_login_session_and_csrf(gateway: Gateway, fresh: Sandbox) -> N
         assert home.status_code == 200 and "Recent records" in home.text
         keys = browser.get("/admin/keys")
         assert browser.post("/admin/keys", data={"app_id": APP_A, "name": "x"}).status_code == 403  # no CSRF
+        for quota in ("²", "0", "12x", "1000001"):  # "²" passes str.isdigit() but not int()
+            refused = browser.post("/admin/keys", data={"app_id": APP_A, "quota": quota, "csrf": _csrf(keys.text)})
+            assert refused.status_code == 400 and "quota: a whole number from 1 to 1000000" in refused.text, quota
         made = browser.post("/admin/keys", data={"app_id": APP_A, "name": "from-dashboard", "csrf": _csrf(keys.text)})
         assert made.status_code == 201
         key = re.search(r'data-testid="new-key">(gg_[^<]+)<', made.text)

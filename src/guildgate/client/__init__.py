@@ -152,7 +152,7 @@ def _raise_for(response: httpx.Response, body: dict[str, Any]) -> None:
         code=code,
         http_status=response.status_code,
         record_id=body.get("id"),
-        retry_after=float(retry) if retry and retry.replace(".", "", 1).isdigit() else None,
+        retry_after=float(retry) if retry and retry.replace(".", "", 1).isdecimal() else None,
         discord_code=body.get("discord_code"),
     )
 

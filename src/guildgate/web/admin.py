@@ -299,7 +299,7 @@ async def keys_create(request: Request) -> Response:
         return _message(request, "a_expired", 403)
     svc = services(request)
     quota_text = form.get("quota", "").strip()
-    if quota_text and (not quota_text.isdigit() or not 1 <= int(quota_text) <= 1_000_000):
+    if quota_text and (not quota_text.isdecimal() or not 1 <= int(quota_text) <= 1_000_000):
         return await _keys_page(request, sid, error="quota: a whole number from 1 to 1000000", status=400)
     name = form.get("name", "").strip()[:100] or None
     try:
