@@ -229,6 +229,9 @@ class Limiter:
         # A backend whose release never suspends (this process's) cannot be interrupted half-way by a
         # cancellation; one that talks to Redis is shielded so the slot is always given back.
         self._release_inline = bool(getattr(backend, "release_never_suspends", False))
+        # A backend that decides without waiting (this process's) is asked directly when nothing of this process
+        # is queued for the bucket or at the bot's gate: no lock, no coroutine, the same decision.
+        self._decide: Callable[..., Decision] | None = getattr(backend, "decide", None)
 
     async def acquire(self, key: RouteKey, *, deadline: float) -> Permit:
         """Wait for room in the key's bucket and the global window; raise RateLimited at once when the
@@ -236,6 +239,11 @@ class Limiter:
         start = self._clock()
         local = (key.identity, key.route, key.major)
         lock = self._locks.get(local)
+        if lock is None and self._decide is not None:
+            permit = self._acquire_now(key)
+            if permit is not None:
+                self.observer.waited(key.route, self._clock() - start)
+                return permit
         if lock is None:
             lock = self._locks[local] = asyncio.Lock()
         queued = lock.locked()
@@ -309,6 +317,22 @@ class Limiter:
                 f"{waiting} requests of this bot are already waiting for Discord's global limit",
                 retry_after=wait,
             )
+
+    def _acquire_now(self, key: RouteKey) -> Permit | None:
+        """The slot at once, when nobody of this process waits at the bot's gate and the backend grants it; None
+        otherwise (nothing taken: the full path decides)."""
+        assert self._decide is not None
+        gate = self._gates.get(key.identity)
+        if gate is not None and gate.locked():
+            return None
+        permit_id = f"{self._id_prefix}{next(self._ids)}"
+        asked = self._clock()
+        decision = self._decide(key, permit_id, global_limit=self.global_limit, invalid_limit=self.invalid_limit)
+        if not decision.ok:
+            return None
+        if key.identity.startswith("bot:"):
+            self._granted(key.identity)
+        return Permit(key=key, bucket_id=decision.bucket_id, id=permit_id, asked=asked, granted=decision.at)
 
     async def _acquire_locked(self, key: RouteKey, deadline: float, local: tuple[str, str, str]) -> Permit:
         gate = self._gates.get(key.identity)

@@ -88,6 +88,11 @@ class MemoryBackend:
         return len(self._invalid)
 
     async def try_acquire(self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int) -> Decision:
+        return self.decide(key, permit_id, global_limit=global_limit, invalid_limit=invalid_limit)
+
+    def decide(self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int) -> Decision:
+        """``try_acquire`` without the coroutine: this backend never waits to decide (``Limiter.acquire`` asks
+        it directly when nothing of this process is queued for the bucket). A refusal takes nothing."""
         now = self._clock()
         if self._banned_until > now:
             return Decision(ok=False, reason="banned", wait=self._banned_until - now)
