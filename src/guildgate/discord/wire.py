@@ -52,45 +52,6 @@ class BadAnswer(WireError):
     """The answer was not HTTP/1.1 the parser could read, or was too large."""
 
 
-class _Slots:
-    """At most ``size`` exchanges at once; the rest wait in order. What ``asyncio.Semaphore`` does, without the
-    generator its ``locked()`` makes on every acquire: every Discord call takes a slot."""
-
-    __slots__ = ("free", "waiters")
-
-    def __init__(self, size: int) -> None:
-        self.free = size
-        self.waiters: deque[asyncio.Future[None]] = deque()
-
-    def take_now(self) -> bool:
-        if self.free > 0 and not self.waiters:
-            self.free -= 1
-            return True
-        return False
-
-    async def take(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wait for a slot (``give`` hands it over already counted). Cancelled after it was handed over, the slot
-        goes on to the next."""
-        waiter: asyncio.Future[None] = loop.create_future()
-        self.waiters.append(waiter)
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self.give()
-            elif waiter in self.waiters:
-                self.waiters.remove(waiter)
-            raise
-
-    def give(self) -> None:
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self.free += 1
-
-
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs twice as much, made on every call
 class Reply:
     status: int
@@ -225,7 +186,7 @@ class Wire:
         self._idle: deque[_Connection] = deque()
         self._closing = False
         self._max_connections = max_connections
-        self._exchanges = _Slots(max_connections)
+        self._exchanges = asyncio.Semaphore(max_connections)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def request(
@@ -244,22 +205,23 @@ class Wire:
         if loop is not self._loop:  # first use, or a new event loop (a CLI command's second asyncio.run)
             self._bind(loop)
         started = loop.time()
-        slots = self._exchanges
-        if not slots.take_now():  # as many exchanges as connections allowed: wait for one, within the time
+        if self._exchanges.locked():  # as many exchanges as connections allowed: wait for one, within the time
             try:
                 async with asyncio.timeout(within):
-                    await slots.take(loop)
+                    await self._exchanges.acquire()
             except TimeoutError as exc:
                 raise ConnectFailed(f"no free connection to {self.host}:{self.port} in time") from exc
+        else:
+            await self._exchanges.acquire()
         try:
             return await self._exchange(loop, head, body, started, within)
         finally:
-            slots.give()
+            self._exchanges.release()
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Connections and the slots belong to one loop: a new loop starts with none of the old ones."""
+        """Connections and the semaphore belong to one loop: a new loop starts with none of the old ones."""
         self._drop_idle()
-        self._exchanges = _Slots(self._max_connections)
+        self._exchanges = asyncio.Semaphore(self._max_connections)
         self._loop = loop
 
     async def _exchange(

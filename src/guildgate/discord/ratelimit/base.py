@@ -58,15 +58,12 @@ class RateLimitHeaders:
         broken answer's ``NaN`` or ``1e999`` must not reach the limiter's arithmetic)."""
         get = headers.get
         limit, remaining = _finite(get("x-ratelimit-limit")), _finite(get("x-ratelimit-remaining"))
-        is_dict = isinstance(body, dict)
-        retry_after = None
-        if is_dict and isinstance(body.get("retry_after"), (int, float)):  # type: ignore[union-attr]
-            retry_after = _finite(body["retry_after"])  # type: ignore[index]
+        data = body if isinstance(body, dict) else {}
+        said = data.get("retry_after")
+        retry_after = _finite(said) if isinstance(said, int | float) else None
         if retry_after is None:
             retry_after = _finite(get("retry-after"))
-        is_global = get("x-ratelimit-global", "").lower() == "true" or (
-            is_dict and body.get("global") is True  # type: ignore[union-attr]
-        )
+        is_global = get("x-ratelimit-global", "").lower() == "true" or data.get("global") is True
         return cls(
             limit=int(limit) if limit is not None else None,
             remaining=int(remaining) if remaining is not None else None,
@@ -328,9 +325,11 @@ class Limiter:
         permit_id = f"{self._id_prefix}{next(self._ids)}"
         asked = self._clock()
         decision = self._decide(key, permit_id, global_limit=self.global_limit, invalid_limit=self.invalid_limit)
-        if not decision.ok:
-            return None
-        if key.identity.startswith("bot:"):
+        return self._permit(key, permit_id, asked, decision) if decision.ok else None
+
+    def _permit(self, key: RouteKey, permit_id: str, asked: float, decision: Decision) -> Permit:
+        """The permit for a slot the backend granted."""
+        if key.identity.startswith("bot:"):  # the bots' global limits (one per app); not each user's
             self._granted(key.identity)
         return Permit(key=key, bucket_id=decision.bucket_id, id=permit_id, asked=asked, granted=decision.at)
 
@@ -350,9 +349,7 @@ class Limiter:
                     invalid_limit=self.invalid_limit,
                 )
                 if decision.ok:
-                    if key.identity.startswith("bot:"):  # the bots' global limits (one per app); not each user's
-                        self._granted(key.identity)
-                    return Permit(key=key, bucket_id=decision.bucket_id, id=permit_id, asked=asked, granted=decision.at)
+                    return self._permit(key, permit_id, asked, decision)
                 if decision.reason == "global" and holding is None:
                     holding = await self._enter_gate(key.identity, deadline)
                     continue
