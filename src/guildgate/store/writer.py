@@ -69,7 +69,7 @@ class GroupWriter:
         try:
             fast.write([(statement, [values])])
         except sqlite3.IntegrityError:
-            raise IntegrityError("record write", None, Exception("constraint")) from None
+            raise _conflict() from None
         except sqlite3.OperationalError as exc:
             if held_by_another(exc):
                 return False
@@ -151,6 +151,11 @@ def _settle(op: _Op, *, error: bool = False) -> None:
     if op.done.done():
         return
     if error:
-        op.done.set_exception(IntegrityError("record write", None, Exception("constraint")))
+        op.done.set_exception(_conflict())
     else:
         op.done.set_result(None)
+
+
+def _conflict() -> IntegrityError:
+    """What a caller gets when its row breaks a constraint (an idempotency key taken): RecordRepo's Conflict."""
+    return IntegrityError("record write", None, Exception("constraint"))
