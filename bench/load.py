@@ -11,7 +11,9 @@ Before the first level, joins run through guildgate and straight to the sandbox 
 unmeasured: what is timed is the steady state, not the first connections, statement compilations and cold
 pages. Prints, per concurrency: joins/s and p50/p95/p99 latency through guildgate and straight to the sandbox, the
 throughput ratio (gateway / floor), and guildgate's server CPU per join (user + system time of the serving
-process, from /proc, divided by the joins it answered). One worker, SQLite, in-process limits; with
+process, from /proc, divided by the joins it answered); then a second table with the CPU per join of every
+process on the machine — guildgate, the sandbox and the load generator, through guildgate and for the floor
+(Redis, with ``--workers`` above 1, is not counted) — which says where the two cores went. One worker, SQLite, in-process limits; with
 ``--workers N`` (N > 1), N worker processes sharing a throwaway Redis for the limits (what ``serve`` requires),
 and the CPU is that of the supervisor and all its workers. Everything runs on this machine: the load
 generator, the sandbox, Redis and guildgate share its cores. By default the sandbox answers at once, so the
@@ -84,6 +86,17 @@ def cpu_seconds(pid: int) -> float:
     children = Path(f"/proc/{pid}/task/{pid}/children")
     kids = [int(k) for k in children.read_text().split()] if children.exists() else []
     return own + sum(cpu_seconds(kid) for kid in kids if Path(f"/proc/{kid}").exists())
+
+
+def machine_cpu(stack: Stack) -> tuple[float, float, float]:
+    """CPU seconds so far of guildgate (and its workers), the sandbox, and this load generator."""
+    own = os.times()
+    return cpu_seconds(stack.gateway.pid), cpu_seconds(stack.sandbox.pid), own.user + own.system
+
+
+def per_join(before: tuple[float, ...], after: tuple[float, ...], joins: int) -> tuple[float, ...]:
+    """CPU ms per join of each process between two ``machine_cpu`` readings."""
+    return tuple((b - a) * 1000 / max(joins, 1) for a, b in zip(before, after, strict=True))
 
 
 class Stack:
@@ -234,8 +247,11 @@ async def measure(stack: Stack, concurrency: int, seconds: float, client_name: s
     aiohttp is the default: a light client, so the generator (which shares the machine) takes less CPU from
     the two servers and the floor is not held down by the client. ``httpx`` shows what a heavier client sees."""
     async with _Client(client_name, concurrency) as client:
+        start = machine_cpu(stack)
         g_count, g_lat, g_fail, cpu = await through_gateway(stack, client, concurrency, seconds)
+        middle = machine_cpu(stack)
         f_count, f_lat, f_fail = await drive(floor(stack, client), concurrency, seconds)
+        end = machine_cpu(stack)
     return {
         "concurrency": concurrency,
         "gateway_rps": g_count / seconds,
@@ -244,6 +260,8 @@ async def measure(stack: Stack, concurrency: int, seconds: float, client_name: s
         "floor": (pct(f_lat, 50), pct(f_lat, 95), pct(f_lat, 99)),
         "cpu_ms_per_join": cpu * 1000 / max(g_count, 1),
         "failures": g_fail + f_fail,
+        "machine_gateway": per_join(start, middle, g_count),
+        "machine_floor": per_join(middle, end, f_count)[1:],
     }
 
 
@@ -259,6 +277,21 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['concurrency']} | {r['gateway_rps']:.0f} | {r['floor_rps']:.0f} | "
             f"{r['gateway_rps'] / r['floor_rps']:.2f} | {g[0]:.1f} / {g[1]:.1f} / {g[2]:.1f} | "
             f"{f[0]:.1f} / {f[1]:.1f} / {f[2]:.1f} | {r['cpu_ms_per_join']:.2f} | {r['failures']} |"
+        )
+    return "\n".join(lines)
+
+
+def machine_table(rows: list[dict[str, Any]]) -> str:
+    """CPU ms per join of every process on the machine, through guildgate and straight to the sandbox."""
+    lines = [
+        "| concurrency | through guildgate: guildgate / sandbox / generator = all | "
+        "straight: sandbox / generator = all |\n|---|---|---|"
+    ]
+    for r in rows:
+        g, f = r["machine_gateway"], r["machine_floor"]
+        lines.append(
+            f"| {r['concurrency']} | {g[0]:.2f} / {g[1]:.2f} / {g[2]:.2f} = {sum(g):.2f} | "
+            f"{f[0]:.2f} / {f[1]:.2f} = {sum(f):.2f} |"
         )
     return "\n".join(lines)
 
@@ -303,6 +336,8 @@ def main() -> None:
         f"sandbox latency per call: {args.discord_latency:g} ms\n"
     )
     print(table(rows))
+    print("\nCPU ms per join of every process on the machine (the sandbox's two calls, the generator's one or two):\n")
+    print(machine_table(rows))
 
 
 if __name__ == "__main__":
