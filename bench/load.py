@@ -13,12 +13,13 @@ pages. Prints, per concurrency: joins/s and p50/p95/p99 latency through guildgat
 throughput ratio (gateway / floor), and guildgate's server CPU per join (user + system time of the serving
 process, from /proc, divided by the joins it answered); then a second table with the CPU per join of every
 process on the machine — guildgate, the sandbox and the load generator, through guildgate and for the floor
-(Redis, with ``--workers`` above 1, is not counted) — which says where the two cores went. One worker, SQLite, in-process limits; with
-``--workers N`` (N > 1), N worker processes sharing a throwaway Redis for the limits (what ``serve`` requires),
-and the CPU is that of the supervisor and all its workers. Everything runs on this machine: the load
-generator, the sandbox, Redis and guildgate share its cores. By default the sandbox answers at once, so the
-comparison is one of CPU; ``--discord-latency`` delays every answer (the sandbox's ``faults.latency_ms``), for
-both the floor and guildgate, to show what guildgate adds to a join against a Discord that is some way off.
+(Redis, with ``--workers`` above 1, is not counted) — which says where the two cores went. One worker, SQLite,
+in-process limits; with ``--workers N`` (N > 1), N worker processes sharing a throwaway Redis for the limits
+(what ``serve`` requires), and the CPU is that of the supervisor and all its workers. Everything runs on this
+machine: the load generator, the sandbox, Redis and guildgate share its cores. By default the sandbox answers at
+once, so the comparison is one of CPU; ``--discord-latency`` delays every answer (the sandbox's
+``faults.latency_ms``), for both the floor and guildgate, to show what guildgate adds to a join against a Discord
+that is some way off.
 """
 
 from __future__ import annotations
