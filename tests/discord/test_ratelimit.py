@@ -469,3 +469,51 @@ def test_the_memory_backend_forgets_users_whose_slots_have_expired(monkeypatch: 
     identities, buckets, live = run(go())
     assert identities <= 51 and buckets <= 51, (identities, buckets)  # not 300 of each
     assert live == 1
+
+
+def test_a_full_bucket_map_is_not_swept_again_for_every_new_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that has seen more users than the map holds, within the hour, against a Discord that sends no
+    rate-limit headers for Get Current User (each user's bucket is then remembered as unlimited for an hour):
+    a sweep is a pass over the whole map, and it must not come once per new user — at 200,000 users that
+    was 20 ms of blocked event loop a join. Buckets holding slots in flight cannot be forgotten at all: the
+    sweeps must still come ever more rarely. A bucket that makes its next request wait is never forgotten."""
+    import guildgate.discord.ratelimit.memory as memory
+
+    monkeypatch.setattr(memory, "MAX_BUCKETS", 100)
+    sweeps = 0
+    sweep = MemoryBackend._sweep
+
+    def counted(self: MemoryBackend, now: float) -> None:
+        nonlocal sweeps
+        sweeps += 1
+        sweep(self, now)
+
+    monkeypatch.setattr(MemoryBackend, "_sweep", counted)
+
+    async def go() -> tuple[int, int, int, int, str | None]:
+        clock = Clock()
+        backend = MemoryBackend(clock=clock)
+        lim = Limiter(backend, clock=clock)
+        put = RouteKey(identity="bot:b", method="PUT", template="/guilds/{guild_id}/members/{user_id}", major="g")
+        permit = await lim.acquire(put, deadline=clock.now + 10)
+        await lim.release(permit, headers(10, 0, 600.0, bucket="put"), status=201, answered=clock.now)
+
+        def me(user: int) -> RouteKey:
+            return RouteKey(identity=f"bearer:{user}", method="GET", template="/users/@me")
+
+        for user in range(2000):  # answered without rate-limit headers, 50 a second: all within the hour
+            permit = await lim.acquire(me(user), deadline=clock.now + 10)
+            await lim.release(permit, RateLimitHeaders(), status=200, answered=clock.now)
+            clock.now += 0.02
+        answered_sweeps, answered_buckets = sweeps, len(backend._buckets)
+        for user in range(10_000, 11_000):  # sent, never answered: their slots stay in flight
+            await lim.acquire(me(user), deadline=clock.now + 10)
+        waiting = backend.decide(put, "after", global_limit=50, invalid_limit=10_000)
+        return answered_sweeps, answered_buckets, sweeps - answered_sweeps, len(backend._buckets), waiting.reason
+
+    answered_sweeps, answered_buckets, in_flight_sweeps, buckets, reason = run(go())
+    assert answered_sweeps <= 40, answered_sweeps  # about one per 100 new users, not one per user past 100
+    assert answered_buckets <= 100, answered_buckets  # an unlimited bucket with nothing in flight is forgotten
+    assert in_flight_sweeps <= 10, in_flight_sweeps  # all 1,000 kept: each sweep waits for twice as many
+    assert buckets >= 1000
+    assert reason == "bucket"  # the bot's exhausted bucket survived every sweep: no request before its reset

@@ -47,6 +47,13 @@ def _live(slots: dict[str, float], now: float) -> int:
     return len(slots)
 
 
+def _forgettable(bucket: _Bucket, now: float) -> bool:
+    """Nothing in flight, and nothing that makes the next request wait: its time is up, or it is unlimited
+    (a route answered without rate-limit headers — every user's Get Current User, with some Discords). Forgetting
+    it costs at most a rediscovery: the next request on it goes alone and its answer teaches the bucket again."""
+    return (bucket.expires <= now or bucket.unlimited) and not _live(bucket.inflight, now)
+
+
 class MemoryBackend:
     release_never_suspends = True  # Limiter.release may call it without a shielding task
 
@@ -61,6 +68,7 @@ class MemoryBackend:
         self._banned_until = 0.0
         self._kv: dict[str, tuple[float, str]] = {}
         self._windows: dict[str, deque[float]] = {}
+        self._sweep_at = MAX_BUCKETS  # map size that sets off the next sweep (see _sweep)
 
     def _bucket_id(self, key: RouteKey) -> str:
         return f"{key.identity}:{self._route_hash.get(key.route, key.route)}:{key.major}"
@@ -68,19 +76,22 @@ class MemoryBackend:
     def _bucket(self, bucket_id: str, now: float) -> _Bucket:
         bucket = self._buckets.get(bucket_id)
         if bucket is None:
-            if len(self._buckets) >= MAX_BUCKETS or len(self._global) >= MAX_BUCKETS:
+            if len(self._buckets) >= self._sweep_at or len(self._global) >= self._sweep_at:
                 self._sweep(now)
             bucket = self._buckets[bucket_id] = _Bucket()
         return bucket
 
     def _sweep(self, now: float) -> None:
-        for bid in [b for b, v in self._buckets.items() if v.expires <= now and not _live(v.inflight, now)]:
+        for bid in [b for b, v in self._buckets.items() if _forgettable(v, now)]:
             del self._buckets[bid]
         # every user's token is an identity with its own global window: forget those with no slot left
         for identity in [i for i, slots in self._global.items() if not _live(slots, now)]:
             del self._global[identity]
         for key in [k for k, (until, _) in self._kv.items() if until <= now]:
             del self._kv[key]
+        # A sweep looks at every entry. The next comes only when the maps have grown by as many again as are
+        # left (and reached MAX_BUCKETS): however many must be kept, each new entry pays O(1) for the sweeps.
+        self._sweep_at = max(MAX_BUCKETS, 2 * max(len(self._buckets), len(self._global), len(self._kv)))
 
     def _invalid_used(self, now: float) -> int:
         while self._invalid and self._invalid[0] <= now - INVALID_WINDOW:
@@ -203,7 +214,7 @@ class MemoryBackend:
         return entry[1]
 
     async def kv_set(self, key: str, value: str, ttl: float) -> None:
-        if len(self._kv) > MAX_BUCKETS:
+        if len(self._kv) >= self._sweep_at:
             self._sweep(self._clock())
         self._kv[key] = (self._clock() + ttl, value)
 
