@@ -517,3 +517,27 @@ def test_a_full_bucket_map_is_not_swept_again_for_every_new_user(monkeypatch: py
     assert in_flight_sweeps <= 10, in_flight_sweeps  # all 1,000 kept: each sweep waits for twice as many
     assert buckets >= 1000
     assert reason == "bucket"  # the bot's exhausted bucket survived every sweep: no request before its reset
+
+
+def test_velocity_windows_of_servers_no_longer_joined_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a per-server cap, every server a join names gets a 60 s window: a caller naming a new server id every
+    second for a long time must not leave one entry per id ever named. A window still counting is kept."""
+    import guildgate.discord.ratelimit.memory as memory
+
+    monkeypatch.setattr(memory, "MAX_BUCKETS", 50)
+
+    async def go() -> tuple[int, float | None]:
+        clock = Clock()
+        backend = MemoryBackend(clock=clock)
+        for guild in range(500):
+            if guild == 450:
+                assert await backend.window_take("cap-guild:kept", 1, 60.0) is None
+            assert await backend.window_take(f"cap-guild:{guild}", 1, 60.0) is None
+            clock.now += 0.1 if guild < 100 else 1.0
+        windows = len(backend._windows)
+        backend._sweep(clock.now)  # 50 s after "kept" was taken: inside its window
+        return windows, await backend.window_take("cap-guild:kept", 1, 60.0)
+
+    windows, wait = run(go())
+    assert windows <= 150, windows  # not 501
+    assert wait is not None  # the kept window's join still counts against its cap

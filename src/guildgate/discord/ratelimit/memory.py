@@ -68,6 +68,7 @@ class MemoryBackend:
         self._banned_until = 0.0
         self._kv: dict[str, tuple[float, str]] = {}
         self._windows: dict[str, deque[float]] = {}
+        self._longest_window = 0.0  # of the windows asked for: a window's entries older than this count nowhere
         self._sweep_at = MAX_BUCKETS  # map size that sets off the next sweep (see _sweep)
 
     def _bucket_id(self, key: RouteKey) -> str:
@@ -89,9 +90,13 @@ class MemoryBackend:
             del self._global[identity]
         for key in [k for k, (until, _) in self._kv.items() if until <= now]:
             del self._kv[key]
+        # a window per server and per link with a velocity cap: forget those with nothing left in any window
+        for key in [k for k, seen in self._windows.items() if not seen or seen[-1] <= now - self._longest_window]:
+            del self._windows[key]
         # A sweep looks at every entry. The next comes only when the maps have grown by as many again as are
         # left (and reached MAX_BUCKETS): however many must be kept, each new entry pays O(1) for the sweeps.
-        self._sweep_at = max(MAX_BUCKETS, 2 * max(len(self._buckets), len(self._global), len(self._kv)))
+        largest = max(len(self._buckets), len(self._global), len(self._kv), len(self._windows))
+        self._sweep_at = max(MAX_BUCKETS, 2 * largest)
 
     def _invalid_used(self, now: float) -> int:
         while self._invalid and self._invalid[0] <= now - INVALID_WINDOW:
@@ -220,7 +225,12 @@ class MemoryBackend:
 
     async def window_take(self, key: str, limit: int, window: float) -> float | None:
         now = self._clock()
-        seen = self._windows.setdefault(key, deque())
+        seen = self._windows.get(key)
+        if seen is None:
+            if len(self._windows) >= self._sweep_at:
+                self._sweep(now)
+            self._longest_window = max(self._longest_window, window)
+            seen = self._windows[key] = deque()
         while seen and seen[0] <= now - window:
             seen.popleft()
         if len(seen) >= limit:
