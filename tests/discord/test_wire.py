@@ -415,3 +415,34 @@ def test_rate_limit_headers_that_are_not_finite_numbers_count_as_absent() -> Non
         assert len(server.requests) == 3
 
     run(go())
+
+
+def test_a_made_up_rate_limit_scope_reaches_the_metrics_as_other() -> None:
+    """``X-RateLimit-Scope`` labels the Discord-answer metrics: a hostile answer with a new scope every time must
+    not make a new label (and a new series in /metrics) every time. Documented scopes pass as they are."""
+
+    class Seen:
+        def __init__(self) -> None:
+            self.scopes: list[str | None] = []
+
+        def answered(self, template: str, method: str, status: int, scope: str | None) -> None:
+            self.scopes.append(scope)
+
+    async def go() -> list[str | None]:
+        user = b'{"id": "2", "username": "u"}'
+        scopes = [f"made-up-{i}".encode() for i in range(5)] + [b"user", b"shared"]
+        replies = [
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-RateLimit-Scope: %s\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (scope, len(user), user)
+            for scope in scopes
+        ]
+        server = await scripted(answers(*replies))
+        seen = Seen()
+        rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()), observer=seen)
+        for _ in scopes:
+            await rest.current_user(Secret("user-token"), app=APP, deadline=time.monotonic() + 10)
+        await rest.aclose()
+        await server.__aexit__()
+        return seen.scopes
+
+    assert run(go()) == ["other"] * 5 + ["user", "shared"]

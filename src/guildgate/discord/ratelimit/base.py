@@ -69,10 +69,18 @@ class RateLimitHeaders:
             remaining=int(remaining) if remaining is not None else None,
             reset_after=_finite(get("x-ratelimit-reset-after")),
             bucket=get("x-ratelimit-bucket"),
-            scope=get("x-ratelimit-scope"),
+            scope=_scope(get("x-ratelimit-scope")),
             is_global=is_global,
             retry_after=retry_after,
         )
+
+
+SCOPES = frozenset({"user", "global", "shared"})  # X-RateLimit-Scope's documented values
+
+
+def _scope(raw: str | None) -> str | None:
+    """The scope as documented, or "other": it labels a metric, and an answer must not make up new labels."""
+    return raw if raw is None or raw in SCOPES else "other"
 
 
 def _finite(raw: str | float | None) -> float | None:
