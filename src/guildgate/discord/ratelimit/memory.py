@@ -90,6 +90,8 @@ class MemoryBackend:
             del self._global[identity]
         for key in [k for k, (until, _) in self._kv.items() if until <= now]:
             del self._kv[key]
+        for identity in [i for i, until in self._paused.items() if until <= now]:  # global 429s, one per token
+            del self._paused[identity]
         # a window per server and per link with a velocity cap: forget those with nothing left in any window
         for key in [k for k, seen in self._windows.items() if not seen or seen[-1] <= now - self._longest_window]:
             del self._windows[key]
