@@ -446,3 +446,31 @@ def test_a_made_up_rate_limit_scope_reaches_the_metrics_as_other() -> None:
         return seen.scopes
 
     assert run(go()) == ["other"] * 5 + ["user", "shared"]
+
+
+def test_an_answer_nested_past_the_stack_is_refused_and_its_slot_given_back() -> None:
+    """Get Current User answered with JSON nested 3,000 deep (orjson refuses it past 1,024 levels; the standard
+    library then overflowed the stack and the call raised with its slot held): the join is told Discord answered
+    without a user id, and the next call on the same bucket goes out at once."""
+
+    async def go() -> tuple[str, str]:
+        deep = b"[" * 3000 + b"]" * 3000
+        user = b'{"id": "2", "username": "u"}'
+        limits = b"X-RateLimit-Limit: 1\r\nX-RateLimit-Remaining: 1\r\nX-RateLimit-Reset-After: 60\r\n"
+        replies = [
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s"
+            % (limits, len(body), body)
+            for body in (deep, user)
+        ]
+        server = await scripted(answers(*replies))
+        rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
+        with pytest.raises(DiscordUnavailable) as refused:
+            await rest.current_user(Secret("user-token"), app=APP, deadline=time.monotonic() + 10)
+        found = await rest.current_user(Secret("user-token"), app=APP, deadline=time.monotonic() + 1)
+        await rest.aclose()
+        await server.__aexit__()
+        return str(refused.value), found.id
+
+    problem, found = run(go())
+    assert "without a user id" in problem
+    assert found == "2"

@@ -138,6 +138,18 @@ def test_bad_bodies_are_400_naming_the_problem(gateway: Gateway, fresh: Sandbox,
     assert UUID.match(result["id"])  # the key was accepted, so the refusal has a record
 
 
+@pytest.mark.parametrize(
+    ("body", "names"),
+    [
+        (b"[" * 3000 + b"]" * 3000, "nested"),  # orjson refuses past 1024 levels; the standard library overflowed
+        (b'{"authorization": "t", "guild_id": ' + b"1" * 5000 + b"}", "number"),  # past Python's 4300 digits
+    ],
+    ids=["nested-3000-deep", "5000-digit-number"],
+)
+def test_hostile_json_is_400_naming_the_problem(gateway: Gateway, fresh: Sandbox, body: bytes, names: str) -> None:
+    refused(gateway, fresh, body, status=400, code="invalid_request", names=names)
+
+
 def test_body_over_16_kib_is_413(gateway: Gateway, fresh: Sandbox) -> None:
     body = {"authorization": TOKENS["alice"], "guild_id": GUILD, "padding": "x" * 17000}
     refused(gateway, fresh, body, status=413, code="invalid_request", names="16384")

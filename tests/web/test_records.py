@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 from tests.conftest import GUILD, GUILD_NOPERMS, TOKENS, USER_IDS, Gateway, Sandbox
@@ -125,6 +126,7 @@ def test_bad_record_queries_are_400_naming_the_parameter(gateway: Gateway) -> No
         ({"code": "nope"}, "code"),
         ({"since": "yesterday"}, "since"),
         ({"cursor": "!!!"}, "cursor"),
+        ({"cursor": base64.urlsafe_b64encode(b"[" * 3000 + b"]" * 3000).decode()}, "cursor"),  # nested too deep
         ({"limit": 501}, "limit"),
         ({"limit": 0}, "limit"),
     ]:

@@ -544,6 +544,6 @@ def _decode(raw: bytes, content_type: str) -> Any:
             pass
         try:
             return json.loads(raw)  # what orjson refuses (a number past 64 bits, say) but is still JSON
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, a number past 4300 digits, nesting past the stack
             pass
     return raw.decode("utf-8", "replace")[:500]

@@ -63,6 +63,10 @@ def _strict_loads(raw: bytes) -> Any:
         raise InvalidRequest(
             f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from None
+    except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits, 4300)
+        raise InvalidRequest("the body has a number too long to read (over 4300 digits)") from None
+    except RecursionError:  # orjson stops at 1024 levels; the standard library overflows the stack before that
+        raise InvalidRequest("the body is nested too deeply (arrays or objects over 1000 levels)") from None
 
 
 _FIELDS = frozenset(JoinBody.model_fields)
