@@ -454,7 +454,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         if not isinstance(record_id, str):
             raise ValueError
         return parsed.astimezone(UTC), record_id
-    except (ValueError, TypeError, RecursionError):
+    except (ValueError, TypeError, RecursionError, OverflowError):
         raise ValueError("cursor is not one this service gave out") from None
 
 

@@ -39,9 +39,11 @@ def _time(name: str, value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except ValueError:
         raise InvalidRequest(f"{name} must be an RFC 3339 time such as 2026-01-31T12:00:00Z") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:  # a time within years 1-9999 where it was written, outside them in UTC
+        raise InvalidRequest(f"{name} must be a time between the years 1 and 9999 in UTC") from None
 
 
 @router.get(
