@@ -112,6 +112,7 @@ def test_json_with_charset_is_fine(gateway: Gateway, fresh: Sandbox) -> None:
         ({"guild_id": GUILD}, "authorization"),
         ({"authorization": "", "guild_id": GUILD}, "authorization"),
         ({"authorization": 12345, "guild_id": GUILD}, "authorization"),
+        ({"authorization": "\u0661" * 30, "guild_id": GUILD}, "authorization"),  # OAuth2 tokens are ASCII
         ({"authorization": TOKENS["alice"]}, "exactly one of guild_id and guild_name"),
         (
             {"authorization": TOKENS["alice"], "guild_id": "", "guild_name": ""},

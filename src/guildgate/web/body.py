@@ -94,8 +94,9 @@ def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> Join
         raise InvalidRequest("authorization is required")
     if looks_like_account_token(token):
         raise NotAnOAuthToken()
-    # (the one whitespace character str.isprintable() lets through is the space)
-    if not token.isprintable() or " " in token or len(token) > 512:
+    # An OAuth2 access token is ASCII (RFC 6750's b64token); the one whitespace character str.isprintable()
+    # lets through is the space.
+    if not token.isascii() or not token.isprintable() or " " in token or len(token) > 512:
         raise InvalidRequest("authorization: not an OAuth2 access token (unexpected characters or length)")
 
     if body.proxy is not None and body.proxy not in egress_proxies:
