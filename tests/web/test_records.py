@@ -127,6 +127,8 @@ def test_bad_record_queries_are_400_naming_the_parameter(gateway: Gateway) -> No
         ({"since": "yesterday"}, "since"),
         ({"cursor": "!!!"}, "cursor"),
         ({"cursor": base64.urlsafe_b64encode(b"[" * 3000 + b"]" * 3000).decode()}, "cursor"),  # nested too deep
+        ({"developer_id": "a\x00b"}, "developer_id"),  # as the Developer-Id header: 1-64 of A-Z a-z 0-9 _ -
+        ({"guild_id": "12345"}, "guild_id"),  # a snowflake or nothing
         ({"since": "9999-12-31T23:59:59-14:00"}, "since"),  # past year 9999 in UTC
         ({"until": "0001-01-01T00:00:00+14:00"}, "until"),  # before year 1 in UTC
         ({"cursor": base64.urlsafe_b64encode(b'["9999-12-31T23:59:59-14:00", "r"]').decode()}, "cursor"),

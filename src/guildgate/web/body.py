@@ -22,7 +22,7 @@ from guildgate.core.ports import MemberOptions
 from guildgate.core.secret import Secret
 
 MAX_BODY = 16 * 1024
-_DEVELOPER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+DEVELOPER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,128}")
 _WHITESPACE = re.compile(r"\s+")
 
@@ -139,7 +139,7 @@ def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> Join
 def check_developer_id(value: str | None) -> str | None:
     if value is None or value == "":
         return None
-    if not _DEVELOPER_ID.fullmatch(value):
+    if not DEVELOPER_ID.fullmatch(value):
         raise InvalidRequest("Developer-Id header must be 1-64 characters of A-Z a-z 0-9 _ -")
     return value
 

@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Header, Query, Request
 
 from guildgate.core.errors import InvalidRequest, JoinError
+from guildgate.core.invites import is_snowflake
 from guildgate.core.outcomes import Outcome, RecordState
 from guildgate.store.models import RecordRow
 from guildgate.store.repos import NotFound, RecordFilters, record_dict
+from guildgate.web.body import DEVELOPER_ID
 from guildgate.web.i18n import OK_MSG, PENDING_MSG, Lang, pick_language
 from guildgate.web.schemas import Envelope, RecordAnswer, RecordsAnswer, UsageAnswer
 from guildgate.web.services import authenticate, services
@@ -92,6 +94,10 @@ async def list_records(
         raise InvalidRequest(f"state must be one of {', '.join(s.value for s in RecordState)}")
     if code is not None and code not in {o.value for o in Outcome}:
         raise InvalidRequest(f"code {code!r} is not an outcome code")
+    if guild_id and not is_snowflake(guild_id):
+        raise InvalidRequest("guild_id must be a server id (a snowflake: 17-20 digits)")
+    if developer_id and not DEVELOPER_ID.fullmatch(developer_id):
+        raise InvalidRequest("developer_id must be 1-64 characters of A-Z a-z 0-9 _ - (as the Developer-Id header)")
     filters = RecordFilters(
         state=state,
         code=code,
