@@ -63,11 +63,15 @@ def test_admin_api_names_the_bad_field(gateway: Gateway, fresh: Sandbox) -> None
         ({"app_id": APP_A, "guild_id": GUILD, "colour": "red"}, "colour"),
         ({"app_id": "1100000000000000999", "guild_id": GUILD}, "app"),
         ({"app_id": APP_A, "invite": "not an invite!"}, "invite"),
+        ({"app_id": APP_A, "guild_id": GUILD, "title": "a\x00b"}, "title"),  # PostgreSQL text holds no NUL
+        ({"app_id": APP_A, "guild_id": GUILD, "title": "line\nbreak"}, "title"),
     ]
     for body, field in cases:
         r = admin_api(gateway, "POST", "/api/admin/links", json=body)
         assert r.status_code == 400, (body, r.text)
         assert r.json()["error"] == "invalid_request" and field in r.json()["detail"], (body, r.text)
+    listed = admin_api(gateway, "GET", "/api/admin/links", params={"app_id": "a\x00b"})
+    assert listed.status_code == 400 and "app_id" in listed.json()["detail"], listed.text
     missing = admin_api(gateway, "GET", "/api/admin/links/lnk_missing")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     doctor = admin_api(
@@ -136,3 +140,22 @@ def test_dashboard_for_scripts_with_the_admin_token(gateway: Gateway, fresh: San
     assert httpx.get(url, headers={"Authorization": f"Bearer {gateway.keys['a']}"}).status_code == 401
     page = httpx.get(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Accept-Language": "en"})
     assert page.status_code == 200 and "Recent records" in page.text
+
+
+def test_ids_that_cannot_exist_are_404_on_every_backend(gateway: Gateway, fresh: Sandbox) -> None:
+    """A NUL (which PostgreSQL's text cannot hold), a line break or a 2,000-character id in a path: the page or
+    answer for something that does not exist, never a 500, whatever the database."""
+    url = gateway.proc.url
+    for bad in ("a%00b", "a%0Ab", "x" * 2000):
+        record = gateway.get(f"/api/record/{bad}")
+        assert record.status_code == 404 and record.json()["code"] == "invalid_request", (bad, record.text)
+        link = admin_api(gateway, "GET", f"/api/admin/links/{bad}")
+        assert link.status_code == 404 and link.json()["error"] == "not_found", (bad, link.text)
+        disabled = admin_api(gateway, "POST", f"/api/admin/links/{bad}/disable")
+        assert disabled.status_code == 404 and disabled.json()["error"] == "not_found", (bad, disabled.text)
+        page = httpx.get(f"{url}/j/{bad}", timeout=30)
+        assert page.status_code == 404 and "<html" in page.text, (bad, page.status_code)
+        start = httpx.post(f"{url}/j/{bad}/start", timeout=30)
+        assert start.status_code == 404 and "<html" in start.text, (bad, start.status_code)
+    doctor = admin_api(gateway, "GET", "/api/admin/doctor", params={"app_id": "a\x00b", "guild_id": GUILD})
+    assert doctor.status_code == 400 and "app" in doctor.json()["detail"], doctor.text

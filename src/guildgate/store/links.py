@@ -14,7 +14,7 @@ from sqlalchemy import Table, func, or_, select, update
 from guildgate.core.links import Link, LinkRole
 from guildgate.store.db import Database
 from guildgate.store.models import LinkRow, OAuthStateRow, RecordRow, utcnow
-from guildgate.store.repos import NotFound, add_for_app
+from guildgate.store.repos import NotFound, add_for_app, could_be_id
 
 _LINKS: Table = LinkRow.__table__  # type: ignore[assignment]
 _STATES: Table = OAuthStateRow.__table__  # type: ignore[assignment]
@@ -61,12 +61,16 @@ class LinkRepo:
 
     async def list(self, *, app_id: str | None = None) -> builtins.list[Link]:
         query = select(LinkRow).order_by(LinkRow.created_at.desc())
+        if app_id is not None and not could_be_id(app_id):
+            return []
         if app_id is not None:
             query = query.where(LinkRow.app_id == app_id)
         async with self.db.session() as s:
             return [_link(r) for r in (await s.scalars(query)).all()]
 
     async def get(self, id_or_slug: str, *, app_id: str | None = None) -> Link:
+        if not could_be_id(id_or_slug):
+            raise NotFound(f"no link with id {id_or_slug[:64]!r}")
         async with self.db.session() as s:
             row = await s.scalar(select(LinkRow).where(or_(LinkRow.id == id_or_slug, LinkRow.slug == id_or_slug)))
         if row is None or (app_id is not None and row.app_id != app_id):

@@ -35,6 +35,13 @@ class NotFound(LookupError):
     pass
 
 
+def could_be_id(value: str) -> bool:
+    """Whether ``value`` could name a row: this service's ids and slugs and Discord's snowflakes are printable
+    ASCII of at most 64 characters. Anything else (a NUL, which PostgreSQL's text cannot even hold, a line break,
+    a 2,000-character path) is not looked up: it is not found."""
+    return len(value) <= 64 and value.isascii() and value.isprintable()
+
+
 class Conflict(Exception):
     pass
 
@@ -60,7 +67,7 @@ class KeyInfo:
 async def add_for_app(db: Database, row: Any, *, app_id: str) -> None:
     """Insert a row that belongs to an app (an API key, a link), refusing an app that was never added."""
     async with db.session() as s:
-        if await s.get(AppRow, app_id) is None:
+        if not could_be_id(app_id) or await s.get(AppRow, app_id) is None:
             raise NotFound(f"no app with client id {app_id}: add it first with 'guildgate apps add'")
         s.add(row)
         await s.commit()
@@ -124,6 +131,8 @@ class AppRepo:
         cached = self._cache.get(client_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        if not could_be_id(client_id):
+            raise NotFound(f"no app with client id {client_id!r}")
         async with self.db.session() as s:
             row = await s.get(AppRow, client_id)
         if row is None:
@@ -174,6 +183,8 @@ class KeyRepo:
         return [_key_info(r) for r in rows]
 
     async def revoke(self, key_id: str) -> KeyInfo:
+        if not could_be_id(key_id):
+            raise NotFound(f"no API key with id {key_id!r}")
         async with self.db.session() as s:
             row = await s.get(ApiKeyRow, key_id)
             if row is None:
@@ -353,6 +364,8 @@ class RecordRepo:
             return row
 
     async def get(self, record_id: str, *, app_id: str | None) -> RecordRow:
+        if not could_be_id(record_id):
+            raise NotFound("no such record")
         async with self.db.session() as s:
             row = await s.get(RecordRow, record_id)
         if row is None or (app_id is not None and row.app_id != app_id):

@@ -57,7 +57,9 @@ class LinkIn(BaseModel):
 
 
 @router.get("/links", summary="List join links with their funnel")
-async def list_links(request: Request, app_id: str | None = Query(default=None, max_length=20)) -> JSONResponse:
+async def list_links(
+    request: Request, app_id: str | None = Query(default=None, pattern=r"^[0-9]{17,20}$")
+) -> JSONResponse:
     svc = services(request)
     links = await svc.links.list(app_id=app_id)
     outcomes = await svc.links.outcomes([link.id for link in links])

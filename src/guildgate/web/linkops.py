@@ -4,6 +4,7 @@ the dashboard. Input problems raise ``LinkInputError`` naming the field."""
 from __future__ import annotations
 
 import time
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +54,8 @@ async def create_link(
         raise LinkInputError("max_uses: must be a whole number from 1 to 1000000")
     if title is not None and len(title) > 200:
         raise LinkInputError("title: at most 200 characters")
+    if title is not None and any(unicodedata.category(c) in ("Cc", "Cs") for c in title):
+        raise LinkInputError("title: no control characters (line breaks, tabs, NUL)")
     if len(roles) > 20:
         raise LinkInputError("role: at most 20 roles")
     expires_at = None
