@@ -474,3 +474,27 @@ def test_an_answer_nested_past_the_stack_is_refused_and_its_slot_given_back() ->
     problem, found = run(go())
     assert "without a user id" in problem
     assert found == "2"
+
+
+def test_an_invite_answer_whose_server_id_is_not_a_number_is_refused() -> None:
+    """Get Invite's ``guild.id`` goes into the next call's path and into the record: an answer with something
+    else there (a NUL, a path, a number) is treated as Discord answering without a server id."""
+
+    async def go() -> list[str]:
+        problems = []
+        for bad in ('"12\\u0000"', '"../users/@me"', "12345678901234567"):
+            body = b'{"code": "abc", "guild": {"id": %s, "name": "x"}}' % bad.encode()
+            reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+                len(body),
+                body,
+            )
+            server = await scripted(answers(reply))
+            rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
+            with pytest.raises(DiscordUnavailable) as refused:
+                await rest.resolve_invite("abc", app=APP, deadline=time.monotonic() + 10)
+            problems.append(str(refused.value))
+            await rest.aclose()
+            await server.__aexit__()
+        return problems
+
+    assert all("without a server id" in p for p in run(go()))

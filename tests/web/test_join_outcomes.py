@@ -284,3 +284,18 @@ def test_rate_limited_when_the_wait_passes_the_deadline(gateway: Gateway, fresh:
     assert body["msg"].startswith("Rate limited by Discord, retry after ")
     assert float(body["cost"][:-2]) < 1000  # answered at once, not after waiting
     assert fresh.stats()["rate_limited"] == {"user": 0, "global": 0, "shared": 0}
+
+
+def test_a_server_name_with_control_characters_is_stored_without_them(gateway: Gateway, fresh: Sandbox) -> None:
+    """Discord's answers are not trusted to be clean: a server named with a NUL (which PostgreSQL's text cannot
+    hold) and a line break, reached through its invite, still joins, and its record keeps the name without them."""
+    world = json.loads(json.dumps(WORLD))
+    world["guilds"][0]["name"] = "Evil\x00Server\nName"
+    world["guilds"][0]["invites"].append("evilname")  # an invite not looked up before (lookups are cached)
+    fresh.reset(world)
+    r = gateway.join({"authorization": TOKENS["alice"], "guild_name": "evilname"})
+    body = envelope(r)
+    assert body["status"] == 1, body
+    assert json.loads(body["data"])["name"] == "Evil Server Name"
+    record = gateway.get(f"/api/record/{body['id']}").json()["data"]
+    assert (record["state"], record["guild_name"]) == ("succeeded", "Evil Server Name")

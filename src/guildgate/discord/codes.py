@@ -7,6 +7,8 @@ this join"), so outcomes are decided by the JSON code first, then by the status.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Final
 
 from guildgate.core.errors import DiscordRefused
@@ -48,3 +50,18 @@ def refusal(status: int, body: object, *, route: str) -> DiscordRefused:
     else:
         outcome = Outcome.DISCORD_ERROR
     return DiscordRefused(message, outcome=outcome, discord_status=status, discord_code=code)
+
+
+_SPACES = re.compile(" {2,}")
+
+
+def discord_text(raw: object, *, limit: int = 200) -> str | None:
+    """A name from one of Discord's answers (a server's, a role's, an application's) as it may be stored and
+    shown: control characters (a NUL, which PostgreSQL's text cannot hold; line breaks) become spaces, runs of
+    spaces one, cut to ``limit`` characters. None for anything that is not a string."""
+    if not isinstance(raw, str):
+        return None
+    if not raw.isprintable():
+        raw = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in raw)
+        raw = _SPACES.sub(" ", raw).strip()
+    return raw[:limit]

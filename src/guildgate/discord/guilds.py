@@ -8,7 +8,7 @@ from typing import Any
 from guildgate.core.doctor import BotApplication, GuildInfo, Role
 from guildgate.core.errors import DiscordUnavailable
 from guildgate.core.ports import AppCredentials
-from guildgate.discord.codes import refusal
+from guildgate.discord.codes import discord_text, refusal
 from guildgate.discord.rest import Answer, DiscordRest
 
 
@@ -24,7 +24,9 @@ class DiscordLookups:
         bot = body.get("bot")
         bot_id = bot.get("id") if isinstance(bot, dict) else None
         return BotApplication(
-            id=str(body.get("id", "")), name=str(body.get("name") or ""), bot_user_id=str(bot_id) if bot_id else None
+            id=str(body.get("id", "")),
+            name=discord_text(body.get("name")) or "",
+            bot_user_id=str(bot_id) if bot_id else None,
         )
 
     async def bot_user_id(self, app: AppCredentials, *, deadline: float) -> str:
@@ -39,7 +41,7 @@ class DiscordLookups:
         icon = body.get("icon")
         return GuildInfo(
             id=str(body.get("id", guild_id)),
-            name=str(body.get("name") or guild_id),
+            name=discord_text(body.get("name")) or guild_id,
             icon=icon if isinstance(icon, str) else None,
             owner_id=str(owner) if owner else None,
             roles=roles,
@@ -72,7 +74,7 @@ def _role(raw: dict[str, Any]) -> Role:
     position = raw.get("position")
     return Role(
         id=str(raw.get("id", "")),
-        name=str(raw.get("name") or ""),
+        name=discord_text(raw.get("name")) or "",
         position=position if isinstance(position, int) else 0,
         permissions=permissions,
         managed=bool(raw.get("managed")),

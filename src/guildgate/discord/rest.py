@@ -30,7 +30,7 @@ from guildgate.core.errors import DiscordRefused, DiscordUnavailable, JoinError,
 from guildgate.core.outcomes import Outcome
 from guildgate.core.ports import AppCredentials, GuildRef, MemberOptions, Ticket, UserRef
 from guildgate.core.secret import Secret
-from guildgate.discord.codes import refusal
+from guildgate.discord.codes import discord_text, refusal
 from guildgate.discord.ratelimit import Heading, Limiter, Permit, RateLimitHeaders, RouteKey
 from guildgate.discord.wire import Wire, WireError
 
@@ -152,8 +152,12 @@ class DiscordRest:
         )
         if answer.status == 200 and isinstance(answer.body, dict) and isinstance(answer.body.get("guild"), dict):
             guild = answer.body["guild"]
-            name = guild.get("name")
-            ref = GuildRef(id=str(guild.get("id")), name=name if isinstance(name, str) else None)
+            guild_id = guild.get("id")
+            if not isinstance(guild_id, str) or not (
+                guild_id.isascii() and guild_id.isdecimal() and len(guild_id) <= 20
+            ):
+                raise DiscordUnavailable("Discord answered Get Invite without a server id", discord_status=200)
+            ref = GuildRef(id=guild_id, name=discord_text(guild.get("name")))
             await store.kv_set(f"invite:{code}", json.dumps({"id": ref.id, "name": ref.name}), INVITE_TTL)
             return ref
         if answer.status == 200:  # a group-DM or friend invite: no server to join
