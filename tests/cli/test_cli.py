@@ -60,6 +60,14 @@ def test_apps_add_names_a_missing_env_var_and_a_bad_id(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "NOPE_UNSET" in missing.stderr
     bad = cli(["apps", "add", "--client-id", "12"], env=env, input="a\nb\n", check=False)
     assert bad.returncode == 2 and "--client-id" in bad.stderr
+    for name in ("n" * 101, "tab\there"):  # what PostgreSQL would refuse is refused on SQLite too, by name
+        long = cli(
+            ["apps", "add", "--client-id", "1100000000000000555", "--name", name], env=env, input="a\nb\n", check=False
+        )
+        assert long.returncode == 2 and "--name" in long.stderr, long.stderr
+    cli(["apps", "add", "--client-id", "1100000000000000555"], env=env, input="a\nb\n")
+    key = cli(["keys", "create", "--app", "1100000000000000555", "--name", "x\ny"], env=env, check=False)
+    assert key.returncode == 2 and "--name" in key.stderr, key.stderr
 
 
 def test_commands_refuse_to_run_without_a_secret_key_outside_sandbox(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from guildgate.core.errors import DiscordUnavailable
+from guildgate.core.errors import DiscordRefused, DiscordUnavailable
 from guildgate.core.ports import AppCredentials, MemberOptions
 from guildgate.core.secret import Secret
 from guildgate.discord.ratelimit import Limiter, MemoryBackend
@@ -498,3 +498,48 @@ def test_an_invite_answer_whose_server_id_is_not_a_number_is_refused() -> None:
         return problems
 
     assert all("without a server id" in p for p in run(go()))
+
+
+def test_a_user_id_that_is_not_a_number_and_a_message_with_a_nul_are_not_taken_as_they_are() -> None:
+    """Get Current User's ``id`` goes into Add Guild Member's path and the record (a PostgreSQL column of 20
+    characters that holds no NUL): an answer with a NUL in it or 25 digits is an answer without a user id.
+    Discord's error ``message`` ends up in the record's detail: its control characters become spaces."""
+
+    async def go() -> tuple[list[str], str]:
+        problems = []
+        for bad in ('"12\\u0000"', '"' + "1" * 25 + '"', '""'):
+            body = b'{"id": %s, "username": "u"}' % bad.encode()
+            reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+                len(body),
+                body,
+            )
+            server = await scripted(answers(reply))
+            rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
+            with pytest.raises(DiscordUnavailable) as refused:
+                await rest.current_user(Secret("user-token"), app=APP, deadline=time.monotonic() + 10)
+            problems.append(str(refused.value))
+            await rest.aclose()
+            await server.__aexit__()
+        body = b'{"code": 50013, "message": "Missing\\u0000Permissions\\r\\n"}'
+        reply = b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+            len(body),
+            body,
+        )
+        server = await scripted(answers(reply))
+        rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
+        with pytest.raises(DiscordRefused) as forbidden:
+            await rest.add_member(
+                app=APP,
+                guild_id="1",
+                user_id="2",
+                token=Secret("user-token"),
+                options=MemberOptions(),
+                deadline=time.monotonic() + 10,
+            )
+        await rest.aclose()
+        await server.__aexit__()
+        return problems, str(forbidden.value)
+
+    problems, message = run(go())
+    assert all("without a user id" in p for p in problems), problems
+    assert message == "Missing Permissions"

@@ -109,6 +109,9 @@ def apps_add(
             info = await apps.add(
                 client_id=client_id, name=name or f"app {client_id}", client_secret=secret, bot_token=token
             )
+        except ValueError as exc:
+            die(f"--{exc}")
+            return
         finally:
             await db.dispose()
         render.out.print(f"app [bold]{info.client_id}[/] ({info.name}) saved; secrets encrypted at rest")
@@ -153,6 +156,9 @@ def keys_create(
             info, key = await keys.create(app_id=app_id, name=name, quota_per_minute=quota_per_minute)
         except NotFound as exc:
             die(str(exc))
+            return
+        except ValueError as exc:
+            die(f"--{exc}")
             return
         finally:
             await db.dispose()

@@ -38,9 +38,9 @@ def refusal(status: int, body: object, *, route: str) -> DiscordRefused:
         raw_code = body.get("code")
         if isinstance(raw_code, int) and not isinstance(raw_code, bool):
             code = raw_code
-        raw_message = body.get("message")
-        if isinstance(raw_message, str) and raw_message:
-            message = raw_message[:300]
+        raw_message = discord_text(body.get("message"), limit=300)
+        if raw_message:
+            message = raw_message
     if code is not None and code in CODE_OUTCOMES:
         outcome = CODE_OUTCOMES[code]
     elif status == 401 and route == "GET /users/@me":

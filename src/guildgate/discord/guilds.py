@@ -3,6 +3,7 @@ Guild Member, all with the bot's token and through the same limiter as every oth
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from guildgate.core.doctor import BotApplication, GuildInfo, Role
@@ -10,6 +11,8 @@ from guildgate.core.errors import DiscordUnavailable
 from guildgate.core.ports import AppCredentials
 from guildgate.discord.codes import discord_text, refusal
 from guildgate.discord.rest import Answer, DiscordRest
+
+_ICON = re.compile(r"[A-Za-z0-9_]{1,64}")  # an icon hash: 32 hex digits, "a_" before an animated one
 
 
 class DiscordLookups:
@@ -42,7 +45,7 @@ class DiscordLookups:
         return GuildInfo(
             id=str(body.get("id", guild_id)),
             name=discord_text(body.get("name")) or guild_id,
-            icon=icon if isinstance(icon, str) else None,
+            icon=icon if isinstance(icon, str) and _ICON.fullmatch(icon) else None,  # it goes into an image URL
             owner_id=str(owner) if owner else None,
             roles=roles,
         )

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeGuard
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -153,9 +153,7 @@ class DiscordRest:
         if answer.status == 200 and isinstance(answer.body, dict) and isinstance(answer.body.get("guild"), dict):
             guild = answer.body["guild"]
             guild_id = guild.get("id")
-            if not isinstance(guild_id, str) or not (
-                guild_id.isascii() and guild_id.isdecimal() and len(guild_id) <= 20
-            ):
+            if not _is_id(guild_id):
                 raise DiscordUnavailable("Discord answered Get Invite without a server id", discord_status=200)
             ref = GuildRef(id=guild_id, name=discord_text(guild.get("name")))
             await store.kv_set(f"invite:{code}", json.dumps({"id": ref.id, "name": ref.name}), INVITE_TTL)
@@ -182,9 +180,8 @@ class DiscordRest:
             # Discord refused this token moments ago: do not spend another invalid request on it.
             raise _refusal_from(json.loads(remembered))
         answer = await self.call("GET", "/users/@me", {}, auth=("Bearer", token), deadline=deadline, proxy=proxy)
-        if answer.status == 200 and isinstance(answer.body, dict) and isinstance(answer.body.get("id"), str):
-            name = answer.body.get("username")
-            return UserRef(id=answer.body["id"], username=name if isinstance(name, str) else None)
+        if answer.status == 200 and isinstance(answer.body, dict) and _is_id(answer.body.get("id")):
+            return UserRef(id=answer.body["id"], username=discord_text(answer.body.get("username"), limit=100))
         if answer.status == 200:
             raise DiscordUnavailable("Discord answered Get Current User without a user id", discord_status=200)
         error = refusal(answer.status, answer.body, route="GET /users/@me")
@@ -483,6 +480,12 @@ class DiscordRest:
         delay = min(0.1 * 2 ** (attempt - 1), 2.0) * (0.5 + random.random())
         if time.monotonic() + delay < deadline - 0.1 and attempt < self.max_attempts:
             await asyncio.sleep(delay)
+
+
+def _is_id(value: object) -> TypeGuard[str]:
+    """A snowflake as Discord's answers carry one: a string of at most 20 ASCII digits. An id goes into the next
+    call's path and into the record: anything else in its place is an answer without one."""
+    return isinstance(value, str) and 0 < len(value) <= 20 and value.isascii() and value.isdecimal()
 
 
 def _segment(value: str) -> str:

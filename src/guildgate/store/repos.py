@@ -7,6 +7,7 @@ import builtins
 import json
 import secrets
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,14 @@ ALONE_JOINS = 4
 
 class NotFound(LookupError):
     pass
+
+
+def checked_name(value: str | None, what: str) -> str | None:
+    """An operator's name for an app or a key as it may be stored on every backend: at most 100 characters and no
+    control characters (PostgreSQL's text holds no NUL). ValueError naming ``what`` otherwise."""
+    if value is not None and (len(value) > 100 or any(unicodedata.category(c) in ("Cc", "Cs") for c in value)):
+        raise ValueError(f"{what}: at most 100 characters, without control characters (line breaks, tabs, NUL)")
+    return value
 
 
 def could_be_id(value: str) -> bool:
@@ -79,6 +88,7 @@ class AppRepo:
         self._cache: dict[str, tuple[float, AppCredentials]] = {}
 
     async def add(self, *, client_id: str, name: str, client_secret: Secret, bot_token: Secret) -> AppInfo:
+        checked_name(name, "name")
         row = AppRow(
             client_id=client_id,
             name=name,
@@ -155,7 +165,7 @@ class KeyRepo:
         row = ApiKeyRow(
             id="key_" + secrets.token_hex(6),
             app_id=app_id,
-            name=name,
+            name=checked_name(name, "name"),
             key_hash=hash_api_key(key.reveal()),
             prefix=key.reveal()[:7],
             quota_per_minute=quota_per_minute,

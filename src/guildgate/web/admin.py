@@ -306,7 +306,7 @@ async def keys_create(request: Request) -> Response:
         _, key = await svc.keys.create(
             app_id=form.get("app_id", ""), name=name, quota_per_minute=int(quota_text) if quota_text else None
         )
-    except NotFound as exc:
+    except (NotFound, ValueError) as exc:
         return await _keys_page(request, sid, error=str(exc), status=400)
     return await _keys_page(request, sid, new_key=key.reveal(), status=201)
 
