@@ -223,8 +223,8 @@ def test_line_breaks_in_a_header_are_refused_before_anything_is_sent() -> None:
 
 
 def test_an_id_from_discords_answer_cannot_change_the_path_of_the_next_call() -> None:
-    """A hostile answer to Get Current User names the user '2/../../x y': the Add Guild Member call that follows
-    still goes to that one member path, with the id percent-encoded."""
+    """A hostile answer to Get Current User names the user '2/../../x y': it is not taken as a user id at all;
+    and an id that reached a call anyway would still go to that one member path, percent-encoded."""
 
     async def go() -> None:
         user = b'{"id": "2/../../x y", "username": "u"}'
@@ -233,11 +233,12 @@ def test_an_id_from_discords_answer_cannot_change_the_path_of_the_next_call() ->
         server = await scripted(answers(me, added))
         rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
         deadline = time.monotonic() + 10
-        found = await rest.current_user(Secret("user-token"), app=APP, deadline=deadline)
+        with pytest.raises(DiscordUnavailable, match="without a user id"):
+            await rest.current_user(Secret("user-token"), app=APP, deadline=deadline)
         await rest.call(
             "PUT",
             "/guilds/{guild_id}/members/{user_id}",
-            {"guild_id": "1", "user_id": found.id},
+            {"guild_id": "1", "user_id": "2/../../x y"},
             auth=("Bot", Secret("bot-token")),
             deadline=deadline,
             json_body={"access_token": "user-token"},
