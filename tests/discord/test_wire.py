@@ -418,6 +418,34 @@ def test_rate_limit_headers_that_are_not_finite_numbers_count_as_absent() -> Non
     run(go())
 
 
+def json_answer(body: bytes, status: bytes = b"200 OK", headers: bytes = b"") -> bytes:
+    """One HTTP/1.1 answer with a JSON body; ``headers``: more header lines, each ending in CRLF."""
+    return b"HTTP/1.1 %s\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s" % (
+        status,
+        headers,
+        len(body),
+        body,
+    )
+
+
+async def raised_by(reply: bytes, call: Callable[[DiscordRest], Awaitable[Any]]) -> Exception:
+    """What ``call`` raises against a server that answers ``reply`` once."""
+    server = await scripted(answers(reply))
+    rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
+    try:
+        await call(rest)
+    except Exception as exc:  # the caller asserts which
+        return exc
+    finally:
+        await rest.aclose()
+        await server.__aexit__()
+    raise AssertionError("the call raised nothing")
+
+
+def me(rest: DiscordRest) -> Awaitable[Any]:
+    return rest.current_user(Secret("user-token"), app=APP, deadline=time.monotonic() + 10)
+
+
 def test_a_made_up_rate_limit_scope_reaches_the_metrics_as_other() -> None:
     """``X-RateLimit-Scope`` labels the Discord-answer metrics: a hostile answer with a new scope every time must
     not make a new label (and a new series in /metrics) every time. Documented scopes pass as they are."""
@@ -430,18 +458,13 @@ def test_a_made_up_rate_limit_scope_reaches_the_metrics_as_other() -> None:
             self.scopes.append(scope)
 
     async def go() -> list[str | None]:
-        user = b'{"id": "2", "username": "u"}'
         scopes = [f"made-up-{i}".encode() for i in range(5)] + [b"user", b"shared"]
-        replies = [
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-RateLimit-Scope: %s\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (scope, len(user), user)
-            for scope in scopes
-        ]
-        server = await scripted(answers(*replies))
+        user = b'{"id": "2", "username": "u"}'
+        server = await scripted(answers(*(json_answer(user, headers=b"X-RateLimit-Scope: %s\r\n" % s) for s in scopes)))
         seen = Seen()
         rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()), observer=seen)
         for _ in scopes:
-            await rest.current_user(Secret("user-token"), app=APP, deadline=time.monotonic() + 10)
+            await me(rest)
         await rest.aclose()
         await server.__aexit__()
         return seen.scopes
@@ -455,18 +478,12 @@ def test_an_answer_nested_past_the_stack_is_refused_and_its_slot_given_back() ->
     without a user id, and the next call on the same bucket goes out at once."""
 
     async def go() -> tuple[str, str]:
-        deep = b"[" * 3000 + b"]" * 3000
-        user = b'{"id": "2", "username": "u"}'
         limits = b"X-RateLimit-Limit: 1\r\nX-RateLimit-Remaining: 1\r\nX-RateLimit-Reset-After: 60\r\n"
-        replies = [
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s"
-            % (limits, len(body), body)
-            for body in (deep, user)
-        ]
-        server = await scripted(answers(*replies))
+        deep, user = b"[" * 3000 + b"]" * 3000, b'{"id": "2", "username": "u"}'
+        server = await scripted(answers(json_answer(deep, headers=limits), json_answer(user, headers=limits)))
         rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
         with pytest.raises(DiscordUnavailable) as refused:
-            await rest.current_user(Secret("user-token"), app=APP, deadline=time.monotonic() + 10)
+            await me(rest)
         found = await rest.current_user(Secret("user-token"), app=APP, deadline=time.monotonic() + 1)
         await rest.aclose()
         await server.__aexit__()
@@ -477,70 +494,30 @@ def test_an_answer_nested_past_the_stack_is_refused_and_its_slot_given_back() ->
     assert found == "2"
 
 
-def test_an_invite_answer_whose_server_id_is_not_a_number_is_refused() -> None:
-    """Get Invite's ``guild.id`` goes into the next call's path and into the record: an answer with something
-    else there (a NUL, a path, a number) is treated as Discord answering without a server id."""
+def test_ids_in_discords_answers_must_be_numbers_and_its_messages_lose_control_characters() -> None:
+    """Get Current User's ``id`` and Get Invite's ``guild.id`` go into the next call's path and into the record
+    (PostgreSQL columns of 20 characters that hold no NUL): an answer with a NUL, a path or 25 digits there is an
+    answer without an id. Discord's error ``message`` goes into the record's detail: control characters become
+    spaces."""
 
-    async def go() -> list[str]:
-        problems = []
-        for bad in ('"12\\u0000"', '"../users/@me"', "12345678901234567"):
-            body = b'{"code": "abc", "guild": {"id": %s, "name": "x"}}' % bad.encode()
-            reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-                len(body),
-                body,
-            )
-            server = await scripted(answers(reply))
-            rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
-            with pytest.raises(DiscordUnavailable) as refused:
-                await rest.resolve_invite("abc", app=APP, deadline=time.monotonic() + 10)
-            problems.append(str(refused.value))
-            await rest.aclose()
-            await server.__aexit__()
-        return problems
+    def invite(rest: DiscordRest) -> Awaitable[Any]:
+        return rest.resolve_invite("abc", app=APP, deadline=time.monotonic() + 10)
 
-    assert all("without a server id" in p for p in run(go()))
-
-
-def test_a_user_id_that_is_not_a_number_and_a_message_with_a_nul_are_not_taken_as_they_are() -> None:
-    """Get Current User's ``id`` goes into Add Guild Member's path and the record (a PostgreSQL column of 20
-    characters that holds no NUL): an answer with a NUL in it or 25 digits is an answer without a user id.
-    Discord's error ``message`` ends up in the record's detail: its control characters become spaces."""
-
-    async def go() -> tuple[list[str], str]:
-        problems = []
-        for bad in ('"12\\u0000"', '"' + "1" * 25 + '"', '""'):
-            body = b'{"id": %s, "username": "u"}' % bad.encode()
-            reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-                len(body),
-                body,
-            )
-            server = await scripted(answers(reply))
-            rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
-            with pytest.raises(DiscordUnavailable) as refused:
-                await rest.current_user(Secret("user-token"), app=APP, deadline=time.monotonic() + 10)
-            problems.append(str(refused.value))
-            await rest.aclose()
-            await server.__aexit__()
-        body = b'{"code": 50013, "message": "Missing\\u0000Permissions\\r\\n"}'
-        reply = b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-            len(body),
-            body,
+    def add(rest: DiscordRest) -> Awaitable[Any]:
+        options, token = MemberOptions(), Secret("user-token")
+        return rest.add_member(
+            app=APP, guild_id="1", user_id="2", token=token, options=options, deadline=time.monotonic() + 10
         )
-        server = await scripted(answers(reply))
-        rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
-        with pytest.raises(DiscordRefused) as forbidden:
-            await rest.add_member(
-                app=APP,
-                guild_id="1",
-                user_id="2",
-                token=Secret("user-token"),
-                options=MemberOptions(),
-                deadline=time.monotonic() + 10,
-            )
-        await rest.aclose()
-        await server.__aexit__()
-        return problems, str(forbidden.value)
 
-    problems, message = run(go())
-    assert all("without a user id" in p for p in problems), problems
-    assert message == "Missing Permissions"
+    async def go() -> tuple[list[Exception], list[Exception], Exception]:
+        bad_ids = ('"12\\u0000"', '"../users/@me"', '"' + "1" * 25 + '"', '""', "12345678901234567")
+        users = [await raised_by(json_answer(b'{"id": %s}' % bad.encode()), me) for bad in bad_ids]
+        guild = b'{"code": "abc", "guild": {"id": %s, "name": "x"}}'
+        invites = [await raised_by(json_answer(guild % bad.encode()), invite) for bad in bad_ids]
+        refused = b'{"code": 50013, "message": "Missing\\u0000Permissions\\r\\n"}'
+        return users, invites, await raised_by(json_answer(refused, b"403 Forbidden"), add)
+
+    users, invites, refused = run(go())
+    assert all(isinstance(e, DiscordUnavailable) and "without a user id" in str(e) for e in users), users
+    assert all(isinstance(e, DiscordUnavailable) and "without a server id" in str(e) for e in invites), invites
+    assert isinstance(refused, DiscordRefused) and str(refused) == "Missing Permissions"
