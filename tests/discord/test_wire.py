@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from guildgate.core.errors import DiscordRefused, DiscordUnavailable
 from guildgate.core.ports import AppCredentials, MemberOptions
 from guildgate.core.secret import Secret
+from guildgate.discord.oauth import exchange_code
 from guildgate.discord.ratelimit import Limiter, MemoryBackend
 from guildgate.discord.rest import DiscordRest
 from guildgate.discord.wire import BadAnswer, ConnectFailed, Disconnected, Wire, WireError
@@ -521,3 +522,17 @@ def test_ids_in_discords_answers_must_be_numbers_and_its_messages_lose_control_c
     assert all(isinstance(e, DiscordUnavailable) and "without a user id" in str(e) for e in users), users
     assert all(isinstance(e, DiscordUnavailable) and "without a server id" in str(e) for e in invites), invites
     assert isinstance(refused, DiscordRefused) and str(refused) == "Missing Permissions"
+
+
+def test_the_token_endpoints_error_reaches_the_record_without_control_characters() -> None:
+    """A join link's code exchange refused with an ``error`` holding a NUL and a line break: the refusal (which
+    becomes the record's detail, PostgreSQL text that holds no NUL) names it with those made spaces."""
+
+    def exchange(rest: DiscordRest) -> Awaitable[Any]:
+        return exchange_code(
+            rest, app=APP, code="c", redirect_uri="https://x/cb", verifier="v", deadline=time.monotonic() + 10
+        )
+
+    refused = run(raised_by(json_answer(b'{"error": "invalid\\u0000grant\\n"}', b"400 Bad Request"), exchange))
+    assert isinstance(refused, DiscordRefused)
+    assert str(refused) == "Discord refused the authorization code (invalid grant)"

@@ -25,6 +25,7 @@ from guildgate.core.errors import DiscordRefused, DiscordUnavailable
 from guildgate.core.outcomes import Outcome
 from guildgate.core.ports import AppCredentials
 from guildgate.core.secret import Secret
+from guildgate.discord.codes import discord_text
 from guildgate.discord.rest import DiscordRest
 
 SCOPES = "identify guilds.join"
@@ -96,7 +97,7 @@ async def exchange_code(
         return Grant(access_token=Secret(token), scopes=frozenset(str(scope or "").split()))
     if answer.status == 200:
         raise DiscordUnavailable("Discord's token endpoint answered without an access token", discord_status=200)
-    error = body.get("error")
+    error = discord_text(body.get("error"), limit=60)  # goes into the record's detail
     what = "the client id or secret of this app" if error == "invalid_client" else "the authorization code"
     raise DiscordRefused(
         f"Discord refused {what} ({error or answer.status})",
