@@ -144,6 +144,8 @@ def test_records_list_show_export(gateway: Gateway, fresh: Sandbox, tmp_path: Pa
     assert len(jsonl) >= len(rows)
     bad = cli(["records", "list", "--state", "weird"], env=gateway.env, check=False)
     assert bad.returncode == 2 and "--state" in bad.stderr
+    not_a_server = cli(["records", "list", "--guild-id", "abc"], env=gateway.env, check=False)
+    assert not_a_server.returncode == 2 and "--guild-id" in not_a_server.stderr
 
 
 def test_sandbox_command_serves_the_fixture(tmp_path: Path) -> None:

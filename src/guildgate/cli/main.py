@@ -401,6 +401,8 @@ def _filters(state: str | None, code: str | None, guild_id: str | None) -> Any:
         die(f"--state must be one of {', '.join(s.value for s in RecordState)}")
     if code is not None and code not in {o.value for o in Outcome}:
         die(f"--code {code!r} is not an outcome code")
+    if guild_id is not None and not is_snowflake(guild_id):
+        die(f"--guild-id must be a server id (a snowflake: 17-20 digits), got {guild_id!r}")
     return RecordFilters(state=state, code=code, guild_id=guild_id)
 
 
