@@ -18,6 +18,11 @@ from guildgate.store.repos import NotFound, add_for_app, could_be_id
 
 _LINKS: Table = LinkRow.__table__  # type: ignore[assignment]
 _STATES: Table = OAuthStateRow.__table__  # type: ignore[assignment]
+# A started flow's signed state is dead after ten minutes (web/flow.py): its row is kept an hour, and every
+# PRUNE_STATES_EVERY flows a process starts, the older rows go (a link opened over and over, or flooded, keeps
+# an hour's rows, not every one since the last ``guildgate records prune``).
+STATES_KEPT_FOR = timedelta(hours=1)
+PRUNE_STATES_EVERY = 200
 
 
 def _naive(value: datetime) -> datetime:
@@ -27,6 +32,7 @@ def _naive(value: datetime) -> datetime:
 class LinkRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._starts = 0
 
     async def create(
         self,
@@ -90,10 +96,15 @@ class LinkRepo:
     async def start_flow(self, link_id: str) -> str:
         """A new single-use nonce for a consent flow of this link (counted as 'sent to Discord')."""
         nonce = secrets.token_urlsafe(24)
+        self._starts += 1
+        prune = self._starts % PRUNE_STATES_EVERY == 0
 
         def fn(conn: Any) -> None:
-            conn.execute(_STATES.insert().values(nonce=nonce, link_id=link_id, created_at=_naive(utcnow())))
+            now = utcnow()
+            conn.execute(_STATES.insert().values(nonce=nonce, link_id=link_id, created_at=_naive(now)))
             conn.execute(update(_LINKS).where(_LINKS.c.id == link_id).values(sends=_LINKS.c.sends + 1))
+            if prune:
+                conn.execute(_STATES.delete().where(_STATES.c.created_at < _naive(now - STATES_KEPT_FOR)))
 
         await self.db.run(fn)
         return nonce
