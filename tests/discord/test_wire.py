@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from guildgate.core.errors import DiscordRefused, DiscordUnavailable
 from guildgate.core.ports import AppCredentials, MemberOptions
 from guildgate.core.secret import Secret
+from guildgate.discord.guilds import DiscordLookups
 from guildgate.discord.oauth import exchange_code
 from guildgate.discord.ratelimit import Limiter, MemoryBackend
 from guildgate.discord.rest import DiscordRest
@@ -536,3 +537,20 @@ def test_the_token_endpoints_error_reaches_the_record_without_control_characters
     refused = run(raised_by(json_answer(b'{"error": "invalid\\u0000grant\\n"}', b"400 Bad Request"), exchange))
     assert isinstance(refused, DiscordRefused)
     assert str(refused) == "Discord refused the authorization code (invalid grant)"
+
+
+def test_a_servers_name_and_icon_from_get_guild_are_checked_before_a_link_keeps_them() -> None:
+    """The doctor's Get Guild answer names the server and its icon for a join link's page: a name with a NUL and
+    a line break loses them, and an icon that is not a hash (it goes into an image URL) is dropped."""
+
+    async def go() -> tuple[str, str | None, str]:
+        role = b'{"id": "5", "name": "r\\u0000"}'
+        body = b'{"id": "1", "name": "Evil\\u0000\\nServer", "icon": "../../x", "roles": [%s]}' % role
+        server = await scripted(answers(json_answer(body)))
+        rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
+        guild = await DiscordLookups(rest).guild(APP, "1", deadline=time.monotonic() + 10)
+        await rest.aclose()
+        await server.__aexit__()
+        return guild.name, guild.icon, guild.roles[0].name
+
+    assert run(go()) == ("Evil Server", None, "r")
