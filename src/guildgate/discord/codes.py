@@ -8,11 +8,11 @@ this join"), so outcomes are decided by the JSON code first, then by the status.
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Final
 
 from guildgate.core.errors import DiscordRefused
 from guildgate.core.outcomes import Outcome
+from guildgate.core.text import is_control
 
 CODE_OUTCOMES: Final[dict[int, Outcome]] = {
     10004: Outcome.UNKNOWN_GUILD,
@@ -62,6 +62,6 @@ def discord_text(raw: object, *, limit: int = 200) -> str | None:
     if not isinstance(raw, str):
         return None
     if not raw.isprintable():
-        raw = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in raw)
+        raw = "".join(" " if is_control(c) else c for c in raw)
         raw = _SPACES.sub(" ", raw).strip()
     return raw[:limit]

@@ -67,9 +67,9 @@ class LinkRepo:
 
     async def list(self, *, app_id: str | None = None) -> builtins.list[Link]:
         query = select(LinkRow).order_by(LinkRow.created_at.desc())
-        if app_id is not None and not could_be_id(app_id):
-            return []
         if app_id is not None:
+            if not could_be_id(app_id):
+                return []
             query = query.where(LinkRow.app_id == app_id)
         async with self.db.session() as s:
             return [_link(r) for r in (await s.scalars(query)).all()]

@@ -7,7 +7,6 @@ import builtins
 import json
 import secrets
 import time
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from guildgate.core.outcomes import RecordState
 from guildgate.core.ports import AppCredentials, NewRecord, PendingRecord, RecordUpdate
 from guildgate.core.secret import Secret
+from guildgate.core.text import has_control
 from guildgate.store.crypto import SecretBox, hash_api_key, new_api_key
 from guildgate.store.db import Database
 from guildgate.store.models import ApiKeyRow, AppRow, RecordRow, utcnow
@@ -39,7 +39,7 @@ class NotFound(LookupError):
 def checked_name(value: str | None, what: str) -> str | None:
     """An operator's name for an app or a key as it may be stored on every backend: at most 100 characters and no
     control characters (PostgreSQL's text holds no NUL). ValueError naming ``what`` otherwise."""
-    if value is not None and (len(value) > 100 or any(unicodedata.category(c) in ("Cc", "Cs") for c in value)):
+    if value is not None and (len(value) > 100 or has_control(value)):
         raise ValueError(f"{what}: at most 100 characters, without control characters (line breaks, tabs, NUL)")
     return value
 

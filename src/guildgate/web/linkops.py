@@ -4,7 +4,6 @@ the dashboard. Input problems raise ``LinkInputError`` naming the field."""
 from __future__ import annotations
 
 import time
-import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from guildgate.core.errors import JoinError
 from guildgate.core.invites import is_snowflake, parse_invite
 from guildgate.core.links import Link, LinkRole, parse_duration
 from guildgate.core.ports import AppCredentials
+from guildgate.core.text import has_control
 from guildgate.store.repos import NotFound
 from guildgate.web.services import Services
 
@@ -54,7 +54,7 @@ async def create_link(
         raise LinkInputError("max_uses: must be a whole number from 1 to 1000000")
     if title is not None and len(title) > 200:
         raise LinkInputError("title: at most 200 characters")
-    if title is not None and any(unicodedata.category(c) in ("Cc", "Cs") for c in title):
+    if title is not None and has_control(title):
         raise LinkInputError("title: no control characters (line breaks, tabs, NUL)")
     if len(roles) > 20:
         raise LinkInputError("role: at most 20 roles")
