@@ -208,7 +208,7 @@ def serve(layer: str, port: int) -> None:
         if layer == "discord":
             ticket = svc.discord.precheck(app=app, guild_id=guild, deadline=deadline)
             async with svc.discord.admission(app=app, guild_id=guild, deadline=deadline, ticket=ticket) as slot:
-                joined = await svc.discord.add_member(
+                added = await svc.discord.add_member(
                     app=app,
                     guild_id=guild,
                     user_id=user,
@@ -217,6 +217,7 @@ def serve(layer: str, port: int) -> None:
                     deadline=deadline,
                     slot=slot,
                 )
+            joined = added.joined
         else:
             joined = await bare_put(token, guild, user)
         if real_records:

@@ -414,7 +414,7 @@ def test_rate_limit_headers_that_are_not_finite_numbers_count_as_absent() -> Non
         again = await rest.current_user(Secret("user-token"), app=APP, deadline=deadline)
         await rest.aclose()
         await server.__aexit__()
-        assert (found.id, created, again.id) == ("2", True, "2")
+        assert (found.id, created.joined, created.status, again.id) == ("2", True, 201, "2")
         assert len(server.requests) == 3
 
     run(go())

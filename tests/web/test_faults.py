@@ -123,3 +123,11 @@ def test_a_join_whose_answer_was_lost_is_reported_joined_not_already_member(gate
         assert (answer["code"], json.loads(answer["data"])["joined"]) == (
             ("already_member", False) if was_member else ("joined", True)
         ), user_id
+    # Each record keeps the status Discord last answered: a join whose 201 was lost was answered 204 on retry.
+    statuses: dict[tuple[str, int], int] = {}
+    for answer in succeeded.values():
+        record = gateway.get(f"/api/record/{answer['id']}").json()["data"]
+        pair = (record["code"], record["discord_status"])
+        statuses[pair] = statuses.get(pair, 0) + 1
+    assert set(statuses) <= {("joined", 201), ("joined", 204), ("already_member", 204)}, statuses
+    assert statuses.get(("joined", 204), 0) >= 1, statuses

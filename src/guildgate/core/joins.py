@@ -44,6 +44,7 @@ class JoinResult:
     outcome: Outcome
     guild: GuildRef
     user_id: str
+    discord_status: int  # Add Guild Member's last HTTP status (a join whose answer was lost: the retry's 204)
 
     @property
     def joined(self) -> bool:
@@ -146,7 +147,7 @@ async def join(
             guild_id=result.guild.id,
             guild_name=result.guild.name,
             user_id=result.user_id,
-            discord_status=201 if result.joined else 204,
+            discord_status=result.discord_status,
         )
         return result
     except TimeoutError:
@@ -211,7 +212,7 @@ async def _run(
         await records.sending(record_id, guild_id=guild.id, guild_name=guild.name, user_id=user.id)
         async with discord.admission(app=app, guild_id=guild.id, deadline=deadline, ticket=ticket) as slot:
             known["sending"] = "yes"
-            created = await discord.add_member(
+            added = await discord.add_member(
                 app=app,
                 guild_id=guild.id,
                 user_id=user.id,
@@ -226,7 +227,8 @@ async def _run(
             ticket.close()
     return JoinResult(
         record_id=record_id,
-        outcome=Outcome.JOINED if created else Outcome.ALREADY_MEMBER,
+        outcome=Outcome.JOINED if added.joined else Outcome.ALREADY_MEMBER,
         guild=guild,
         user_id=user.id,
+        discord_status=added.status,
     )

@@ -23,6 +23,15 @@ class UserRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Added:
+    """Add Guild Member's result: whether this call added the user, and Discord's last HTTP status. The two can
+    disagree: after a lost answer, the retry's 204 says "a member", yet the lost attempt added them."""
+
+    joined: bool
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
 class AppCredentials:
     """One operator app, with its secrets decrypted for the length of a request."""
 
@@ -102,7 +111,7 @@ class DiscordPort(Protocol):
         deadline: float,
         proxy: str | None = None,
         slot: object | None = None,
-    ) -> bool:
+    ) -> Added:
         """True when the user was added (201), False when already a member (204)."""
         ...
 

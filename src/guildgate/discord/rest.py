@@ -28,7 +28,7 @@ from multidict import CIMultiDictProxy
 from guildgate import __version__
 from guildgate.core.errors import DiscordRefused, DiscordUnavailable, JoinError, RateLimited
 from guildgate.core.outcomes import Outcome
-from guildgate.core.ports import AppCredentials, GuildRef, MemberOptions, Ticket, UserRef
+from guildgate.core.ports import Added, AppCredentials, GuildRef, MemberOptions, Ticket, UserRef
 from guildgate.core.secret import Secret
 from guildgate.discord.codes import discord_text, refusal
 from guildgate.discord.ratelimit import Heading, Limiter, Permit, RateLimitHeaders, RouteKey
@@ -216,7 +216,7 @@ class DiscordRest:
         deadline: float,
         proxy: str | None = None,
         slot: object | None = None,
-    ) -> bool:
+    ) -> Added:
         payload: dict[str, Any] = {"access_token": token.reveal()}
         if options.roles is not None:
             payload["roles"] = list(options.roles)
@@ -238,16 +238,17 @@ class DiscordRest:
             slot=slot if isinstance(slot, _Slot) else None,
         )
         if answer.status == 201:
-            return True
+            return Added(joined=True, status=201)
         if answer.status == 204:
             # "Already a member" — unless an earlier attempt of this call added them and its answer was lost
-            return answer.earlier_sent is not None and await self._added_by_earlier_attempt(
+            joined = answer.earlier_sent is not None and await self._added_by_earlier_attempt(
                 app=app, guild_id=guild_id, user_id=user_id, answer=answer, deadline=deadline
             )
+            return Added(joined=joined, status=204)
         if answer.status in (200, 202):
             # Not a documented answer for this route; treat a 2xx as added, say so in the log.
             log.warning("Add Guild Member answered %s; treating it as added", answer.status)
-            return True
+            return Added(joined=True, status=answer.status)
         error = refusal(answer.status, answer.body, route="PUT /guilds/{guild_id}/members/{user_id}")
         if error.discord_code in (50025, 50026):
             await self.limiter.mark_bad_token(_remembered_as(app, token), json.dumps(_refusal_dict(error)))
