@@ -131,3 +131,34 @@ def test_a_join_whose_answer_was_lost_is_reported_joined_not_already_member(gate
         statuses[pair] = statuses.get(pair, 0) + 1
     assert set(statuses) <= {("joined", 201), ("joined", 204), ("already_member", 204)}, statuses
     assert statuses.get(("joined", 204), 0) >= 1, statuses
+
+
+@pytest.mark.parametrize("gateway", ["sqlite"], indirect=True)
+def test_connection_resets_on_both_join_calls(gateway: Gateway, fresh: Sandbox) -> None:
+    # Discord's connection drops mid-request on Get Current User and on Add Guild Member: each join still
+    # answers in time, is retried a bounded number of times, and is never reported joined without the member.
+    world, people = _crowd(60)
+    fresh.reset(world)
+    routes = {"GET /users/@me": {"reset_rate": 0.2}, PUT: {"reset_rate": 0.3}}
+    fresh.faults({"seed": 23, "routes": routes})
+
+    def one(person: tuple[str, str]) -> tuple[str, float, dict[str, Any]]:
+        started = time.monotonic()
+        r = gateway.join({"authorization": person[1], "guild_id": GUILD})
+        return person[0], time.monotonic() - started, r.json()
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, people))
+    stats = fresh.stats()
+    fresh.faults({})
+
+    injected = stats["faults_injected"]
+    assert injected.get("GET /users/@me reset", 0) >= 5 and injected.get(f"{PUT} reset", 0) >= 10, injected
+    assert max(elapsed for _, elapsed, _ in answers) < DEADLINE + 1.0
+    members = fresh.state()["guilds"][GUILD]["members"]
+    succeeded = [(u, a) for u, _, a in answers if a["status"] == 1]
+    assert [u for u, _ in succeeded if u not in members] == []
+    assert {a["code"] for _, a in succeeded} == {"joined"}
+    assert len(succeeded) >= 0.9 * len(people), [a["code"] for _, _, a in answers if a["status"] != 1]
+    assert stats["requests"][PUT] <= 4 * len(people)
+    assert gateway.pending() == []
