@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     egress_proxies: Annotated[tuple[str, ...], NoDecode] = ()
     request_timeout: float = Field(default=30.0, gt=0, le=600)
+    # seconds a client has to send a whole request (headers and body), counted from the connection or from the
+    # request's first byte; past it: 408 and the connection closed (web/fastjoin.py)
+    request_read_timeout: float = Field(default=10.0, gt=0, le=600)
     global_rate_limit: int = Field(default=50, ge=1, le=100_000)
     invalid_request_limit: int = Field(default=5000, ge=1, le=10_000)
     guild_joins_per_minute: int = Field(default=0, ge=0, le=1_000_000)  # 0: no cap (Discord's own bucket binds)

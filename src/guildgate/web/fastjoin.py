@@ -13,10 +13,18 @@ handler (``web/app.py``'s front door), with the same answer:
 - headers over the front door's limits (it answers 431), or a declared body over the limit (answered 413
   before the body comes);
 - a server with a concurrency limit (uvicorn answers 503 past it).
+
+It also times out slow clients, which uvicorn does not: uvicorn closes a keep-alive connection that stays idle
+between requests, but waits for ever on a new connection that sends nothing, on headers or a body sent a byte
+at a time. Here a client has ``GUILDGATE_REQUEST_READ_TIMEOUT`` seconds (10 by default) to send a whole request,
+counted from when it connects and again from the first byte of each request. Past it, a request begun is
+answered 408 and the connection closed; a connection that sent nothing is closed. Once a request is read, the
+time to answer it is the handler's (``GUILDGATE_REQUEST_TIMEOUT`` for a join).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -30,6 +38,17 @@ from guildgate.web.body import MAX_BODY
 log = logging.getLogger("guildgate.web")
 
 _JOIN_PATH = api.JOIN_PATH.encode()
+READ_TIMEOUT = 10.0  # GUILDGATE_REQUEST_READ_TIMEOUT's default, for an app without guildgate's services
+_TIMED_OUT = b"The request was not received in time.\n"
+_408 = b"".join(
+    [
+        STATUS_LINE[408],
+        b"content-type: text/plain; charset=utf-8\r\n",
+        b"content-length: %d\r\n" % len(_TIMED_OUT),
+        b"connection: close\r\n\r\n",
+        _TIMED_OUT,
+    ]
+)
 
 
 class _Event:
@@ -89,12 +108,52 @@ class JoinProtocol(HttpToolsProtocol):
         front = _front_of(self.app)
         self._fastapi = front.app if front is not None else None
         self._join: _JoinCycle | None = None
+        services = getattr(getattr(self._fastapi, "state", None), "services", None)
+        self._read_within = services.settings.request_read_timeout if services is not None else READ_TIMEOUT
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._reading = False  # a request has begun and is not yet read whole
+        self._headers_read = False  # ... and its headers are read
+
+    # -- slow clients: a whole request within the read timeout
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._read_timer = self.loop.call_later(self._read_within, self._read_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_read_timer()
+        super().connection_lost(exc)
+
+    def _stop_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if self.transport.is_closing():
+            return
+        if self._reading:
+            cycle = self.cycle
+            if self._headers_read:  # the cycle is this request's: a response may have begun (an early 413)
+                answering = getattr(cycle, "response_started", False)
+            else:  # the cycle, if any, is a request's before this one, which may still be being answered
+                answering = cycle is not None and not cycle.response_complete
+            if cycle is not None:
+                cycle.keep_alive = False
+            if not answering:
+                self.transport.write(_408)
+            log.info("closing a connection whose request was not received within %g s", self._read_within)
+        self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._join = None
+        self._reading, self._headers_read = True, False
+        self._stop_read_timer()
+        self._read_timer = self.loop.call_later(self._read_within, self._read_timed_out)
 
     def on_headers_complete(self) -> None:
+        self._headers_read = True
         headers = self._takes_join()
         if headers is not None:
             version = self.parser.get_http_version()
@@ -135,6 +194,8 @@ class JoinProtocol(HttpToolsProtocol):
             join.body = []  # the handler answers 413 from the size; nothing more is kept
 
     def on_message_complete(self) -> None:
+        self._reading = False
+        self._stop_read_timer()
         join = self._join
         if join is None:
             super().on_message_complete()
