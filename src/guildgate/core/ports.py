@@ -112,7 +112,8 @@ class DiscordPort(Protocol):
         proxy: str | None = None,
         slot: object | None = None,
     ) -> Added:
-        """True when the user was added (201), False when already a member (204)."""
+        """``joined``: the user was added (201, or a 204 after a lost answer whose attempt added them); False when
+        already a member (204). ``status``: Discord's last HTTP status."""
         ...
 
 

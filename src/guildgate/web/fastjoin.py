@@ -134,8 +134,9 @@ class JoinProtocol(HttpToolsProtocol):
             return
         if self._reading:
             cycle = self.cycle
-            if self._headers_read:  # the cycle is this request's: a response may have begun (an early 413)
-                answering = getattr(cycle, "response_started", False)
+            if self._headers_read:  # the cycle is this request's: its response may have begun (an early 413), or
+                # it may be queued behind an earlier request still being answered (pipelined)
+                answering = bool(self.pipeline) or getattr(cycle, "response_started", False)
             else:  # the cycle, if any, is a request's before this one, which may still be being answered
                 answering = cycle is not None and not cycle.response_complete
             if cycle is not None:
