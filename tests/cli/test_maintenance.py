@@ -59,3 +59,23 @@ def test_records_prune_deletes_old_finished_records_only(tmp_path: Path, sandbox
     assert left == {"old-pending", "new-1"}
     bad = cli(["records", "prune", "--older-than", "ninety days"], env=env, check=False)
     assert bad.returncode == 2 and "--older-than" in bad.stderr
+
+
+def test_records_prune_shows_its_progress_batch_by_batch(tmp_path: Path, sandbox: Sandbox) -> None:
+    env = base_env(tmp_path)
+    add_app(env, WORLD["applications"][0])
+    with sqlite3.connect(tmp_path / "guildgate.db") as conn:
+        conn.executemany(
+            "INSERT INTO records (id, app_id, source, state, created_at) VALUES (?, ?, 'api', 'succeeded', ?)",
+            [(f"old-{i}", APP_A, "2020-01-01 00:00:00") for i in range(12_000)],
+        )
+    done = cli(["records", "prune", "--older-than", "90d"], env=env)
+    assert "deleted 12000 record(s)" in done.stdout
+    steps = [line for line in done.stderr.splitlines() if line.startswith("deleted ")]
+    assert steps == [
+        "deleted 5000 of 12000 records…",
+        "deleted 10000 of 12000 records…",
+        "deleted 12000 of 12000 records…",
+    ]
+    with sqlite3.connect(tmp_path / "guildgate.db") as conn:
+        assert conn.execute("SELECT count(*) FROM records").fetchone() == (0,)

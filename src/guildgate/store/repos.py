@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -323,8 +324,12 @@ class RecordRepo:
             rows = (await s.execute(query)).all()
         return [PendingRecord(id=i, app_id=a, guild_id=g, user_id=u) for i, a, g, u in rows]
 
-    async def prune(self, *, before: datetime, batch: int = 5000) -> int:
-        """Delete finished records created before ``before``, in batches (pending ones are never deleted)."""
+    async def prune(
+        self, *, before: datetime, batch: int = 5000, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Delete finished records created before ``before``, in batches (pending ones are never deleted), each
+        its own transaction, so that a service running meanwhile waits at most one batch for the database.
+        ``progress`` is told the count deleted so far after each batch."""
         cutoff = before.astimezone(UTC).replace(tzinfo=None)
         ids = (
             select(_RECORDS.c.id)
@@ -336,6 +341,8 @@ class RecordRepo:
         while True:
             count = int(await self.db.run(lambda conn: conn.execute(statement).rowcount))
             deleted += count
+            if progress is not None:
+                progress(deleted)
             if count < batch:
                 return deleted
 
