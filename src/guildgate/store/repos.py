@@ -324,9 +324,7 @@ class RecordRepo:
             rows = (await s.execute(query)).all()
         return [PendingRecord(id=i, app_id=a, guild_id=g, user_id=u) for i, a, g, u in rows]
 
-    async def prune(
-        self, *, before: datetime, batch: int = 5000, progress: Callable[[int], None] | None = None
-    ) -> int:
+    async def prune(self, *, before: datetime, batch: int = 5000, progress: Callable[[int], None] | None = None) -> int:
         """Delete finished records created before ``before``, in batches (pending ones are never deleted), each
         its own transaction, so that a service running meanwhile waits at most one batch for the database.
         ``progress`` is told the count deleted so far after each batch."""
