@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from guildgate import __version__
@@ -88,7 +89,10 @@ class Front:
                 scope["app"] = self.app  # what Starlette would set: handlers find the services through it
                 await api.serve_join(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            pass  # the client went (or was sent away: a slow body) before its request was read: no one to answer
 
 
 def create_app(settings: Settings) -> FastAPI:
