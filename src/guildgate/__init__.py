@@ -7,20 +7,24 @@
 
 __version__ = "0.1.0"
 
-from guildgate.client import (
-    AsyncClient,
-    AuthenticationError,
-    Client,
-    ConnectionProblem,
-    DiscordUnavailableError,
-    GuildgateError,
-    InvalidRequestError,
-    JoinRefusedError,
-    JoinResult,
-    QuotaExceededError,
-    RateLimitedError,
-)
+import typing as _typing
+
 from guildgate.core.secret import Secret
+
+if _typing.TYPE_CHECKING:
+    from guildgate.client import (
+        AsyncClient,
+        AuthenticationError,
+        Client,
+        ConnectionProblem,
+        DiscordUnavailableError,
+        GuildgateError,
+        InvalidRequestError,
+        JoinRefusedError,
+        JoinResult,
+        QuotaExceededError,
+        RateLimitedError,
+    )
 
 __all__ = [
     "AsyncClient",
@@ -37,3 +41,16 @@ __all__ = [
     "Secret",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    """The client's names, imported when first asked for: the CLI and the server start without httpx."""
+    if name in __all__ and name not in ("Secret", "__version__"):
+        from guildgate import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'guildgate' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
