@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "world.json"
 WORLD = json.loads(FIXTURE.read_text())
 BIN = Path(sys.executable).parent
 OUTPUT = ROOT / "test-output"
+STARTED = time.time()  # when this test run began (its files are newer)
 
 APP_A = "1100000000000000001"
 APP_B = "1100000000000000101"
@@ -290,3 +292,9 @@ def fresh(sandbox: Sandbox) -> Iterator[Sandbox]:
     sandbox.reset(WORLD)
     yield sandbox
     sandbox.reset(WORLD)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``last`` go after all others, whatever order the session fixtures' parameters gave them."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)

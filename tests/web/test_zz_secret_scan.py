@@ -1,14 +1,29 @@
 """After traffic with every kind of secret, none appears in the database files, the server's output or /metrics.
 
-Named to run after the other web tests, so the scan also covers their traffic."""
+The first test runs last among the tests of each shared gateway (it is named so), and scans that gateway; the
+second runs after every other test of the run and scans the output and SQLite files of every guildgate server
+and command the run started."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import ADMIN_TOKEN, APP_A, GUILD, ROLE_LOW, SECRETS, TOKENS, USER_IDS, Gateway, Sandbox
+from tests.conftest import (
+    ADMIN_TOKEN,
+    APP_A,
+    GUILD,
+    OUTPUT,
+    ROLE_LOW,
+    SECRETS,
+    STARTED,
+    TOKENS,
+    USER_IDS,
+    Gateway,
+    Sandbox,
+)
 from tests.linkflow import close_browsers, join_through, make_link
 
 
@@ -46,3 +61,31 @@ def test_no_secret_in_database_or_server_output(gateway: Gateway, fresh: Sandbox
     ]
     assert found == []
     assert b"alice-token" not in Path(gateway.proc.log).read_bytes()
+
+
+@pytest.mark.last
+def test_no_secret_in_the_output_or_sqlite_files_of_any_server_the_run_started(
+    tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox
+) -> None:
+    issued = httpx.get(sandbox.proc.url + "/_sandbox/issued").json()
+    SECRETS.update(issued["tokens"], issued["codes"])
+    # every guildgate server's log written in this run (the sandbox stands in for Discord: what it is sent is not
+    # guildgate's output), and every SQLite file of this run
+    logs = [
+        path for path in sorted(OUTPUT.glob("*.log")) if path.name != "sandbox.log" and path.stat().st_mtime >= STARTED
+    ]
+    databases = [
+        path
+        for path in sorted(tmp_path_factory.getbasetemp().rglob("*"))
+        if path.is_file() and path.name.endswith((".db", ".db-wal"))
+    ]
+    if not logs or not databases:
+        pytest.skip("no guildgate server ran in this session: nothing to scan")
+    found = [
+        (str(path), secret[:6] + "…")
+        for path in [*logs, *databases]
+        for blob in [path.read_bytes()]
+        for secret in SECRETS
+        if secret.encode() in blob
+    ]
+    assert found == []
