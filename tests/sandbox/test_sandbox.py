@@ -340,9 +340,16 @@ def test_faults_before_and_after_and_stats(fresh: Sandbox) -> None:
     fresh.faults({"routes": {"GET /invites/{invite_code}": {"reset_rate": 1.0}}})
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{fresh.api}/invites/test1")
+    # a reset "after": the member is added, then the connection drops before the answer
+    fresh.faults({"routes": {PUT: {"reset_rate": 1.0, "when": "after"}}})
+    with pytest.raises(httpx.TransportError):
+        put_member(fresh, GUILD, "bob")
+    assert fresh.member(GUILD, USER_IDS["bob"]) is not None
     stats = fresh.stats()
     assert stats["faults_injected"][f"{PUT} 502 after"] == 1
-    assert stats["requests"][PUT] == 1
+    assert stats["faults_injected"]["GET /invites/{invite_code} reset before"] == 1
+    assert stats["faults_injected"][f"{PUT} reset after"] == 1
+    assert stats["requests"][PUT] == 2
     assert stats["responses"][PUT] == {"502": 1}
     bad = httpx.put(f"{fresh.proc.url}/_sandbox/faults", json={"routes": {PUT: {"error_rate": 2}}})
     assert bad.status_code == 400 and "error_rate" in bad.json()["error"]

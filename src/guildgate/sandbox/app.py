@@ -103,6 +103,7 @@ class Sandbox:
         if latency:
             await asyncio.sleep(latency / 1000)
         after_fault: Response | None = None
+        reset_after = False
         if fault is not None:
             roll = self.rng.random()
             if roll < fault.timeout_rate:
@@ -111,11 +112,13 @@ class Sandbox:
                 return http_error(504, "Gateway Timeout")
             roll -= fault.timeout_rate
             if roll < fault.reset_rate:
-                self.faults_injected[f"{route.key} reset"] += 1
-                _reset_connection(request)
-                return http_error(502, "Bad Gateway")
+                self.faults_injected[f"{route.key} reset {fault.when}"] += 1
+                if fault.when == "before":
+                    _reset_connection(request)
+                    return http_error(502, "Bad Gateway")
+                reset_after = True  # the change is made, then the connection drops before the answer
             roll -= fault.reset_rate
-            if roll < fault.error_rate:
+            if not reset_after and roll < fault.error_rate:
                 self.faults_injected[f"{route.key} {fault.status} {fault.when}"] += 1
                 failure = djson({"message": f"{fault.status}: Injected fault", "code": 0}, fault.status)
                 if fault.when == "before":
@@ -133,6 +136,9 @@ class Sandbox:
         response = await route.handler(Call(request=request, world=self.world, params=params, auth=auth))
         if fault is not None and fault.latency_after_ms:
             await asyncio.sleep(fault.latency_after_ms / 1000)
+        if reset_after:
+            _reset_connection(request)
+            return http_error(502, "Bad Gateway")
         if after_fault is not None:
             response = after_fault
         response.headers.update(verdict.headers)
