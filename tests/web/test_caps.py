@@ -25,7 +25,7 @@ from tests.conftest import (
     new_key,
     start,
 )
-from tests.linkflow import close_browsers, join_through, make_link
+from tests.linkflow import admin_api, browser, close_browsers, join_through, make_link, text_of
 
 
 @pytest.fixture
@@ -67,3 +67,21 @@ def test_per_link_and_per_server_caps(capped: Gateway, fresh: Sandbox) -> None:
     assert "the operator's cap" in english.json()["msg"]
     record = httpx.get(f"{capped.proc.url}/api/record/{over.json()['id']}", headers={"User-Token": capped.keys["a"]})
     assert record.json()["data"]["code"] == "velocity_capped"
+
+
+def test_a_flood_of_starts_on_a_link_is_capped_too(capped: Gateway, fresh: Sandbox) -> None:
+    # A leaked link pressed over and over: each start writes a sign-in state and counts as sent to Discord. At a
+    # cap of 1 join a minute, a link may start 10 consent flows a minute; the 11th lands on the "too many people"
+    # page, writes nothing and sends no one to Discord.
+    link = make_link(capped, "--app", APP_A, "--guild", GUILD)
+    base, slug = link["url"].rsplit("/j/", 1)
+    client = browser()
+    places = [client.post(f"{base}/j/{slug}/start").headers["location"] for _ in range(11)]
+    assert all("/oauth2/authorize?" in place for place in places[:10]), places[:10]
+    assert places[10].startswith("/oauth/done?"), places[10]
+    page = client.get(capped.proc.url + places[10])
+    assert "Too many people are joining right now" in text_of(page.text)
+    funnel = admin_api(capped, "GET", f"/api/admin/links/{link['id']}").json()["funnel"]
+    assert funnel["sent_to_discord"] == 10
+    other = make_link(capped, "--app", APP_A, "--guild", GUILD)  # another link has its own count
+    assert "/oauth2/authorize?" in client.post(other["url"] + "/start").headers["location"]

@@ -110,6 +110,9 @@ async def start(slug: str, request: Request) -> Response:
     link = await _usable(svc, slug, request)
     if not isinstance(link, Link):
         return link
+    if await svc.caps.take_start(link.id) is not None:  # a flood of starts: nothing written, nothing sent
+        summary = {"o": Outcome.VELOCITY_CAPPED.value, "s": link.guild_name, "g": link.guild_id, "slug": link.slug}
+        return _result_redirect(svc, summary, request)
     nonce = await svc.links.start_flow(link.id)
     pkce = new_pkce()
     url = authorize_url(

@@ -41,10 +41,16 @@ class Quotas:
         return await self.backend.window_count(f"quota:{key_id}", 60.0)
 
 
+STARTS_PER_JOIN = 10  # consent flows a link may start per minute, per join its cap allows
+
+
 @dataclass
 class Caps:
     """The operator's velocity caps (core.ports.JoinCaps): joins per minute to one server, and through one link,
-    in sliding 60 s windows shared by every worker. 0 turns a cap off."""
+    in sliding 60 s windows shared by every worker. 0 turns a cap off. A link may also start at most
+    STARTS_PER_JOIN times its join cap of consent flows a minute (each writes a sign-in state and counts as
+    sent to Discord; many are abandoned, so the headroom), so that a flood of starts on a leaked link stays
+    bounded."""
 
     backend: Backend
     per_guild: int
@@ -61,6 +67,13 @@ class Caps:
                 raise VelocityCapped(
                     f"{self.per_link} joins per minute through this link", retry_after=max(wait, 0.001)
                 )
+
+    async def take_start(self, link_id: str) -> float | None:
+        """Count one consent flow started through a link: None when under its cap, else seconds to wait."""
+        if not self.per_link:
+            return None
+        wait = await self.backend.window_take(f"cap-start:{link_id}", self.per_link * STARTS_PER_JOIN, 60.0)
+        return None if wait is None else max(wait, 0.001)
 
 
 @dataclass
