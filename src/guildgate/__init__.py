@@ -44,8 +44,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> _typing.Any:
-    """The client's names, imported when first asked for: the CLI and the server start without httpx."""
-    if name in __all__ and name not in ("Secret", "__version__"):
+    """The client's names, imported when first asked for: the CLI and the server start without httpx. (Only
+    names not defined here reach this function.)"""
+    if name in __all__:
         from guildgate import client
 
         return getattr(client, name)

@@ -35,19 +35,20 @@ def _crowd(n: int) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     return world, people
 
 
+def _timed_join(gateway: Gateway, person: tuple[str, str]) -> tuple[str, float, dict[str, Any]]:
+    """(user id, seconds the answer took, the answer's JSON with its HTTP status as ``http``)."""
+    started = time.monotonic()
+    r = gateway.join({"authorization": person[1], "guild_id": GUILD})
+    return person[0], time.monotonic() - started, {"http": r.status_code, **r.json()}
+
+
 @pytest.mark.parametrize("gateway", ["postgres+redis+4workers"], indirect=True)
 def test_502s_and_hangs_on_add_member(gateway: Gateway, fresh: Sandbox) -> None:
     world, people = _crowd(JOINS)
     fresh.reset(world)
     fresh.faults({"seed": 11, "routes": {PUT: {"error_rate": 0.30, "status": 502, "timeout_rate": 0.05}}})
-
-    def one(person: tuple[str, str]) -> tuple[str, float, dict[str, Any]]:
-        started = time.monotonic()
-        r = gateway.join({"authorization": person[1], "guild_id": GUILD})
-        return person[0], time.monotonic() - started, {"http": r.status_code, **r.json()}
-
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        answers = list(pool.map(one, people))
+        answers = list(pool.map(lambda person: _timed_join(gateway, person), people))
     fresh.faults({})
 
     members = fresh.state()["guilds"][GUILD]["members"]
@@ -141,14 +142,8 @@ def test_connection_resets_on_both_join_calls(gateway: Gateway, fresh: Sandbox) 
     fresh.reset(world)
     routes = {"GET /users/@me": {"reset_rate": 0.2}, PUT: {"reset_rate": 0.3}}
     fresh.faults({"seed": 23, "routes": routes})
-
-    def one(person: tuple[str, str]) -> tuple[str, float, dict[str, Any]]:
-        started = time.monotonic()
-        r = gateway.join({"authorization": person[1], "guild_id": GUILD})
-        return person[0], time.monotonic() - started, r.json()
-
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(one, people))
+        answers = list(pool.map(lambda person: _timed_join(gateway, person), people))
     stats = fresh.stats()
     fresh.faults({})
 

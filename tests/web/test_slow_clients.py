@@ -32,9 +32,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Iterat
     proc.stop()
 
 
-def _connect(proc: Proc) -> socket.socket:
+def _address(proc: Proc) -> tuple[str, int]:
     host, port = proc.url.removeprefix("http://").rsplit(":", 1)
-    return socket.create_connection((host, int(port)), timeout=8)
+    return host, int(port)
+
+
+def _connect(proc: Proc) -> socket.socket:
+    return socket.create_connection(_address(proc), timeout=8)
 
 
 def _until_closed(sock: socket.socket, trickle: bytes = b"", every: float = 0.2) -> tuple[bytes, float]:
@@ -111,8 +115,7 @@ def test_an_answer_slower_than_the_read_timeout_is_not_cut(server: tuple[Proc, s
     # connection that then carries a second request after a pause.
     proc, key = server
     fresh.faults({"latency_ms": 1200})
-    host, port = proc.url.removeprefix("http://").rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection = http.client.HTTPConnection(*_address(proc), timeout=10)
     body = json.dumps({"authorization": TOKENS["alice"], "guild_id": GUILD})
     started = time.monotonic()
     connection.request(

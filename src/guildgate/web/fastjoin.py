@@ -117,11 +117,15 @@ class JoinProtocol(HttpToolsProtocol):
     # -- slow clients: a whole request within the read timeout
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._read_timer = self.loop.call_later(self._read_within, self._read_timed_out)
+        self._start_read_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_read_timer()
         super().connection_lost(exc)
+
+    def _start_read_timer(self) -> None:
+        self._stop_read_timer()
+        self._read_timer = self.loop.call_later(self._read_within, self._read_timed_out)
 
     def _stop_read_timer(self) -> None:
         if self._read_timer is not None:
@@ -150,8 +154,7 @@ class JoinProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._join = None
         self._reading, self._headers_read = True, False
-        self._stop_read_timer()
-        self._read_timer = self.loop.call_later(self._read_within, self._read_timed_out)
+        self._start_read_timer()
 
     def on_headers_complete(self) -> None:
         self._headers_read = True

@@ -78,7 +78,7 @@ async def _usable(svc: Services, slug: str, request: Request) -> Link | Response
         return _not_found(request)
     problem = link.problem(datetime.now(UTC))
     if problem is not None:
-        return _result_redirect(svc, {"o": problem.value, "s": link.guild_name, "slug": link.slug}, request)
+        return _result_redirect(svc, {"o": problem.value, **_about(link)}, request)
     return link
 
 
@@ -111,8 +111,7 @@ async def start(slug: str, request: Request) -> Response:
     if not isinstance(link, Link):
         return link
     if await svc.caps.take_start(link.id) is not None:  # a flood of starts: nothing written, nothing sent
-        summary = {"o": Outcome.VELOCITY_CAPPED.value, "s": link.guild_name, "g": link.guild_id, "slug": link.slug}
-        return _result_redirect(svc, summary, request)
+        return _result_redirect(svc, {"o": Outcome.VELOCITY_CAPPED.value, **_about(link)}, request)
     nonce = await svc.links.start_flow(link.id)
     pkce = new_pkce()
     url = authorize_url(
@@ -134,6 +133,11 @@ async def start(slug: str, request: Request) -> Response:
         secure=svc.settings.public_url.startswith("https://"),
     )
     return response
+
+
+def _about(link: Link) -> dict[str, Any]:
+    """What a result page says of the link: its server (name and id) and where to try again."""
+    return {"s": link.guild_name, "g": link.guild_id, "slug": link.slug}
 
 
 def _redirect_uri(svc: Services) -> str:
@@ -173,7 +177,7 @@ async def _callback(svc: Services, request: Request) -> Response:
         return _result_redirect(svc, {"o": "state", "w": why, "slug": slug})
     if await svc.links.use_state(state.nonce, max_age=STATE_TTL) is None or link is None:
         return _result_redirect(svc, {"o": "state", "w": "used", "slug": slug})
-    summary: dict[str, Any] = {"s": link.guild_name, "g": link.guild_id, "slug": link.slug}
+    summary: dict[str, Any] = _about(link)
     new = NewRecord(
         app_id=link.app_id,
         key_id=None,
