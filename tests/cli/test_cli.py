@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
@@ -182,3 +183,33 @@ def test_serve_sandbox_prints_a_curl_that_joins(tmp_path: Path) -> None:
     finally:
         proc.stop()
     assert (BIN / "guildgate").exists()
+
+
+def test_start_up_runs_without_the_collector_and_a_commands_work_with_it(tmp_path: Path) -> None:
+    """The entry point runs start-up (importing SQLAlchemy, pydantic, Typer, Rich) with the cyclic garbage
+    collector off, and turns it on again for the command's own work: an export of many records, or a server,
+    must not keep every cycle it makes."""
+    probe = """
+import asyncio, gc, sys
+import guildgate.cli
+collections, seen = [], []
+gc.callbacks.append(lambda phase, info: collections.append(info["generation"]) if phase == "start" else None)
+real_run = asyncio.run
+def spy(coro):
+    seen.append((len(collections), gc.isenabled()))
+    return real_run(coro)
+asyncio.run = spy
+sys.argv = ["guildgate", "records", "list", "--json"]
+try:
+    guildgate.cli.start()
+finally:  # the command ends with SystemExit
+    print(seen, file=sys.stderr)
+"""
+    env = base_env(tmp_path)
+    result = subprocess.run([str(BIN / "python"), "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+    # each asyncio.run: (collections so far, collector on). Start-up (the schema check's runs included) made no
+    # collection at all; the command's own work, the last run, has the collector on.
+    runs = ast.literal_eval(result.stderr.strip().splitlines()[-1])
+    assert runs and all(count == 0 for count, _ in runs) and runs[-1] == (0, True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gc
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -59,7 +60,16 @@ def db_settings() -> Settings:
     return s
 
 
+def settle() -> None:
+    """Start-up is over (the entry point, ``guildgate.cli.start``, ran it with the garbage collector off): what
+    it built lives as long as the command, so the collector stops looking at it, and collects what the command
+    makes from here on (a long export, a server)."""
+    gc.freeze()
+    gc.enable()
+
+
 def run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    settle()
     return asyncio.run(factory())
 
 
@@ -259,6 +269,7 @@ def serve(
             "--workers above 1 needs GUILDGATE_REDIS_URL: rate limits, quotas and caches must be shared "
             "between workers, or together they would exceed Discord's limits"
         )
+    settle()
     do_serve(s, host=host, port=port, workers=workers, sandbox_fixture=sandbox_fixture, sandbox_port=sandbox_port)
 
 
@@ -280,6 +291,7 @@ def sandbox_cmd(
         die(str(exc))
         return
     render.note(f"Discord sandbox on http://{host}:{port}/api/v10 (stats: /_sandbox/stats)")
+    settle()
     uvicorn.run(asgi, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
 
 
