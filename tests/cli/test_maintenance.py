@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
+import subprocess
 from pathlib import Path
 
-from tests.conftest import APP_A, GUILD, SECRETS, WORLD, Sandbox, add_app, base_env, cli
+from tests.conftest import APP_A, BIN, GUILD, SECRETS, WORLD, Sandbox, add_app, base_env, cli
 
 NEW_KEY = "rotated-secret-key-5d1c9e7a3b2f40"
 SECRETS.add(NEW_KEY)
@@ -79,3 +81,46 @@ def test_records_prune_shows_its_progress_batch_by_batch(tmp_path: Path, sandbox
     ]
     with sqlite3.connect(tmp_path / "guildgate.db") as conn:
         assert conn.execute("SELECT count(*) FROM records").fetchone() == (0,)
+
+
+def test_an_interrupted_export_leaves_the_file_as_it_was(tmp_path: Path, sandbox: Sandbox) -> None:
+    env = base_env(tmp_path)
+    add_app(env, WORLD["applications"][0])
+    with sqlite3.connect(tmp_path / "guildgate.db") as conn:
+        conn.executemany(
+            "INSERT INTO records (id, app_id, source, state, created_at) VALUES (?, ?, 'api', 'succeeded', ?)",
+            [(f"rec-{i:05}", APP_A, "2026-01-01 00:00:00.000000") for i in range(5_000)],
+        )
+    target = tmp_path / "out" / "records.jsonl"
+    target.parent.mkdir()
+    target.write_text("last week's export\n")
+    with subprocess.Popen(
+        [str(BIN / "guildgate"), "records", "export", "-o", str(target)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as export:
+        assert export.stderr is not None
+        first = export.stderr.readline()
+        assert first.startswith("exported 500 records"), first
+        export.send_signal(signal.SIGINT)  # Ctrl-C, 500 of 5,000 records in
+        rest = export.stderr.read()
+        assert export.wait(30) != 0
+    assert "exported 5000" not in rest and "Traceback" not in rest
+    assert target.read_text() == "last week's export\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["records.jsonl"]  # no half-written file left
+    # run to the end, the export replaces the file whole
+    done = cli(["records", "export", "-o", str(target)], env=env)
+    assert "exported 5000 records" in done.stderr
+    lines = target.read_text().splitlines()
+    assert len(lines) == 5_000 and json.loads(lines[0])["id"].startswith("rec-")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["records.jsonl"]
+    # what cannot be written is said before anything is read, and names the option
+    nowhere = cli(["records", "export", "-o", str(tmp_path / "missing" / "r.csv")], env=env, check=False)
+    assert nowhere.returncode == 2 and "--output" in nowhere.stderr and "No such file or directory" in nowhere.stderr
+    assert "Traceback" not in nowhere.stderr
+    a_dir = cli(["records", "export", "-o", str(target.parent)], env=env, check=False)
+    assert a_dir.returncode == 2 and "is a directory" in a_dir.stderr
+    not_an_app = cli(["records", "export", "--app", "abc"], env=env, check=False)
+    assert not_an_app.returncode == 2 and "--app" in not_an_app.stderr

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 
 import typer
 
@@ -35,7 +35,7 @@ app.add_typer(keys_cli, name="keys")
 app.add_typer(records_cli, name="records")
 
 
-def die(message: str, code: int = 2) -> None:
+def die(message: str, code: int = 2) -> NoReturn:
     render.fail(message)
     raise typer.Exit(code)
 
@@ -405,10 +405,12 @@ RECORD_FIELDS = [
 ]
 
 
-def _filters(state: str | None, code: str | None, guild_id: str | None) -> Any:
+def _filters(state: str | None, code: str | None, guild_id: str | None, app_id: str | None) -> Any:
     from guildgate.core.outcomes import Outcome, RecordState
     from guildgate.store.repos import RecordFilters
 
+    if app_id is not None and not is_snowflake(app_id):
+        die(f"--app must be an app's client id (a snowflake: 17-20 digits), got {app_id!r}")
     if state is not None and state not in {s.value for s in RecordState}:
         die(f"--state must be one of {', '.join(s.value for s in RecordState)}")
     if code is not None and code not in {o.value for o in Outcome}:
@@ -436,7 +438,7 @@ def records_list(
 ) -> None:
     """Newest records first. Example: ``guildgate records list --state failed``."""
     s = db_settings()
-    filters = _filters(state, code, guild_id)
+    filters = _filters(state, code, guild_id, app_id)
 
     async def go() -> list[dict[str, Any]]:
         db, _, _, records = _repos(s)
@@ -492,17 +494,19 @@ def records_export(
     guild_id: str | None = typer.Option(None, "--guild-id"),
 ) -> None:
     """Export records, newest first, page by page (progress on stderr). Example: ``records export -o r.csv
-    --format csv``."""
+    --format csv``. A file is written under a temporary name beside it and put in place when the export is
+    complete: an export that fails or is interrupted leaves the file as it was."""
     import json
 
     if fmt not in ("jsonl", "csv"):
         die("--format must be jsonl or csv")
     s = db_settings()
-    filters = _filters(state, code, guild_id)
+    filters = _filters(state, code, guild_id, app_id)
+    partial = _export_file(output) if output is not None else None
+    stream: TextIO = partial.open("w", newline="") if partial is not None else sys.stdout
 
     async def go() -> int:
         db, _, _, records = _repos(s)
-        stream = output.open("w", newline="") if output else sys.stdout
         writer = csv.DictWriter(stream, fieldnames=RECORD_FIELDS) if fmt == "csv" else None
         if writer:
             writer.writeheader()
@@ -521,11 +525,30 @@ def records_export(
                 if cursor is None:
                     return count
         finally:
-            if output:
-                stream.close()
             await db.dispose()
 
-    run(go)
+    if output is None or partial is None:
+        run(go)
+        return
+    try:
+        run(go)
+        stream.close()
+        partial.replace(output)
+    finally:  # failed or interrupted: the file named by --output is left as it was
+        stream.close()
+        partial.unlink(missing_ok=True)
+
+
+def _export_file(output: Path) -> Path:
+    """The temporary file an export to ``output`` is written to, checked writable before anything is read."""
+    if output.is_dir():
+        die(f"--output: {output} is a directory; name a file")
+    partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
+    try:
+        partial.touch()
+    except OSError as exc:
+        die(f"--output: cannot write {output}: {exc.strerror}")
+    return partial
 
 
 def main() -> None:
