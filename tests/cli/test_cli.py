@@ -6,6 +6,7 @@ import ast
 import csv
 import io
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -213,3 +214,23 @@ finally:  # the command ends with SystemExit
     # collection at all; the command's own work, the last run, has the collector on.
     runs = ast.literal_eval(result.stderr.strip().splitlines()[-1])
     assert runs and all(count == 0 for count, _ in runs) and runs[-1] == (0, True)
+
+
+def test_a_database_that_cannot_be_used_or_a_taken_port_is_named_without_a_traceback(tmp_path: Path) -> None:
+    nowhere = base_env(tmp_path, GUILDGATE_DATABASE_URL=f"sqlite:///{tmp_path / 'missing' / 'g.db'}")
+    for args in (["keys", "list"], ["serve", "--port", str(free_port())]):
+        result = cli(args, env=nowhere, check=False)
+        assert result.returncode == 2, result.stderr
+        assert "cannot use the database" in result.stderr and "unable to open database file" in result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+    closed = base_env(tmp_path, GUILDGATE_DATABASE_URL=f"postgresql://gg:pg-pass-5e1b@127.0.0.1:{free_port()}/gg")
+    refused = cli(["migrate"], env=closed, check=False)
+    assert refused.returncode == 2 and "Connect call failed" in refused.stderr
+    assert "gg:***@127.0.0.1" in refused.stderr and "pg-pass-5e1b" not in refused.stdout + refused.stderr
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        for args in (["serve", "--port", port], ["sandbox", "--port", port]):
+            result = cli(args, env=base_env(tmp_path), check=False)
+            assert result.returncode == 2, result.stderr
+            assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr.replace("\n", "")
+            assert "Traceback" not in result.stdout + result.stderr

@@ -53,11 +53,18 @@ def settings(**overrides: Any) -> Settings:
 
 def db_settings() -> Settings:
     """Settings for a command that uses the database; the schema is brought up to date first."""
-    from guildgate.store.migrate import upgrade
-
     s = settings()
-    upgrade(s.database_url)
+    _upgrade(s.database_url)
     return s
+
+
+def _upgrade(database_url: str) -> None:
+    from guildgate.store.migrate import DatabaseUnreachable, upgrade
+
+    try:
+        upgrade(database_url)
+    except DatabaseUnreachable as exc:
+        die(str(exc))
 
 
 def settle() -> None:
@@ -259,7 +266,9 @@ def serve(
     sandbox_port: int = typer.Option(0, "--sandbox-port", min=0, max=65535, help="0: a free port."),
 ) -> None:
     """Start the service. Example: ``guildgate serve --sandbox`` (demo) or ``guildgate serve --port 8080``."""
+    from guildgate.cli.serving import CannotListen
     from guildgate.cli.serving import serve as do_serve
+    from guildgate.store.migrate import DatabaseUnreachable
 
     if sandbox_fixture is not None and not sandbox:
         die("--sandbox-fixture goes with --sandbox")
@@ -270,7 +279,10 @@ def serve(
             "between workers, or together they would exceed Discord's limits"
         )
     settle()
-    do_serve(s, host=host, port=port, workers=workers, sandbox_fixture=sandbox_fixture, sandbox_port=sandbox_port)
+    try:
+        do_serve(s, host=host, port=port, workers=workers, sandbox_fixture=sandbox_fixture, sandbox_port=sandbox_port)
+    except (CannotListen, DatabaseUnreachable) as exc:
+        die(str(exc))
 
 
 @app.command("sandbox")
@@ -282,26 +294,25 @@ def sandbox_cmd(
     """Run the Discord sandbox alone. Example: ``guildgate sandbox --fixture f.json --port 8090``."""
     import uvicorn
 
+    from guildgate.cli.serving import CannotListen, listen
     from guildgate.sandbox.app import create_sandbox_app
     from guildgate.sandbox.fixture import FixtureError
 
     try:
         asgi = create_sandbox_app(fixture_path=fixture)
-    except FixtureError as exc:
+        sock = listen(host, port)
+    except (FixtureError, CannotListen) as exc:
         die(str(exc))
-        return
     render.note(f"Discord sandbox on http://{host}:{port}/api/v10 (stats: /_sandbox/stats)")
     settle()
-    uvicorn.run(asgi, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    config = uvicorn.Config(asgi, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (``serve`` also does this at start)."""
-    from guildgate.store.migrate import upgrade
-
-    s = settings()
-    upgrade(s.database_url)
+    _upgrade(settings().database_url)
     render.out.print("database is up to date")
 
 

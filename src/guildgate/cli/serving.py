@@ -28,11 +28,19 @@ from guildgate.web import fastjoin
 from guildgate.web.app import configure_logging, create_front
 
 
-def _listen(host: str, port: int) -> socket.socket:
+class CannotListen(Exception):
+    """The address to serve on is taken, or not one of this host's."""
+
+
+def listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -44,7 +52,7 @@ def start_sandbox_thread(fixture_path: Path | None, port: int) -> tuple[str, Any
     from guildgate.sandbox.fixture import load_fixture
 
     fixture = load_fixture(fixture_path)
-    sock = _listen("127.0.0.1", port)
+    sock = listen("127.0.0.1", port)
     server = uvicorn.Server(
         uvicorn.Config(create_sandbox_app(fixture), log_level="warning", timeout_graceful_shutdown=1)
     )
@@ -133,7 +141,7 @@ async def settle_pending(s: Settings) -> int:
     return settled.total
 
 
-def _serve_workers(s: Settings, *, host: str, port: int, workers: int, banner: str) -> None:
+def _serve_workers(s: Settings, sock: socket.socket, *, host: str, port: int, workers: int, banner: str) -> None:
     """N worker processes on one listening socket (uvicorn's supervisor). Each builds its app from the
     environment (``create_app_from_env``), so what this process decided is handed down as variables; metrics
     from every worker are gathered in one multiprocess directory."""
@@ -163,7 +171,6 @@ def _serve_workers(s: Settings, *, host: str, port: int, workers: int, banner: s
         log_config=None,
         http=fastjoin.HTTP,
     )
-    sock = _listen(host, port)
     if banner:
         print(banner, flush=True)
     logging.getLogger("guildgate").info("starting %d workers on %s:%d", workers, host, port)
@@ -184,6 +191,7 @@ class _Server(uvicorn.Server):
 
 def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: Path | None, sandbox_port: int) -> None:
     configure_logging(s.log_level)
+    sock = listen(host, port)  # first: a port that is taken is said before anything else is done
     upgrade(s.database_url)
     banner = ""
     if s.sandbox:
@@ -222,7 +230,7 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
             render.note(f"GUILDGATE_PUBLIC_URL is not set: join links and the OAuth2 redirect URI use {s.public_url}")
     asyncio.run(settle_pending(s))
     if workers > 1:
-        _serve_workers(s, host=host, port=port, workers=workers, banner=banner)
+        _serve_workers(s, sock, host=host, port=port, workers=workers, banner=banner)
         return
     server = _Server(
         uvicorn.Config(
@@ -236,4 +244,4 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
         )
     )
     server.banner = banner
-    server.run(sockets=[_listen(host, port)])
+    server.run(sockets=[sock])

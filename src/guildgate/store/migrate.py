@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -14,6 +14,11 @@ from guildgate.settings import to_async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD = "0003"  # the newest revision in migrations/versions (a test checks it against Alembic's head)
+
+
+class DatabaseUnreachable(Exception):
+    """The database named by ``GUILDGATE_DATABASE_URL`` could not be opened, reached or brought up to date. The
+    message names it without its password."""
 
 
 def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
@@ -28,10 +33,11 @@ def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
 async def current_revision(database_url: str) -> str | None:
     engine = create_async_engine(to_async_url(database_url))
     try:
-        async with engine.connect() as conn:
-            return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-    except DBAPIError:
-        return None
+        async with engine.connect() as conn:  # a database that cannot be opened or reached raises
+            try:
+                return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            except DBAPIError:  # no schema yet
+                return None
     finally:
         await engine.dispose()
 
@@ -43,8 +49,13 @@ def upgrade(database_url: str, revision: str = "head") -> None:
         pass
     else:
         raise RuntimeError("upgrade() must be called outside a running event loop")
-    if revision == "head" and asyncio.run(current_revision(database_url)) == HEAD:
-        return
-    from alembic import command
+    try:
+        if revision == "head" and asyncio.run(current_revision(database_url)) == HEAD:
+            return
+        from alembic import command
 
-    command.upgrade(alembic_config(database_url), revision)
+        command.upgrade(alembic_config(database_url), revision)
+    except (DBAPIError, OSError) as exc:  # OSError: a server that refuses the connection, a host that is unknown
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc
+        where = make_url(database_url).render_as_string(hide_password=True)
+        raise DatabaseUnreachable(f"cannot use the database {where} (GUILDGATE_DATABASE_URL): {reason}") from None
