@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # A fixed key for sandbox mode only: sandbox apps hold fixture secrets, nothing real.
@@ -44,7 +44,11 @@ class Settings(BaseSettings):
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
-            return tuple(p.strip() for p in value.split(",") if p.strip())
+            value = tuple(p.strip() for p in value.split(",") if p.strip())
+        for proxy in value if isinstance(value, tuple) else ():
+            parts = urlsplit(proxy)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"each proxy must be an http(s) URL (http://host:port), got {_shown(proxy)!r}")
         return value
 
     @field_validator("discord_api_base", "public_url")
@@ -52,8 +56,15 @@ class Settings(BaseSettings):
     def _url(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"must be an http(s) URL, got {value!r}")
+            raise ValueError(f"must be an http(s) URL, got {_shown(value)!r}")
         return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"must start with redis://, rediss:// or unix://, got {_shown(value)!r}")
+        return value
 
     @cached_property
     def authorize_url(self) -> str:
@@ -93,8 +104,24 @@ def to_async_url(url: str) -> str:
     raise ConfigError(f"GUILDGATE_DATABASE_URL must start with sqlite:/// or postgresql://, got {url.split(':')[0]}:…")
 
 
+def _shown(url: str) -> str:
+    """A URL as an error message may show it: without a password (``user:***@host``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
 def load_settings(**overrides: object) -> Settings:
+    """The settings, or a ConfigError naming each wrong environment variable and what is wrong with it (never
+    its value: it may be a secret, or a URL with a password in it; the checks above show what they safely can)."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "GUILDGATE_" + "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("; ".join(problems)) from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

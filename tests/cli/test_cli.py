@@ -81,6 +81,28 @@ def test_commands_refuse_to_run_without_a_secret_key_outside_sandbox(tmp_path: P
         assert "GUILDGATE_SECRET_KEY" in result.stderr
 
 
+def test_each_wrong_setting_is_named_by_its_variable_and_no_password_is_shown(tmp_path: Path) -> None:
+    env = base_env(
+        tmp_path,
+        GUILDGATE_REQUEST_READ_TIMEOUT="soon",
+        GUILDGATE_REDIS_URL="http://:redis-pass-77c1@cache:6379",
+        GUILDGATE_EGRESS_PROXIES="http://proxy:3128,socks5://u:proxy-pass-19fa@p2:1080",
+        GUILDGATE_PUBLIC_URL="joins.example.com",
+    )
+    result = cli(["keys", "list"], env=env, check=False)
+    assert result.returncode == 2
+    said = result.stderr.replace("\n", "")
+    for problem in (
+        "GUILDGATE_REQUEST_READ_TIMEOUT: Input should be a valid number",
+        "GUILDGATE_REDIS_URL: must start with redis://, rediss:// or unix://, got 'http://:***@cache:6379'",
+        "GUILDGATE_EGRESS_PROXIES: each proxy must be an http(s) URL",
+        "'socks5://u:***@p2:1080'",
+        "GUILDGATE_PUBLIC_URL: must be an http(s) URL, got 'joins.example.com'",
+    ):
+        assert problem in said, said
+    assert "redis-pass-77c1" not in said and "proxy-pass-19fa" not in said and "pydantic" not in said
+
+
 def test_several_workers_without_redis_are_refused_with_the_reason(tmp_path: Path) -> None:
     result = cli(["serve", "--workers", "2", "--port", str(free_port())], env=base_env(tmp_path), check=False)
     assert result.returncode == 2

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import GUILD, TOKENS, Gateway, Sandbox
+from tests.conftest import GUILD, OUTPUT, TOKENS, Gateway, Sandbox, base_env, free_port, start
 
 
 def test_health_ready_metrics(gateway: Gateway, fresh: Sandbox) -> None:
@@ -70,3 +70,21 @@ def test_oversized_headers_get_431_before_any_handler(gateway: Gateway, fresh: S
     assert httpx.get(gateway.proc.url + "/healthz", headers=many).status_code == 431
     assert fresh.stats()["requests"].get("PUT /guilds/{guild_id}/members/{user_id}", 0) == 0
     assert httpx.get(gateway.proc.url + "/healthz", headers={"X-Padding": "a" * 2_000}).status_code == 200
+
+
+def test_readyz_says_redis_is_not_answering(tmp_path: Path) -> None:
+    """A worker whose Redis went away is not ready, and /readyz says which part and why; /healthz (the
+    process is up) still answers."""
+    port = free_port()
+    env = base_env(tmp_path, GUILDGATE_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    proc = start(
+        ["serve", "--port", str(port)], env=env, log=OUTPUT / "gateway-no-redis.log", ready_path="/healthz", port=port
+    )
+    try:
+        ready = httpx.get(proc.url + "/readyz", timeout=30)
+    finally:
+        proc.stop()
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["status"] == "unavailable" and body["checks"]["database"] == "ok"
+    assert body["checks"]["redis"].startswith("error: the shared rate-limit store (Redis) is not answering")

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from guildgate.core.errors import JoinError
 from guildgate.web.metrics import exposition_registry, refresh
 from guildgate.web.services import services
 
@@ -33,7 +34,10 @@ async def readyz(request: Request) -> JSONResponse:
         try:
             await probe()
             checks[name] = "ok"
-        except Exception as exc:
+        except JoinError as exc:  # a message of guildgate's own (Redis not answering): it names the cause
+            ok = False
+            checks[name] = f"error: {exc}"
+        except Exception as exc:  # a driver's message may name hosts or statements: the kind of error only
             ok = False
             checks[name] = f"error: {type(exc).__name__}"
     return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
