@@ -63,14 +63,20 @@ def test_records_prune_deletes_old_finished_records_only(tmp_path: Path, sandbox
     assert bad.returncode == 2 and "--older-than" in bad.stderr
 
 
-def test_records_prune_shows_its_progress_batch_by_batch(tmp_path: Path, sandbox: Sandbox) -> None:
+def _with_records(tmp_path: Path, count: int, created_at: str) -> dict[str, str]:
+    """A database with an app and ``count`` succeeded records made at ``created_at`` (ids rec-00000, ...)."""
     env = base_env(tmp_path)
     add_app(env, WORLD["applications"][0])
     with sqlite3.connect(tmp_path / "guildgate.db") as conn:
         conn.executemany(
             "INSERT INTO records (id, app_id, source, state, created_at) VALUES (?, ?, 'api', 'succeeded', ?)",
-            [(f"old-{i}", APP_A, "2020-01-01 00:00:00") for i in range(12_000)],
+            [(f"rec-{i:05}", APP_A, created_at) for i in range(count)],
         )
+    return env
+
+
+def test_records_prune_shows_its_progress_batch_by_batch(tmp_path: Path, sandbox: Sandbox) -> None:
+    env = _with_records(tmp_path, 12_000, "2020-01-01 00:00:00")
     done = cli(["records", "prune", "--older-than", "90d"], env=env)
     assert "deleted 12000 record(s)" in done.stdout
     steps = [line for line in done.stderr.splitlines() if line.startswith("deleted ")]
@@ -84,13 +90,7 @@ def test_records_prune_shows_its_progress_batch_by_batch(tmp_path: Path, sandbox
 
 
 def test_an_interrupted_export_leaves_the_file_as_it_was(tmp_path: Path, sandbox: Sandbox) -> None:
-    env = base_env(tmp_path)
-    add_app(env, WORLD["applications"][0])
-    with sqlite3.connect(tmp_path / "guildgate.db") as conn:
-        conn.executemany(
-            "INSERT INTO records (id, app_id, source, state, created_at) VALUES (?, ?, 'api', 'succeeded', ?)",
-            [(f"rec-{i:05}", APP_A, "2026-01-01 00:00:00.000000") for i in range(5_000)],
-        )
+    env = _with_records(tmp_path, 5_000, "2026-01-01 00:00:00.000000")
     target = tmp_path / "out" / "records.jsonl"
     target.parent.mkdir()
     target.write_text("last week's export\n")
