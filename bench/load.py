@@ -101,8 +101,9 @@ def per_join(before: tuple[float, ...], after: tuple[float, ...], joins: int) ->
 
 
 class Stack:
-    def __init__(self, tmp: Path, workers: int = 1, latency_ms: float = 0.0) -> None:
+    def __init__(self, tmp: Path, workers: int = 1, latency_ms: float = 0.0, command: list[str] | None = None) -> None:
         self.tmp = tmp
+        self.command = command or [str(BIN / "guildgate")]  # how to run ``guildgate`` (load_ab.py: another revision)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.redis: Server | None = start_redis() if workers > 1 else None
         fx = tmp / "fixture.json"
@@ -135,14 +136,12 @@ class Stack:
 
     def _spawn(self, args: list[str], name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"{name}.log").open("wb")
-        proc = subprocess.Popen([str(BIN / "guildgate"), *args], stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen([*self.command, *args], stdout=log, stderr=subprocess.STDOUT, env=env)
         self.procs.append(proc)
         return proc
 
     def _cli(self, args: list[str]) -> str:
-        return subprocess.run(
-            [str(BIN / "guildgate"), *args], env=self.env, capture_output=True, text=True, check=True
-        ).stdout
+        return subprocess.run([*self.command, *args], env=self.env, capture_output=True, text=True, check=True).stdout
 
     def stop(self) -> None:
         for proc in self.procs:

@@ -23,6 +23,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import load
 
+# ``guildgate`` for any revision: the installed script names this tree's entry point, which an older revision may
+# not have (``guildgate.cli.start`` came in the fifth session; before it, ``guildgate.cli.main.main``).
+LAUNCH = """
+import sys
+sys.argv[0] = "guildgate"
+import guildgate.cli
+entry = getattr(guildgate.cli, "start", None)
+if entry is None:
+    from guildgate.cli.main import main as entry
+sys.exit(entry())
+"""
+
 
 async def turn(stack: load.Stack, concurrency: int, seconds: float) -> tuple[float, float]:
     async with load._Client("aiohttp", concurrency) as client:
@@ -47,7 +59,7 @@ def main() -> None:
             (Path(tmp) / "a").mkdir()
             (Path(tmp) / "b").mkdir()
             os.environ["PYTHONPATH"] = str(tree / "src")  # the base's package, ahead of the installed one
-            stacks["base"] = load.Stack(Path(tmp) / "a")
+            stacks["base"] = load.Stack(Path(tmp) / "a", command=[sys.executable, "-c", LAUNCH])
             del os.environ["PYTHONPATH"]
             stacks["work tree"] = load.Stack(Path(tmp) / "b")
             for stack in stacks.values():  # warm both
