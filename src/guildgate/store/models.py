@@ -84,6 +84,7 @@ class RecordRow(Base):
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
         Index("ix_records_app_created", "app_id", "created_at", "id"),
+        Index("ix_records_created", "created_at", "id"),
         Index(
             "ix_records_pending",
             "created_at",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Table, and_, func, literal_column, or_, select, update
+from sqlalchemy import Table, func, literal_column, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from guildgate.core.outcomes import RecordState
@@ -420,9 +420,8 @@ class RecordRepo:
         if cursor is not None:
             at, last_id = decode_cursor(cursor)
             naive = at.replace(tzinfo=None)
-            query = query.where(
-                or_(RecordRow.created_at < naive, and_(RecordRow.created_at == naive, RecordRow.id < last_id))
-            )
+            # a row comparison: SQLite and PostgreSQL both seek it in (app_id,) created_at, id order
+            query = query.where(tuple_(RecordRow.created_at, RecordRow.id) < tuple_(naive, last_id))
         query = query.order_by(RecordRow.created_at.desc(), RecordRow.id.desc()).limit(limit + 1)
         async with self.db.session() as s:
             rows = list((await s.scalars(query)).all())
