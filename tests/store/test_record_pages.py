@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import statistics
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +16,10 @@ from sqlalchemy import event
 
 from guildgate.store.db import Database
 from guildgate.store.migrate import upgrade
-from guildgate.store.repos import RecordFilters, RecordRepo
+from guildgate.store.repos import HourOfRecords, RecordFilters, RecordRepo
 
 APP = "1100000000000000001"
+STORED = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a time in SQLite
 
 
 def test_every_page_of_records_is_read_through_an_index_without_sorting_the_table(tmp_path: Path) -> None:
@@ -59,3 +63,52 @@ def test_every_page_of_records_is_read_through_an_index_without_sorting_the_tabl
         for statement, parameters in sent:
             plan = " / ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + statement, parameters))
             assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, (statement, plan)
+
+
+def test_the_dashboards_hours_count_every_record_however_many(tmp_path: Path) -> None:
+    """The dashboard's last 24 hours: 60,000 finished records (more than it ever loaded one by one) are all
+    counted, hour by hour, with their successes; pending and older records are not; an hour's median is exact
+    when the hour holds fewer records than the sample."""
+    path = tmp_path / "hours.db"
+    upgrade(f"sqlite:///{path}")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    first = (now - timedelta(hours=23)).replace(minute=0, second=0, microsecond=0)
+    rows = [  # (hour, code, cost, at): spread over the first 23 hours
+        (i * 7919 % (23 * 3600) // 3600, ("joined", "already_member", "failed")[i % 3], float(i % 100), i * 7919)
+        for i in range(60_000)
+    ]
+    rows += [(23, "joined", float(i * 10), 23 * 3600 + i) for i in range(5)]  # the hour under way: five
+    stray = [(None, None, None, now), (None, "joined", 1.0, first - timedelta(seconds=1))]  # pending; older
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.executemany(
+            "INSERT INTO records (id, app_id, source, state, code, cost_ms, created_at) "
+            "VALUES (?, ?, 'api', ?, ?, ?, ?)",
+            [
+                (f"rec-{n}", APP, "pending" if code is None else "succeeded", code, cost, when.strftime(STORED))
+                for n, (code, cost, when) in enumerate(
+                    [
+                        (c, cost, first + timedelta(seconds=at % (23 * 3600) if h < 23 else at))
+                        for h, c, cost, at in rows
+                    ]
+                    + [(c, cost, at) for _, c, cost, at in stray]
+                )
+            ],
+        )
+    db = Database(f"sqlite:///{path}")
+
+    async def hours() -> list[HourOfRecords]:
+        try:
+            return await RecordRepo(db).per_hour(first=first.replace(tzinfo=UTC), hours=24)
+        finally:
+            await db.dispose()
+
+    got = asyncio.run(hours())
+    assert [h.start for h in got] == [(first + timedelta(hours=i)).replace(tzinfo=UTC) for i in range(24)]
+    assert sum(h.total for h in got) == 60_005
+    totals = Counter(h for h, _, _, _ in rows)
+    good = Counter(h for h, code, _, _ in rows if code in ("joined", "already_member"))
+    assert [h.total for h in got] == [totals[i] for i in range(24)]
+    assert [h.succeeded for h in got] == [good[i] for i in range(24)]
+    assert [len(h.costs) for h in got] == [min(totals[i], 2001) for i in range(24)]
+    assert got[23].total == 5 and statistics.median(got[23].costs) == 20.0

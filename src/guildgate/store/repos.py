@@ -9,15 +9,15 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Table, func, literal_column, select, tuple_, update
+from sqlalchemy import Table, case, func, literal_column, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from guildgate.core.outcomes import RecordState
+from guildgate.core.outcomes import Outcome, RecordState
 from guildgate.core.ports import AppCredentials, NewRecord, PendingRecord, RecordUpdate
 from guildgate.core.secret import Secret
 from guildgate.core.text import has_control
@@ -444,17 +444,52 @@ class RecordRepo:
             rows = (await s.execute(query)).all()
         return [(str(d), c or "pending", int(n)) for d, c, n in rows]
 
-    async def timeline(self, *, since: datetime, limit: int = 50_000) -> builtins.list[tuple[datetime, str, float]]:
-        """(created_at, code, cost_ms) of finished records since ``since``, newest first, at most ``limit``."""
-        query = (
-            select(RecordRow.created_at, RecordRow.code, RecordRow.cost_ms)
-            .where(RecordRow.created_at >= since.astimezone(UTC).replace(tzinfo=None), RecordRow.code.is_not(None))
-            .order_by(RecordRow.created_at.desc())
-            .limit(limit)
+    async def per_hour(self, *, first: datetime, hours: int, sample: int = 2001) -> builtins.list[HourOfRecords]:
+        """Finished records in each of ``hours`` hours from ``first`` (the start of an hour, UTC), oldest first:
+        how many, how many joined or were already members (both counted in the database, exactly, however many
+        there are), and the cost of the hour's newest ``sample`` at most, for its median."""
+        start = first.astimezone(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+        end = start + timedelta(hours=hours)
+        if self.db.is_sqlite:
+            hour = func.strftime("%Y-%m-%d %H", RecordRow.created_at)
+        else:
+            hour = func.to_char(func.date_trunc("hour", RecordRow.created_at), "YYYY-MM-DD HH24")
+        good = (Outcome.JOINED.value, Outcome.ALREADY_MEMBER.value)
+        finished = (RecordRow.created_at >= start, RecordRow.created_at < end, RecordRow.code.is_not(None))
+        counts = (
+            select(hour, func.count(), func.sum(case((RecordRow.code.in_(good), 1), else_=0)))
+            .where(*finished)
+            .group_by(hour)
         )
+        result = [HourOfRecords(start=start + timedelta(hours=i)) for i in range(hours)]
+        index = {h.start.strftime("%Y-%m-%d %H"): h for h in result}
         async with self.db.session() as s:
-            rows = (await s.execute(query)).all()
-        return [(at, str(code), float(cost or 0.0)) for at, code, cost in rows]
+            for label, total, succeeded in (await s.execute(counts)).all():
+                if (h := index.get(str(label))) is not None:
+                    h.total, h.succeeded = int(total), int(succeeded or 0)
+            for h in result:
+                if h.total:
+                    costs = (
+                        select(RecordRow.cost_ms)
+                        .where(RecordRow.created_at >= h.start, RecordRow.created_at < h.start + timedelta(hours=1))
+                        .where(RecordRow.code.is_not(None))
+                        .order_by(RecordRow.created_at.desc())
+                        .limit(sample)
+                    )
+                    h.costs = [float(c or 0.0) for c in (await s.scalars(costs)).all()]
+        for h in result:
+            h.start = h.start.replace(tzinfo=UTC)
+        return result
+
+
+@dataclass
+class HourOfRecords:
+    """One hour of finished records (``RecordRepo.per_hour``)."""
+
+    start: datetime
+    total: int = 0
+    succeeded: int = 0
+    costs: builtins.list[float] = field(default_factory=list)
 
 
 _RECORDS: Table = RecordRow.__table__  # type: ignore[assignment]

@@ -181,7 +181,7 @@ async def _dashboard(request: Request, sid: str) -> Response:
     )
     rows, next_cursor = await svc.records.list(app_id=None, filters=filters, limit=50, cursor=cursor)
     now = datetime.now(UTC)
-    buckets = charts.hourly(await svc.records.timeline(since=now - timedelta(hours=24)), now=now)
+    buckets = charts.hourly(await svc.records.per_hour(first=now - timedelta(hours=23), hours=24))
     lang, _ = page_language(request)
     links = await svc.links.list()
     older = None

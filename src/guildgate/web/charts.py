@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from html import escape
 
 from markupsafe import Markup
 
-GOOD = ("joined", "already_member")
+from guildgate.store.repos import HourOfRecords
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,22 +24,16 @@ class Bucket:
         return self.succeeded / self.total if self.total else None
 
 
-def hourly(rows: list[tuple[datetime, str, float]], *, now: datetime, hours: int = 24) -> list[Bucket]:
-    """Records per hour for the last ``hours`` hours, oldest first (empty hours included)."""
-    first = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
-    groups: list[list[tuple[str, float]]] = [[] for _ in range(hours)]
-    for at, code, cost in rows:
-        index = int((at - first).total_seconds() // 3600)
-        if 0 <= index < hours:
-            groups[index].append((code, cost))
+def hourly(hours: list[HourOfRecords]) -> list[Bucket]:
+    """The chart's hours (``RecordRepo.per_hour``, oldest first, empty hours included) with their median cost."""
     return [
         Bucket(
-            start=first + timedelta(hours=i),
-            total=len(g),
-            succeeded=sum(1 for code, _ in g if code in GOOD),
-            p50_ms=statistics.median(cost for _, cost in g) if g else None,
+            start=h.start,
+            total=h.total,
+            succeeded=h.succeeded,
+            p50_ms=statistics.median(h.costs) if h.costs else None,
         )
-        for i, g in enumerate(groups)
+        for h in hours
     ]
 
 
