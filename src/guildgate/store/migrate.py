@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import make_url, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from guildgate.settings import to_async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION = "SELECT version_num FROM alembic_version"
 HEAD = "0004"  # the newest revision in migrations/versions (tests/store/test_migrations.py checks it)
 
 
@@ -31,15 +32,29 @@ def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
 
 
 async def current_revision(database_url: str) -> str | None:
-    engine = create_async_engine(to_async_url(database_url))
+    """The database's schema revision (None: no schema yet). A database that cannot be opened or reached raises.
+    SQLite is asked without aiosqlite: when its connection fails, aiosqlite's thread can outlive the event loop
+    and print a traceback of its own."""
+    url = to_async_url(database_url)
+    if url.startswith("sqlite+aiosqlite"):
+        engine = create_engine(url.replace("sqlite+aiosqlite", "sqlite", 1))
+        try:
+            with engine.connect() as conn:
+                try:
+                    return conn.execute(text(VERSION)).scalar()
+                except DBAPIError:
+                    return None
+        finally:
+            engine.dispose()
+    async_engine = create_async_engine(url)
     try:
-        async with engine.connect() as conn:  # a database that cannot be opened or reached raises
+        async with async_engine.connect() as aconn:
             try:
-                return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-            except DBAPIError:  # no schema yet
+                return (await aconn.execute(text(VERSION))).scalar()
+            except DBAPIError:
                 return None
     finally:
-        await engine.dispose()
+        await async_engine.dispose()
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
