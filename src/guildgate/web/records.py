@@ -10,8 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from guildgate.core.errors import InvalidRequest, JoinError
 from guildgate.core.invites import is_snowflake
 from guildgate.core.outcomes import Outcome, RecordState
-from guildgate.store.models import RecordRow
-from guildgate.store.repos import NotFound, RecordFilters, record_dict
+from guildgate.store.repos import NotFound, RecordFilters, RecordView, record_dict
 from guildgate.web.body import DEVELOPER_ID
 from guildgate.web.i18n import OK_MSG, PENDING_MSG, Lang, pick_language
 from guildgate.web.schemas import Envelope, RecordAnswer, RecordsAnswer, UsageAnswer
@@ -27,7 +26,7 @@ class RecordNotFound(JoinError):
         super().__init__("no record with this id for this API key", http_status=404)
 
 
-def record_msg(row: RecordRow, lang: Lang) -> str:
+def record_msg(row: RecordView, lang: Lang) -> str:
     if row.code is None:
         return PENDING_MSG[lang]
     outcome = Outcome(row.code)
