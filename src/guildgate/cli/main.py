@@ -538,7 +538,7 @@ def records_export(
         finally:
             await db.dispose()
 
-    if output is None or partial is None:
+    if output is None or partial is None:  # both or neither
         run(go)
         return
     try:

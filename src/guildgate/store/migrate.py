@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Connection, create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from guildgate.settings import to_async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-VERSION = "SELECT version_num FROM alembic_version"
 HEAD = "0004"  # the newest revision in migrations/versions (tests/store/test_migrations.py checks it)
 
 
@@ -31,6 +30,13 @@ def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
     return cfg
 
 
+def _version(conn: Connection) -> str | None:
+    try:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:  # no schema yet
+        return None
+
+
 async def current_revision(database_url: str) -> str | None:
     """The database's schema revision (None: no schema yet). A database that cannot be opened or reached raises.
     SQLite is asked without aiosqlite: when its connection fails, aiosqlite's thread can outlive the event loop
@@ -40,19 +46,13 @@ async def current_revision(database_url: str) -> str | None:
         engine = create_engine(url.replace("sqlite+aiosqlite", "sqlite", 1))
         try:
             with engine.connect() as conn:
-                try:
-                    return conn.execute(text(VERSION)).scalar()
-                except DBAPIError:
-                    return None
+                return _version(conn)
         finally:
             engine.dispose()
     async_engine = create_async_engine(url)
     try:
         async with async_engine.connect() as aconn:
-            try:
-                return (await aconn.execute(text(VERSION))).scalar()
-            except DBAPIError:
-                return None
+            return await aconn.run_sync(_version)
     finally:
         await async_engine.dispose()
 

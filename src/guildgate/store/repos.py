@@ -450,7 +450,7 @@ class RecordRepo:
         """Finished records in each of ``hours`` hours from ``first`` (the start of an hour, UTC), oldest first:
         how many, how many joined or were already members (both counted in the database, exactly, however many
         there are), and the cost of the hour's newest ``sample`` at most, for its median."""
-        start = first.astimezone(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+        start = first.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         end = start + timedelta(hours=hours)
         if self.db.is_sqlite:
             hour = func.strftime("%Y-%m-%d %H", RecordRow.created_at)
@@ -479,8 +479,6 @@ class RecordRepo:
                         .limit(sample)
                     )
                     h.costs = [float(c or 0.0) for c in (await s.scalars(costs)).all()]
-        for h in result:
-            h.start = h.start.replace(tzinfo=UTC)
         return result
 
 

@@ -34,12 +34,11 @@ async def readyz(request: Request) -> JSONResponse:
         try:
             await probe()
             checks[name] = "ok"
-        except JoinError as exc:  # a message of guildgate's own (Redis not answering): it names the cause
+        except Exception as exc:
             ok = False
-            checks[name] = f"error: {exc}"
-        except Exception as exc:  # a driver's message may name hosts or statements: the kind of error only
-            ok = False
-            checks[name] = f"error: {type(exc).__name__}"
+            # guildgate's own message (Redis not answering) names the cause; a driver's may name hosts or
+            # statements, so only its kind is shown
+            checks[name] = f"error: {exc}" if isinstance(exc, JoinError) else f"error: {type(exc).__name__}"
     return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
 
