@@ -11,7 +11,8 @@ import pytest
 import redis
 
 from guildgate.core.errors import DiscordUnavailable, RateLimited
-from guildgate.discord.ratelimit import Limiter, RateLimitHeaders, RouteKey
+from guildgate.discord.ratelimit import Limiter, MemoryBackend, RateLimitHeaders, RouteKey
+from guildgate.discord.ratelimit.base import MAX_COUNT, MAX_WAIT
 from guildgate.discord.ratelimit.redis import MAX_CONNECTIONS, RedisBackend
 from tests.servers import Server, free_port
 
@@ -265,3 +266,46 @@ def test_a_fixed_bucket_is_never_taken_for_sliding_across_workers(url: str) -> N
         await close([a, b])
 
     run(go())
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_an_answer_asking_for_years_holds_its_route_and_the_bot_an_hour_at_most(backend: str, url: str) -> None:
+    """A broken or hostile answer's wait (1e15 s, finite) is held to MAX_WAIT: Redis took the release's PX as an
+    error, so a member Discord had added was recorded as unavailable; in memory the route stayed shut for years."""
+
+    async def go() -> None:
+        lim = Limiter(MemoryBackend()) if backend == "memory" else Limiter(RedisBackend(url))
+        spent = RouteKey(identity="bot:h", major="G1", **PUT)
+        permit = await lim.acquire(spent, deadline=time.monotonic() + 2)
+        added = RateLimitHeaders.parse(
+            {"x-ratelimit-limit": "5", "x-ratelimit-remaining": "0", "x-ratelimit-reset-after": "1e15"}
+        )
+        await lim.release(permit, added, status=201)  # raised DiscordUnavailable on Redis
+        with pytest.raises(RateLimited) as shut:
+            await lim.acquire(spent, deadline=time.monotonic() + 1)
+        assert MAX_WAIT - 5 < shut.value.retry_after <= MAX_WAIT
+
+        permit = await lim.acquire(RouteKey(identity="bot:h", major="G2", **PUT), deadline=time.monotonic() + 2)
+        body = {"message": "You are being rate limited.", "retry_after": 1e15, "global": True}
+        paused = RateLimitHeaders.parse({"x-ratelimit-global": "true", "x-ratelimit-scope": "global"}, body)
+        await lim.release(permit, paused, status=429)
+        with pytest.raises(RateLimited) as stopped:  # the whole bot is paused, an hour at most
+            await lim.acquire(RouteKey(identity="bot:h", major="G3", **PUT), deadline=time.monotonic() + 1)
+        assert MAX_WAIT - 5 < stopped.value.retry_after <= MAX_WAIT
+        assert await lim.acquire(RouteKey(identity="bot:other", major="G3", **PUT), deadline=time.monotonic() + 1)
+        await lim.backend.aclose()
+
+    run(go())
+
+
+def test_waits_and_counts_outside_their_range_are_held_to_it() -> None:
+    parsed = RateLimitHeaders.parse(
+        {
+            "x-ratelimit-limit": "1e300",
+            "x-ratelimit-remaining": "-3",
+            "x-ratelimit-reset-after": "-5",
+            "retry-after": "1e9",
+        }
+    )
+    assert (parsed.limit, parsed.remaining, parsed.reset_after, parsed.retry_after) == (MAX_COUNT, 0, 0.0, MAX_WAIT)
+    assert RateLimitHeaders.parse({"x-ratelimit-reset-after": "nan", "retry-after": "inf"}).reset_after is None

@@ -55,19 +55,20 @@ class RateLimitHeaders:
     @classmethod
     def parse(cls, headers: Mapping[str, str], body: object | None = None) -> RateLimitHeaders:
         """What an answer says about its limits. A value that is not a finite number counts as absent (a hostile or
-        broken answer's ``NaN`` or ``1e999`` must not reach the limiter's arithmetic)."""
+        broken answer's ``NaN`` or ``1e999`` must not reach the limiter's arithmetic); a wait is held to
+        ``0..MAX_WAIT`` seconds and a count to ``0..MAX_COUNT``, so that one answer cannot stop a route or the bot
+        for years, nor hand the shared store a time it refuses (Redis's PX)."""
         get = headers.get
-        limit, remaining = _finite(get("x-ratelimit-limit")), _finite(get("x-ratelimit-remaining"))
         data = body if isinstance(body, dict) else {}
         said = data.get("retry_after")
-        retry_after = _finite(said) if isinstance(said, int | float) else None
+        retry_after = _seconds(said) if isinstance(said, int | float) else None
         if retry_after is None:
-            retry_after = _finite(get("retry-after"))
+            retry_after = _seconds(get("retry-after"))
         is_global = get("x-ratelimit-global", "").lower() == "true" or data.get("global") is True
         return cls(
-            limit=int(limit) if limit is not None else None,
-            remaining=int(remaining) if remaining is not None else None,
-            reset_after=_finite(get("x-ratelimit-reset-after")),
+            limit=_count(get("x-ratelimit-limit")),
+            remaining=_count(get("x-ratelimit-remaining")),
+            reset_after=_seconds(get("x-ratelimit-reset-after")),
             bucket=get("x-ratelimit-bucket"),
             scope=_scope(get("x-ratelimit-scope")),
             is_global=is_global,
@@ -83,6 +84,13 @@ def _scope(raw: str | None) -> str | None:
     return raw if raw is None or raw in SCOPES else "other"
 
 
+# The longest wait an answer can set: a Cloudflare ban's hour (discord-api-facts.md). Discord's documented waits
+# are seconds to about 20 minutes (a shared limit's 1336.57); a longer one is a broken or hostile answer, and if
+# Discord meant it, the cost of asking again after an hour is one more 429.
+MAX_WAIT = 3600.0
+MAX_COUNT = 1_000_000  # requests in one bucket's window: Discord's are tens
+
+
 def _finite(raw: str | float | None) -> float | None:
     if raw is None:
         return None
@@ -91,6 +99,16 @@ def _finite(raw: str | float | None) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def _seconds(raw: str | float | None) -> float | None:
+    value = _finite(raw)
+    return None if value is None else min(max(value, 0.0), MAX_WAIT)
+
+
+def _count(raw: str | None) -> int | None:
+    value = _finite(raw)
+    return None if value is None else int(min(max(value, 0.0), MAX_COUNT))
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs twice as much, made on every call
