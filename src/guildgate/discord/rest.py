@@ -412,7 +412,10 @@ class DiscordRest:
                 raise DiscordUnavailable(
                     "Discord is blocking this deployment (Cloudflare ban answer)", http_status=503, discord_status=429
                 )
-            await self.limiter.release(permit, limits, status=status, answered=answered)
+            try:
+                await self.limiter.release(permit, limits, status=status, answered=answered)
+            except DiscordUnavailable as exc:  # the shared store went away after the call: the answer stands
+                log.warning("the rate limiter could not learn from %s's answer: %s", key.route, exc)
             if status == 429:
                 rate_limit_retries += 1
                 log.warning(
