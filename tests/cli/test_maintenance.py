@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import os
 import signal
 import sqlite3
+import stat
 import subprocess
 from pathlib import Path
 
@@ -124,3 +127,30 @@ def test_an_interrupted_export_leaves_the_file_as_it_was(tmp_path: Path, sandbox
     assert a_dir.returncode == 2 and "is a directory" in a_dir.stderr
     not_an_app = cli(["records", "export", "--app", "abc"], env=env, check=False)
     assert not_an_app.returncode == 2 and "--app" in not_an_app.stderr
+
+
+def test_an_export_keeps_the_files_mode_and_link_and_writes_a_pipe_as_it_goes(tmp_path: Path, sandbox: Sandbox) -> None:
+    env = _with_records(tmp_path, 1_200, "2026-01-01 00:00:00.000000")
+    private = tmp_path / "private.jsonl"
+    private.write_text("old\n")
+    private.chmod(0o600)  # records name users and servers: an operator who narrowed the file keeps it narrow
+    cli(["records", "export", "-o", str(private)], env=env)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600 and len(private.read_text().splitlines()) == 1_200
+
+    real = tmp_path / "exports" / "latest.csv"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(real)
+    cli(["records", "export", "--format", "csv", "-o", str(link)], env=env)
+    assert link.is_symlink() and len(real.read_text().splitlines()) == 1_201  # the header and every record
+    assert sorted(p.name for p in real.parent.iterdir()) == ["latest.csv"]
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)  # a pipe (or /dev/stdout) is written as the export goes, never renamed over
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        read = pool.submit(pipe.read_text)
+        cli(["records", "export", "-o", str(pipe)], env=env)
+        assert len(read.result(timeout=60).splitlines()) == 1_200
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == []

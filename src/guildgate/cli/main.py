@@ -4,9 +4,11 @@ variable named by an option, from standard input, or from a hidden prompt."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import gc
 import os
+import stat
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -513,8 +515,13 @@ def records_export(
         die("--format must be jsonl or csv")
     s = db_settings()
     filters = _filters(state, code, guild_id, app_id)
-    partial = _export_file(output) if output is not None else None
-    stream: TextIO = partial.open("w", newline="") if partial is not None else sys.stdout
+    final, partial = _export_target(output) if output is not None else (None, None)
+    stream: TextIO = sys.stdout
+    if final is not None:
+        try:
+            stream = (partial or final).open("w", newline="")
+        except OSError as exc:
+            die(f"--output: cannot write {output}: {exc.strerror}")
 
     async def go() -> int:
         db, _, _, records = _repos(s)
@@ -538,28 +545,49 @@ def records_export(
         finally:
             await db.dispose()
 
-    if output is None or partial is None:  # both or neither
-        run(go)
+    if final is None or partial is None:  # standard output, or a pipe or device: written as it goes
+        try:
+            run(go)
+        finally:
+            if final is not None:
+                stream.close()
         return
     try:
         run(go)
         stream.close()
-        partial.replace(output)
+        partial.replace(final)
     finally:  # failed or interrupted: the file named by --output is left as it was
         stream.close()
         partial.unlink(missing_ok=True)
 
 
-def _export_file(output: Path) -> Path:
-    """The temporary file an export to ``output`` is written to, checked writable before anything is read."""
+def _export_target(output: Path) -> tuple[Path, Path | None]:
+    """Where an export to ``output`` ends up, and the temporary file it is written to first (None: a pipe or a
+    device such as /dev/stdout, written directly), checked writable before anything is read. A regular file is
+    replaced whole when the export is complete: a symbolic link's target is replaced, not the link, and the
+    new file keeps the old one's permissions (and owner, where allowed)."""
     if output.is_dir():
         die(f"--output: {output} is a directory; name a file")
-    partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
+    final = Path(os.path.realpath(output))
     try:
-        partial.touch()
+        old = final.stat()
+    except FileNotFoundError:
+        old = None
     except OSError as exc:
         die(f"--output: cannot write {output}: {exc.strerror}")
-    return partial
+    if old is not None and not stat.S_ISREG(old.st_mode):
+        return final, None
+    partial = final.with_name(f".{final.name}.{os.getpid()}.partial")
+    try:
+        partial.touch()
+        if old is not None:
+            os.chmod(partial, stat.S_IMODE(old.st_mode))
+            with contextlib.suppress(PermissionError):
+                os.chown(partial, old.st_uid, old.st_gid)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        die(f"--output: cannot write {output}: {exc.strerror}")
+    return final, partial
 
 
 def main() -> None:
