@@ -6,6 +6,7 @@ import ast
 import csv
 import io
 import json
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.conftest import (
     free_port,
     start,
 )
+from tests.servers import wait_http
 
 
 def test_apps_add_reads_secrets_from_stdin_and_never_shows_them(tmp_path: Path) -> None:
@@ -256,3 +258,41 @@ def test_a_database_that_cannot_be_used_or_a_taken_port_is_named_without_a_trace
             assert result.returncode == 2, result.stderr
             assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr.replace("\n", "")
             assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_serve_raises_its_open_file_limit_so_a_thousand_idle_connections_do_not_shut_others_out(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    port = free_port()
+    env = base_env(tmp_path, GUILDGATE_DISCORD_API_BASE=sandbox.api)
+    # started as under systemd or a login shell: a soft limit of 1,024 under a higher hard one
+    server = subprocess.Popen(
+        ["prlimit", "--nofile=1024:8192", str(BIN / "guildgate"), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    idle: list[socket.socket] = []
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", server)
+        limits = Path(f"/proc/{server.pid}/limits").read_text()
+        assert re.search(r"Max open files\s+8192\s+8192", limits), limits
+        for _ in range(1_200):  # browsers holding connections open, each a file of the server's
+            idle.append(socket.create_connection(("127.0.0.1", port)))
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        for conn in idle:
+            conn.close()
+        server.terminate()
+        _, err = server.communicate(timeout=15)
+    assert b"open files" not in err  # no warning: the limit is high enough
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # serve says so, then stops at the port
+        low = subprocess.run(
+            ["prlimit", "--nofile=512:512", str(BIN / "guildgate"), "serve", "--port", str(taken.getsockname()[1])],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert "at most 512 open files" in low.stderr and "LimitNOFILE" in low.stderr

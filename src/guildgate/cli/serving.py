@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import secrets
 import shlex
 import shutil
@@ -30,6 +31,31 @@ from guildgate.web.app import configure_logging, create_front
 
 class CannotListen(Exception):
     """The address to serve on is taken, or not one of this host's."""
+
+
+OPEN_FILES_WANTED = 65_536  # connections (one file each), database files, Discord and Redis connections
+OPEN_FILES_LOW = 4_096
+
+
+def open_file_limit() -> int:
+    """Raise this process's soft limit on open files towards its hard limit (workers inherit it), and return the
+    limit in force. Every connection holds a file: systemd's and most shells' default soft limit, 1,024, is
+    reached by a thousand browsers keeping a connection open, and past it new connections are dropped."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES_WANTED)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < OPEN_FILES_LOW:
+        logging.getLogger("guildgate").warning(
+            "at most %d open files (the hard limit): each open connection takes one; raise it (ulimit -Hn, "
+            "systemd's LimitNOFILE) to serve more than a few hundred at once",
+            soft,
+        )
+    return soft if soft != resource.RLIM_INFINITY else OPEN_FILES_WANTED
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -191,6 +217,7 @@ class _Server(uvicorn.Server):
 
 def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: Path | None, sandbox_port: int) -> None:
     configure_logging(s.log_level)
+    open_file_limit()
     sock = listen(host, port)  # first: a port that is taken is said before anything else is done
     upgrade(s.database_url)
     banner = ""
