@@ -391,7 +391,10 @@ class Limiter:
         times = self._grants.get(identity)
         if times is None:
             times = self._grants[identity] = collections.deque(maxlen=max(self.global_limit * 2, 8))
-        times.append(self._clock())
+        now = self._clock()
+        while times and times[0] <= now - RATE_WINDOW:  # only the last RATE_WINDOW is ever read
+            times.popleft()
+        times.append(now)
 
     def _global_rate(self, identity: str) -> float:
         """Global slots this process got per second over the last two seconds; the whole limit until it has

@@ -22,6 +22,7 @@ from guildgate.discord.ratelimit.base import (
 )
 
 MAX_BUCKETS = 200_000
+SLOTS_PRUNED_FROM = 64  # an identity's global slot map drops its expired slots at 64, 128, 256, … entries
 
 
 @dataclass(slots=True)
@@ -156,7 +157,13 @@ class MemoryBackend:
     def _global_full(self, identity: str, global_limit: int, now: float) -> tuple[float, bool] | None:
         """None when a global slot is free, else (wait, poll)."""
         slots = self._global.setdefault(identity, {})
-        if len(slots) < global_limit or _live(slots, now) < global_limit:
+        size = len(slots)
+        if size >= SLOTS_PRUNED_FROM and not size & (size - 1):
+            # At 64, 128, 256, … slots the expired go, whatever the limit: a user's token (its own identity) or a
+            # bot under a high limit would otherwise keep every slot it ever had (a few per join, for good). Each
+            # slot pays O(1) for these walks.
+            size = _live(slots, now)
+        if size < global_limit or _live(slots, now) < global_limit:
             return None
         first = min(slots.values())
         if first - now > UNANSWERED_HOLD:  # longer than a released slot is kept: the oldest is still in flight
