@@ -26,7 +26,8 @@ import load
 
 
 def workers(stack: load.Stack) -> list[int]:
-    """The processes serving joins: ``serve`` itself with one worker, its children with several."""
+    """``serve`` itself with one worker; with several, its children: multiprocessing's resource tracker, then
+    the workers."""
     children = subprocess.run(["pgrep", "-P", str(stack.gateway.pid)], capture_output=True, text=True).stdout
     return sorted(int(pid) for pid in children.split()) or [stack.gateway.pid]
 
