@@ -8,6 +8,8 @@ import gzip
 import ipaddress
 import ssl
 import time
+import tracemalloc
+import zlib
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +28,7 @@ from guildgate.discord.guilds import DiscordLookups
 from guildgate.discord.oauth import exchange_code
 from guildgate.discord.ratelimit import Limiter, MemoryBackend
 from guildgate.discord.rest import DiscordRest
-from guildgate.discord.wire import BadAnswer, ConnectFailed, Disconnected, Wire, WireError
+from guildgate.discord.wire import MAX_ANSWER, BadAnswer, ConnectFailed, Disconnected, Wire, WireError
 
 APP = AppCredentials(client_id="1", bot_token=Secret("bot-token"), client_secret=Secret("app-secret"))
 
@@ -554,3 +556,82 @@ def test_a_servers_name_and_icon_from_get_guild_are_checked_before_a_link_keeps_
         return guild.name, guild.icon, guild.roles[0].name
 
     assert run(go()) == ("Evil Server", None, "r")
+
+
+def _gzip_of_zeros(size: int) -> bytes:
+    pack = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(1 << 20)
+    return b"".join(pack.compress(block) for _ in range(size >> 20)) + pack.flush()
+
+
+def test_a_compressed_answer_is_decompressed_only_so_far_and_a_broken_one_is_refused() -> None:
+    """A hostile answer's 64 KB of gzip is 64 MB of zeros: it is refused as too large at MAX_ANSWER, without
+    the 64 MB ever being in memory; a body that is not the gzip it claims is refused as broken (it was a
+    zlib.error the call did not expect)."""
+    bomb = _gzip_of_zeros(64 << 20)
+    assert len(bomb) < 100_000
+    zipped = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+
+    async def go() -> list[str]:
+        problems = []
+        for body in (bomb, b"\x1f\x8b\x08\x00 not gzip at all"):
+            server = await scripted(answers(zipped % (len(body), body), then_close=True))
+            wire = Wire(server.base, user_agent="t")
+            tracemalloc.start()
+            with pytest.raises(BadAnswer) as refused:
+                await wire.request("GET", "/x", headers={}, within=5)
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            assert peak < 3 * MAX_ANSWER, peak  # never the whole 64 MB
+            problems.append(str(refused.value))
+            await wire.aclose()
+            await server.__aexit__()
+        return problems
+
+    too_large, broken = run(go())
+    assert too_large == "the answer is too large once decompressed"
+    assert broken.startswith("the answer's compressed body is broken")
+    # through the Discord client: retried as an answer that could not be read, then a clear 502, not a crash
+    unavailable = run(raised_by(zipped % (len(bomb), bomb), me))
+    assert isinstance(unavailable, DiscordUnavailable) and "BadAnswer" in str(unavailable), unavailable
+
+
+def test_an_answer_through_an_egress_proxy_is_read_only_up_to_the_limit() -> None:
+    """Through an operator's egress proxy (aiohttp), an answer was read whole, however large. Now it is read as
+    it comes and refused past MAX_ANSWER, decompressed or not; the call ends as Discord being unavailable."""
+    huge = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (64 << 20)
+    bomb = _gzip_of_zeros(64 << 20)
+    zipped = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(bomb), bomb)
+
+    async def go(reply: bytes) -> tuple[Exception, int]:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await proxy.read_request(reader)
+            writer.write(reply)
+            if reply is huge:
+                for _ in range(64):  # 64 MB of body, a megabyte at a time, while the client reads
+                    writer.write(bytes(1 << 20))
+                    await writer.drain()
+            await writer.drain()
+
+        proxy = await scripted(lambda server: answer)
+        rest = DiscordRest(
+            api_base="http://discord.invalid/api/v10", limiter=Limiter(MemoryBackend()), egress_proxies=(proxy.base,)
+        )
+        tracemalloc.start()
+        try:
+            await rest.current_user(Secret("user-token"), app=APP, deadline=time.monotonic() + 10, proxy=proxy.base)
+        except Exception as exc:  # asserted below
+            raised = exc
+        else:
+            raise AssertionError("the call raised nothing")
+        finally:
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            await rest.aclose()
+            await proxy.__aexit__()
+        return raised, peak
+
+    for reply in (huge, zipped):
+        raised, peak = run(go(reply))
+        assert isinstance(raised, DiscordUnavailable) and "BadAnswer" in str(raised), raised
+        assert peak < 3 * MAX_ANSWER, peak

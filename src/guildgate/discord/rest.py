@@ -32,7 +32,7 @@ from guildgate.core.ports import Added, AppCredentials, GuildRef, MemberOptions,
 from guildgate.core.secret import Secret
 from guildgate.discord.codes import discord_text, refusal
 from guildgate.discord.ratelimit import Heading, Limiter, Permit, RateLimitHeaders, RouteKey
-from guildgate.discord.wire import Wire, WireError
+from guildgate.discord.wire import MAX_ANSWER, BadAnswer, Wire, WireError
 
 log = logging.getLogger("guildgate.discord")
 
@@ -462,7 +462,13 @@ class DiscordRest:
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=within),
         ) as response:
-            return response.status, await response.read(), response.headers
+            chunks, size = [], 0
+            async for chunk in response.content.iter_chunked(65536):  # decompressed, as it comes
+                size += len(chunk)
+                if size > MAX_ANSWER:
+                    raise BadAnswer("the answer is too large")
+                chunks.append(chunk)
+            return response.status, b"".join(chunks), response.headers
 
     def _key(self, method: str, template: str, auth: tuple[str, Secret], major: str) -> RouteKey:
         scheme, secret = auth

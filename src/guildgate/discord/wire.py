@@ -249,9 +249,12 @@ class Wire:
             timer.cancel()
             connection.waiter = None
         headers = CIMultiDictProxy(CIMultiDict(connection.header_list))
-        reply = Reply(
-            status=connection.status, headers=headers, body=_decoded(connection.chunks, headers.get("content-encoding"))
-        )
+        try:
+            body = _decoded(connection.chunks, headers.get("content-encoding"))
+        except BadAnswer:
+            connection.close()
+            raise
+        reply = Reply(status=connection.status, headers=headers, body=body)
         if connection.keep_alive and not connection.closed and not self._closing and len(self._idle) < MAX_IDLE:
             connection._reset()
             self._idle.append(connection)
@@ -319,7 +322,20 @@ def _decoded(chunks: list[bytes], encoding: str | None) -> bytes:
     if encoding is not None:
         coding = encoding.strip().lower()
         if coding in ("gzip", "x-gzip"):
-            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+            return inflated(body, 16 + zlib.MAX_WBITS)
         if coding == "deflate":
-            return zlib.decompress(body)
+            return inflated(body, zlib.MAX_WBITS)
     return body
+
+
+def inflated(body: bytes, wbits: int) -> bytes:
+    """A compressed answer, decompressed to at most MAX_ANSWER bytes: a few kilobytes of a hostile answer's
+    zeros would otherwise become gigabytes in memory."""
+    inflate = zlib.decompressobj(wbits)
+    try:
+        plain = inflate.decompress(body, MAX_ANSWER + 1)
+    except zlib.error as exc:
+        raise BadAnswer(f"the answer's compressed body is broken ({exc})") from None
+    if len(plain) > MAX_ANSWER:
+        raise BadAnswer("the answer is too large once decompressed")
+    return plain
