@@ -25,6 +25,8 @@ MAX_BODY = 16 * 1024
 DEVELOPER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,128}")
 _WHITESPACE = re.compile(r"\s+")
+_SNOWFLAKE = "^[0-9]{17,20}$"
+_SNOWFLAKE_OR_EMPTY = "^([0-9]{17,20})?$"
 
 
 class JoinBody(BaseModel):
@@ -33,9 +35,17 @@ class JoinBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     authorization: StrictStr = Field(description="The user's OAuth2 access token (guilds.join + identify).")
-    guild_id: StrictStr | None = Field(default=None, description="Server id (snowflake).")
+    # The patterns are documentation (OpenAPI; what clients and fuzzers read): parse_join decides, with errors
+    # that name the field, and "" counts as absent.
+    guild_id: StrictStr | None = Field(
+        default=None, description="Server id (snowflake).", json_schema_extra={"pattern": _SNOWFLAKE_OR_EMPTY}
+    )
     guild_name: StrictStr | None = Field(default=None, description="Invite code or invite URL.")
-    roles: list[StrictStr] | None = Field(default=None, description="Role ids to give on join.")
+    roles: list[StrictStr] | None = Field(
+        default=None,
+        description="Role ids to give on join (snowflakes, at most 250).",
+        json_schema_extra={"maxItems": 250, "items": {"type": "string", "pattern": _SNOWFLAKE}},
+    )
     nick: StrictStr | None = Field(default=None, description="Nickname, 1-32 characters.")
     mute: StrictBool | None = None
     deaf: StrictBool | None = None
