@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from guildgate.core.outcomes import Outcome, RecordState, Source
+from guildgate.core.ports import NewRecord, RecordUpdate
 from guildgate.store.db import Database
 from guildgate.store.models import Base, RecordRow, utcnow
+from guildgate.store.repos import RecordRepo
 from guildgate.store.writer import GroupWriter
 from tests.store.locked import write_while_locked
 
@@ -111,3 +114,32 @@ def test_an_alone_write_to_a_locked_database_is_queued_and_lands(db: Database) -
     assert released  # it went through only after the lock was given back...
     assert ticks >= 10, f"the event loop ran {ticks} times in the 0.4 s wait: it was blocked"  # ...by the queue
     assert _states(db) == {"r1": "pending"}
+
+
+def test_closing_waits_for_the_joins_under_way_to_write_their_outcomes(db: Database) -> None:
+    """At shutdown the joins under way (cancelled by the server, or finishing) still write their outcomes: the
+    records' store waits for them, and the writer writes what is queued before it stops. Before, the writer was
+    cancelled at once and every record whose outcome was queued stayed pending."""
+    records = RecordRepo(db)
+
+    async def go() -> None:
+        ids = [await records.create(NewRecord(app_id="a", key_id=None, source=Source.API)) for _ in range(12)]
+
+        async def one_join(i: int, record_id: str) -> None:
+            try:
+                await asyncio.sleep(10)  # waiting on Discord when the server stops
+            finally:  # as core.joins.join does, cancelled or not
+                outcome = RecordUpdate(state=RecordState.UNKNOWN, code=Outcome.DISCORD_UNAVAILABLE, detail=str(i))
+                await records.finish(record_id, outcome)
+
+        joins = [asyncio.create_task(one_join(i, record_id)) for i, record_id in enumerate(ids)]
+        await asyncio.sleep(0.05)
+        for task in joins:  # uvicorn past its graceful timeout
+            task.cancel()
+        await records.aclose(within=5)
+        done, _ = await asyncio.wait(joins, timeout=2)  # a join whose write was dropped would wait for ever
+        assert len(done) == len(joins)
+
+    asyncio.run(go())
+    states = _states(db)
+    assert len(states) == 12 and set(states.values()) == {"unknown"}, states

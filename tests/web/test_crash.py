@@ -143,3 +143,54 @@ def _state(pid: str) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_sigterm_mid_join_lets_every_join_under_way_answer_and_finish_its_record(
+    tmp_path: Path, fresh: Sandbox, redis_server: Any
+) -> None:
+    """A deploy's SIGTERM while joins wait on Discord: the server stops taking new ones and waits for those under
+    way (a join's deadline, not uvicorn's 5 s): each caller gets its answer and each record its outcome. Before,
+    joins longer than 5 s were cancelled, their callers cut off and their records left pending."""
+    world, people = _crowd(2 * 12)
+    fresh.reset(world)
+    for workers, crowd in (("1", people[:12]), ("2", people[12:])):
+        (tmp_path / workers).mkdir()
+        env = base_env(tmp_path / workers, GUILDGATE_DISCORD_API_BASE=fresh.api, GUILDGATE_REDIS_URL=redis_server.url)
+        for app in WORLD["applications"]:
+            add_app(env, app)
+        key = new_key(env, APP_A)
+        port = free_port()
+        server = start(
+            ["serve", "--port", str(port), "--workers", workers],
+            env=env,
+            log=OUTPUT / f"sigterm-{workers}.log",
+            ready_path="/readyz",
+            port=port,
+        )
+        fresh.faults({"routes": {PUT: {"latency_ms": 6000}}})  # Discord answers each add 6 s late
+
+        def join(person: tuple[str, str], url: str = server.url, key: str = key) -> tuple[int, str] | str:
+            try:
+                r = httpx.post(
+                    f"{url}/api/wanda/discord/guild",
+                    json={"authorization": person[1], "guild_id": GUILD},
+                    headers={"User-Token": key},
+                    timeout=60,
+                )
+                return r.status_code, r.json()["code"]
+            except httpx.TransportError as exc:
+                return type(exc).__name__
+
+        with concurrent.futures.ThreadPoolExecutor(len(crowd)) as pool:
+            futures = [pool.submit(join, p) for p in crowd]
+            deadline = time.monotonic() + 20
+            while fresh.stats()["requests"].get(PUT, 0) < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            server.proc.send_signal(signal.SIGTERM)
+            answers = [f.result() for f in futures]
+            server.proc.wait(60)
+        fresh.faults({})
+        assert answers == [(200, "joined")] * len(crowd), (workers, answers)
+        records = _records(env)
+        assert len(records) == len(crowd) and {(r["state"], r["code"]) for r in records} == {("succeeded", "joined")}

@@ -58,6 +58,13 @@ def open_file_limit() -> int:
     return soft if soft != resource.RLIM_INFINITY else OPEN_FILES_WANTED
 
 
+def grace(s: Settings) -> int:
+    """How long a stopping server (SIGTERM, Ctrl-C) waits for the requests under way: a join's whole deadline
+    and a little, so the joins under way answer as they would have; past it they are cancelled (each still
+    writes its outcome: RecordRepo.aclose), and a second Ctrl-C stops at once."""
+    return int(s.request_timeout) + 2
+
+
 def listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -193,7 +200,7 @@ def _serve_workers(s: Settings, sock: socket.socket, *, host: str, port: int, wo
         port=port,
         workers=workers,
         log_level=s.log_level,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=grace(s),
         log_config=None,
         http=fastjoin.HTTP,
     )
@@ -265,7 +272,7 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
             host=host,
             port=port,
             log_level=s.log_level,
-            timeout_graceful_shutdown=5,
+            timeout_graceful_shutdown=grace(s),
             log_config=None,
             http=fastjoin.HTTP,
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import builtins
+import contextlib
 import json
 import os
 import secrets
@@ -254,6 +256,7 @@ class RecordRepo:
         self.db = db
         self._writer: GroupWriter | None = None
         self._under_way = 0  # joins whose record is created and not yet finished (in this process)
+        self._settled: asyncio.Event | None = None  # set when none is under way, once aclose waits for it
 
     @property
     def writer(self) -> GroupWriter:
@@ -261,9 +264,16 @@ class RecordRepo:
             self._writer = GroupWriter(self.db, _RECORDS)
         return self._writer
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, within: float = 5.0) -> None:
+        """At shutdown: give the joins under way up to ``within`` seconds to finish their records (a join
+        cancelled by the server's shutdown still writes its outcome as it unwinds), then stop the writer once
+        it has written what is queued. What is left pending is settled at the next start."""
+        if self._under_way:
+            self._settled = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), within)
         if self._writer is not None:
-            await self._writer.aclose()
+            await self._writer.aclose(within=within)
 
     # The hot path (create, finish, authenticate) uses Core statements on one connection: no ORM unit of work.
     async def create(self, new: NewRecord, *, finished: RecordUpdate | None = None) -> str:
@@ -298,6 +308,8 @@ class RecordRepo:
             await self.writer.update(record_id, _finished_values(update_, utcnow()), alone=self._alone())
         finally:
             self._under_way = max(self._under_way - 1, 0)
+            if not self._under_way and self._settled is not None:
+                self._settled.set()
 
     def _alone(self) -> bool:
         """Few joins under way: a write now will hardly ever find another to share its transaction with."""

@@ -44,6 +44,7 @@ class GroupWriter:
         self._task: asyncio.Task[None] | None = None
         self._busy = False  # a batch is being written (it may wait for another process's lock)
         self._turn_used = False  # a write was made at once in this turn of the event loop
+        self._drained: asyncio.Event | None = None  # set when the queue is empty, once aclose waits for it
 
     async def insert(self, values: dict[str, Any], *, alone: bool = False) -> None:
         if alone and self._wrote_now("insert", values):
@@ -99,6 +100,8 @@ class GroupWriter:
                     await self._commit(batch)
                 finally:
                     self._busy = False
+            if self._drained is not None:
+                self._drained.set()
 
     async def _commit(self, batch: list[_Op]) -> None:
         try:
@@ -140,11 +143,19 @@ class GroupWriter:
 
         await self.db.run(write)
 
-    async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def aclose(self, *, within: float = 5.0) -> None:
+        """Stop, after writing what is queued (for up to ``within`` seconds): a write a caller is waiting for is
+        not dropped at shutdown."""
+        if self._task is None:
+            return
+        if (self._queue or self._busy) and not self._task.done():
+            self._drained = asyncio.Event()
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), within)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 def _settle(op: _Op, *, error: bool = False) -> None:
