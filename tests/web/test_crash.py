@@ -37,6 +37,20 @@ def _serve(env: dict[str, str], port: int, name: str) -> Proc:
     return start(["serve", "--port", str(port)], env=env, log=OUTPUT / name, ready_path="/readyz", port=port)
 
 
+def _join(url: str, key: str, person: tuple[str, str]) -> tuple[int, str] | str:
+    """(HTTP status, outcome code), or the name of the transport error when the server went away."""
+    try:
+        r = httpx.post(
+            f"{url}/api/wanda/discord/guild",
+            json={"authorization": person[1], "guild_id": GUILD},
+            headers={"User-Token": key},
+            timeout=60,
+        )
+        return r.status_code, r.json()["code"]
+    except httpx.TransportError as exc:
+        return type(exc).__name__
+
+
 def _records(env: dict[str, str]) -> list[dict[str, Any]]:
     return list(json.loads(cli(["records", "list", "--limit", "500", "--json"], env=env).stdout))
 
@@ -54,20 +68,8 @@ def test_sigkill_mid_join_then_restart_settles_every_pending_record(tmp_path: Pa
     # Discord has already let the users in.
     fresh.faults({"routes": {PUT: {"latency_after_ms": 1500}}})
 
-    def join(person: tuple[str, str]) -> int | str:
-        try:
-            r = httpx.post(
-                f"{server.url}/api/wanda/discord/guild",
-                json={"authorization": person[1], "guild_id": GUILD},
-                headers={"User-Token": key},
-                timeout=30,
-            )
-            return r.status_code
-        except httpx.TransportError as exc:
-            return type(exc).__name__
-
     with concurrent.futures.ThreadPoolExecutor(JOINS) as pool:
-        futures = [pool.submit(join, p) for p in people]
+        futures = [pool.submit(_join, server.url, key, p) for p in people]
         deadline = time.monotonic() + 20
         while fresh.stats()["requests"].get(PUT, 0) < JOINS // 2 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -169,20 +171,8 @@ def test_sigterm_mid_join_lets_every_join_under_way_answer_and_finish_its_record
         )
         fresh.faults({"routes": {PUT: {"latency_ms": 6000}}})  # Discord answers each add 6 s late
 
-        def join(person: tuple[str, str], url: str = server.url, key: str = key) -> tuple[int, str] | str:
-            try:
-                r = httpx.post(
-                    f"{url}/api/wanda/discord/guild",
-                    json={"authorization": person[1], "guild_id": GUILD},
-                    headers={"User-Token": key},
-                    timeout=60,
-                )
-                return r.status_code, r.json()["code"]
-            except httpx.TransportError as exc:
-                return type(exc).__name__
-
         with concurrent.futures.ThreadPoolExecutor(len(crowd)) as pool:
-            futures = [pool.submit(join, p) for p in crowd]
+            futures = [pool.submit(_join, server.url, key, p) for p in crowd]
             deadline = time.monotonic() + 20
             while fresh.stats()["requests"].get(PUT, 0) < 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
