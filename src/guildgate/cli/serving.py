@@ -162,15 +162,19 @@ async def settle_pending(s: Settings) -> int:
     from guildgate.web.services import Services
 
     svc = Services.build(s)
+    log = logging.getLogger("guildgate")
     try:
-        settled = await reconcile(records=svc.records, discord=svc.discord, apps=svc.apps)
+        settled = await reconcile(
+            records=svc.records,
+            discord=svc.discord,
+            apps=svc.apps,
+            progress=lambda done: log.info("settling records left pending by a crash: %d so far…", done),
+        )
     finally:
         await svc.close()
     if settled.total:
         counts = ", ".join(f"{n} {state}" for state, n in sorted(settled.counts.items()))
-        logging.getLogger("guildgate").warning(
-            "settled %d record(s) left pending by a crash: %s", settled.total, counts
-        )
+        log.warning("settled %d record(s) left pending by a crash: %s", settled.total, counts)
     return settled.total
 
 

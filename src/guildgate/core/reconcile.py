@@ -9,8 +9,10 @@ settlement with its own answer, so settling a live record early is harmless.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,21 +46,40 @@ class Settled:
         return sum(self.counts.values())
 
 
+AT_ONCE = 16  # lookups under way together: the limiter still keeps them within Discord's limits
+
+
 async def reconcile(
-    *, records: PendingRecords, discord: MemberLookup, apps: Apps, batch: int = 200, seconds_per_call: float = 10.0
+    *,
+    records: PendingRecords,
+    discord: MemberLookup,
+    apps: Apps,
+    batch: int = 200,
+    seconds_per_call: float = 10.0,
+    at_once: int = AT_ONCE,
+    progress: Callable[[int], None] | None = None,
 ) -> Settled:
-    """Settle every pending record (in batches); returns how many ended in each state."""
+    """Settle every pending record (in batches, ``at_once`` lookups together: one at a time, a crash under load
+    against a Discord that does not answer held the start for ten seconds a record); returns how many ended in
+    each state. ``progress`` is told how many are settled so far after each batch."""
     counts: Counter[str] = Counter()
     seen: set[str] = set()
+    gate = asyncio.Semaphore(at_once)
+
+    async def settle(record: PendingRecord) -> None:
+        async with gate:
+            update = await _verdict(record, discord=discord, apps=apps, seconds=seconds_per_call)
+        if await records.settle(record.id, update):
+            counts[update.state.value] += 1
+
     while True:
         found = [r for r in await records.pending(limit=batch) if r.id not in seen]
         if not found:
             return Settled(counts)
-        for record in found:
-            seen.add(record.id)
-            update = await _verdict(record, discord=discord, apps=apps, seconds=seconds_per_call)
-            if await records.settle(record.id, update):
-                counts[update.state.value] += 1
+        seen.update(r.id for r in found)
+        await asyncio.gather(*(settle(r) for r in found))
+        if progress is not None:
+            progress(sum(counts.values()))
 
 
 async def _verdict(record: PendingRecord, *, discord: MemberLookup, apps: Apps, seconds: float) -> RecordUpdate:
