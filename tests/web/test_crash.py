@@ -148,16 +148,23 @@ def _state(pid: str) -> str:
 
 
 def test_sigterm_mid_join_lets_every_join_under_way_answer_and_finish_its_record(
-    tmp_path: Path, fresh: Sandbox, redis_server: Any
+    tmp_path: Path, fresh: Sandbox, redis_server: Any, postgres_server: Any
 ) -> None:
     """A deploy's SIGTERM while joins wait on Discord: the server stops taking new ones and waits for those under
     way (a join's deadline, not uvicorn's 5 s): each caller gets its answer and each record its outcome. Before,
-    joins longer than 5 s were cancelled, their callers cut off and their records left pending."""
-    world, people = _crowd(2 * 12)
+    joins longer than 5 s were cancelled, their callers cut off and their records left pending. One worker on
+    SQLite, two on SQLite and two on PostgreSQL (a database of its own), sharing Redis."""
+    world, people = _crowd(3 * 12)
     fresh.reset(world)
-    for workers, crowd in (("1", people[:12]), ("2", people[12:])):
-        (tmp_path / workers).mkdir()
-        env = base_env(tmp_path / workers, GUILDGATE_DISCORD_API_BASE=fresh.api, GUILDGATE_REDIS_URL=redis_server.url)
+    subprocess.run(["psql", postgres_server.url, "-c", "CREATE DATABASE sigterm"], check=True, capture_output=True)
+    postgres = postgres_server.url.rsplit("/", 1)[0] + "/sigterm"
+    setups = (("1", "sqlite"), ("2", "sqlite"), ("2", "postgres"))
+    for n, (workers, database) in enumerate(setups):
+        crowd = people[12 * n : 12 * (n + 1)]
+        (tmp_path / str(n)).mkdir()
+        env = base_env(tmp_path / str(n), GUILDGATE_DISCORD_API_BASE=fresh.api, GUILDGATE_REDIS_URL=redis_server.url)
+        if database == "postgres":
+            env["GUILDGATE_DATABASE_URL"] = postgres
         for app in WORLD["applications"]:
             add_app(env, app)
         key = new_key(env, APP_A)
@@ -165,7 +172,7 @@ def test_sigterm_mid_join_lets_every_join_under_way_answer_and_finish_its_record
         server = start(
             ["serve", "--port", str(port), "--workers", workers],
             env=env,
-            log=OUTPUT / f"sigterm-{workers}.log",
+            log=OUTPUT / f"sigterm-{workers}-{database}.log",
             ready_path="/readyz",
             port=port,
         )
@@ -181,6 +188,6 @@ def test_sigterm_mid_join_lets_every_join_under_way_answer_and_finish_its_record
             answers = [f.result() for f in futures]
             server.proc.wait(60)
         fresh.faults({})
-        assert answers == [(200, "joined")] * len(crowd), (workers, answers)
+        assert answers == [(200, "joined")] * len(crowd), (workers, database, answers)
         records = _records(env)
         assert len(records) == len(crowd) and {(r["state"], r["code"]) for r in records} == {("succeeded", "joined")}
