@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         for proxy in value if isinstance(value, tuple) else ():
             parts = urlsplit(proxy)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"each proxy must be an http(s) URL (http://host:port), got {_shown(proxy)!r}")
+                raise ValueError(f"each proxy must be an http(s) URL (http://host:port), got {shown_url(proxy)!r}")
         return value
 
     @field_validator("discord_api_base", "public_url")
@@ -56,14 +56,14 @@ class Settings(BaseSettings):
     def _url(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"must be an http(s) URL, got {_shown(value)!r}")
+            raise ValueError(f"must be an http(s) URL, got {shown_url(value)!r}")
         return value.rstrip("/")
 
     @field_validator("redis_url")
     @classmethod
     def _redis(cls, value: str | None) -> str | None:
         if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"must start with redis://, rediss:// or unix://, got {_shown(value)!r}")
+            raise ValueError(f"must start with redis://, rediss:// or unix://, got {shown_url(value)!r}")
         return value
 
     @cached_property
@@ -104,7 +104,7 @@ def to_async_url(url: str) -> str:
     raise ConfigError(f"GUILDGATE_DATABASE_URL must start with sqlite:/// or postgresql://, got {url.split(':')[0]}:…")
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     """A URL as an error message may show it: without a password (``user:***@host``)."""
     parts = urlsplit(url)
     if parts.password is None:

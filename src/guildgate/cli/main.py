@@ -545,20 +545,16 @@ def records_export(
         finally:
             await db.dispose()
 
-    if final is None or partial is None:  # standard output, or a pipe or device: written as it goes
-        try:
-            run(go)
-        finally:
-            if final is not None:
-                stream.close()
-        return
     try:
         run(go)
-        stream.close()
-        partial.replace(final)
-    finally:  # failed or interrupted: the file named by --output is left as it was
-        stream.close()
-        partial.unlink(missing_ok=True)
+        if partial is not None and final is not None:
+            stream.close()
+            partial.replace(final)
+    finally:  # failed or interrupted: a file named by --output is left as it was
+        if stream is not sys.stdout:
+            stream.close()
+        if partial is not None:
+            partial.unlink(missing_ok=True)
 
 
 def _export_target(output: Path) -> tuple[Path, Path | None]:

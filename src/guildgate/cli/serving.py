@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -37,25 +38,24 @@ OPEN_FILES_WANTED = 65_536  # connections (one file each), database files, Disco
 OPEN_FILES_LOW = 4_096
 
 
-def open_file_limit() -> int:
-    """Raise this process's soft limit on open files towards its hard limit (workers inherit it), and return the
-    limit in force. Every connection holds a file: systemd's and most shells' default soft limit, 1,024, is
-    reached by a thousand browsers keeping a connection open, and past it new connections are dropped."""
+def open_file_limit() -> None:
+    """Raise this process's soft limit on open files towards its hard limit (workers inherit it). Every
+    connection holds a file: systemd's and most shells' default soft limit, 1,024, is reached by a thousand
+    browsers keeping a connection open, and past it new connections are dropped."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return
     wanted = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES_WANTED)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        try:
+    if soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
             soft = wanted
-        except (ValueError, OSError):
-            pass
-    if soft != resource.RLIM_INFINITY and soft < OPEN_FILES_LOW:
+    if soft < OPEN_FILES_LOW:
         logging.getLogger("guildgate").warning(
             "at most %d open files (the hard limit): each open connection takes one; raise it (ulimit -Hn, "
             "systemd's LimitNOFILE) to serve more than a few hundred at once",
             soft,
         )
-    return soft if soft != resource.RLIM_INFINITY else OPEN_FILES_WANTED
 
 
 def grace(s: Settings) -> int:

@@ -14,7 +14,8 @@ from typing import Final
 from urllib.parse import urlsplit
 
 DISCORD_EPOCH_MS: Final = 1420070400000
-_SNOWFLAKE_RE: Final = re.compile(r"[0-9]{17,20}")
+SNOWFLAKE_DIGITS: Final = "[0-9]{17,20}"  # the shape of an id; is_snowflake also checks its value
+_SNOWFLAKE_RE: Final = re.compile(SNOWFLAKE_DIGITS)
 _CODE_RE: Final = re.compile(r"[A-Za-z0-9_-]{2,255}")
 # Host -> the path prefix before the code.
 _INVITE_HOSTS: Final = {

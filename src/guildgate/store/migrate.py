@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import Connection, create_engine, make_url, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from guildgate.settings import to_async_url
+from guildgate.settings import shown_url, to_async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD = "0004"  # the newest revision in migrations/versions (tests/store/test_migrations.py checks it)
@@ -72,5 +72,5 @@ def upgrade(database_url: str, revision: str = "head") -> None:
         command.upgrade(alembic_config(database_url), revision)
     except (DBAPIError, OSError) as exc:  # OSError: a server that refuses the connection, a host that is unknown
         reason = exc.orig if isinstance(exc, DBAPIError) else exc
-        where = make_url(database_url).render_as_string(hide_password=True)
+        where = shown_url(database_url)
         raise DatabaseUnreachable(f"cannot use the database {where} (GUILDGATE_DATABASE_URL): {reason}") from None

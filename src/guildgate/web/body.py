@@ -16,7 +16,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from guildgate.core.errors import InvalidRequest, NotAnOAuthToken, ProxyNotAllowed
-from guildgate.core.invites import is_snowflake, looks_like_account_token, parse_invite
+from guildgate.core.invites import SNOWFLAKE_DIGITS, is_snowflake, looks_like_account_token, parse_invite
 from guildgate.core.joins import JoinRequest
 from guildgate.core.ports import MemberOptions
 from guildgate.core.secret import Secret
@@ -25,8 +25,8 @@ MAX_BODY = 16 * 1024
 DEVELOPER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,128}")
 _WHITESPACE = re.compile(r"\s+")
-_SNOWFLAKE = "^[0-9]{17,20}$"
-_SNOWFLAKE_OR_EMPTY = "^([0-9]{17,20})?$"
+_SNOWFLAKE = f"^{SNOWFLAKE_DIGITS}$"
+_SNOWFLAKE_OR_EMPTY = f"^({SNOWFLAKE_DIGITS})?$"
 
 
 class JoinBody(BaseModel):
