@@ -48,7 +48,12 @@ class Counter:
         frame.f_trace_opcodes = True
         if event == "opcode":
             code = frame.f_code
-            self.opcodes[(_short(code.co_filename), code.co_name)] += 1
+            name = code.co_name
+            if code.co_filename == "<string>":  # a generated method (a dataclass's __init__): named by its class
+                owner = frame.f_locals.get("self", frame.f_locals.get("cls"))
+                owner = owner if isinstance(owner, type) else type(owner)
+                name = f"{owner.__qualname__}.{name}"
+            self.opcodes[(_short(code.co_filename), name)] += 1
         return self.trace
 
     @staticmethod
