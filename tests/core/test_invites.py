@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import string
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guildgate.core.invites import DISCORD_EPOCH_MS, is_snowflake, looks_like_account_token, parse_invite
+from guildgate.core.invites import (
+    DISCORD_EPOCH_MS,
+    INVITE_PATTERN,
+    is_snowflake,
+    looks_like_account_token,
+    parse_invite,
+    snowflake_pattern,
+)
 
 CODES = st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=2, max_size=40)
 
@@ -27,6 +35,8 @@ CODES = st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=2
         "discord.gg/invite/fuxxx",
         "https://discord.com/invite/fuxxx?event=1200000000000000001",
         " fuxxx ",
+        "HTTPS://WWW.Discord.GG:443/fuxxx//#x",
+        "canary.discord.com/invite//fuxxx",
     ],
 )
 def test_every_url_form_gives_the_code(text: str) -> None:
@@ -47,6 +57,8 @@ def test_every_url_form_gives_the_code(text: str) -> None:
         "https://discord.gg:8443/fuxxx",
         "javascript:alert(1)",
         "fu xx",
+        "https://user@discord.gg/fuxxx",
+        "discord.gg/fu\txxx",
     ],
 )
 def test_non_invites_are_refused(text: str) -> None:
@@ -76,6 +88,27 @@ def test_snowflake_rule_matches_the_arithmetic(value: int) -> None:
     now_ms = 1_800_000_000_000
     expected = 17 <= len(text) <= 20 and (value >> 22) + DISCORD_EPOCH_MS <= now_ms + 600_000
     assert is_snowflake(text, now_ms=now_ms) == expected
+
+
+NOW_MS = st.integers(min_value=DISCORD_EPOCH_MS, max_value=DISCORD_EPOCH_MS + 2**42)
+
+
+@given(st.from_regex(r"[0-9]{15,21}", fullmatch=True), NOW_MS)
+def test_the_schemas_snowflake_pattern_takes_exactly_what_is_snowflake_takes(text: str, now_ms: int) -> None:
+    assert bool(re.fullmatch(snowflake_pattern(now_ms), text)) == is_snowflake(text, now_ms=now_ms)
+
+
+@given(NOW_MS, st.integers(min_value=-3, max_value=3), st.sampled_from([17, 18, 19, 20]))
+def test_the_snowflake_pattern_ends_where_the_ids_that_can_exist_end(now_ms: int, step: int, width: int) -> None:
+    newest = min(((now_ms + 600_000 - DISCORD_EPOCH_MS) << 22) | (2**22 - 1), 2**64 - 1)
+    text = str(max(newest + step, 0)).zfill(width)
+    assert bool(re.fullmatch(snowflake_pattern(now_ms), text)) == is_snowflake(text, now_ms=now_ms)
+
+
+@given(st.from_regex(INVITE_PATTERN, fullmatch=True))
+def test_whatever_the_schemas_invite_pattern_allows_is_an_invite(text: str) -> None:
+    code = parse_invite(text)
+    assert code is not None and code in text
 
 
 @pytest.mark.parametrize("text", ["80351110224678912", "1200000000000000001"])

@@ -11,20 +11,12 @@ from __future__ import annotations
 import re
 import time
 from typing import Final
-from urllib.parse import urlsplit
+
+from guildgate.core.patterns import SPACE, digits_at_most
 
 DISCORD_EPOCH_MS: Final = 1420070400000
 SNOWFLAKE_DIGITS: Final = "[0-9]{17,20}"  # the shape of an id; is_snowflake also checks its value
 _SNOWFLAKE_RE: Final = re.compile(SNOWFLAKE_DIGITS)
-_CODE_RE: Final = re.compile(r"[A-Za-z0-9_-]{2,255}")
-# Host -> the path prefix before the code.
-_INVITE_HOSTS: Final = {
-    "discord.gg": ("",),
-    "discord.com": ("invite",),
-    "discordapp.com": ("invite",),
-    "ptb.discord.com": ("invite",),
-    "canary.discord.com": ("invite",),
-}
 _CLOCK_SKEW_MS: Final = 10 * 60 * 1000
 
 
@@ -39,39 +31,60 @@ def is_snowflake(value: str, *, now_ms: int | None = None) -> bool:
     return (number >> 22) + DISCORD_EPOCH_MS <= now + _CLOCK_SKEW_MS
 
 
+def snowflake_pattern(now_ms: int | None = None) -> str:
+    """A regular expression (no anchors, no named groups: for an OpenAPI schema too) that matches exactly the
+    strings ``is_snowflake`` takes at ``now_ms``: 17-20 digits whose value is at most the largest id that can
+    exist by then. A later ``is_snowflake`` takes more (time goes on), never less."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    top = min((max(now + _CLOCK_SKEW_MS - DISCORD_EPOCH_MS, 0) << 22) | ((1 << 22) - 1), 2**64 - 1)
+    every, bounded = [], []
+    for width in range(17, 21):
+        if len(str(top)) > width:
+            every.append(width)
+        else:
+            bounded.append(digits_at_most(str(top).zfill(width)))
+    parts = [f"[0-9]{{{every[0]},{every[-1]}}}"] if every else []
+    return "(?:" + "|".join(parts + bounded) + ")"
+
+
+def _anycase(word: str) -> str:
+    """``word`` in any case, without a flag (a JSON Schema pattern has none): "gg." -> "[Gg][Gg]\\."."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+def _invite_pattern(named: bool) -> str:
+    def group(name: str, body: str) -> str:
+        return f"(?P<{name}>{body})" if named else f"(?:{body})"
+
+    code = "[A-Za-z0-9_-]{2,255}"
+    port = "(?::(?:80|443))?"
+    com = f"(?:(?:{_anycase('ptb.')}|{_anycase('canary.')})?{_anycase('discord.com')}|{_anycase('discordapp.com')})"
+    gg = f"{_anycase('discord.gg')}{port}/+(?:invite/+)?{group('gg', code)}"
+    url = (
+        f"(?:{_anycase('http')}[Ss]?://)?(?:{_anycase('www.')})?"
+        f"(?:{gg}|{com}{port}/+invite/+{group('com', code)})"
+        r"/*(?:[?#][\s\S]*)?"
+    )
+    return rf"{SPACE}*(?:{group('code', code)}|{url}){SPACE}*"
+
+
+# What parse_invite takes, as the join API's OpenAPI schema describes guild_name (no anchors, no named groups).
+INVITE_PATTERN: Final = _invite_pattern(named=False)
+_INVITE_RE: Final = re.compile(_invite_pattern(named=True))
+
+
 def parse_invite(value: str) -> str | None:
     """Return the invite code of a bare code or an invite URL, or None when it is neither.
 
-    Accepted: ``CODE``, ``discord.gg/CODE``, ``discord.gg/invite/CODE``, ``discord.com/invite/CODE``,
-    ``discordapp.com/invite/CODE``, with or without a scheme, ``www.``, a trailing slash, a query or fragment.
+    Accepted, with white space around: ``CODE`` (2-255 of ``A-Za-z0-9_-``), ``discord.gg/CODE``,
+    ``discord.gg/invite/CODE``, ``discord.com/invite/CODE``, ``discordapp.com/invite/CODE`` (and ``ptb.`` or
+    ``canary.discord.com``), with or without ``http(s)://``, ``www.``, port 80 or 443, trailing slashes, a query
+    or fragment; host and scheme in any case. One regular expression, which the OpenAPI schema shows too.
     """
-    text = value.strip()
-    if not text:
+    found = _INVITE_RE.fullmatch(value)
+    if found is None:
         return None
-    if _CODE_RE.fullmatch(text):
-        return text
-    candidate = text if "://" in text else "https://" + text
-    try:
-        parts = urlsplit(candidate)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https"):
-        return None
-    host = (parts.hostname or "").lower()
-    if host.startswith("www."):
-        host = host[4:]
-    if host not in _INVITE_HOSTS or parts.port not in (None, 80, 443):
-        return None
-    segments = [s for s in parts.path.split("/") if s]
-    if host == "discord.gg" and segments[:1] == ["invite"] and len(segments) > 1:
-        segments = segments[1:]
-    elif host != "discord.gg":
-        if segments[:1] != ["invite"]:
-            return None
-        segments = segments[1:]
-    if len(segments) != 1 or not _CODE_RE.fullmatch(segments[0]):
-        return None
-    return segments[0]
+    return found["code"] or found["gg"] or found["com"]
 
 
 def looks_like_account_token(value: str) -> bool:

@@ -18,6 +18,7 @@ from typing import Protocol
 from guildgate.core.errors import JoinError
 from guildgate.core.joins import JoinRequest, JoinResult, join
 from guildgate.core.outcomes import Outcome, Source
+from guildgate.core.patterns import SPACE, positive_at_most
 from guildgate.core.ports import AppCredentials, DiscordPort, JoinCaps, MemberOptions, NewRecord, RecordStore
 from guildgate.core.secret import Secret
 
@@ -67,13 +68,20 @@ class Link:
         return f"https://cdn.discordapp.com/icons/{self.guild_id}/{self.guild_icon}.png?size=128"
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_DURATION = re.compile(rf"{SPACE}*([0-9]+){SPACE}*([smhdw]){SPACE}*")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_pattern(*, max_days: int = 366) -> str:
+    """What parse_duration takes, as one regular expression (the admin API's OpenAPI schema shows it)."""
+    longest = max_days * 86400
+    units = "|".join(rf"{positive_at_most(longest // size)}{SPACE}*{unit}" for unit, size in _UNITS.items())
+    return rf"{SPACE}*(?:{units}){SPACE}*"
 
 
 def parse_duration(text: str, *, max_days: int = 366) -> timedelta:
     """``30m``, ``12h``, ``7d``, ``2w`` (or seconds: ``90s``). Raises ValueError naming the problem."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if match is None:
         raise ValueError(f"{text!r} is not a duration: use a number and a unit, like 30m, 12h, 7d or 2w")
     seconds = int(match.group(1)) * _UNITS[match.group(2)]
