@@ -61,7 +61,6 @@ def test_admin_api_names_the_bad_field(gateway: Gateway, fresh: Sandbox) -> None
         ({"app_id": APP_A, "guild_id": GUILD, "expires": "forever"}, "expires"),
         ({"app_id": APP_A, "guild_id": GUILD, "max_uses": 0}, "max_uses"),
         ({"app_id": APP_A, "guild_id": GUILD, "colour": "red"}, "colour"),
-        ({"app_id": "1100000000000000999", "guild_id": GUILD}, "app"),
         ({"app_id": APP_A, "invite": "not an invite!"}, "invite"),
         ({"app_id": APP_A, "guild_id": GUILD, "title": "a\x00b"}, "title"),  # PostgreSQL text holds no NUL
         ({"app_id": APP_A, "guild_id": GUILD, "title": "line\nbreak"}, "title"),
@@ -74,6 +73,14 @@ def test_admin_api_names_the_bad_field(gateway: Gateway, fresh: Sandbox) -> None
     assert listed.status_code == 400 and "app_id" in listed.json()["detail"], listed.text
     missing = admin_api(gateway, "GET", "/api/admin/links/lnk_missing")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    # a well-formed app id or invite that does not exist is not found, not a bad field
+    for body in ({"app_id": "1100000000000000999", "guild_id": GUILD}, {"app_id": APP_A, "invite": "nosuchcode"}):
+        unknown = admin_api(gateway, "POST", "/api/admin/links", json=body)
+        assert unknown.status_code == 404 and unknown.json()["error"] == "not_found", unknown.text
+    unknown_app = admin_api(
+        gateway, "GET", "/api/admin/doctor", params={"app_id": "1100000000000000999", "guild_id": GUILD}
+    )
+    assert unknown_app.status_code == 404 and "app" in unknown_app.json()["detail"], unknown_app.text
     doctor = admin_api(
         gateway, "GET", "/api/admin/doctor", params={"app_id": APP_A, "guild_id": GUILD, "role": ROLE_HIGH}
     )

@@ -129,8 +129,9 @@ def test_bad_record_queries_are_400_naming_the_parameter(gateway: Gateway) -> No
         ({"cursor": base64.urlsafe_b64encode(b"[" * 3000 + b"]" * 3000).decode()}, "cursor"),  # nested too deep
         ({"developer_id": "a\x00b"}, "developer_id"),  # as the Developer-Id header: 1-64 of A-Z a-z 0-9 _ -
         ({"guild_id": "12345"}, "guild_id"),  # a snowflake or nothing
-        ({"since": "9999-12-31T23:59:59-14:00"}, "since"),  # past year 9999 in UTC
-        ({"until": "0001-01-01T00:00:00+14:00"}, "until"),  # before year 1 in UTC
+        ({"since": "2026-02-30T00:00:00Z"}, "since"),  # a day February does not have
+        ({"since": "2026-01-31T12:00:00"}, "since"),  # RFC 3339 needs the offset
+        ({"until": "2026-01-31"}, "until"),  # and the time
         ({"cursor": base64.urlsafe_b64encode(b'["9999-12-31T23:59:59-14:00", "r"]').decode()}, "cursor"),
         ({"limit": 501}, "limit"),
         ({"limit": 0}, "limit"),
@@ -139,6 +140,21 @@ def test_bad_record_queries_are_400_naming_the_parameter(gateway: Gateway) -> No
         assert r.status_code == 400, (params, r.text)
         assert r.json()["code"] == "invalid_request"
         assert names in r.json()["msg"], r.json()["msg"]
+
+
+def test_record_queries_take_what_the_schema_allows_and_read_empty_as_absent(gateway: Gateway) -> None:
+    """Every RFC 3339 time is taken, even one past what a datetime holds in UTC (the earliest or latest there is);
+    an empty filter counts as absent, as an empty field of the join does."""
+    for params, expect_any in [
+        ({"since": "9999-12-31T23:59:59-14:00"}, False),  # past year 9999 in UTC: nothing is that new
+        ({"until": "0001-01-01T00:00:00+14:00"}, False),  # before year 1 in UTC: nothing is that old
+        ({"until": "9999-12-31t23:59:60.123456789z"}, True),  # lower case, a leap second, nine digits
+        ({"state": "", "code": "", "guild_id": "", "developer_id": "", "since": "", "until": "", "cursor": ""}, True),
+        ({"cursor": "9999999999999999.00000000-0000-4000-8000-000000000000"}, True),  # a cursor in 2286
+    ]:
+        r = gateway.get("/api/records", **params)
+        assert r.status_code == 200, (params, r.text)
+        assert bool(r.json()["data"]["records"]) == expect_any, params
 
 
 def test_usage_counts_per_day_and_outcome(gateway: Gateway, fresh: Sandbox) -> None:

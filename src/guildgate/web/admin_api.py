@@ -16,7 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from guildgate.core.links import Link
+from guildgate.core.invites import INVITE_PATTERN
+from guildgate.core.links import Link, duration_pattern
 from guildgate.store.repos import NotFound
 from guildgate.web.errors import AdminError
 from guildgate.web.linkops import LinkInputError, create_link, link_dict, report_dict, run_doctor
@@ -39,7 +40,9 @@ def authorize(request: Request) -> None:
         raise AdminError(401, "invalid_admin_token", "the admin token is not right")
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": AdminErrorBody} for status in (400, 401, 403, 404, 503)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": AdminErrorBody} for status in (400, 401, 403, 404, 409, 429, 502, 503)
+}
 router = APIRouter(prefix="/api/admin", dependencies=[Depends(authorize)], responses=_ERRORS)
 
 
@@ -93,8 +96,40 @@ async def post_link(request: Request) -> JSONResponse:
             title=body.title,
         )
     except LinkInputError as exc:
-        raise AdminError(400, "invalid_request", str(exc)) from None
+        raise _refused(exc) from None
     return JSONResponse({**link_dict(svc, link, {}), "doctor": report_dict(report)}, status_code=201)
+
+
+def _refused(exc: LinkInputError) -> AdminError:
+    error = {404: "not_found", 409: "conflict", 429: "rate_limited", 502: "discord_unavailable"}
+    return AdminError(exc.status, error.get(exc.status, "invalid_request"), str(exc))
+
+
+def describe_admin(schema: dict[str, Any], *, snowflake: str) -> None:
+    """The link body and the doctor's parameters with every rule the handlers apply, into ``schema``."""
+    paths = schema["paths"]
+    body = LinkIn.model_json_schema()
+    props = body["properties"]
+    props["app_id"] = {"type": "string", "pattern": f"^{snowflake}$", "description": "The app's client id"}
+    props["guild_id"] = {"anyOf": [{"type": "string", "pattern": f"^{snowflake}$"}, {"type": "null"}]}
+    props["invite"] = {"anyOf": [{"type": "string", "pattern": f"^{INVITE_PATTERN}$"}, {"type": "null"}]}
+    props["roles"]["items"] = {"type": "string", "pattern": f"^{snowflake}$"}
+    props["expires"] = {
+        "anyOf": [{"type": "string", "pattern": f"^(?:{duration_pattern()})?$", "maxLength": 16}, {"type": "null"}]
+    }
+    props["title"] = {"anyOf": [{"type": "string", "pattern": _NO_CONTROL, "maxLength": 200}, {"type": "null"}]}
+    body["oneOf"] = [{"required": [name], "properties": {name: {"type": "string"}}} for name in ("guild_id", "invite")]
+    paths["/api/admin/links"]["post"]["requestBody"]["content"]["application/json"]["schema"] = body
+    for parameter in paths["/api/admin/doctor"]["get"]["parameters"]:
+        if parameter["name"] in ("app_id", "guild_id"):
+            parameter["schema"] = {"type": "string", "pattern": f"^{snowflake}$"}
+        elif parameter["name"] == "role":
+            parameter["schema"]["items"] = {"type": "string", "pattern": f"^{snowflake}$"}
+
+
+# No control character (core.text.is_control, Unicode's Cc; its lone surrogates, Cs, are not JSON text and no
+# generator makes them: a pattern naming them is one some validators cannot read).
+_NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
 
 
 async def _found(coroutine: Awaitable[Link]) -> Link:
@@ -129,6 +164,6 @@ async def doctor(
     try:
         report = await run_doctor(services(request), app_id=app_id, guild_id=guild_id, roles=role)
     except LinkInputError as exc:
-        raise AdminError(400, "invalid_request", str(exc)) from None
+        raise _refused(exc) from None
     body: dict[str, Any] = report_dict(report)
     return JSONResponse(body)

@@ -20,10 +20,10 @@ from guildgate.store.repos import Conflict, StoredResponse
 from guildgate.web import errors
 from guildgate.web.body import (
     MAX_BODY,
-    JoinBody,
     check_content_type,
     check_developer_id,
     check_idempotency_key,
+    join_body_schema,
     parse_join,
     parse_json,
 )
@@ -36,11 +36,17 @@ router = APIRouter()
 
 JOIN_PATH = "/api/wanda/discord/guild"
 
-_BODY_SCHEMA = JoinBody.model_json_schema()
+
+def _header(name: str, description: str, pattern: str | None = None) -> dict[str, Any]:
+    schema = {"type": "string"} if pattern is None else {"type": "string", "pattern": pattern}
+    return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
 
 
-def _header(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "header", "required": False, "description": description, "schema": {"type": "string"}}
+def describe_join(schema: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> None:
+    """Put the join body's schema, with every rule and the snowflakes that can exist now, into ``schema``."""
+    body = join_body_schema(egress_proxies=egress_proxies)
+    operation = schema["paths"][JOIN_PATH]["post"]
+    operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
 
 
 async def read_body(request: Request) -> bytes:
@@ -73,11 +79,16 @@ async def read_body(request: Request) -> bytes:
         504: {"model": Envelope},
     },
     openapi_extra={
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}},
         "parameters": [
             _header("User-Token", "API key"),
-            _header("Developer-Id", "attribution id (1-64 of A-Za-z0-9_-), kept on the record"),
-            _header("Idempotency-Key", "1-128 printable ASCII; the same key within 24 h returns the first response"),
+            _header(
+                "Developer-Id", "attribution id (1-64 of A-Za-z0-9_-), kept on the record", r"^[A-Za-z0-9_-]{0,64}$"
+            ),
+            _header(
+                "Idempotency-Key",
+                "1-128 printable ASCII; the same key within 24 h returns the first response",
+                r"^[ -~]{0,128}$",
+            ),
             _header("Accept-Language", "language of msg: Simplified Chinese by default, English when it prefers en"),
         ],
     },

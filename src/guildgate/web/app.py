@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from itertools import chain
@@ -21,6 +22,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from guildgate import __version__
+from guildgate.core.invites import snowflake_pattern
 from guildgate.core.outcomes import Outcome
 from guildgate.settings import Settings
 from guildgate.web import admin, admin_api, api, errors, links, ops, records
@@ -145,10 +147,16 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+SCHEMA_FRESH_FOR = 60.0  # seconds; the snowflakes that can exist grow with time, and the schema says which
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """The generated schema, with the framework's 422 replaced by what this service answers: 400 (a body or
-    parameter problem is answered by web/errors.py in the envelope, or ``{error, detail}`` on /api/admin)."""
-    if app.openapi_schema is None:
+    parameter problem is answered by web/errors.py in the envelope, or ``{error, detail}`` on /api/admin), and
+    every rule the handlers apply to their input written into it (patterns, enums, exactly-one-of), so that what
+    the schema allows is taken and what it does not is refused. Made again after SCHEMA_FRESH_FOR seconds."""
+    made = getattr(app.state, "openapi_made", None)
+    if app.openapi_schema is None or made is None or time.monotonic() - made > SCHEMA_FRESH_FOR:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
@@ -162,7 +170,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     }
         for unused in ("HTTPValidationError", "ValidationError"):
             schema.get("components", {}).get("schemas", {}).pop(unused, None)
+        snowflake = snowflake_pattern()
+        api.describe_join(schema, egress_proxies=app.state.services.settings.egress_proxies)
+        records.describe_records(schema, snowflake=snowflake)
+        admin_api.describe_admin(schema, snowflake=snowflake)
         app.openapi_schema = schema
+        app.state.openapi_made = time.monotonic()
     return app.openapi_schema
 
 

@@ -16,40 +16,107 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from guildgate.core.errors import InvalidRequest, NotAnOAuthToken, ProxyNotAllowed
-from guildgate.core.invites import SNOWFLAKE_DIGITS, is_snowflake, looks_like_account_token, parse_invite
+from guildgate.core.invites import (
+    INVITE_PATTERN,
+    is_snowflake,
+    looks_like_account_token,
+    parse_invite,
+    snowflake_pattern,
+)
 from guildgate.core.joins import JoinRequest
+from guildgate.core.patterns import SPACE, SPACE_CHARS
 from guildgate.core.ports import MemberOptions
 from guildgate.core.secret import Secret
 
 MAX_BODY = 16 * 1024
 DEVELOPER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,128}")
-_WHITESPACE = re.compile(r"\s+")
-_SNOWFLAKE = f"^{SNOWFLAKE_DIGITS}$"
-_SNOWFLAKE_OR_EMPTY = f"^({SNOWFLAKE_DIGITS})?$"
+_WHITESPACE = re.compile(f"{SPACE}+")
+
+
+# Longest a field may be as sent (white space included); the rules below then decide what it holds.
+MAX_AUTHORIZATION, MAX_GUILD_ID, MAX_GUILD_NAME, MAX_NICK, MAX_PROXY = 1024, 64, 512, 128, 512
 
 
 class JoinBody(BaseModel):
-    """POST /api/wanda/discord/guild body (as documented in the OpenAPI schema)."""
+    """POST /api/wanda/discord/guild body: the types and lengths. ``parse_join`` applies the rest of the rules,
+    and ``join_body_schema`` shows all of them in the OpenAPI schema."""
 
     model_config = ConfigDict(extra="ignore")
 
-    authorization: StrictStr = Field(description="The user's OAuth2 access token (guilds.join + identify).")
-    # The patterns are documentation (OpenAPI; what clients and fuzzers read): parse_join decides, with errors
-    # that name the field, and "" counts as absent.
-    guild_id: StrictStr | None = Field(
-        default=None, description="Server id (snowflake).", json_schema_extra={"pattern": _SNOWFLAKE_OR_EMPTY}
-    )
-    guild_name: StrictStr | None = Field(default=None, description="Invite code or invite URL.")
-    roles: list[StrictStr] | None = Field(
-        default=None,
-        description="Role ids to give on join (snowflakes, at most 250).",
-        json_schema_extra={"maxItems": 250, "items": {"type": "string", "pattern": _SNOWFLAKE}},
-    )
-    nick: StrictStr | None = Field(default=None, description="Nickname, 1-32 characters.")
+    authorization: StrictStr = Field(max_length=MAX_AUTHORIZATION)
+    guild_id: StrictStr | None = Field(default=None, max_length=MAX_GUILD_ID)
+    guild_name: StrictStr | None = Field(default=None, max_length=MAX_GUILD_NAME)
+    roles: list[StrictStr] | None = None
+    nick: StrictStr | None = Field(default=None, max_length=MAX_NICK)
     mute: StrictBool | None = None
     deaf: StrictBool | None = None
-    proxy: StrictStr | None = Field(default=None, description="One of the operator's egress proxies.")
+    proxy: StrictStr | None = Field(default=None, max_length=MAX_PROXY)
+
+
+# The rules as JSON Schema patterns, for the OpenAPI schema (what clients and fuzzers read). White space is
+# SPACE's six characters, which parse_join trims and collapses, in every engine alike.
+_BEARER = rf"(?:[Bb][Ee][Aa][Rr][Ee][Rr] {SPACE}*)?"
+_TOKEN = rf"^{SPACE}*{_BEARER}[!-~]{{1,512}}{SPACE}*$"  # printable ASCII, no space: RFC 6750's b64token and more
+_ACCOUNT_TOKEN = rf"\..*\.|^{SPACE}*{_BEARER}[Mm][Ff][Aa]\."  # what looks_like_account_token refuses
+_NOT_SPACE = "[^ \\t\\n\\r\\f\\v]"
+# 1-32 characters once white space is collapsed and trimmed
+_NICK = rf"^(?:{SPACE}*{_NOT_SPACE}(?:{_NOT_SPACE}|{SPACE}+(?={_NOT_SPACE})){{0,31}}{SPACE}*)?$"
+_EMPTY = {"type": "string", "maxLength": 0}  # "" counts as absent
+
+
+def join_body_schema(*, egress_proxies: tuple[str, ...], now_ms: int | None = None) -> dict[str, Any]:
+    """The join body's JSON Schema with every rule parse_join applies: what it describes is taken (up to the
+    16 KiB body limit), what it does not is refused. Snowflakes are bounded by the ids that can exist at
+    ``now_ms``; ``proxy`` lists the operator's egress proxies."""
+    snowflake = snowflake_pattern(now_ms)
+
+    def string(pattern: str, max_length: int, description: str) -> dict[str, Any]:
+        return {"type": "string", "pattern": pattern, "maxLength": max_length, "description": description}
+
+    def optional(*schemas: dict[str, Any]) -> dict[str, Any]:
+        return {"anyOf": [*schemas, {"type": "null"}]}
+
+    guild_id = rf"^{SPACE}*{snowflake}{SPACE}*$"
+    guild_name = rf"^{INVITE_PATTERN}$"
+    return {
+        "title": "JoinBody",
+        "description": "Exactly one of guild_id and guild_name; an empty string or null counts as absent; other "
+        "fields are ignored.",
+        "type": "object",
+        "required": ["authorization"],
+        "properties": {
+            "authorization": {
+                **string(_TOKEN, MAX_AUTHORIZATION, "The user's OAuth2 access token (guilds.join + identify)."),
+                "not": {"pattern": _ACCOUNT_TOKEN},
+            },
+            "guild_id": optional(_EMPTY, string(guild_id, MAX_GUILD_ID, "Server id (snowflake).")),
+            "guild_name": optional(_EMPTY, string(guild_name, MAX_GUILD_NAME, "Invite code or invite URL.")),
+            "roles": optional(
+                _EMPTY,
+                {
+                    "type": "array",
+                    "maxItems": 250,
+                    "items": {"type": "string", "pattern": f"^{snowflake}$"},
+                    "description": "Role ids to give on join (snowflakes, at most 250).",
+                },
+            ),
+            "nick": optional(_EMPTY, string(_NICK, MAX_NICK, "Nickname, 1-32 characters.")),
+            "mute": optional(_EMPTY, {"type": "boolean"}),
+            "deaf": optional(_EMPTY, {"type": "boolean"}),
+            "proxy": optional(
+                {
+                    "type": "string",
+                    "enum": ["", *egress_proxies],
+                    "description": "One of the operator's egress proxies.",
+                }
+            ),
+        },
+        "oneOf": [
+            {"required": ["guild_id"], "properties": {"guild_id": {"type": "string", "pattern": guild_id}}},
+            {"required": ["guild_name"], "properties": {"guild_name": {"type": "string", "pattern": guild_name}}},
+        ],
+    }
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -97,9 +164,9 @@ def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> Join
             raise InvalidRequest(f"{field} is required") from None
         raise InvalidRequest(f"{field}: {first['msg']}") from None
 
-    token = body.authorization.strip()
+    token = body.authorization.strip(SPACE_CHARS)
     if token[:7].lower() == "bearer ":
-        token = token[7:].strip()
+        token = token[7:].strip(SPACE_CHARS)
     if not token:
         raise InvalidRequest("authorization is required")
     if looks_like_account_token(token):
@@ -117,7 +184,7 @@ def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> Join
         raise InvalidRequest(f"exactly one of guild_id and guild_name is required ({which})")
     guild_id = invite = None
     if body.guild_id is not None:
-        guild_id = body.guild_id.strip()
+        guild_id = body.guild_id.strip(SPACE_CHARS)
         if not is_snowflake(guild_id):
             raise InvalidRequest("guild_id must be a server id (a snowflake: 17-20 digits)")
     else:
@@ -136,7 +203,7 @@ def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> Join
         roles = tuple(dict.fromkeys(body.roles))
     nick = None
     if body.nick is not None:
-        nick = _WHITESPACE.sub(" ", body.nick).strip()
+        nick = _WHITESPACE.sub(" ", body.nick).strip(" ")
         if not 1 <= len(nick) <= 32:
             raise InvalidRequest("nick must be 1-32 characters")
     options = MemberOptions(roles=roles, nick=nick, mute=body.mute, deaf=body.deaf)
@@ -155,7 +222,7 @@ def check_developer_id(value: str | None) -> str | None:
 
 
 def check_idempotency_key(value: str | None) -> str | None:
-    if value is None:
+    if not value:  # an empty header counts as absent, as an empty field does
         return None
     if not _IDEMPOTENCY_KEY.fullmatch(value):
         raise InvalidRequest("Idempotency-Key header must be 1-128 printable ASCII characters")

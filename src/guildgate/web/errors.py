@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Any
 
@@ -107,9 +108,26 @@ class AdminError(Exception):
         self.status, self.error, self.detail = status, error, detail
 
 
-def admin_error_response(exc: AdminError) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="guildgate admin"'} if exc.status == 401 else None
+def admin_error_response(exc: AdminError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """``headers``: the framework's own for the status (a 405's ``Allow``), kept."""
+    headers = dict(headers or {})
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="guildgate admin"'
     return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status, headers=headers)
+
+
+def allowed_methods(request: Request) -> str | None:
+    """The methods the OpenAPI schema documents at this path (RFC 9110's ``Allow``; HEAD wherever GET is): a path
+    served by several routes (GET and POST /api/admin/links) has them all, where the framework names only its
+    first route's. None for a path the schema does not document (a page): the framework's own stands."""
+    documented = request.app.openapi().get("paths", {})
+    for template, operations in documented.items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
+            methods = {method.upper() for method in operations}
+            if "GET" in methods:
+                methods.add("HEAD")
+            return ", ".join(sorted(methods))
+    return None
 
 
 def join_error_response(request: Request, exc: JoinError) -> JSONResponse:
@@ -138,9 +156,12 @@ def install(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
         if request.url.path.startswith("/api/admin/"):
             error = "not_found" if exc.status_code == 404 else "invalid_request"
-            return admin_error_response(AdminError(exc.status_code, error, str(exc.detail)))
+            return admin_error_response(AdminError(exc.status_code, error, str(exc.detail)), headers)
         lang = pick_language(request.headers.get("accept-language"))
         detail = str(exc.detail)
         body = envelope(
@@ -150,7 +171,7 @@ def install(app: FastAPI) -> None:
             data=None,
             cost=cost_text(time.perf_counter()),
         )
-        return JSONResponse(body, status_code=exc.status_code, headers=dict(exc.headers or {}))
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     async def on_admin(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AdminError)

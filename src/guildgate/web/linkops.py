@@ -11,6 +11,7 @@ from guildgate.core.doctor import Report, diagnose
 from guildgate.core.errors import JoinError
 from guildgate.core.invites import is_snowflake, parse_invite
 from guildgate.core.links import Link, LinkRole, parse_duration
+from guildgate.core.outcomes import Outcome
 from guildgate.core.ports import AppCredentials
 from guildgate.core.text import has_control
 from guildgate.store.repos import NotFound
@@ -20,7 +21,13 @@ LOOKUP_SECONDS = 15.0
 
 
 class LinkInputError(ValueError):
-    """A bad field for a link or a doctor run; the message names the field."""
+    """A bad field for a link or a doctor run; the message names the field. ``status``: what the admin API answers
+    (400 for the field itself; 404 for an app or invite that does not exist; 429 or 502 when Discord would not
+    say)."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 async def run_doctor(svc: Services, *, app_id: str, guild_id: str, roles: list[str]) -> Report:
@@ -74,7 +81,9 @@ async def create_link(
             ref = await svc.discord.resolve_invite(code, app=app, deadline=time.monotonic() + 15)
             guild_id, invite_name = ref.id, ref.name
         except JoinError as exc:
-            raise LinkInputError(f"invite: Discord could not resolve it ({exc.outcome.value}: {exc.detail})") from None
+            status = {Outcome.UNKNOWN_INVITE: 404, Outcome.RATE_LIMITED: 429}.get(exc.outcome, 502)
+            detail = f"invite: Discord could not resolve it ({exc.outcome.value}: {exc.detail})"
+            raise LinkInputError(detail, status=status) from None
     assert guild_id is not None
     report = await run_doctor(svc, app_id=app_id, guild_id=guild_id, roles=list(dict.fromkeys(roles)))
     guild = report.guild
@@ -93,10 +102,14 @@ async def create_link(
 
 
 async def _credentials(svc: Services, app_id: str) -> AppCredentials:
+    if not is_snowflake(app_id):
+        raise LinkInputError(f"app: {app_id!r} is not a Discord id (a snowflake of 17 to 20 digits)")
     try:
         return await svc.apps.credentials(app_id)
-    except (NotFound, ValueError) as exc:  # unknown app, or secrets stored under another GUILDGATE_SECRET_KEY
-        raise LinkInputError(f"app: {exc}") from None
+    except NotFound as exc:
+        raise LinkInputError(f"app: {exc}", status=404) from None
+    except ValueError as exc:  # secrets stored under another GUILDGATE_SECRET_KEY
+        raise LinkInputError(f"app: {exc}", status=409) from None
 
 
 def link_url(svc: Services, link: Link) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Header, Query, Request
 from guildgate.core.errors import InvalidRequest, JoinError
 from guildgate.core.invites import is_snowflake
 from guildgate.core.outcomes import Outcome, RecordState
-from guildgate.store.repos import NotFound, RecordFilters, RecordView, record_dict
+from guildgate.store.repos import CURSOR_PATTERN, NotFound, RecordFilters, RecordView, record_dict
 from guildgate.web.body import DEVELOPER_ID
 from guildgate.web.i18n import OK_MSG, PENDING_MSG, Lang, pick_language
 from guildgate.web.schemas import Envelope, RecordAnswer, RecordsAnswer, UsageAnswer
@@ -35,16 +36,53 @@ def record_msg(row: RecordView, lang: Lang) -> str:
     return outcome.message(lang, detail=row.detail or "", retry=None)
 
 
+# RFC 3339's date-time (section 5.6), what the OpenAPI schema's "format: date-time" means: T and Z in any case,
+# a fraction of any length, a numeric offset; 60 seconds only at a leap second (taken as its last moment).
+_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|([+-])(\d{2}):(\d{2}))")
+
+
 def _time(name: str, value: str | None) -> datetime | None:
+    """An RFC 3339 time in UTC; "" counts as absent. One beyond what a datetime holds (year 1 or 9999 in another
+    offset) stands for the earliest or latest there is."""
     if value is None or value == "":
         return None
+    found = _RFC3339.fullmatch(value)
+    problem = f"{name} must be an RFC 3339 time such as 2026-01-31T12:00:00Z"
+    if found is None:
+        raise InvalidRequest(problem)
+    day, hour, minute, second, fraction, sign, off_hour, off_minute = found.groups()
+    if int(hour) > 23 or int(minute) > 59 or int(second) > 60 or int(off_hour or 0) > 23 or int(off_minute or 0) > 59:
+        raise InvalidRequest(problem)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be an RFC 3339 time such as 2026-01-31T12:00:00Z") from None
-    except OverflowError:  # a time within years 1-9999 where it was written, outside them in UTC
-        raise InvalidRequest(f"{name} must be a time between the years 1 and 9999 in UTC") from None
+        at = datetime.fromisoformat(f"{day}T{hour}:{minute}:{min(int(second), 59):02d}")
+    except ValueError:  # a day the month does not have, year 0
+        raise InvalidRequest(problem) from None
+    at = at.replace(microsecond=int((fraction or "0")[:6].ljust(6, "0")))
+    offset = timedelta(hours=int(off_hour or 0), minutes=int(off_minute or 0))
+    if int(second) == 60:
+        at = at.replace(microsecond=999_999)
+    at = at.replace(tzinfo=UTC)
+    try:
+        return at - offset if sign == "+" else at + offset
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC) if sign == "+" else datetime.max.replace(tzinfo=UTC)
+
+
+def describe_records(schema: dict[str, Any], *, snowflake: str) -> None:
+    """Every filter of GET /api/records as this service takes it ("" counts as absent), into ``schema``."""
+    empty = {"type": "string", "maxLength": 0}
+    exact: dict[str, dict[str, Any]] = {
+        "cursor": {"type": "string", "pattern": f"^(?:{CURSOR_PATTERN})?$"},
+        "state": {"type": "string", "enum": ["", *(s.value for s in RecordState)]},
+        "code": {"type": "string", "enum": ["", *(o.value for o in Outcome)]},
+        "guild_id": {"type": "string", "pattern": f"^(?:{snowflake})?$"},
+        "developer_id": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{0,64}$"},
+        "since": {"anyOf": [{"type": "string", "format": "date-time"}, empty]},
+        "until": {"anyOf": [{"type": "string", "format": "date-time"}, empty]},
+    }
+    for parameter in schema["paths"]["/api/records"]["get"]["parameters"]:
+        if parameter["in"] == "query" and parameter["name"] in exact:
+            parameter["schema"] = {**exact[parameter["name"]], "title": parameter["schema"].get("title")}
 
 
 @router.get(
@@ -89,6 +127,7 @@ async def list_records(
     """Newest first, cursor-paged. Example: ``/api/records?state=failed&limit=100``."""
     key = await authenticate(request)
     lang = pick_language(accept_language)
+    state, code = state or None, code or None  # "" counts as absent
     if state is not None and state not in {s.value for s in RecordState}:
         raise InvalidRequest(f"state must be one of {', '.join(s.value for s in RecordState)}")
     if code is not None and code not in {o.value for o in Outcome}:

@@ -1,0 +1,112 @@
+"""The join body's OpenAPI schema says exactly what the join takes: for bodies mixing valid and invalid values of
+every field, the schema (judged by jsonschema-rs, the validator schemathesis uses) allows a body if and only if
+``parse_join`` takes it. A body the schema allows that the join refused would be a client following the schema
+and being turned away; one it forbids that the join took, a rule the schema does not tell."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jsonschema_rs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from guildgate.core.errors import JoinError
+from guildgate.core.invites import DISCORD_EPOCH_MS
+from guildgate.web.body import join_body_schema, parse_join
+
+PROXIES = ("http://proxy.internal:3128",)
+NOW_MS = int(time.time() * 1000)
+NEWEST = ((NOW_MS - DISCORD_EPOCH_MS) << 22) | (2**22 - 1)  # the largest id that exists now
+SPACE = st.sampled_from(["", " ", "\t", "\n ", "\u3000", "\x1c", "\xa0"])  # ASCII and other white space
+
+ids = st.one_of(
+    st.integers(10**16, NEWEST).map(str),  # ids that exist
+    st.integers(NEWEST + 2**32, 2**64 + 5).map(str),  # far in the future or past 64 bits
+    st.integers(0, 10**16).map(lambda v: str(v).zfill(17)),  # leading zeros
+    st.sampled_from(["123", "abcdefghijklmnopqr", "1200000000000000001x", "१२००००००००००००००००१"]),
+)
+spaced = st.builds(lambda before, value, after: before + value + after, SPACE, ids, SPACE)
+tokens = st.one_of(
+    st.from_regex(r"[A-Za-z0-9_~+/=-]{1,40}", fullmatch=True),
+    st.builds(
+        lambda s, t: s + t, st.sampled_from(["Bearer ", "bearer  ", "BEARER\t", "Bearer", "mfa."]), st.text(max_size=8)
+    ),
+    st.sampled_from(["a.b.c", "x" * 513, "tok en", "tök", "", " ", "Bearer ", "Bearer a.b"]),
+    st.text(max_size=12),
+)
+invites = st.one_of(
+    st.sampled_from(
+        [
+            "test1",
+            "https://discord.gg/test1",
+            "HTTP://WWW.DISCORD.GG:443//invite/x_y-z/?a=1#f",
+            "discord.com/invite/abc",
+            "ptb.discord.com/invite/abc/",
+            "discordapp.com/invite/abc?x",
+            "https://discord.gg:8443/abc",
+            "https://example.com/invite/abc",
+            "x",
+            "bad code",
+            "https://discord.gg/a/b",
+            "discord.gg/invite",
+        ]
+    ),
+    st.text(max_size=12),
+)
+nicks = st.one_of(st.text(max_size=40), st.builds(lambda a, b: a + b, st.text(max_size=20), SPACE), st.just("n" * 33))
+empty = st.sampled_from(["", None])
+
+
+def field(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(empty, values)
+
+
+optional = {
+    "roles": field(st.one_of(st.lists(ids, max_size=3), st.just(["1"] * 251), ids)),
+    "nick": field(nicks),
+    "mute": field(st.one_of(st.booleans(), st.integers(0, 1), st.just("yes"))),
+    "deaf": field(st.booleans()),
+    "proxy": field(st.sampled_from([*PROXIES, "http://1.2.3.4:3128"])),
+    "internal": st.booleans(),  # an unknown field, ignored
+}
+guild_ids = field(st.one_of(ids, spaced, st.integers(10**16, 10**19)))
+valid_tokens = st.from_regex(r"[A-Za-z0-9_~+/=-]{1,40}", fullmatch=True)
+bodies = st.one_of(
+    # anything, fields present or not
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "authorization": st.one_of(tokens, st.integers()),
+            "guild_id": guild_ids,
+            "guild_name": field(invites),
+            **optional,
+        },
+    ),
+    # a token and one of the two guild fields, as clients send them: most are taken
+    st.fixed_dictionaries({"authorization": st.one_of(valid_tokens, tokens), "guild_id": ids}, optional=optional),
+    st.fixed_dictionaries(
+        {"authorization": st.one_of(valid_tokens, tokens), "guild_name": invites, "guild_id": empty}, optional=optional
+    ),
+)
+
+
+def takes(body: dict[str, Any]) -> bool:
+    try:
+        parse_join(body, egress_proxies=PROXIES)
+    except JoinError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def schema() -> Any:
+    return jsonschema_rs.validator_for(join_body_schema(egress_proxies=PROXIES, now_ms=NOW_MS))
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bodies)
+def test_the_schema_allows_a_body_exactly_when_the_join_takes_it(schema: Any, body: dict[str, Any]) -> None:
+    assert schema.is_valid(body) == takes(body), body
