@@ -286,6 +286,25 @@ def gateway(request: pytest.FixtureRequest, session_dir: Path, sandbox: Sandbox)
     proc.stop()
 
 
+def one_worker_gateway(home: Path, sandbox: Sandbox, name: str, **settings: str) -> Gateway:
+    """``serve`` as an operator starts it (SQLite, one worker, in-process limits) with the fixture's apps, key "a"
+    of app A and ``settings`` on top; its log is test-output/gateway-NAME.log. The caller stops ``.proc``."""
+    port = free_port()
+    env = base_env(
+        home,
+        GUILDGATE_DISCORD_API_BASE=sandbox.api,
+        GUILDGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        GUILDGATE_ADMIN_TOKEN=ADMIN_TOKEN,
+        **settings,
+    )
+    for app in WORLD["applications"]:
+        add_app(env, app)
+    keys = {"a": new_key(env, APP_A)}
+    log = OUTPUT / f"gateway-{name}.log"
+    proc = start(["serve", "--port", str(port)], env=env, log=log, ready_path="/readyz", port=port)
+    return Gateway(proc=proc, env=env, db_files=[], kind=f"sqlite-{name}", keys=keys)
+
+
 @pytest.fixture
 def fresh(sandbox: Sandbox) -> Iterator[Sandbox]:
     """The sandbox back at the fixture's state (members, bans, limits, no faults)."""

@@ -10,43 +10,24 @@ import httpx
 import pytest
 
 from tests.conftest import (
-    ADMIN_TOKEN,
     APP_A,
     GUILD,
-    OUTPUT,
     TOKENS,
     USER_IDS,
-    WORLD,
     Gateway,
     Sandbox,
-    add_app,
-    base_env,
-    free_port,
-    new_key,
-    start,
+    one_worker_gateway,
 )
 from tests.linkflow import admin_api, browser, close_browsers, join_through, make_link, text_of
 
 
 @pytest.fixture
 def capped(tmp_path: Path, fresh: Sandbox) -> Iterator[Gateway]:
-    port = free_port()
-    env = base_env(
-        tmp_path,
-        GUILDGATE_DISCORD_API_BASE=fresh.api,
-        GUILDGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        GUILDGATE_ADMIN_TOKEN=ADMIN_TOKEN,
-        GUILDGATE_GUILD_JOINS_PER_MINUTE="4",
-        GUILDGATE_LINK_JOINS_PER_MINUTE="1",
+    gateway = one_worker_gateway(
+        tmp_path, fresh, "caps", GUILDGATE_GUILD_JOINS_PER_MINUTE="4", GUILDGATE_LINK_JOINS_PER_MINUTE="1"
     )
-    for app in WORLD["applications"]:
-        add_app(env, app)
-    keys = {"a": new_key(env, APP_A)}
-    proc = start(
-        ["serve", "--port", str(port)], env=env, log=OUTPUT / "gateway-caps.log", ready_path="/readyz", port=port
-    )
-    yield Gateway(proc=proc, env=env, db_files=[], kind="sqlite-caps", keys=keys)
-    proc.stop()
+    yield gateway
+    gateway.proc.stop()
     close_browsers()
 
 

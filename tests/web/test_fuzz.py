@@ -10,19 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    ADMIN_TOKEN,
-    APP_A,
-    BIN,
-    OUTPUT,
-    WORLD,
-    Sandbox,
-    add_app,
-    base_env,
-    free_port,
-    new_key,
-    start,
-)
+from tests.conftest import ADMIN_TOKEN, BIN, OUTPUT, Gateway, Sandbox, one_worker_gateway
 
 CHECKS = "all"
 
@@ -55,38 +43,26 @@ def schemathesis(url: str, header: str, report: str, examples: int = 12) -> subp
 
 
 @pytest.fixture(scope="module")
-def plain_gateway(session_dir: Path, sandbox: Sandbox) -> Iterator[tuple[str, str]]:
-    """guildgate as an operator starts it: SQLite, one worker, no egress proxy (the suite's gateway allows one
-    that nothing listens on, which the schema now names, so a join through it is rightly a 502)."""
-    port = free_port()
+def plain_gateway(session_dir: Path, sandbox: Sandbox) -> Iterator[Gateway]:
+    """guildgate as an operator starts it: no egress proxy (the suite's gateway allows one that nothing listens on,
+    which the schema names, so a join through it is rightly a 502)."""
     home = session_dir / "fuzz"
     home.mkdir(exist_ok=True)
-    env = base_env(
-        home,
-        GUILDGATE_DISCORD_API_BASE=sandbox.api,
-        GUILDGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        GUILDGATE_ADMIN_TOKEN=ADMIN_TOKEN,
-    )
-    for app in WORLD["applications"]:
-        add_app(env, app)
-    key = new_key(env, APP_A, "--name", "fuzz")
-    proc = start(
-        ["serve", "--port", str(port)], env=env, log=OUTPUT / "gateway-fuzz.log", ready_path="/readyz", port=port
-    )
-    yield proc.url, key
-    proc.stop()
+    gateway = one_worker_gateway(home, sandbox, "fuzz")
+    yield gateway
+    gateway.proc.stop()
 
 
 @pytest.mark.parametrize("who", ["api-key", "admin"])
 def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
-    plain_gateway: tuple[str, str], fresh: Sandbox, who: str
+    plain_gateway: Gateway, fresh: Sandbox, who: str
 ) -> None:
     """Every check schemathesis has (``--checks all``): no server error; every answer as documented; and the
     schema says exactly what is taken: what it allows is not refused (positive data acceptance), what it does not
     is (negative data rejection); a wrong method gets 405 with ``Allow``."""
-    url, key = plain_gateway
+    key = plain_gateway.keys["a"]
     header = f"User-Token: {key}" if who == "api-key" else f"Authorization: Bearer {ADMIN_TOKEN}"
-    run = schemathesis(url, header, f"schemathesis-{who}.xml")
+    run = schemathesis(plain_gateway.proc.url, header, f"schemathesis-{who}.xml")
     summary = run.stdout[run.stdout.find("SUMMARY") :]
     assert "Tested: " in summary, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.returncode == 0, summary or run.stdout[-4000:]
