@@ -187,6 +187,13 @@ def test_an_allowed_proxy_is_used_for_the_call(gateway: Gateway, fresh: Sandbox)
     assert fresh.member(GUILD, "1300000000000000001") is None
 
 
+def test_the_public_schema_does_not_name_the_operators_proxies(gateway: Gateway) -> None:
+    """/openapi.json is served to anyone: a proxy's URL may hold a password or an internal host."""
+    schema = gateway.get("/openapi.json")
+    assert schema.status_code == 200 and "proxy" in schema.text
+    assert EGRESS_PROXY not in schema.text and "127.0.0.1:9" not in schema.text
+
+
 @pytest.mark.parametrize("developer_id", ["has space", "x" * 65, "bad/char"])
 def test_malformed_developer_id_is_400(gateway: Gateway, fresh: Sandbox, developer_id: str) -> None:
     refused(

@@ -42,9 +42,9 @@ def _header(name: str, description: str, pattern: str | None = None) -> dict[str
     return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
 
 
-def describe_join(schema: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> None:
+def describe_join(schema: dict[str, Any]) -> None:
     """Put the join body's schema, with every rule and the snowflakes that can exist now, into ``schema``."""
-    body = join_body_schema(egress_proxies=egress_proxies)
+    body = join_body_schema()
     operation = schema["paths"][JOIN_PATH]["post"]
     operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
 

@@ -65,10 +65,11 @@ _NICK = rf"^(?:{SPACE}*{_NOT_SPACE}(?:{_NOT_SPACE}|{SPACE}+(?={_NOT_SPACE})){{0,
 _EMPTY = {"type": "string", "maxLength": 0}  # "" counts as absent
 
 
-def join_body_schema(*, egress_proxies: tuple[str, ...], now_ms: int | None = None) -> dict[str, Any]:
+def join_body_schema(*, now_ms: int | None = None) -> dict[str, Any]:
     """The join body's JSON Schema with every rule parse_join applies: what it describes is taken (up to the
     16 KiB body limit), what it does not is refused. Snowflakes are bounded by the ids that can exist at
-    ``now_ms``; ``proxy`` lists the operator's egress proxies."""
+    ``now_ms``. The one exception: ``proxy`` is shown empty, as without egress proxies; the operator's own are
+    not published (the schema is public, and a proxy's URL may hold a password or an internal host)."""
     snowflake = snowflake_pattern(now_ms)
 
     def string(pattern: str, max_length: int, description: str) -> dict[str, Any]:
@@ -106,9 +107,9 @@ def join_body_schema(*, egress_proxies: tuple[str, ...], now_ms: int | None = No
             "deaf": optional(_EMPTY, {"type": "boolean"}),
             "proxy": optional(
                 {
-                    "type": "string",
-                    "enum": ["", *egress_proxies],
-                    "description": "One of the operator's egress proxies.",
+                    **_EMPTY,
+                    "description": "One of the operator's egress proxies, as the operator gave it (not listed here); "
+                    "any other value is refused with proxy_not_allowed.",
                 }
             ),
         },
