@@ -191,3 +191,45 @@ def test_sigterm_mid_join_lets_every_join_under_way_answer_and_finish_its_record
         assert answers == [(200, "joined")] * len(crowd), (workers, database, answers)
         records = _records(env)
         assert len(records) == len(crowd) and {(r["state"], r["code"]) for r in records} == {("succeeded", "joined")}
+
+
+def test_a_killed_servers_metrics_directory_is_removed_at_the_next_start(
+    tmp_path: Path, fresh: Sandbox, redis_server: Any
+) -> None:
+    """Workers share a metrics directory, named after their supervisor. One killed with SIGKILL leaves it behind;
+    the next start removes every directory whose supervisor is gone, and none other."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # a pid no process has now
+    stale = tmp / f"guildgate-metrics-{ended.pid}-x"
+    stale.mkdir()
+    (stale / "counter_1.db").write_bytes(b"\0" * 64)
+    alive = tmp / f"guildgate-metrics-{os.getpid()}-y"  # this test's own pid: running
+    unnamed = tmp / "guildgate-metrics-abc"  # not named after a pid: not for guildgate to judge
+    alive.mkdir()
+    unnamed.mkdir()
+    env = base_env(
+        tmp_path, GUILDGATE_DISCORD_API_BASE=fresh.api, GUILDGATE_REDIS_URL=redis_server.url, TMPDIR=str(tmp)
+    )
+
+    def serve(name: str) -> Any:
+        port = free_port()
+        log = OUTPUT / f"metrics-dirs-{name}.log"
+        return start(
+            ["serve", "--port", str(port), "--workers", "2"], env=env, log=log, ready_path="/readyz", port=port
+        )
+
+    first = serve("first")
+    assert not stale.exists() and alive.exists() and unnamed.exists()
+    assert "removed 1 metrics directories" in first.output()
+    (own,) = tmp.glob(f"guildgate-metrics-{first.proc.pid}-*")
+    first.proc.kill()
+    first.proc.wait(10)
+    assert own.exists()  # SIGKILL: nothing ran to remove it
+    second = serve("second")
+    assert not own.exists()
+    (also_own,) = tmp.glob(f"guildgate-metrics-{second.proc.pid}-*")
+    second.proc.send_signal(signal.SIGTERM)
+    second.proc.wait(30)
+    assert not also_own.exists() and alive.exists() and unnamed.exists()

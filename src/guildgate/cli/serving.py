@@ -178,6 +178,36 @@ async def settle_pending(s: Settings) -> int:
     return settled.total
 
 
+METRICS_PREFIX = "guildgate-metrics-"  # then the supervisor's pid: what tells a stale directory from a live one
+
+
+def remove_stale_metrics_dirs() -> int:
+    """Remove the workers' metrics directories whose supervisor is no longer running: one killed with SIGKILL
+    leaves its own behind (a SIGTERM removes it). Only this user's directories, named after a supervisor's pid,
+    are touched; returns how many went."""
+    removed = 0
+    for path in Path(tempfile.gettempdir()).glob(METRICS_PREFIX + "*"):
+        pid = path.name[len(METRICS_PREFIX) :].split("-", 1)[0]
+        try:
+            own = path.is_dir() and not path.is_symlink() and path.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if own and pid.isdecimal() and not _running(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; a number no process can have
+        return True
+    return True
+
+
 def _serve_workers(s: Settings, sock: socket.socket, *, host: str, port: int, workers: int, banner: str) -> None:
     """N worker processes on one listening socket (uvicorn's supervisor). Each builds its app from the
     environment (``create_app_from_env``), so what this process decided is handed down as variables; metrics
@@ -195,7 +225,10 @@ def _serve_workers(s: Settings, sock: socket.socket, *, host: str, port: int, wo
         handed["GUILDGATE_ADMIN_TOKEN"] = s.admin_token.get_secret_value()
     handed["GUILDGATE_SUPERVISOR_PID"] = str(os.getpid())  # workers die with this process (web/app.py)
     os.environ.update(handed)
-    metrics_dir = tempfile.mkdtemp(prefix="guildgate-metrics-")
+    removed = remove_stale_metrics_dirs()
+    if removed:
+        logging.getLogger("guildgate").info("removed %d metrics directories left by servers that were killed", removed)
+    metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     config = uvicorn.Config(
         "guildgate.web.app:create_app_from_env",
