@@ -38,7 +38,9 @@ def record_msg(row: RecordView, lang: Lang) -> str:
 
 # RFC 3339's date-time (section 5.6), what the OpenAPI schema's "format: date-time" means: T and Z in any case,
 # a fraction of any length, a numeric offset; 60 seconds only at a leap second (taken as its last moment).
-_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|([+-])(\d{2}):(\d{2}))")
+_RFC3339 = re.compile(  # ASCII digits: Python's \d takes other scripts' too, which the format does not
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
 
 
 def _time(name: str, value: str | None) -> datetime | None:
