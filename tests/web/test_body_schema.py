@@ -102,7 +102,7 @@ def takes(body: dict[str, Any]) -> bool:
 
 @pytest.fixture(scope="module")
 def schema() -> Any:
-    return jsonschema_rs.validator_for(join_body_schema(now_ms=NOW_MS))
+    return jsonschema_rs.validator_for(join_body_schema(now_ms=NOW_MS), validate_formats=True)  # as schemathesis
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -130,8 +130,8 @@ def test_bad_record_queries_are_400_naming_the_parameter(gateway: Gateway) -> No
         ({"developer_id": "a\x00b"}, "developer_id"),  # as the Developer-Id header: 1-64 of A-Z a-z 0-9 _ -
         ({"guild_id": "12345"}, "guild_id"),  # a snowflake or nothing
         ({"since": "2026-02-30T00:00:00Z"}, "since"),  # a day February does not have
-        ({"since": "2026-01-31T12:00:00"}, "since"),  # RFC 3339 needs the offset
-        ({"until": "2026-01-31"}, "until"),  # and the time
+        ({"since": "2026-01-31T25:00:00Z"}, "since"),  # an hour the day does not have
+        ({"until": "2026-01-31T12"}, "until"),  # minutes at least
         ({"until": "２０２６-01-31T00:00:00Z"}, "until"),  # ASCII digits
         ({"cursor": base64.urlsafe_b64encode(b'["9999-12-31T23:59:59-14:00", "r"]').decode()}, "cursor"),
         ({"limit": 501}, "limit"),
@@ -151,6 +151,9 @@ def test_record_queries_take_what_the_schema_allows_and_read_empty_as_absent(gat
         ({"since": "9999-12-31T23:59:59-14:00"}, False),  # past year 9999 in UTC: nothing is that new
         ({"until": "0001-01-01T00:00:00+14:00"}, False),  # before year 1 in UTC: nothing is that old
         ({"until": "9999-12-31t23:59:60.123456789z"}, True),  # lower case, a leap second, nine digits
+        ({"until": "9999-12-31"}, True),  # a date alone: midnight, UTC
+        ({"until": "9999-12-31 23:59"}, True),  # no seconds, no offset (UTC), a space for the T
+        ({"since": "9999-12-31T00:00:00"}, False),  # no offset: UTC
         ({"state": "", "code": "", "guild_id": "", "developer_id": "", "since": "", "until": "", "cursor": ""}, True),
         ({"cursor": "9999999999999999.00000000-0000-4000-8000-000000000000"}, True),  # a cursor in 2286
     ]:

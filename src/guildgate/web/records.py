@@ -36,34 +36,47 @@ def record_msg(row: RecordView, lang: Lang) -> str:
     return outcome.message(lang, detail=row.detail or "", retry=None)
 
 
-# RFC 3339's date-time (section 5.6), what the OpenAPI schema's "format: date-time" means: T and Z in any case,
-# a fraction of any length, a numeric offset; 60 seconds only at a leap second (taken as its last moment).
-_RFC3339 = re.compile(  # ASCII digits: Python's \d takes other scripts' too, which the format does not
-    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+# A time as clients write one: RFC 3339's date-time (section 5.6, what the schema's "format: date-time" means: T and
+# Z in any case, a fraction of any length, a numeric offset; 60 seconds only at a leap second, taken as its last
+# moment), and what ISO 8601 writers also send: a date alone (midnight), a space for the T, no seconds, no offset
+# (UTC). ASCII digits: Python's \d takes other scripts' too.
+_TIME = re.compile(
+    r"(?P<day>[0-9]{4}-[0-9]{2}-[0-9]{2})(?:[Tt ](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
+    r"(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]+))?)?"
+    r"(?P<offset>[Zz]|(?P<sign>[+-])(?P<off_hour>[0-9]{2}):(?P<off_minute>[0-9]{2}))?)?"
+)
+# The part of _TIME's grammar beyond the two formats that the schema can state without a calendar: days 1-28.
+_YEAR = "(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
+_TIME_PATTERN = (
+    rf"^{_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])(?:[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]"
+    r"(?::[0-5][0-9](?:\.[0-9]+)?)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?)?$"
 )
 
 
 def _time(name: str, value: str | None) -> datetime | None:
-    """An RFC 3339 time in UTC; "" counts as absent. One beyond what a datetime holds (year 1 or 9999 in another
+    """A time in UTC (``_TIME``); "" counts as absent. One beyond what a datetime holds (year 1 or 9999 in another
     offset) stands for the earliest or latest there is."""
     if value is None or value == "":
         return None
-    found = _RFC3339.fullmatch(value)
-    problem = f"{name} must be an RFC 3339 time such as 2026-01-31T12:00:00Z"
+    found = _TIME.fullmatch(value)
+    problem = f"{name} must be an RFC 3339 time such as 2026-01-31T12:00:00Z (or a date such as 2026-01-31)"
     if found is None:
         raise InvalidRequest(problem)
-    day, hour, minute, second, fraction, sign, off_hour, off_minute = found.groups()
-    if int(hour) > 23 or int(minute) > 59 or int(second) > 60 or int(off_hour or 0) > 23 or int(off_minute or 0) > 59:
+    g = found.groupdict()
+    hour, minute, second = int(g["hour"] or 0), int(g["minute"] or 0), int(g["second"] or 0)
+    off_hour, off_minute, sign = int(g["off_hour"] or 0), int(g["off_minute"] or 0), g["sign"]
+    if hour > 23 or minute > 59 or second > 60 or off_hour > 23 or off_minute > 59:
         raise InvalidRequest(problem)
+    offset = timedelta(hours=off_hour, minutes=off_minute)
+    if second == 60:  # a leap second is 23:59:60 UTC, with its offset written
+        in_utc = (hour * 60 + minute - (offset // timedelta(minutes=1)) * (-1 if sign == "-" else 1)) % 1440
+        if g["offset"] is None or in_utc != 23 * 60 + 59:
+            raise InvalidRequest(problem)
     try:
-        at = datetime.fromisoformat(f"{day}T{hour}:{minute}:{min(int(second), 59):02d}")
+        at = datetime.fromisoformat(g["day"]).replace(hour=hour, minute=minute, second=min(second, 59))
     except ValueError:  # a day the month does not have, year 0
         raise InvalidRequest(problem) from None
-    at = at.replace(microsecond=int((fraction or "0")[:6].ljust(6, "0")))
-    offset = timedelta(hours=int(off_hour or 0), minutes=int(off_minute or 0))
-    if int(second) == 60:
-        at = at.replace(microsecond=999_999)
-    at = at.replace(tzinfo=UTC)
+    at = at.replace(microsecond=999_999 if second == 60 else int((g["fraction"] or "0")[:6].ljust(6, "0")), tzinfo=UTC)
     try:
         return at - offset if sign == "+" else at + offset
     except OverflowError:
@@ -73,18 +86,28 @@ def _time(name: str, value: str | None) -> datetime | None:
 def describe_records(schema: dict[str, Any], *, snowflake: str) -> None:
     """Every filter of GET /api/records as this service takes it ("" counts as absent), into ``schema``."""
     empty = {"type": "string", "maxLength": 0}
+    time = {
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "format": "date"},
+            {"type": "string", "pattern": _TIME_PATTERN},
+            empty,
+        ],
+        "description": "RFC 3339 (2026-01-31T12:00:00Z), or a date, or without seconds or offset (UTC)",
+    }
     exact: dict[str, dict[str, Any]] = {
         "cursor": {"type": "string", "pattern": f"^(?:{CURSOR_PATTERN})?$"},
         "state": {"type": "string", "enum": ["", *(s.value for s in RecordState)]},
         "code": {"type": "string", "enum": ["", *(o.value for o in Outcome)]},
         "guild_id": {"type": "string", "pattern": f"^(?:{snowflake})?$"},
         "developer_id": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{0,64}$"},
-        "since": {"anyOf": [{"type": "string", "format": "date-time"}, empty]},
-        "until": {"anyOf": [{"type": "string", "format": "date-time"}, empty]},
+        "since": time,
+        "until": time,
     }
     for parameter in schema["paths"]["/api/records"]["get"]["parameters"]:
         if parameter["in"] == "query" and parameter["name"] in exact:
-            parameter["schema"] = {**exact[parameter["name"]], "title": parameter["schema"].get("title")}
+            title = parameter["schema"].get("title")
+            parameter["schema"] = {**exact[parameter["name"]], **({"title": title} if title else {})}
 
 
 @router.get(
