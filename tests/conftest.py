@@ -249,16 +249,26 @@ def postgres_server() -> Iterator[Server]:
     server.stop()
 
 
+def gateway_env(home: Path, sandbox: Sandbox, port: int, **settings: str) -> dict[str, str]:
+    """The environment of a gateway on ``port`` in front of ``sandbox``, with the admin token and ``settings``."""
+    return base_env(
+        home,
+        GUILDGATE_DISCORD_API_BASE=sandbox.api,
+        GUILDGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        GUILDGATE_ADMIN_TOKEN=ADMIN_TOKEN,
+        **settings,
+    )
+
+
 # The API suite runs twice: SQLite with one worker and in-process limits (the default set-up), and
 # PostgreSQL with four workers sharing Redis (the production set-up).
 @pytest.fixture(scope="session", params=["sqlite", "postgres+redis+4workers"])
 def gateway(request: pytest.FixtureRequest, session_dir: Path, sandbox: Sandbox) -> Iterator[Gateway]:
     port = free_port()
-    env = base_env(
+    env = gateway_env(
         session_dir,
-        GUILDGATE_DISCORD_API_BASE=sandbox.api,
-        GUILDGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        GUILDGATE_ADMIN_TOKEN=ADMIN_TOKEN,
+        sandbox,
+        port,
         GUILDGATE_REQUEST_TIMEOUT="4",
         GUILDGATE_EGRESS_PROXIES=EGRESS_PROXY,
         GUILDGATE_LOG_LEVEL="debug",
@@ -271,7 +281,7 @@ def gateway(request: pytest.FixtureRequest, session_dir: Path, sandbox: Sandbox)
         env.update(GUILDGATE_DATABASE_URL=pg.url, GUILDGATE_REDIS_URL=redis.url)
         workers = "4"
         db_files = [pg.home / "data"]
-    for app in WORLD["applications"]:
+    for app in WORLD["applications"]:  # after the database is chosen
         add_app(env, app)
     keys = {
         "a": new_key(env, APP_A, "--name", "a"),
@@ -290,13 +300,7 @@ def one_worker_gateway(home: Path, sandbox: Sandbox, name: str, **settings: str)
     """``serve`` as an operator starts it (SQLite, one worker, in-process limits) with the fixture's apps, key "a"
     of app A and ``settings`` on top; its log is test-output/gateway-NAME.log. The caller stops ``.proc``."""
     port = free_port()
-    env = base_env(
-        home,
-        GUILDGATE_DISCORD_API_BASE=sandbox.api,
-        GUILDGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        GUILDGATE_ADMIN_TOKEN=ADMIN_TOKEN,
-        **settings,
-    )
+    env = gateway_env(home, sandbox, port, **settings)
     for app in WORLD["applications"]:
         add_app(env, app)
     keys = {"a": new_key(env, APP_A)}

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guildgate.core.errors import JoinError
-from guildgate.core.invites import DISCORD_EPOCH_MS
+from guildgate.core.invites import DISCORD_EPOCH_MS, snowflake_pattern
 from guildgate.web.body import join_body_schema, parse_join
 
 NOW_MS = int(time.time() * 1000)
@@ -102,7 +102,9 @@ def takes(body: dict[str, Any]) -> bool:
 
 @pytest.fixture(scope="module")
 def schema() -> Any:
-    return jsonschema_rs.validator_for(join_body_schema(now_ms=NOW_MS), validate_formats=True)  # as schemathesis
+    return jsonschema_rs.validator_for(
+        join_body_schema(snowflake=snowflake_pattern(NOW_MS)), validate_formats=True
+    )  # as schemathesis
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -12,7 +12,7 @@ import re
 import time
 from typing import Final
 
-from guildgate.core.patterns import SPACE, digits_at_most
+from guildgate.core.patterns import SPACE, anycase, digits_at_most
 
 DISCORD_EPOCH_MS: Final = 1420070400000
 SNOWFLAKE_DIGITS: Final = "[0-9]{17,20}"  # the shape of an id; is_snowflake also checks its value
@@ -47,21 +47,16 @@ def snowflake_pattern(now_ms: int | None = None) -> str:
     return "(?:" + "|".join(parts + bounded) + ")"
 
 
-def _anycase(word: str) -> str:
-    """``word`` in any case, without a flag (a JSON Schema pattern has none): "gg." -> "[Gg][Gg]\\."."""
-    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
-
-
 def _invite_pattern(named: bool) -> str:
     def group(name: str, body: str) -> str:
         return f"(?P<{name}>{body})" if named else f"(?:{body})"
 
     code = "[A-Za-z0-9_-]{2,255}"
     port = "(?::(?:80|443))?"
-    com = f"(?:(?:{_anycase('ptb.')}|{_anycase('canary.')})?{_anycase('discord.com')}|{_anycase('discordapp.com')})"
-    gg = f"{_anycase('discord.gg')}{port}/+(?:invite/+)?{group('gg', code)}"
+    com = f"(?:(?:{anycase('ptb.')}|{anycase('canary.')})?{anycase('discord.com')}|{anycase('discordapp.com')})"
+    gg = f"{anycase('discord.gg')}{port}/+(?:invite/+)?{group('gg', code)}"
     url = (
-        f"(?:{_anycase('http')}[Ss]?://)?(?:{_anycase('www.')})?"
+        f"(?:{anycase('http')}[Ss]?://)?(?:{anycase('www.')})?"
         f"(?:{gg}|{com}{port}/+invite/+{group('com', code)})"
         r"/*(?:[?#][\s\S]*)?"
     )

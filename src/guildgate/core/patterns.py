@@ -1,13 +1,21 @@
-"""Regular expressions for bounded decimal numbers, for rules that the OpenAPI schema shows as patterns
-(snowflakes that can exist, link lifetimes): no anchors, no named groups, no flags, so that Python and a JSON
-Schema validator read them alike."""
+"""Pieces of regular expressions for rules that the OpenAPI schema shows as patterns (snowflakes that can exist,
+link lifetimes, invites, tokens): no anchors, no named groups, no flags, so that Python and a JSON Schema validator
+read them alike."""
 
 from __future__ import annotations
+
+import re
 
 # White space as every regular-expression engine agrees on it (Python's \s takes more, a JSON Schema validator's
 # other characters): the rules that the schema shows trim and collapse these, and only these.
 SPACE_CHARS = " \t\n\r\f\v"
 SPACE = r"[ \t\n\r\f\v]"
+NOT_SPACE = r"[^ \t\n\r\f\v]"
+
+
+def anycase(word: str) -> str:
+    """``word`` in any case, without a flag (a JSON Schema pattern has none): "gg." -> "[Gg][Gg]\\."."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
 
 
 def digits_at_most(limit: str) -> str:

@@ -105,6 +105,11 @@ def _refused(exc: LinkInputError) -> AdminError:
     return AdminError(exc.status, error.get(exc.status, "invalid_request"), str(exc))
 
 
+# No control character (core.text.is_control, Unicode's Cc; its lone surrogates, Cs, are not JSON text and no
+# generator makes them: a pattern naming them is one some validators cannot read).
+_NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+
+
 def describe_admin(schema: dict[str, Any], *, snowflake: str) -> None:
     """The link body and the doctor's parameters with every rule the handlers apply, into ``schema``."""
     paths = schema["paths"]
@@ -125,11 +130,6 @@ def describe_admin(schema: dict[str, Any], *, snowflake: str) -> None:
             parameter["schema"] = {"type": "string", "pattern": f"^{snowflake}$"}
         elif parameter["name"] == "role":
             parameter["schema"]["items"] = {"type": "string", "pattern": f"^{snowflake}$"}
-
-
-# No control character (core.text.is_control, Unicode's Cc; its lone surrogates, Cs, are not JSON text and no
-# generator makes them: a pattern naming them is one some validators cannot read).
-_NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
 
 
 async def _found(coroutine: Awaitable[Link]) -> Link:

@@ -42,9 +42,9 @@ def _header(name: str, description: str, pattern: str | None = None) -> dict[str
     return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
 
 
-def describe_join(schema: dict[str, Any]) -> None:
+def describe_join(schema: dict[str, Any], *, snowflake: str) -> None:
     """Put the join body's schema, with every rule and the snowflakes that can exist now, into ``schema``."""
-    body = join_body_schema()
+    body = join_body_schema(snowflake=snowflake)
     operation = schema["paths"][JOIN_PATH]["post"]
     operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
 

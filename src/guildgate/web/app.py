@@ -171,7 +171,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for unused in ("HTTPValidationError", "ValidationError"):
             schema.get("components", {}).get("schemas", {}).pop(unused, None)
         snowflake = snowflake_pattern()
-        api.describe_join(schema)
+        api.describe_join(schema, snowflake=snowflake)
         records.describe_records(schema, snowflake=snowflake)
         admin_api.describe_admin(schema, snowflake=snowflake)
         app.openapi_schema = schema

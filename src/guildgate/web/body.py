@@ -21,10 +21,9 @@ from guildgate.core.invites import (
     is_snowflake,
     looks_like_account_token,
     parse_invite,
-    snowflake_pattern,
 )
 from guildgate.core.joins import JoinRequest
-from guildgate.core.patterns import SPACE, SPACE_CHARS
+from guildgate.core.patterns import NOT_SPACE, SPACE, SPACE_CHARS, anycase
 from guildgate.core.ports import MemberOptions
 from guildgate.core.secret import Secret
 
@@ -56,21 +55,19 @@ class JoinBody(BaseModel):
 
 # The rules as JSON Schema patterns, for the OpenAPI schema (what clients and fuzzers read). White space is
 # SPACE's six characters, which parse_join trims and collapses, in every engine alike.
-_BEARER = rf"(?:[Bb][Ee][Aa][Rr][Ee][Rr] {SPACE}*)?"
+_BEARER = rf"(?:{anycase('bearer')} {SPACE}*)?"
 _TOKEN = rf"^{SPACE}*{_BEARER}[!-~]{{1,512}}{SPACE}*$"  # printable ASCII, no space: RFC 6750's b64token and more
-_ACCOUNT_TOKEN = rf"\..*\.|^{SPACE}*{_BEARER}[Mm][Ff][Aa]\."  # what looks_like_account_token refuses
-_NOT_SPACE = "[^ \\t\\n\\r\\f\\v]"
+_ACCOUNT_TOKEN = rf"\..*\.|^{SPACE}*{_BEARER}{anycase('mfa.')}"  # what looks_like_account_token refuses
 # 1-32 characters once white space is collapsed and trimmed
-_NICK = rf"^(?:{SPACE}*{_NOT_SPACE}(?:{_NOT_SPACE}|{SPACE}+(?={_NOT_SPACE})){{0,31}}{SPACE}*)?$"
+_NICK = rf"^(?:{SPACE}*{NOT_SPACE}(?:{NOT_SPACE}|{SPACE}+(?={NOT_SPACE})){{0,31}}{SPACE}*)?$"
 _EMPTY = {"type": "string", "maxLength": 0}  # "" counts as absent
 
 
-def join_body_schema(*, now_ms: int | None = None) -> dict[str, Any]:
+def join_body_schema(*, snowflake: str) -> dict[str, Any]:
     """The join body's JSON Schema with every rule parse_join applies: what it describes is taken (up to the
-    16 KiB body limit), what it does not is refused. Snowflakes are bounded by the ids that can exist at
-    ``now_ms``. The one exception: ``proxy`` is shown empty, as without egress proxies; the operator's own are
+    16 KiB body limit), what it does not is refused. ``snowflake``: core.invites.snowflake_pattern, the ids that
+    can exist by now. The one exception: ``proxy`` is shown empty, as without egress proxies; the operator's own are
     not published (the schema is public, and a proxy's URL may hold a password or an internal host)."""
-    snowflake = snowflake_pattern(now_ms)
 
     def string(pattern: str, max_length: int, description: str) -> dict[str, Any]:
         return {"type": "string", "pattern": pattern, "maxLength": max_length, "description": description}
