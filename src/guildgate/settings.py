@@ -10,6 +10,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# Every token setting (a bearer secret a person or script presents) is at least this long; empty means off.
+MIN_TOKEN_LENGTH = 24
+TOKEN_SETTINGS = ("admin_token",)
+
 # A fixed key for sandbox mode only: sandbox apps hold fixture secrets, nothing real.
 SANDBOX_SECRET_KEY = "guildgate-sandbox-mode-only-not-a-secret"
 
@@ -50,6 +54,20 @@ class Settings(BaseSettings):
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"each proxy must be an http(s) URL (http://host:port), got {shown_url(proxy)!r}")
         return value
+
+    @field_validator(*TOKEN_SETTINGS, mode="before")
+    @classmethod
+    def _token(cls, value: object) -> object:
+        """Empty (or blank) is off, exactly like unset; a token that is set must be long enough to guess."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        if isinstance(raw, str) and len(raw.strip()) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"is shorter than {MIN_TOKEN_LENGTH} characters: use a long random value (python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'), or leave it empty to turn this off"
+            )
+        return raw.strip() if isinstance(raw, str) else value
 
     @field_validator("discord_api_base", "public_url")
     @classmethod

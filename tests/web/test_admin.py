@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import ADMIN_TOKEN, APP_A, GUILD, ROLE_HIGH, ROLE_LOW, SECRETS, USER_IDS, Gateway, Sandbox
+from tests.conftest import (
+    ADMIN_TOKEN,
+    APP_A,
+    GUILD,
+    ROLE_HIGH,
+    ROLE_LOW,
+    SECRETS,
+    USER_IDS,
+    Gateway,
+    Sandbox,
+    base_env,
+    cli,
+    own_gateway,
+)
+from tests.servers import free_port
 from tests.linkflow import admin_api, close_browsers, join_through
 
 
@@ -166,3 +182,35 @@ def test_ids_that_cannot_exist_are_404_on_every_backend(gateway: Gateway, fresh:
         assert start.status_code == 404 and "<html" in start.text, (bad, start.status_code)
     doctor = admin_api(gateway, "GET", "/api/admin/doctor", params={"app_id": "a\x00b", "guild_id": GUILD})
     assert doctor.status_code == 400 and "app" in doctor.json()["detail"], doctor.text
+
+
+def test_an_empty_admin_token_is_off_and_logs_no_one_in(tmp_path: Path, sandbox: Sandbox) -> None:
+    server, key = own_gateway(tmp_path, sandbox, "gateway-empty-admin-token.log", GUILDGATE_ADMIN_TOKEN="")
+    try:
+        with httpx.Client(base_url=server.url, follow_redirects=False, timeout=30) as browser:
+            page = browser.get("/admin")
+            assert page.status_code in (404, 503) and 'type="password"' not in page.text
+            pre = browser.cookies.get("gg_pre")
+            for token in ("", " "):
+                login = browser.post("/admin/login", data={"token": token, "csrf": "x"})
+                assert login.status_code in (404, 503) and "gg_admin" not in login.headers.get("set-cookie", "")
+            for auth in ("Bearer", ""):
+                listed = browser.get("/api/admin/links", headers={"Authorization": auth})
+                assert listed.status_code in (404, 503), listed.text
+                assert browser.get("/admin/keys", headers={"Authorization": auth}).status_code != 200
+            made = browser.post("/admin/keys", data={"app_id": APP_A, "csrf": ""}, headers={"Authorization": "Bearer"})
+            assert made.status_code != 201 and "gg_" not in made.text
+            assert pre is None  # no login form was ever offered
+    finally:
+        server.stop()
+
+
+def test_a_short_admin_token_stops_serve_before_it_listens(tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env(tmp_path, GUILDGATE_ADMIN_TOKEN="only-twenty-three-chars")
+    result = cli(["serve", "--port", str(port)], env=env, check=False)
+    assert result.returncode != 0
+    assert "GUILDGATE_ADMIN_TOKEN" in result.stderr and "24 characters" in result.stderr
+    assert "only-twenty-three-chars" not in result.stderr + result.stdout
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
