@@ -6,6 +6,7 @@ Get Current User and Add Guild Member, sent straight to the sandbox), in one run
     python bench/load.py --client httpx        # the same, with httpx as the load generator's client
     python bench/load.py --workers 2           # two worker processes sharing a throwaway Redis
     python bench/load.py --discord-latency 20  # every sandbox answer 20 ms late, as across a network
+    python bench/load.py --rate 200 --discord-latency 20   # open loop: 200 joins/s offered, added latency
 
 Before the first level, joins run through guildgate and straight to the sandbox for ``--warmup`` seconds,
 unmeasured: what is timed is the steady state, not the first connections, statement compilations and cold
@@ -20,6 +21,11 @@ machine: the load generator, the sandbox, Redis and guildgate share its cores. B
 once, so the comparison is one of CPU; ``--discord-latency`` delays every answer (the sandbox's
 ``faults.latency_ms``), for both the floor and guildgate, to show what guildgate adds to a join against a Discord
 that is some way off.
+
+``--rate R`` measures the other way an operator meets load: R joins a second arrive whatever the answers do (open
+loop, each sent at its own time), through guildgate and then as the two direct calls; it prints the latency of
+each at p50/p99, guildgate's added latency (guildgate minus the two direct calls, at the same percentile) and its
+server CPU per join.
 """
 
 from __future__ import annotations
@@ -172,6 +178,69 @@ async def drive(send: Any, concurrency: int, seconds: float) -> tuple[int, list[
     return len(latencies), latencies, failures
 
 
+async def offered(send: Any, rate: float, seconds: float) -> tuple[int, list[float], int]:
+    """Open loop: one call every 1/``rate`` s for ``seconds``, each on its own, however long the others take."""
+    latencies: list[float] = []
+    failures = 0
+    start = time.monotonic()
+
+    async def one(user: int, at: float) -> None:
+        nonlocal failures
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
+        started = time.perf_counter()
+        ok = await send(user)
+        latencies.append(time.perf_counter() - started)
+        failures += 0 if ok else 1
+
+    total = int(rate * seconds)
+    await asyncio.gather(*(one(i % USERS, start + i / rate) for i in range(total)))
+    return len(latencies), latencies, failures
+
+
+async def measure_rate(stack: Stack, rate: float, seconds: float) -> dict[str, Any]:
+    """``rate`` joins/s offered for ``seconds`` through guildgate, then the same straight to the sandbox."""
+    async with _Client("aiohttp", int(rate)) as client:
+
+        async def through(user: int) -> bool:
+            status, body = await client.send(
+                "POST",
+                f"{stack.url}/api/wanda/discord/guild",
+                {"authorization": f"load-user-{user}", "guild_id": GUILD},
+                {"User-Token": stack.key},
+            )
+            return status == 200 and body.get("status") == 1
+
+        cpu_before = cpu_seconds(stack.gateway.pid)
+        g_count, g_lat, g_fail = await offered(through, rate, seconds)
+        cpu = cpu_seconds(stack.gateway.pid) - cpu_before
+        _, f_lat, f_fail = await offered(floor(stack, client), rate, seconds)
+    g = (pct(g_lat, 50), pct(g_lat, 99))
+    f = (pct(f_lat, 50), pct(f_lat, 99))
+    return {
+        "rate": rate,
+        "joins": g_count,
+        "gateway": g,
+        "floor": f,
+        "added": (g[0] - f[0], g[1] - f[1]),
+        "cpu_ms_per_join": cpu * 1000 / max(g_count, 1),
+        "failures": g_fail + f_fail,
+    }
+
+
+def rate_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    lines = [
+        "| run | offered joins/s | joins | guildgate p50 / p99 ms | two direct calls p50 / p99 ms "
+        "| added p50 / p99 ms | server CPU ms/join | failures |\n|---|---|---|---|---|---|---|---|"
+    ]
+    for name, r in rows:
+        g, f, a = r["gateway"], r["floor"], r["added"]
+        lines.append(
+            f"| {name} | {r['rate']:g} | {r['joins']} | {g[0]:.1f} / {g[1]:.1f} | {f[0]:.1f} / {f[1]:.1f} "
+            f"| {a[0]:.1f} / {a[1]:.1f} | {r['cpu_ms_per_join']:.2f} | {r['failures']} |"
+        )
+    return "\n".join(lines)
+
+
 class _Client:
     """The load generator's HTTP client: aiohttp or httpx, one pool sized to the concurrency."""
 
@@ -183,7 +252,7 @@ class _Client:
             limits = httpx.Limits(max_connections=self.concurrency * 2, max_keepalive_connections=self.concurrency * 2)
             self.httpx = httpx.AsyncClient(limits=limits, timeout=60)
         else:
-            connector = aiohttp.TCPConnector(limit=self.concurrency * 2)
+            connector = aiohttp.TCPConnector(limit=max(self.concurrency * 2, 100))
             self.aiohttp = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
         return self
 
@@ -312,12 +381,22 @@ def main() -> None:
         metavar="MS",
         help="the sandbox answers every call this many ms late, as a Discord across a network does (default 0)",
     )
+    parser.add_argument(
+        "--rate", type=float, default=0.0, metavar="R", help="open loop: R joins/s offered for --seconds (no levels)"
+    )
     args = parser.parse_args()
-    if args.discord_latency < 0:
-        parser.error("--discord-latency must be 0 or more")
+    if args.discord_latency < 0 or args.rate < 0:
+        parser.error("--discord-latency and --rate must be 0 or more")
     with tempfile.TemporaryDirectory(prefix="guildgate-load-") as tmp:
         stack = Stack(Path(tmp), args.workers, args.discord_latency)
         try:
+            if args.rate:
+                if args.warmup > 0:
+                    asyncio.run(measure_rate(stack, args.rate, args.warmup))
+                row = asyncio.run(measure_rate(stack, args.rate, args.seconds))
+                print(f"sandbox latency per call: {args.discord_latency:g} ms; workers: {args.workers}\n")
+                print(rate_table([("working tree", row)]))
+                return
             rows = []
             if args.warmup > 0:
                 print(f"warm-up: {args.warmup:.0f} s each way, not measured…", file=sys.stderr, flush=True)

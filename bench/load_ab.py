@@ -2,11 +2,14 @@
 
     python bench/load_ab.py --base HEAD~1                      # concurrency 4, 4 s a turn, 6 turns each
     python bench/load_ab.py --base 3e4fa33 --concurrency 16 --turns 8
+    python bench/load_ab.py --base HEAD~5 --rate 200 --discord-latency 20 --seconds 10 --turns 3
 
 This machine's noise is larger than most single changes, so one run of ``bench/load.py`` per version cannot
 tell them apart. Here both versions run at once (each its own sandbox and SQLite database, one worker, limits
 off, as in ``bench/load.py``) and take turns — base, work tree, work tree, base, … — so drift hits both alike.
-Prints each turn and the medians: joins/s and the serving process's CPU per join.
+Prints each turn and the medians: joins/s and the serving process's CPU per join. With ``--rate``, each turn is
+``bench/load.py --rate``'s open loop instead (R joins/s offered, then the two direct calls at the same rate), and
+the table gives each version's added latency at p50/p99 and CPU per join, the median over its turns.
 """
 
 from __future__ import annotations
@@ -50,7 +53,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=4.0, help="length of one turn")
     parser.add_argument("--turns", type=int, default=6, help="turns per version")
+    parser.add_argument("--rate", type=float, default=0.0, help="open loop at this many joins/s (see load.py --rate)")
+    parser.add_argument("--discord-latency", type=float, default=0.0, metavar="MS", help="sandbox answers this late")
     args = parser.parse_args()
+    if args.rate:
+        rate_ab(args)
+        return
     with tempfile.TemporaryDirectory(prefix="guildgate-ab-") as tmp:
         tree = Path(tmp) / "base"
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.base], check=True, capture_output=True)
@@ -83,6 +91,52 @@ def main() -> None:
         rps = statistics.median(r for r, _ in rows)
         cpu = statistics.median(c for _, c in rows)
         print(f"| {name} ({args.base if name == 'base' else 'HEAD + changes'}) | {rps:.0f} | {cpu:.2f} | {each} |")
+
+
+def rate_ab(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="guildgate-ab-") as tmp:
+        tree = Path(tmp) / "base"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.base], check=True, capture_output=True)
+        stacks: dict[str, load.Stack] = {}
+        try:
+            (Path(tmp) / "a").mkdir()
+            (Path(tmp) / "b").mkdir()
+            os.environ["PYTHONPATH"] = str(tree / "src")
+            stacks["base"] = load.Stack(
+                Path(tmp) / "a", latency_ms=args.discord_latency, command=[sys.executable, "-c", LAUNCH]
+            )
+            del os.environ["PYTHONPATH"]
+            stacks["work tree"] = load.Stack(Path(tmp) / "b", latency_ms=args.discord_latency)
+            for stack in stacks.values():  # warm both
+                asyncio.run(load.measure_rate(stack, args.rate, 2))
+            results: dict[str, list[dict[str, object]]] = {name: [] for name in stacks}
+            order = list(stacks)
+            for i in range(args.turns):
+                for name in order if i % 2 == 0 else order[::-1]:
+                    row = asyncio.run(load.measure_rate(stacks[name], args.rate, args.seconds))
+                    results[name].append(row)
+                    print(f"turn {i + 1} {name}: {load.rate_table([(name, row)]).splitlines()[-1]}", file=sys.stderr)
+        finally:
+            for stack in stacks.values():
+                stack.stop()
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], capture_output=True)
+    print(
+        f"\n{args.rate:g} joins/s offered, sandbox {args.discord_latency:g} ms late per call, "
+        f"{args.turns} turns of {args.seconds:g} s each; each turn, then the median per version\n"
+    )
+    rows: list[tuple[str, dict[str, object]]] = []
+    for name, turns in results.items():
+        label = f"{name} ({args.base if name == 'base' else 'HEAD + changes'})"
+        rows += [(f"{label}, turn {i + 1}", r) for i, r in enumerate(turns)]
+    print(load.rate_table(rows))
+    print(
+        "\n| version | added p50 ms (median) | added p99 ms (median) | server CPU ms/join (median) |\n|---|---|---|---|"
+    )
+    for name, turns in results.items():
+        p50 = statistics.median(r["added"][0] for r in turns)  # type: ignore[index]
+        p99 = statistics.median(r["added"][1] for r in turns)  # type: ignore[index]
+        cpu = statistics.median(r["cpu_ms_per_join"] for r in turns)  # type: ignore[misc]
+        print(f"| {name} | {p50:.1f} | {p99:.1f} | {cpu:.2f} |")
 
 
 if __name__ == "__main__":
