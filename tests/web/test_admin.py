@@ -22,8 +22,8 @@ from tests.conftest import (
     cli,
     own_gateway,
 )
-from tests.servers import free_port
 from tests.linkflow import admin_api, close_browsers, join_through
+from tests.servers import free_port
 
 
 def test_admin_api_refuses_without_the_admin_token_and_refuses_api_keys(gateway: Gateway, fresh: Sandbox) -> None:
@@ -185,7 +185,7 @@ def test_ids_that_cannot_exist_are_404_on_every_backend(gateway: Gateway, fresh:
 
 
 def test_an_empty_admin_token_is_off_and_logs_no_one_in(tmp_path: Path, sandbox: Sandbox) -> None:
-    server, key = own_gateway(tmp_path, sandbox, "gateway-empty-admin-token.log", GUILDGATE_ADMIN_TOKEN="")
+    server, _ = own_gateway(tmp_path, sandbox, "gateway-empty-admin-token.log", GUILDGATE_ADMIN_TOKEN="")
     try:
         with httpx.Client(base_url=server.url, follow_redirects=False, timeout=30) as browser:
             page = browser.get("/admin")
