@@ -340,7 +340,7 @@ def join(
     """Call the join API. Example: ``GUILDGATE_API_KEY=gg_... guildgate join --invite demo --token-env TOK``.
 
     Exit status: 0 joined or already a member, 1 refused, 2 usage or connection problem."""
-    from guildgate.client import Client, ConnectionProblem, GuildgateError
+    from guildgate.client import Client, ConnectionFailedError, GuildgateError
 
     api_key = os.environ.get(api_key_env, "")
     if not api_key:
@@ -359,7 +359,7 @@ def join(
                 developer_id=developer_id,
                 idempotency_key=idempotency_key,
             )
-        except ConnectionProblem as exc:
+        except ConnectionFailedError as exc:
             die(exc.msg)
             return
         except GuildgateError as exc:
