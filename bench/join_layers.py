@@ -15,8 +15,7 @@ generator (bench/load.py's), one layer after another; each adds to the one above
 - ``+ Discord client``: both calls through ``DiscordRest`` (limiter, retries, answer parsing, metrics);
 - ``core.joins.join``: the whole pipeline below HTTP (adds the precheck, velocity caps and the deadline);
 - ``web handler``: ``web/api.py``'s handler (header checks, quota, envelope, metrics), still on the bare server;
-- ``serve``: guildgate itself (uvicorn; a plain join answered by its protocol, ``web/fastjoin.py``, through the
-  same handler).
+- ``serve``: guildgate itself (uvicorn and FastAPI, to the same handler).
 
 The layer servers are this script run with ``--serve LAYER`` (an experiment's server, not a product: no
 keep-alive timeout, no size limits, no pipelining); each gets the stack's environment, so the real layers use

@@ -9,7 +9,7 @@ it is the same from run to run, so a change's effect on guildgate's own Python c
 of each version. It leaves out what runs in C (SQLite, the parsers, orjson, the kernel), which this count does
 not see and ``load.py`` / ``load_ab.py`` do.
 
-guildgate's app runs in this process on uvicorn with ``serve``'s join protocol (``web/fastjoin.py``), SQLite and
+guildgate's app runs in this process on uvicorn with ``serve``'s protocol (``web/readtimeout.py``), SQLite and
 in-process limits, against the sandbox in its own process (bench/load.py's stack, limits off). Joins are sent
 one at a time with aiohttp after a warm-up; every instruction executed on the server's side is counted
 (``sys.settrace`` with opcode events), the client's not. Prints instructions per join by module and by function.
@@ -77,12 +77,17 @@ def _short(filename: str) -> str:
 async def count(stack: load.Stack, joins: int) -> Counter:
     os.environ.update(stack.env)
     from guildgate.settings import Settings
-    from guildgate.web import fastjoin
     from guildgate.web.app import create_front
+    from guildgate.web.readtimeout import ReadTimeoutProtocol
 
     port = load.free_port()
     config = uvicorn.Config(
-        create_front(Settings()), host="127.0.0.1", port=port, log_level="warning", log_config=None, http=fastjoin.HTTP
+        create_front(Settings()),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        log_config=None,
+        http=ReadTimeoutProtocol,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
