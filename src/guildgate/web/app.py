@@ -115,9 +115,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router, tags=["join"])
     app.include_router(records.router, tags=["records"])
     app.include_router(ops.router, tags=["operations"])
-    app.include_router(admin_api.router, tags=["admin"])
+    if settings.admin_token is not None:  # off, the admin API and the dashboard are not there (404)
+        app.include_router(admin_api.router, tags=["admin"])
     app.include_router(links.router)
-    app.include_router(admin.router)
+    app.include_router(admin.router if settings.admin_token is not None else admin.off_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
