@@ -26,8 +26,8 @@ from guildgate.cli import render
 from guildgate.core.secret import Secret
 from guildgate.settings import Settings
 from guildgate.store.migrate import upgrade
-from guildgate.web.readtimeout import ReadTimeoutProtocol
 from guildgate.web.app import configure_logging, create_front
+from guildgate.web.readtimeout import ReadTimeoutProtocol
 
 
 class CannotListen(Exception):
