@@ -22,8 +22,8 @@ from tests.conftest import (
     cli,
     own_gateway,
 )
-from tests.servers import free_port
 from tests.linkflow import admin_api, close_browsers, join_through
+from tests.servers import free_port
 
 
 def test_admin_api_refuses_without_the_admin_token_and_refuses_api_keys(gateway: Gateway, fresh: Sandbox) -> None:

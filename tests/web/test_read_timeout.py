@@ -33,7 +33,9 @@ def test_the_uvicorn_internals_it_extends_are_still_there() -> None:
     config = uvicorn.Config(_app, http=ReadTimeoutProtocol, log_config=None)
     loop = asyncio.new_event_loop()
     try:
-        protocol = ReadTimeoutProtocol(config=config, server_state=uvicorn.server.ServerState(), app_state={}, _loop=loop)
+        protocol = ReadTimeoutProtocol(
+            config=config, server_state=uvicorn.server.ServerState(), app_state={}, _loop=loop
+        )
     finally:
         loop.close()
     for name in RELIES_ON["protocol"]:
