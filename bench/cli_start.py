@@ -1,14 +1,12 @@
-"""How long a ``guildgate`` command takes, start to exit, with and without the start-up collector setting.
+"""How long a ``guildgate`` command takes, start to exit, as installed.
 
-    python bench/cli_start.py                  # each command 8 times a way, taking turns
+    python bench/cli_start.py                  # each command 8 times
     python bench/cli_start.py --runs 15
 
-An operator's command (``keys list``, ``records show``) is mostly start-up: importing SQLAlchemy, pydantic,
-Typer and Rich, then the interpreter's exit. The entry point (``guildgate.cli.start``) runs start-up with the
-cyclic garbage collector off and skips the collector's last walk at exit (``guildgate/cli/__init__.py``). This
-runs each command both ways on a throwaway SQLite database — ``guildgate`` as installed, and the same command
-with the collector left on throughout (``guildgate.cli.main.main`` called directly, as the entry point did
-before) — taking turns so the machine's drift hits both alike, and prints the median wall time of each.
+An operator's command (``keys list``, ``records show``) is mostly start-up: importing Typer, Rich and pydantic,
+then what the command itself needs (SQLAlchemy for the database ones), then the interpreter's exit. Each command
+imports its work when it runs (``guildgate/cli/``), so ``--help`` loads none of it. This runs each command on a
+throwaway SQLite database and prints the median and the fastest wall time.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 COMMANDS = [["--help"], ["keys", "list"], ["apps", "list"], ["records", "list"], ["migrate"]]
-COLLECTOR_ON = "import sys; from guildgate.cli.main import main; sys.argv[0] = 'guildgate'; main()"
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -35,7 +32,7 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=8, help="runs of each command, each way")
+    parser.add_argument("--runs", type=int, default=8, help="runs of each command")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -46,20 +43,13 @@ def main() -> None:
             "GUILDGATE_SECRET_KEY": "cli-bench-secret-key-0123456789ab",
         }
         subprocess.run([str(BIN / "guildgate"), "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-        print("| command | collector on throughout, s (median) | `guildgate` as installed, s (median) | ratio |")
-        print("|---|---|---|---|")
+        print("| command | median, s | fastest, s |")
+        print("|---|---|---|")
         for command in COMMANDS:
-            on: list[float] = []
-            entry: list[float] = []
-            for turn in range(args.runs):  # on, entry, entry, on, ...: drift hits both alike
-                ways = [
-                    (on, [sys.executable, "-c", COLLECTOR_ON, *command]),
-                    (entry, [str(BIN / "guildgate"), *command]),
-                ]
-                for times, argv in ways if turn % 2 == 0 else reversed(ways):
-                    times.append(timed(argv, env))
-            a, b = statistics.median(on), statistics.median(entry)
-            print(f"| `guildgate {' '.join(command)}` | {a:.2f} | {b:.2f} | {b / a:.2f} |", flush=True)
+            times = [timed([str(BIN / "guildgate"), *command], env) for _ in range(args.runs)]
+            print(
+                f"| `guildgate {' '.join(command)}` | {statistics.median(times):.2f} | {min(times):.2f} |", flush=True
+            )
 
 
 if __name__ == "__main__":

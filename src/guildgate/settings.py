@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     egress_proxies: Annotated[tuple[str, ...], NoDecode] = ()
     request_timeout: float = Field(default=30.0, gt=0, le=600)
     # seconds a client has to send a whole request (headers and body), counted from the connection or from the
-    # request's first byte; past it: 408 and the connection closed (web/fastjoin.py)
+    # request's first byte; past it: 408 and the connection closed (web/readtimeout.py)
     request_read_timeout: float = Field(default=10.0, gt=0, le=600)
     global_rate_limit: int = Field(default=50, ge=1, le=100_000)
     invalid_request_limit: int = Field(default=5000, ge=1, le=10_000)

@@ -184,25 +184,77 @@ def test_ids_that_cannot_exist_are_404_on_every_backend(gateway: Gateway, fresh:
     assert doctor.status_code == 400 and "app" in doctor.json()["detail"], doctor.text
 
 
-def test_an_empty_admin_token_is_off_and_logs_no_one_in(tmp_path: Path, sandbox: Sandbox) -> None:
-    server, _ = own_gateway(tmp_path, sandbox, "gateway-empty-admin-token.log", GUILDGATE_ADMIN_TOKEN="")
+ADMIN_PATHS = {
+    "/api/admin/links",
+    "/api/admin/links/{link_id}",
+    "/api/admin/links/{link_id}/disable",
+    "/api/admin/doctor",
+}
+
+
+def test_with_the_admin_token_the_admin_api_is_listed_and_the_dashboard_asks_for_it(gateway: Gateway) -> None:
+    schema = httpx.get(gateway.proc.url + "/openapi.json", timeout=30).json()
+    assert ADMIN_PATHS <= set(schema["paths"])
+    page = httpx.get(gateway.proc.url + "/admin", timeout=30)
+    assert page.status_code == 401 and 'type="password"' in page.text
+
+
+@pytest.mark.parametrize("token", [None, ""], ids=["unset", "empty"])
+def test_without_the_admin_token_the_admin_api_and_the_dashboard_are_not_there(
+    tmp_path: Path, sandbox: Sandbox, token: str | None
+) -> None:
+    extra = {} if token is None else {"GUILDGATE_ADMIN_TOKEN": token}
+    server, key = own_gateway(
+        tmp_path, sandbox, f"gateway-admin-token-{'unset' if token is None else 'empty'}.log", **extra
+    )
     try:
-        with httpx.Client(base_url=server.url, follow_redirects=False, timeout=30) as browser:
-            page = browser.get("/admin")
-            assert page.status_code in (404, 503) and 'type="password"' not in page.text
-            pre = browser.cookies.get("gg_pre")
-            for token in ("", " "):
-                login = browser.post("/admin/login", data={"token": token, "csrf": "x"})
-                assert login.status_code in (404, 503) and "gg_admin" not in login.headers.get("set-cookie", "")
-            for auth in ("Bearer", ""):
-                listed = browser.get("/api/admin/links", headers={"Authorization": auth})
-                assert listed.status_code in (404, 503), listed.text
-                assert browser.get("/admin/keys", headers={"Authorization": auth}).status_code != 200
+        with httpx.Client(
+            base_url=server.url, follow_redirects=False, timeout=30, headers={"Accept-Language": "en"}
+        ) as browser:
+            for path in ("/admin", "/admin/keys", "/admin/links", "/admin/anything"):
+                page = browser.get(path)
+                assert page.status_code == 404 and "<html" in page.text, (path, page.status_code)
+                assert "set GUILDGATE_ADMIN_TOKEN to turn it on" in page.text and 'type="password"' not in page.text
+            for sent in ("", " "):
+                login = browser.post("/admin/login", data={"token": sent, "csrf": "x"})
+                assert login.status_code == 404 and "gg_admin" not in login.headers.get("set-cookie", "")
+            for auth in ("Bearer", "", f"Bearer {ADMIN_TOKEN}", f"Bearer {key}"):
+                for method, path in (
+                    ("GET", "/api/admin/links"),
+                    ("POST", "/api/admin/links"),
+                    ("GET", "/api/admin/doctor"),
+                ):
+                    answer = browser.request(method, path, headers={"Authorization": auth})
+                    assert answer.status_code == 404 and answer.json()["error"] == "not_found", (path, answer.text)
+                assert browser.get("/admin/keys", headers={"Authorization": auth}).status_code == 404
             made = browser.post("/admin/keys", data={"app_id": APP_A, "csrf": ""}, headers={"Authorization": "Bearer"})
-            assert made.status_code != 201 and "gg_" not in made.text
-            assert pre is None  # no login form was ever offered
+            assert made.status_code == 404 and "gg_" not in made.text
+            assert browser.cookies.get("gg_pre") is None  # no login form was ever offered
+            listed = set(browser.get("/openapi.json").json()["paths"])
+            assert "/api/wanda/discord/guild" in listed and not [p for p in listed if p.startswith("/api/admin")]
     finally:
         server.stop()
+
+
+def test_a_dashboard_session_opens_nothing_once_the_token_is_unset(tmp_path: Path, sandbox: Sandbox) -> None:
+    on, _ = own_gateway(tmp_path, sandbox, "gateway-admin-on-then-off.log", GUILDGATE_ADMIN_TOKEN=ADMIN_TOKEN)
+    try:
+        with httpx.Client(base_url=on.url, follow_redirects=False, timeout=30) as browser:
+            login = browser.get("/admin")
+            assert (
+                browser.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf": _csrf(login.text)}).status_code == 303
+            )
+            session = browser.cookies.get("gg_admin")
+            assert session and browser.get("/admin/keys").status_code == 200
+    finally:
+        on.stop()
+    off, _ = own_gateway(tmp_path, sandbox, "gateway-admin-off-after-on.log")  # the same database and secret key
+    try:
+        with httpx.Client(base_url=off.url, follow_redirects=False, timeout=30) as browser:
+            keys = browser.get("/admin/keys", headers={"Cookie": f"gg_admin={session}"})
+            assert keys.status_code == 404 and "gg_" not in keys.text
+    finally:
+        off.stop()
 
 
 def test_a_short_admin_token_stops_serve_before_it_listens(tmp_path: Path) -> None:

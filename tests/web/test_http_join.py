@@ -1,5 +1,5 @@
-"""The join call over raw HTTP/1.1: the serving protocol answers it itself (web/fastjoin.py) in the plain case and
-hands everything else to uvicorn's ASGI path — the caller sees the same HTTP either way."""
+"""The join call over raw HTTP/1.1, through uvicorn and FastAPI like every request: keep-alive, pipelining,
+chunked bodies, HTTP/1.0, ``Connection: close``, ``Expect: 100-continue``, a body over the limit, access logs."""
 
 from __future__ import annotations
 

@@ -92,7 +92,7 @@ def test_headers_sent_a_byte_at_a_time_get_408(server: tuple[Proc, str]) -> None
 
 @pytest.mark.parametrize("path", ["/api/wanda/discord/guild", "/admin/login"])
 def test_a_body_that_stops_halfway_gets_408(server: tuple[Proc, str], path: str) -> None:
-    # The join call (answered by guildgate's own protocol) and a page (through ASGI) alike.
+    # The join call and a page alike.
     proc, key = server
     content_type = "application/json" if path.startswith("/api") else "application/x-www-form-urlencoded"
     head = (

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from guildgate.cli import render
-from guildgate.cli.main import app, db_settings, die, run
-from guildgate.settings import Settings
+from guildgate.cli.common import db_settings, die, run
 
-links_cli = typer.Typer(help="Join links: the consent flow people click through.", no_args_is_help=True)
-app.add_typer(links_cli, name="links")
+if TYPE_CHECKING:
+    from guildgate.settings import Settings
+
+cli = typer.Typer(help="Join links: the consent flow people click through.", no_args_is_help=True)
 
 
 async def _with_services(s: Settings, fn: Any) -> Any:
@@ -24,7 +25,7 @@ async def _with_services(s: Settings, fn: Any) -> Any:
         await svc.close()
 
 
-@links_cli.command("create")
+@cli.command("create")
 def links_create(
     app_id: str = typer.Option(..., "--app", help="The app's client id."),
     guild: str | None = typer.Option(None, "--guild", help="The server's id."),
@@ -70,7 +71,7 @@ def links_create(
     render.doctor(report)
 
 
-@links_cli.command("list")
+@cli.command("list")
 def links_list(
     app_id: str | None = typer.Option(None, "--app", help="Only this app's links."),
     as_json: bool = typer.Option(False, "--json"),
@@ -109,7 +110,7 @@ def links_list(
     )
 
 
-@links_cli.command("disable")
+@cli.command("disable")
 def links_disable(link_id: str = typer.Argument(..., help="The link's id (or slug).")) -> None:
     """Turn a link off for good: its page then says so, and nobody can join through it."""
     from guildgate.store.repos import NotFound
@@ -127,7 +128,6 @@ def links_disable(link_id: str = typer.Argument(..., help="The link's id (or slu
     render.out.print(f"link [bold]{link.id}[/] disabled")
 
 
-@app.command("doctor")
 def doctor(
     app_id: str = typer.Option(..., "--app", help="The app's client id."),
     guild: str = typer.Option(..., "--guild", help="The server's id."),

@@ -26,8 +26,8 @@ from guildgate.cli import render
 from guildgate.core.secret import Secret
 from guildgate.settings import Settings
 from guildgate.store.migrate import upgrade
-from guildgate.web import fastjoin
 from guildgate.web.app import configure_logging, create_front
+from guildgate.web.readtimeout import ReadTimeoutProtocol
 
 
 class CannotListen(Exception):
@@ -239,7 +239,7 @@ def _serve_workers(s: Settings, sock: socket.socket, *, host: str, port: int, wo
         log_level=s.log_level,
         timeout_graceful_shutdown=grace(s),
         log_config=None,
-        http=fastjoin.HTTP,
+        http=ReadTimeoutProtocol,
     )
     if banner:
         print(banner, flush=True)
@@ -311,7 +311,7 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
             log_level=s.log_level,
             timeout_graceful_shutdown=grace(s),
             log_config=None,
-            http=fastjoin.HTTP,
+            http=ReadTimeoutProtocol,
         )
     )
     server.banner = banner

@@ -1,7 +1,9 @@
 """The admin dashboard (``/admin``): log in with GUILDGATE_ADMIN_TOKEN, then records with filters, the success
 rate and latency chart, links with their funnel (create, disable) and API keys (create, shown once; revoke).
 
-Without a session, ``/admin`` answers 401 with the login form. A session is a signed cookie (HttpOnly,
+Without GUILDGATE_ADMIN_TOKEN the dashboard is off: web/app.py serves ``off_router`` instead, which answers 404
+under ``/admin`` with a page saying how to turn it on. Without a session, ``/admin`` answers 401 with the login
+form. A session is a signed cookie (HttpOnly,
 SameSite=Strict, path /admin, 8 hours); scripts may send ``Authorization: Bearer <admin token>`` instead.
 Every form carries a CSRF token (an HMAC of the session id; before login, of a pre-login id) and is refused
 without it. Login attempts are limited per client address. API keys never open the dashboard.
@@ -28,6 +30,7 @@ from guildgate.web.pages import page_language, render, security_headers
 from guildgate.web.services import Services, services
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
+off_router = APIRouter(include_in_schema=False)
 LOGIN_ATTEMPTS_PER_MINUTE = 10
 
 
@@ -87,12 +90,20 @@ async def _checked(request: Request) -> tuple[str | None, dict[str, str]]:
     return (sid if ok else None), form
 
 
+# ---- off ----------------------------------------------------------------------------------------------------
+_EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@off_router.api_route("/admin", methods=_EVERY_METHOD)
+@off_router.api_route("/admin/{rest:path}", methods=_EVERY_METHOD)
+async def off(request: Request) -> Response:
+    """Every dashboard address when GUILDGATE_ADMIN_TOKEN is not set: not there, and a page saying so."""
+    return _message(request, "a_off", 404)
+
+
 # ---- log in / out -----------------------------------------------------------------------------------------
 @router.get("")
 async def home(request: Request) -> Response:
-    svc = services(request)
-    if svc.settings.admin_token is None:
-        return _message(request, "a_off", 503)
     sid = _session(request)
     if sid is None:  # refused: the body is the login form
         return _login_page(request, error=None, status=401)
@@ -117,8 +128,9 @@ def _login_page(request: Request, *, error: str | None, status: int) -> Response
 @router.post("/login")
 async def login(request: Request) -> Response:
     svc = services(request)
-    if svc.settings.admin_token is None:
-        return _message(request, "a_off", 503)
+    token = svc.settings.admin_token
+    if token is None:  # off_router answers then (web/app.py)
+        return _message(request, "a_off", 404)
     form = await _form(request)
     pre = request.cookies.get(PRE_COOKIE)
     if not pre or not svc.signer.csrf_ok("pre:" + pre, form.get("csrf")):
@@ -126,7 +138,7 @@ async def login(request: Request) -> Response:
     client = request.client.host if request.client else "unknown"
     if await svc.limiter.backend.window_take(f"admin-login:{client}", LOGIN_ATTEMPTS_PER_MINUTE, 60.0) is not None:
         return _login_page(request, error="a_too_many", status=429)
-    expected = svc.settings.admin_token.get_secret_value().encode()
+    expected = token.get_secret_value().encode()
     if not hmac.compare_digest(form.get("token", "").strip().encode(), expected):
         return _login_page(request, error="a_wrong", status=401)
     response = _to("/admin")

@@ -1,5 +1,6 @@
 """The admin JSON API: links and the doctor, for scripts. ``Authorization: Bearer <GUILDGATE_ADMIN_TOKEN>``;
-API keys are refused (they belong to an app, not to the operator).
+API keys are refused (they belong to an app, not to the operator). Without the admin token it is not there at
+all: web/app.py leaves its routes out (404, and not in /openapi.json).
 
     curl -s -X POST $URL/api/admin/links -H "Authorization: Bearer $GUILDGATE_ADMIN_TOKEN" \\
          -H 'Content-Type: application/json' -d '{"app_id": "11...", "guild_id": "12...", "max_uses": 1}'
@@ -26,10 +27,10 @@ from guildgate.web.services import services
 
 
 def authorize(request: Request) -> None:
-    """The admin token, or AdminError (401 without or with a wrong one, 403 for an API key, 503 when off)."""
+    """The admin token, or AdminError (401 without or with a wrong one, 403 for an API key)."""
     token = services(request).settings.admin_token
-    if token is None:
-        raise AdminError(503, "admin_disabled", "the admin API is off: set GUILDGATE_ADMIN_TOKEN")
+    if token is None:  # the routes are left out then (web/app.py): as if they were
+        raise AdminError(404, "not_found", "Not Found")
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if request.headers.get("user-token") or value.strip().startswith("gg_"):
@@ -41,7 +42,7 @@ def authorize(request: Request) -> None:
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": AdminErrorBody} for status in (400, 401, 403, 404, 409, 429, 502, 503)
+    status: {"model": AdminErrorBody} for status in (400, 401, 403, 404, 409, 429, 502)
 }
 router = APIRouter(prefix="/api/admin", dependencies=[Depends(authorize)], responses=_ERRORS)
 
@@ -113,6 +114,8 @@ _NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
 def describe_admin(schema: dict[str, Any], *, snowflake: str) -> None:
     """The link body and the doctor's parameters with every rule the handlers apply, into ``schema``."""
     paths = schema["paths"]
+    if "/api/admin/links" not in paths:  # the admin API is off
+        return
     body = LinkIn.model_json_schema()
     props = body["properties"]
     props["app_id"] = {"type": "string", "pattern": f"^{snowflake}$", "description": "The app's client id"}

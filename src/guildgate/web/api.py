@@ -9,9 +9,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 
-from guildgate.core.errors import CallerError, IdempotencyConflict, InvalidRequest, JoinError
+from guildgate.core.errors import CallerError, IdempotencyConflict, InvalidRequest
 from guildgate.core.joins import RecordedJoinError, join, record_refusal
 from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.ports import NewRecord
@@ -107,22 +106,6 @@ async def join_guild(request: Request) -> Response:
     response = await _handle(request, started)
     JOIN_SECONDS.observe(time.perf_counter() - started)
     return response
-
-
-async def serve_join(scope: Scope, receive: Receive, send: Send) -> None:
-    """The join call as a plain ASGI handler (web/app.py's front door sends it here, past FastAPI): the same
-    handler, with the one exception handler it needs — a JoinError answers in the envelope."""
-    response = await answer_join(Request(scope, receive))
-    await response(scope, receive, send)
-
-
-async def answer_join(request: Request) -> Response:
-    """The join handler with the one exception handler it needs: a JoinError answers in the envelope (also what
-    web/fastjoin.py calls)."""
-    try:
-        return await join_guild(request)
-    except JoinError as exc:
-        return errors.join_error_response(request, exc)
 
 
 async def _handle(request: Request, started: float) -> Response:

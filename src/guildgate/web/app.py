@@ -63,34 +63,28 @@ def headers_too_large(headers: list[tuple[bytes, bytes]]) -> bool:
 class Front:
     """The ASGI app a server runs: what every request meets before FastAPI.
 
-    - Requests with more than 16 KiB of headers, or more than 100 of them, get 431 before any handler runs.
-      (The HTTP server itself accepts up to 80 KB of headers; nothing here needs more than a few hundred bytes.)
-    - The join call (``POST /api/wanda/discord/guild``) goes straight to its handler (``api.serve_join``):
-      FastAPI's layers — routing, dependency solving, six middlewares — cost a sixth of a join's CPU and do
-      nothing for it. Everything else, the join route's OpenAPI entry included, is FastAPI's. (Under
-      ``serve``, a plain join call does not even get here: uvicorn's protocol answers it, web/fastjoin.py.)
+    Requests with more than 16 KiB of headers, or more than 100 of them, get 431 before any handler runs. (The
+    HTTP server itself accepts up to 80 KB of headers; nothing here needs more than a few hundred bytes.)
+    ``read_timeout`` is what ``serve``'s HTTP protocol gives a client to send a whole request
+    (web/readtimeout.py).
     """
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, *, read_timeout: float) -> None:
         self.app = app
+        self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            if headers_too_large(scope["headers"]):
-                detail = f"the request's headers are larger than {MAX_HEADER_BYTES} bytes or more than {MAX_HEADERS}"
-                body = errors.envelope(
-                    outcome=Outcome.INVALID_REQUEST,
-                    msg=Outcome.INVALID_REQUEST.message("en", detail=detail),
-                    record_id=None,
-                    data=None,
-                    cost="0.00ms",
-                )
-                await JSONResponse(body, status_code=431)(scope, receive, send)
-                return
-            if scope["path"] == api.JOIN_PATH and scope["method"] == "POST":
-                scope["app"] = self.app  # what Starlette would set: handlers find the services through it
-                await api.serve_join(scope, receive, send)
-                return
+        if scope["type"] == "http" and headers_too_large(scope["headers"]):
+            detail = f"the request's headers are larger than {MAX_HEADER_BYTES} bytes or more than {MAX_HEADERS}"
+            body = errors.envelope(
+                outcome=Outcome.INVALID_REQUEST,
+                msg=Outcome.INVALID_REQUEST.message("en", detail=detail),
+                record_id=None,
+                data=None,
+                cost="0.00ms",
+            )
+            await JSONResponse(body, status_code=431)(scope, receive, send)
+            return
         try:
             await self.app(scope, receive, send)
         except ClientDisconnect:
@@ -121,16 +115,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router, tags=["join"])
     app.include_router(records.router, tags=["records"])
     app.include_router(ops.router, tags=["operations"])
-    app.include_router(admin_api.router, tags=["admin"])
+    if settings.admin_token is not None:  # off, the admin API and the dashboard are not there (404)
+        app.include_router(admin_api.router, tags=["admin"])
     app.include_router(links.router)
-    app.include_router(admin.router)
+    app.include_router(admin.router if settings.admin_token is not None else admin.off_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
 
 def create_front(settings: Settings) -> Front:
     """What ``serve`` runs: the app behind its front door."""
-    return Front(create_app(settings))
+    return Front(create_app(settings), read_timeout=settings.request_read_timeout)
 
 
 def _die_with_parent() -> None:
