@@ -62,22 +62,17 @@ GUILDS = (3000, 1500, 500)  # per app, busiest first: the n-th guild gets a shar
 DEVELOPERS = 50
 # (code, state, share, Discord's HTTP status, Discord's error code)
 OUTCOMES = (
-    ("joined", "succeeded", 0.80, 201, None),
-    ("already_member", "succeeded", 0.08, 204, None),
-    ("token_expired", "failed", 0.04, 401, 0),
-    ("invalid_oauth_token", "failed", 0.015, 403, 50025),
-    ("banned", "failed", 0.01, 403, 40007),
-    ("max_guilds", "failed", 0.01, 400, 30001),
-    ("rate_limited", "failed", 0.01, 429, None),
-    ("bot_missing_permissions", "failed", 0.005, 403, 50013),
-    ("unknown_guild", "failed", 0.005, 404, 10004),
-    ("discord_error", "failed", 0.005, 400, 50035),
-    ("discord_unavailable", "unknown", 0.005, 503, None),
-    ("quota_exceeded", "failed", 0.005, None, None),
+    ("joined", "succeeded", 0.80, 201, None), ("already_member", "succeeded", 0.08, 204, None),
+    ("token_expired", "failed", 0.04, 401, 0), ("invalid_oauth_token", "failed", 0.015, 403, 50025),
+    ("banned", "failed", 0.01, 403, 40007), ("max_guilds", "failed", 0.01, 400, 30001),
+    ("rate_limited", "failed", 0.01, 429, None), ("bot_missing_permissions", "failed", 0.005, 403, 50013),
+    ("unknown_guild", "failed", 0.005, 404, 10004), ("discord_error", "failed", 0.005, 400, 50035),
+    ("discord_unavailable", "unknown", 0.005, 503, None), ("quota_exceeded", "failed", 0.005, None, None),
     ("invalid_request", "failed", 0.005, None, None),
-)
+)  # fmt: skip
 SECRETS_FROM_ENV = ("--client-secret-env", "BENCH_SECRET", "--bot-token-env", "BENCH_BOT")
 KNOWN_TABLES = {"alembic_version", "apps", "api_keys", "records", "links", "oauth_states"}
+GUILDGATE = str(load.BIN / "guildgate")
 BATCH = 5000
 DAYS = 90
 
@@ -102,12 +97,13 @@ class Reads:
             return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
         day, month, month_ago = now - timedelta(days=1), now - timedelta(days=30), now - timedelta(days=31)
-        busy, quiet = guild_id(0, 0), guild_id(0, 500)
+        busy, quiet, new = guild_id(0, 0), guild_id(0, 500), guild_id(0, GUILDS[0])
         r, every = "/api/records", within(datetime.min, datetime.max)
         self.rows: list[tuple[str, str, dict[str, str], Any]] = [
             ("records: first page, no filter", r, {}, every),
             ("records: the busiest guild", r, {"guild_id": busy}, equal("guild_id", busy)),
             ("records: a quiet guild", r, {"guild_id": quiet}, equal("guild_id", quiet)),
+            ("records: a guild with none yet", r, {"guild_id": new}, equal("guild_id", new)),
             ("records: state=failed", r, {"state": "failed"}, equal("state", "failed")),
             ("records: code=banned", r, {"code": "banned"}, equal("code", "banned")),
             ("records: one developer_id", r, {"developer_id": "dev-07"}, equal("developer_id", "dev-07")),
@@ -175,13 +171,10 @@ def records(count: int, keys: dict[str, list[str]], now: datetime, reads: Reads)
         yield batch
 
 
-def async_url(url: str) -> str:
-    return url.replace("sqlite:///", "sqlite+aiosqlite:///", 1).replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
 async def build(url: str, count: int, keys: dict[str, list[str]], now: datetime, reads: Reads) -> None:
     """``count`` records straight into the migrated ``records`` table, in its columns as the database has them."""
-    engine = create_async_engine(async_url(url))
+    async_url = url.replace("sqlite:///", "sqlite+aiosqlite:///", 1).replace("postgresql://", "postgresql+asyncpg://")
+    engine = create_async_engine(async_url)
     try:
         async with engine.connect() as conn:
             names = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
@@ -239,14 +232,12 @@ class Stack:
 
     def spawn(self, args: list[str], name: str) -> Any:
         log = (self.tmp / f"{name}.log").open("wb")
-        proc = subprocess.Popen(
-            [str(load.BIN / "guildgate"), *args], stdout=log, stderr=subprocess.STDOUT, env=self.env
-        )
+        proc = subprocess.Popen([GUILDGATE, *args], stdout=log, stderr=subprocess.STDOUT, env=self.env)
         self.procs.append(proc)
         return proc
 
     def cli(self, args: list[str]) -> str:
-        done = subprocess.run([str(load.BIN / "guildgate"), *args], env=self.env, capture_output=True, text=True)
+        done = subprocess.run([GUILDGATE, *args], env=self.env, capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(f"guildgate {args[0]} {args[1] if len(args) > 1 else ''} failed: {done.stderr[-2000:]}")
         return done.stdout
@@ -259,8 +250,7 @@ class Stack:
 
     def stop(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
+            proc.terminate()  # nothing if it has exited
         for proc in self.procs:
             try:
                 proc.wait(10)
