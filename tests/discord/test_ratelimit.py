@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from guildgate.core.errors import DiscordUnavailable, RateLimited
-from guildgate.discord.ratelimit import Limiter, MemoryBackend, RateLimitHeaders, RouteKey
+from guildgate.discord.ratelimit import Limiter, MemoryBackend, MemoryWindows, RateLimitHeaders, RouteKey
 from guildgate.discord.ratelimit.memory import GLOBAL_WINDOW
 
 KEY_A = RouteKey(identity="bot:x", method="PUT", template="/guilds/{guild_id}/members/{user_id}", major="A")
@@ -529,21 +529,21 @@ def test_a_full_bucket_map_is_not_swept_again_for_every_new_user(monkeypatch: py
 def test_velocity_windows_of_servers_no_longer_joined_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a per-server cap, every server a join names gets a 60 s window: a caller naming a new server id every
     second for a long time must not leave one entry per id ever named. A window still counting is kept."""
-    import guildgate.discord.ratelimit.memory as memory
+    import guildgate.discord.ratelimit.stores as stores
 
-    monkeypatch.setattr(memory, "MAX_BUCKETS", 50)
+    monkeypatch.setattr(stores, "MAX_BUCKETS", 50)
 
     async def go() -> tuple[int, float | None]:
         clock = Clock()
-        backend = MemoryBackend(clock=clock)
+        windows = MemoryWindows(clock=clock)
         for guild in range(500):
             if guild == 450:
-                assert await backend.window_take("cap-guild:kept", 1, 60.0) is None
-            assert await backend.window_take(f"cap-guild:{guild}", 1, 60.0) is None
+                assert await windows.window_take("cap-guild:kept", 1, 60.0) is None
+            assert await windows.window_take(f"cap-guild:{guild}", 1, 60.0) is None
             clock.now += 0.1 if guild < 100 else 1.0
-        windows = len(backend._windows)
-        backend._sweep(clock.now)  # 50 s after "kept" was taken: inside its window
-        return windows, await backend.window_take("cap-guild:kept", 1, 60.0)
+        kept = len(windows._windows)
+        windows._sweep(clock.now)  # 50 s after "kept" was taken: inside its window
+        return kept, await windows.window_take("cap-guild:kept", 1, 60.0)
 
     windows, wait = run(go())
     assert windows <= 150, windows  # not 501
