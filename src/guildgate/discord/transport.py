@@ -26,6 +26,7 @@ line break or NUL is written.
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import zlib
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from yarl import URL
 MAX_CONNECTIONS: Final = 200  # exchanges at once (each its own connection); more wait for one, within their time
 MAX_ANSWER: Final = 8 * 1024 * 1024  # an answer larger than this is refused (Discord's are a few kilobytes)
 KEEPALIVE: Final = 30.0  # seconds an idle connection is kept for reuse
+CONNECT_MARGIN: Final = 0.005  # seconds the connection phase's time ends before the exchange's (see request)
 _FORBIDDEN: Final = frozenset("\r\n\0")
 _WBITS: Final = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
@@ -144,9 +146,18 @@ class Transport:
                 data=body,
                 proxy=proxy,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=within),
+                # The connection phase (a free connection from the pool, connecting, TLS) ends a little before the
+                # whole exchange's time: a timeout in it is aiohttp's ConnectionTimeoutError (nothing was sent),
+                # never the exchange's TimeoutError (maybe sent). No rounding of either up to whole seconds.
+                timeout=aiohttp.ClientTimeout(
+                    total=within, connect=max(within - CONNECT_MARGIN, 0.001), ceil_threshold=math.inf
+                ),
             ) as response:
-                return Reply(response.status, response.headers, await _read(response))
+                try:
+                    return Reply(response.status, response.headers, await _read(response))
+                except BaseException:
+                    response.close()  # the connection, not back to the pool: its state is unknown
+                    raise
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.ClientHttpProxyError) as exc:
             # before the request: no connection (or no tunnel through the proxy) was made in time
             raise ConnectFailed(f"could not connect to Discord ({type(exc).__name__})") from exc

@@ -1,5 +1,6 @@
-"""The lean HTTP/1.1 client (``discord/wire.py``) against scripted servers on 127.0.0.1: what it sends, how it
-reads answers Discord (or something in its place) may give, and how it fails."""
+"""The Discord client's HTTP (``discord/transport.py``, aiohttp) against scripted servers on 127.0.0.1: what it
+sends, how it reads answers Discord (or something in its place) may give, and how it fails — directly and through
+``DiscordRest``."""
 
 from __future__ import annotations
 
@@ -28,7 +29,15 @@ from guildgate.discord.guilds import DiscordLookups
 from guildgate.discord.oauth import exchange_code
 from guildgate.discord.ratelimit import Limiter, MemoryBackend
 from guildgate.discord.rest import DiscordRest
-from guildgate.discord.wire import MAX_ANSWER, BadAnswer, ConnectFailed, Disconnected, Wire, WireError
+from guildgate.discord.routes import ADD_GUILD_MEMBER
+from guildgate.discord.transport import (
+    MAX_ANSWER,
+    BadAnswer,
+    ConnectFailed,
+    Disconnected,
+    Transport,
+    TransportError,
+)
 
 APP = AppCredentials(client_id="1", bot_token=Secret("bot-token"), client_secret=Secret("app-secret"))
 
@@ -103,28 +112,40 @@ async def scripted(make: Callable[[Scripted], Handler], tls: ssl.SSLContext | No
     return await server.__aenter__()
 
 
+def header_lines(request: bytes) -> dict[str, str]:
+    """A request's header fields, names lower-cased."""
+    head = request.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return {name.strip().lower(): value.strip() for name, value in (line.split(":", 1) for line in head)}
+
+
 OK_JSON = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"id": "1"}'
 
 
 def test_the_request_is_one_well_formed_http11_message_and_the_connection_is_reused() -> None:
     async def go() -> None:
         server = await scripted(answers(OK_JSON, OK_JSON))
-        wire = Wire(server.base, user_agent="DiscordBot (x, 1)")
-        first = await wire.request(
+        client = Transport(server.base, user_agent="DiscordBot (x, 1)")
+        first = await client.request(
             "PUT", "/guilds/1/members/2", headers={"Authorization": "Bot t"}, body=b'{"a":1}', within=5
         )
-        second = await wire.request("GET", "/users/@me", headers={"Authorization": "Bearer u"}, within=5)
-        await wire.aclose()
+        second = await client.request("GET", "/users/@me", headers={"Authorization": "Bearer u"}, within=5)
+        await client.aclose()
         await server.__aexit__()
         assert (first.status, first.body, second.body) == (200, b'{"id": "1"}', b'{"id": "1"}')
         assert first.headers["content-type"] == "application/json"  # names are case-insensitive
         assert server.connections == 1  # kept alive: the second call reused the first call's connection
         put, get = server.requests
-        assert put.startswith(b"PUT /api/v10/guilds/1/members/2 HTTP/1.1\r\n")
-        assert f"Host: 127.0.0.1:{server.port}\r\n".encode() in put
-        assert b"User-Agent: DiscordBot (x, 1)\r\n" in put and b"Authorization: Bot t\r\n" in put
-        assert b"Content-Type: application/json\r\nContent-Length: 7\r\n\r\n" in put and put.endswith(b'{"a":1}')
-        assert get.startswith(b"GET /api/v10/users/@me HTTP/1.1\r\n") and b"Content-Length" not in get
+        assert put.startswith(b"PUT /api/v10/guilds/1/members/2 HTTP/1.1\r\n") and put.endswith(b'\r\n\r\n{"a":1}')
+        assert {
+            "host": f"127.0.0.1:{server.port}",
+            "user-agent": "DiscordBot (x, 1)",
+            "authorization": "Bot t",
+            "content-type": "application/json",
+            "content-length": "7",
+            "accept-encoding": "gzip, deflate",  # what the client inflates itself, and nothing else
+        }.items() <= header_lines(put).items()
+        assert get.startswith(b"GET /api/v10/users/@me HTTP/1.1\r\n") and "content-length" not in header_lines(get)
+        assert "cookie" not in header_lines(get)
 
     run(go())
 
@@ -140,9 +161,9 @@ def test_chunked_close_delimited_and_gzip_answers_are_read_whole() -> None:
 
     async def go() -> None:
         server = await scripted(answers(chunked, zipped, until_close, then_close=True))
-        wire = Wire(server.base, user_agent="t")
-        bodies = [(await wire.request("GET", "/x", headers={}, within=5)).body for _ in range(3)]
-        await wire.aclose()
+        client = Transport(server.base, user_agent="t")
+        bodies = [(await client.request("GET", "/x", headers={}, within=5)).body for _ in range(3)]
+        await client.aclose()
         await server.__aexit__()
         assert bodies == [b'{"id": "42"}', b'{"id": "7"}', b'{"id": "9"}']
         assert server.connections == 1
@@ -153,11 +174,11 @@ def test_chunked_close_delimited_and_gzip_answers_are_read_whole() -> None:
 def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
     async def go() -> None:
         server = await scripted(answers(OK_JSON, then_close=True))  # one answer per connection, then it closes
-        wire = Wire(server.base, user_agent="t")
+        client = Transport(server.base, user_agent="t")
         for _ in range(3):
-            assert (await wire.request("GET", "/users/@me", headers={}, within=5)).status == 200
+            assert (await client.request("GET", "/users/@me", headers={}, within=5)).status == 200
             await asyncio.sleep(0.05)  # the close reaches the client while the connection sits idle
-        await wire.aclose()
+        await client.aclose()
         await server.__aexit__()
         assert server.connections == 3
 
@@ -171,14 +192,14 @@ def test_a_server_that_never_answers_times_out_on_time_and_its_connection_is_dro
             await reader.read()  # never answers; returns when the client gives up and closes
 
         server = await scripted(lambda s: silent)
-        wire = Wire(server.base, user_agent="t")
+        client = Transport(server.base, user_agent="t")
         started = time.monotonic()
         with pytest.raises(TimeoutError):
-            await wire.request("GET", "/users/@me", headers={}, within=0.3)
+            await client.request("GET", "/users/@me", headers={}, within=0.3)
         waited = time.monotonic() - started
         with pytest.raises(TimeoutError):
-            await wire.request("GET", "/users/@me", headers={}, within=0.1)
-        await wire.aclose()
+            await client.request("GET", "/users/@me", headers={}, within=0.1)
+        await client.aclose()
         await server.__aexit__()
         assert 0.25 <= waited < 5
         assert server.connections == 2  # the hung connection was closed, not reused
@@ -187,23 +208,44 @@ def test_a_server_that_never_answers_times_out_on_time_and_its_connection_is_dro
 
 
 def test_failures_say_whether_anything_was_sent() -> None:
+    """A connection refused carried nothing (safe to retry); a connection closed or reset after the request went out,
+    an answer cut short and an answer that is not HTTP may all have reached the server. Each server sees the
+    request once: a GET or PUT is never resent behind the caller's back after a dropped connection."""
+
+    def hanging_up(*, reset: bool) -> Callable[[Scripted], Handler]:
+        def make(server: Scripted) -> Handler:
+            async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                await server.read_request(reader)
+                if reset:
+                    writer.transport.abort()  # a TCP reset after the request was read
+                # else: closed (on_connect's finally) without an answer
+
+            return handler
+
+        return make
+
     async def go() -> None:
-        closer = await scripted(lambda s: s.read_request)  # reads the request, then closes without answering
+        closer = await scripted(hanging_up(reset=False))
+        resetter = await scripted(hanging_up(reset=True))
         half = await scripted(answers(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"id"', then_close=True))
         garbage = await scripted(answers(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"))
         refused_port = closer.port
-        results: list[WireError] = []
-        for server in (closer, half, garbage):
-            wire = Wire(server.base, user_agent="t")
-            with pytest.raises(WireError) as failed:
-                await wire.request("GET", "/users/@me", headers={}, within=5)
-            results.append(failed.value)
-            await wire.aclose()
+        results: list[TransportError] = []
+        for server in (closer, resetter, half, garbage):
+            client = Transport(server.base, user_agent="t")
+            for method in ("GET", "PUT"):
+                with pytest.raises(TransportError) as failed:
+                    await client.request(method, "/guilds/1/members/2", headers={}, within=5)
+                results.append(failed.value)
+            await client.aclose()
             await server.__aexit__()
+            assert len(server.requests) == 2, server.requests  # one each, not resent
         await asyncio.sleep(0.05)
+        nowhere = Transport(f"http://127.0.0.1:{refused_port}", user_agent="t")
         with pytest.raises(ConnectFailed) as refused:
-            await Wire(f"http://127.0.0.1:{refused_port}", user_agent="t").request("GET", "/", headers={}, within=5)
-        assert [type(e) for e in results] == [Disconnected, Disconnected, BadAnswer]
+            await nowhere.request("PUT", "/", headers={}, within=5)
+        await nowhere.aclose()
+        assert [type(e) for e in results] == [Disconnected] * 6 + [BadAnswer] * 2
         assert all(e.sent for e in results)  # the request may have reached the server
         assert refused.value.sent is False  # nothing left this machine
 
@@ -213,13 +255,13 @@ def test_failures_say_whether_anything_was_sent() -> None:
 def test_line_breaks_in_a_header_are_refused_before_anything_is_sent() -> None:
     async def go() -> None:
         server = await scripted(answers(OK_JSON))
-        wire = Wire(server.base, user_agent="t")
+        client = Transport(server.base, user_agent="t")
         for value in ("Bearer a\r\nX-Evil: 1", "Bearer a\nb", "Bearer \0"):
             with pytest.raises(ValueError, match="line breaks"):
-                await wire.request("GET", "/users/@me", headers={"Authorization": value}, within=5)
+                await client.request("GET", "/users/@me", headers={"Authorization": value}, within=5)
         with pytest.raises(ValueError, match="request path"):
-            await wire.request("GET", "/users/@me HTTP/1.0\r\n", headers={}, within=5)
-        await wire.aclose()
+            await client.request("GET", "/users/@me HTTP/1.0\r\n", headers={}, within=5)
+        await client.aclose()
         await server.__aexit__()
         assert server.connections == 0 and server.requests == []
 
@@ -240,13 +282,11 @@ def test_an_id_from_discords_answer_cannot_change_the_path_of_the_next_call() ->
         with pytest.raises(DiscordUnavailable, match="without a user id"):
             await rest.current_user(Secret("user-token"), app=APP, deadline=deadline)
         await rest.call(
-            "PUT",
-            "/guilds/{guild_id}/members/{user_id}",
+            ADD_GUILD_MEMBER,
             {"guild_id": "1", "user_id": "2/../../x y"},
             auth=("Bot", Secret("bot-token")),
             deadline=deadline,
             json_body={"access_token": "user-token"},
-            major="1",
         )
         await rest.aclose()
         await server.__aexit__()
@@ -289,11 +329,12 @@ def test_https_checks_the_certificate(tmp_path: Path) -> None:
         served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         served.load_cert_chain(cert, key)
         server = await scripted(answers(OK_JSON), tls=served)
-        untrusting = Wire(server.base, user_agent="t")
+        untrusting = Transport(server.base, user_agent="t")
         with pytest.raises(ConnectFailed):
             await untrusting.request("GET", "/users/@me", headers={"Authorization": "Bearer secret"}, within=5)
+        await untrusting.aclose()
         requests_before_trust = len(server.requests)
-        trusting = Wire(server.base, user_agent="t", ssl_context=ssl.create_default_context(cafile=str(cert)))
+        trusting = Transport(server.base, user_agent="t", ssl_context=ssl.create_default_context(cafile=str(cert)))
         reply = await trusting.request("GET", "/users/@me", headers={"Authorization": "Bearer secret"}, within=5)
         await trusting.aclose()
         await server.__aexit__()
@@ -341,15 +382,15 @@ def test_at_most_max_connections_exchanges_at_once_and_a_wait_past_the_time_send
                 open_now -= 1
 
         server = await scripted(lambda s: slow)
-        wire = Wire(server.base, user_agent="t", max_connections=2)
-        calls = [wire.request("GET", "/users/@me", headers={}, within=5) for _ in range(6)]
+        client = Transport(server.base, user_agent="t", max_connections=2)
+        calls = [client.request("GET", "/users/@me", headers={}, within=5) for _ in range(6)]
         replies = await asyncio.gather(*calls)
-        with pytest.raises(ConnectFailed, match="no free connection"):
-            held = [asyncio.ensure_future(wire.request("GET", "/x", headers={}, within=5)) for _ in range(2)]
+        with pytest.raises(ConnectFailed):
+            held = [asyncio.ensure_future(client.request("GET", "/x", headers={}, within=5)) for _ in range(2)]
             await asyncio.sleep(0.01)
-            await wire.request("GET", "/users/@me", headers={}, within=0.05)
+            await client.request("GET", "/users/@me", headers={}, within=0.05)
         await asyncio.gather(*held)
-        await wire.aclose()
+        await client.aclose()
         await server.__aexit__()
         assert [r.status for r in replies] == [200] * 6
         assert peak == 2 and server.connections == 2  # two connections, each reused
@@ -359,25 +400,25 @@ def test_at_most_max_connections_exchanges_at_once_and_a_wait_past_the_time_send
 
 
 def test_a_second_event_loop_does_not_reuse_the_first_loops_connections() -> None:
-    async def one(server: Scripted, wire: Wire) -> int:
-        return (await wire.request("GET", "/users/@me", headers={}, within=5)).status
+    async def one(server: Scripted, client: Transport) -> int:
+        return (await client.request("GET", "/users/@me", headers={}, within=5)).status
 
     async def go() -> None:
         server = await scripted(answers(OK_JSON, OK_JSON))
-        wire = Wire(server.base, user_agent="t")
-        assert await one(server, wire) == 200
+        client = Transport(server.base, user_agent="t")
+        assert await one(server, client) == 200
         thread_result: list[int] = []
 
         async def another() -> int:
-            status = await one(server, wire)
-            await wire.aclose()  # what a CLI command's services do at the end of its asyncio.run
+            status = await one(server, client)
+            await client.aclose()  # what a CLI command's services do at the end of its asyncio.run
             return status
 
         def in_another_loop() -> None:
             thread_result.append(asyncio.run(another()))
 
         await asyncio.to_thread(in_another_loop)
-        await wire.aclose()
+        await client.aclose()
         await server.__aexit__()
         assert thread_result == [200] and server.connections == 2
 
@@ -433,8 +474,9 @@ def json_answer(body: bytes, status: bytes = b"200 OK", headers: bytes = b"") ->
 
 
 async def raised_by(reply: bytes, call: Callable[[DiscordRest], Awaitable[Any]]) -> Exception:
-    """What ``call`` raises against a server that answers ``reply`` once."""
-    server = await scripted(answers(reply))
+    """What ``call`` raises against a server that answers ``reply`` to every request (a connection's
+    requests, as many as a call's retries)."""
+    server = await scripted(answers(*[reply] * 4))
     rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
     try:
         await call(rest)
@@ -576,15 +618,15 @@ def test_a_compressed_answer_is_decompressed_only_so_far_and_a_broken_one_is_ref
         problems = []
         for body in (bomb, b"\x1f\x8b\x08\x00 not gzip at all"):
             server = await scripted(answers(zipped % (len(body), body), then_close=True))
-            wire = Wire(server.base, user_agent="t")
+            client = Transport(server.base, user_agent="t")
             tracemalloc.start()
             with pytest.raises(BadAnswer) as refused:
-                await wire.request("GET", "/x", headers={}, within=5)
+                await client.request("GET", "/x", headers={}, within=5)
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             assert peak < 3 * MAX_ANSWER, peak  # never the whole 64 MB
             problems.append(str(refused.value))
-            await wire.aclose()
+            await client.aclose()
             await server.__aexit__()
         return problems
 
