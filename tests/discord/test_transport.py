@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -38,6 +39,7 @@ from guildgate.discord.transport import (
     Transport,
     TransportError,
 )
+from tests.servers import free_port
 
 APP = AppCredentials(client_id="1", bot_token=Secret("bot-token"), client_secret=Secret("app-secret"))
 
@@ -612,12 +614,19 @@ def test_a_compressed_answer_is_decompressed_only_so_far_and_a_broken_one_is_ref
     zlib.error the call did not expect)."""
     bomb = _gzip_of_zeros(64 << 20)
     assert len(bomb) < 100_000
-    zipped = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+    zipped = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n%s"
 
     async def go() -> list[str]:
         problems = []
-        for body in (bomb, b"\x1f\x8b\x08\x00 not gzip at all"):
-            server = await scripted(answers(zipped % (len(body), body), then_close=True))
+        deflated = zlib.compress(bytes(64 << 20), 9)
+        cut_short = gzip.compress(b'{"id": "1"}' * 100)[:-20]
+        for body, coding in (
+            (bomb, b"gzip"),
+            (deflated, b"deflate"),
+            (b"\x1f\x8b\x08\x00 not gzip", b"gzip"),
+            (cut_short, b"gzip"),
+        ):
+            server = await scripted(answers(zipped % (coding, len(body), body), then_close=True))
             client = Transport(server.base, user_agent="t")
             tracemalloc.start()
             with pytest.raises(BadAnswer) as refused:
@@ -630,12 +639,15 @@ def test_a_compressed_answer_is_decompressed_only_so_far_and_a_broken_one_is_ref
             await server.__aexit__()
         return problems
 
-    too_large, broken = run(go())
-    assert too_large == "the answer is too large once decompressed"
+    too_large, deflate_too_large, broken, cut = run(go())
+    assert too_large == deflate_too_large == "the answer is too large once decompressed"
     assert broken.startswith("the answer's compressed body is broken")
+    assert cut == "the answer's compressed body is broken (it ends early)"
     # through the Discord client: retried as an answer that could not be read, then a clear 502, not a crash
-    unavailable = run(raised_by(zipped % (len(bomb), bomb), me))
-    assert isinstance(unavailable, DiscordUnavailable) and "BadAnswer" in str(unavailable), unavailable
+    for body in (bomb, b"\x1f\x8b\x08\x00 not gzip"):
+        unavailable = run(raised_by(zipped % (b"gzip", len(body), body), me))
+        assert isinstance(unavailable, DiscordUnavailable) and "BadAnswer" in str(unavailable), unavailable
+        assert unavailable.outcome.value == "discord_unavailable" and unavailable.http_status == 502
 
 
 def test_an_answer_through_an_egress_proxy_is_read_only_up_to_the_limit() -> None:
@@ -677,3 +689,147 @@ def test_an_answer_through_an_egress_proxy_is_read_only_up_to_the_limit() -> Non
         raised, peak = run(go(reply))
         assert isinstance(raised, DiscordUnavailable) and "BadAnswer" in str(raised), raised
         assert peak < 3 * MAX_ANSWER, peak
+
+
+def test_an_oversized_answer_is_refused_as_it_comes() -> None:
+    """64 MB of answer, declared (``Content-Length``) or not (chunked), is refused at MAX_ANSWER without being held
+    whole; through the Discord client the call ends as Discord being unavailable."""
+    declared = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (64 << 20)
+    chunked = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    def streaming(head: bytes) -> Callable[[Scripted], Handler]:
+        def make(server: Scripted) -> Handler:
+            async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                await server.read_request(reader)
+                writer.write(head)
+                for _ in range(64):  # a megabyte at a time, while the client reads
+                    block = bytes(1 << 20)
+                    writer.write(block if head is declared else b"%x\r\n%s\r\n" % (len(block), block))
+                    await writer.drain()
+
+            return handler
+
+        return make
+
+    async def go(head: bytes) -> tuple[str, int]:
+        server = await scripted(streaming(head))
+        client = Transport(server.base, user_agent="t")
+        tracemalloc.start()
+        try:
+            with pytest.raises(BadAnswer) as refused:
+                await client.request("GET", "/x", headers={}, within=10)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            await client.aclose()
+            await server.__aexit__()
+        return str(refused.value), peak
+
+    for head in (declared, chunked):
+        problem, peak = run(go(head))
+        assert problem == "the answer is too large"
+        assert peak < 3 * MAX_ANSWER, peak
+    unavailable = run(raised_by(declared + b"{}", me))
+    assert isinstance(unavailable, DiscordUnavailable) and "BadAnswer" in str(unavailable), unavailable
+
+
+def test_a_redirect_is_answered_never_followed_with_the_token() -> None:
+    """An answer that redirects (to a server that would read the token) is the call's answer: nothing goes to where
+    it points. Get Current User answered 307 is a refusal from Discord (``discord_error``), not a user."""
+
+    async def go() -> tuple[int, Exception, int]:
+        elsewhere = await scripted(answers(OK_JSON, OK_JSON))
+        redirect = (
+            b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:%d/api/v10/users/@me\r\n"
+            b"Content-Length: 0\r\n\r\n" % elsewhere.port
+        )
+        server = await scripted(answers(redirect, redirect))
+        client = Transport(server.base, user_agent="t")
+        reply = await client.request("GET", "/users/@me", headers={"Authorization": "Bearer secret"}, within=5)
+        await client.aclose()
+        refused = await raised_by(redirect, me)
+        await server.__aexit__()
+        await elsewhere.__aexit__()
+        return reply.status, refused, elsewhere.connections
+
+    status, refused, reached = run(go())
+    assert status == 307
+    assert isinstance(refused, DiscordRefused) and refused.outcome.value == "discord_error", refused
+    assert refused.discord_status == 307
+    assert reached == 0  # the redirect's target never heard from the client
+
+
+def test_a_call_ends_by_its_deadline_when_discord_never_answers() -> None:
+    """Each attempt has its time and the call its deadline: against a server that reads requests and never answers,
+    Get Current User ends as ``discord_unavailable`` (504, not answered in time) at its deadline, after more than
+    one attempt, each on a fresh connection."""
+
+    async def go() -> tuple[Exception, float, Scripted]:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.read_request(reader)
+            await reader.read()
+
+        server = await scripted(lambda s: silent)
+        rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
+        started = time.monotonic()
+        try:
+            await rest.current_user(Secret("user-token"), app=APP, deadline=started + 2.0)
+        except Exception as exc:  # asserted below
+            raised = exc
+        else:
+            raise AssertionError("the call raised nothing")
+        finally:
+            took = time.monotonic() - started
+            await rest.aclose()
+            await server.__aexit__()
+        return raised, took, server
+
+    raised, took, server = run(go())
+    assert isinstance(raised, DiscordUnavailable) and raised.http_status == 504, raised
+    assert "did not answer in time" in str(raised)
+    assert 1.0 <= took < 5, took
+    assert len(server.requests) >= 2 and server.connections == len(server.requests)
+
+
+def test_direct_and_proxied_calls_share_one_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One aiohttp session per process: a call through an operator's egress proxy is an option of the same
+    session as the direct calls (the proxy gets the absolute URL), not a second client; a proxy that cannot be
+    reached is a connection that carried nothing."""
+    made: list[aiohttp.ClientSession] = []
+    real = aiohttp.ClientSession
+
+    def counting(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(aiohttp, "ClientSession", counting)
+    user = json_answer(b'{"id": "2", "username": "u"}')
+
+    async def go() -> tuple[Scripted, Scripted, Exception]:
+        direct = await scripted(answers(user, user))
+        proxy = await scripted(answers(user))
+        closed_port = free_port()
+        rest = DiscordRest(
+            api_base=direct.base,
+            limiter=Limiter(MemoryBackend()),
+            egress_proxies=(proxy.base, f"http://127.0.0.1:{closed_port}"),
+        )
+        deadline = time.monotonic() + 10
+        await rest.current_user(Secret("t1"), app=APP, deadline=deadline)
+        await rest.current_user(Secret("t2"), app=APP, deadline=deadline, proxy=proxy.base)
+        await rest.current_user(Secret("t3"), app=APP, deadline=deadline)
+        try:
+            await rest.current_user(Secret("t4"), app=APP, deadline=deadline, proxy=f"http://127.0.0.1:{closed_port}")
+        except Exception as exc:  # asserted below
+            unreachable = exc
+        await rest.aclose()
+        await direct.__aexit__()
+        await proxy.__aexit__()
+        return direct, proxy, unreachable
+
+    direct, proxy, unreachable = run(go())
+    assert len(made) == 1 and made[0].closed
+    assert len(direct.requests) == 2 and len(proxy.requests) == 1
+    assert proxy.requests[0].startswith(b"GET http://127.0.0.1:%d/api/v10/users/@me HTTP/1.1\r\n" % direct.port)
+    assert header_lines(proxy.requests[0])["authorization"] == "Bearer t2"
+    assert isinstance(unreachable, DiscordUnavailable) and "ConnectFailed" in str(unreachable), unreachable
