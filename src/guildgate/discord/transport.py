@@ -99,7 +99,7 @@ class Transport:
         session = self._session
         if session is not None and self._loop is loop and not session.closed:
             return session
-        if session is not None and not session.closed and self._loop is not None and not self._loop.is_closed():
+        if session is not None and not session.closed and self._loop is not None and self._loop.is_running():
             asyncio.run_coroutine_threadsafe(session.close(), self._loop)  # the old loop's, in that loop
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
