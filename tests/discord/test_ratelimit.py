@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from guildgate.core.errors import DiscordUnavailable, RateLimited
-from guildgate.discord.ratelimit import Limiter, MemoryBackend, RateLimitHeaders, RouteKey
+from guildgate.discord.ratelimit import Limiter, MemoryBackend, MemoryCache, MemoryWindows, RateLimitHeaders, RouteKey
 from guildgate.discord.ratelimit.memory import GLOBAL_WINDOW
 
 KEY_A = RouteKey(identity="bot:x", method="PUT", template="/guilds/{guild_id}/members/{user_id}", major="A")
@@ -529,21 +529,21 @@ def test_a_full_bucket_map_is_not_swept_again_for_every_new_user(monkeypatch: py
 def test_velocity_windows_of_servers_no_longer_joined_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a per-server cap, every server a join names gets a 60 s window: a caller naming a new server id every
     second for a long time must not leave one entry per id ever named. A window still counting is kept."""
-    import guildgate.discord.ratelimit.memory as memory
+    import guildgate.discord.ratelimit.stores as stores
 
-    monkeypatch.setattr(memory, "MAX_BUCKETS", 50)
+    monkeypatch.setattr(stores, "MAX_BUCKETS", 50)
 
     async def go() -> tuple[int, float | None]:
         clock = Clock()
-        backend = MemoryBackend(clock=clock)
+        windows = MemoryWindows(clock=clock)
         for guild in range(500):
             if guild == 450:
-                assert await backend.window_take("cap-guild:kept", 1, 60.0) is None
-            assert await backend.window_take(f"cap-guild:{guild}", 1, 60.0) is None
+                assert await windows.window_take("cap-guild:kept", 1, 60.0) is None
+            assert await windows.window_take(f"cap-guild:{guild}", 1, 60.0) is None
             clock.now += 0.1 if guild < 100 else 1.0
-        windows = len(backend._windows)
-        backend._sweep(clock.now)  # 50 s after "kept" was taken: inside its window
-        return windows, await backend.window_take("cap-guild:kept", 1, 60.0)
+        kept = len(windows._windows)
+        windows._sweep(clock.now)  # 50 s after "kept" was taken: inside its window
+        return kept, await windows.window_take("cap-guild:kept", 1, 60.0)
 
     windows, wait = run(go())
     assert windows <= 150, windows  # not 501
@@ -585,3 +585,60 @@ def test_a_long_running_server_keeps_only_the_global_slots_still_in_their_window
     grown, live, user_live = run(go())
     assert grown < 50_000, f"{grown} bytes more after 20,000 more joins"  # it was 4.4 MB
     assert live >= 99 and user_live in (2, 3)
+
+
+def test_a_buckets_queue_is_forgotten_once_everyone_in_it_has_gone() -> None:
+    """The limiter counts who waits in a bucket's queue itself: a queue whose waiters all left — cancelled, or past
+    their deadline — is dropped, so the queues of servers no longer joined leave nothing behind; and while
+    the queue is there, a newcomer whose deadline the head cannot make is refused at once."""
+
+    async def go() -> None:
+        clock = Clock()
+        lim = limiter(clock, global_limit=100_000)
+        for i in range(10):
+            key = RouteKey(identity="bot:x", method="PUT", template="/m", major=str(i))
+            first = await lim.acquire(key, deadline=clock.now + 10)
+            await lim.release(first, headers(1, 0, 30.0, bucket=f"b{i}"), status=201)  # empty for 30 s
+            head = asyncio.ensure_future(lim.acquire(key, deadline=clock.now + 60))  # waits for the reset
+            cancelled = asyncio.ensure_future(lim.acquire(key, deadline=clock.now + 60))
+            late = asyncio.ensure_future(lim.acquire(key, deadline=clock.now + 0.05))
+            await asyncio.sleep(0.01)
+            with pytest.raises(RateLimited):
+                lim.check_queue(key, deadline=clock.now + 5)  # the head itself goes in 30 s
+            cancelled.cancel()
+            with pytest.raises(RateLimited):
+                await late
+            head.cancel()  # (the wait is real time; the test's clock is not)
+            for gone in (head, cancelled):
+                with pytest.raises(asyncio.CancelledError):
+                    await gone
+        assert lim._locks == {} and lim._gates == {}
+        clock.now += 30.0
+        served = await asyncio.wait_for(lim.acquire(key, deadline=clock.now + 1), 1)  # the bucket is full again
+        await lim.release(served, None, sent=False)
+        assert lim._locks == {}
+
+    run(go())
+
+
+def test_the_in_process_cache_forgets_what_has_expired(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused tokens and invites are remembered for minutes: a long-running server that has seen many must keep
+    only those still within their time, and a value is gone once its time is up."""
+    import guildgate.discord.ratelimit.stores as stores
+
+    monkeypatch.setattr(stores, "MAX_BUCKETS", 50)
+
+    async def go() -> tuple[int, str | None, str | None]:
+        clock = Clock()
+        cache = MemoryCache(clock=clock)
+        await cache.set("badtoken:kept", "{}", 600.0)
+        for i in range(500):
+            await cache.set(f"badtoken:{i}", "{}", 10.0)
+            clock.now += 1.0
+        kept = await cache.get("badtoken:kept")
+        clock.now += 600.0
+        return len(cache._values), kept, await cache.get("badtoken:kept")
+
+    size, kept, expired = run(go())
+    assert size <= 100, size  # not 501
+    assert kept == "{}" and expired is None

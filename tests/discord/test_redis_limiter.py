@@ -12,8 +12,9 @@ import redis
 
 from guildgate.core.errors import DiscordUnavailable, RateLimited
 from guildgate.discord.ratelimit import Limiter, MemoryBackend, RateLimitHeaders, RouteKey
-from guildgate.discord.ratelimit.base import MAX_COUNT, MAX_WAIT
+from guildgate.discord.ratelimit.model import MAX_COUNT, MAX_WAIT
 from guildgate.discord.ratelimit.redis import MAX_CONNECTIONS, RedisBackend
+from guildgate.discord.ratelimit.stores import RedisCache, RedisWindows
 from tests.servers import Server, free_port
 
 PUT = dict(method="PUT", template="/guilds/{guild_id}/members/{user_id}")
@@ -143,8 +144,9 @@ def test_every_key_has_a_ttl(url: str) -> None:
             key = RouteKey(identity=f"bearer:{i}", major=str(i), **PUT)
             permit = await lim.acquire(key, deadline=time.monotonic() + 1)
             await lim.release(permit, RateLimitHeaders(limit=5, remaining=4, reset_after=1.0, bucket="h"), status=201)
-        await lim.mark_bad_token("fp", "{}")
-        await lim.backend.window_take("quota:k", 5, 60)
+        redis_client = lim.backend.redis  # type: ignore[attr-defined]
+        await RedisCache(redis_client).set("badtoken:fp", "{}", 600)
+        await RedisWindows(redis_client).window_take("quota:k", 5, 60)
         await close([lim])
 
     run(go())
@@ -174,7 +176,8 @@ def test_a_burst_past_the_connection_pool_waits_instead_of_failing(url: str) -> 
             # More calls at once than the pool has connections (redis-py's default pool raised
             # MaxConnectionsError past 100): they wait their turn and all get answers.
             others = len(await backend.redis.client_list()) - 1  # clients of other tests' servers, if any
-            answers = await asyncio.gather(*(backend.kv_get(f"k{i}") for i in range(600)))
+            cache = RedisCache(backend.redis)  # on the backend's pool
+            answers = await asyncio.gather(*(cache.get(f"k{i}") for i in range(600)))
             assert answers == [None] * 600
             # ...on a bounded number of connections: the pool does not open one per waiting call.
             ours = len(await backend.redis.client_list()) - others

@@ -13,6 +13,7 @@ from typing import Final
 from guildgate.core.errors import DiscordRefused
 from guildgate.core.outcomes import Outcome
 from guildgate.core.text import is_control
+from guildgate.discord.routes import GET_CURRENT_USER, GET_INVITE, Route
 
 CODE_OUTCOMES: Final[dict[int, Outcome]] = {
     10004: Outcome.UNKNOWN_GUILD,
@@ -26,7 +27,7 @@ CODE_OUTCOMES: Final[dict[int, Outcome]] = {
 }
 
 
-def refusal(status: int, body: object, *, route: str) -> DiscordRefused:
+def refusal(status: int, body: object, *, route: Route) -> DiscordRefused:
     """Turn a Discord 4xx answer into the matching DiscordRefused error.
 
     ``route`` matters for 401: on Get Current User it means the user's token is expired or invalid; elsewhere
@@ -43,9 +44,9 @@ def refusal(status: int, body: object, *, route: str) -> DiscordRefused:
             message = raw_message
     if code is not None and code in CODE_OUTCOMES:
         outcome = CODE_OUTCOMES[code]
-    elif status == 401 and route == "GET /users/@me":
+    elif status == 401 and route == GET_CURRENT_USER:
         outcome = Outcome.TOKEN_EXPIRED
-    elif status == 404 and route == "GET /invites/{invite_code}":
+    elif status == 404 and route == GET_INVITE:
         outcome = Outcome.UNKNOWN_INVITE
     else:
         outcome = Outcome.DISCORD_ERROR

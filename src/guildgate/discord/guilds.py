@@ -9,8 +9,11 @@ from typing import Any
 from guildgate.core.doctor import BotApplication, GuildInfo, Role
 from guildgate.core.errors import DiscordUnavailable
 from guildgate.core.ports import AppCredentials
+from guildgate.discord import routes
+from guildgate.discord.calls import Answer
 from guildgate.discord.codes import discord_text, refusal
-from guildgate.discord.rest import Answer, DiscordRest
+from guildgate.discord.rest import DiscordRest
+from guildgate.discord.routes import Route
 
 _ICON = re.compile(r"[A-Za-z0-9_]{1,64}")  # an icon hash: 32 hex digits, "a_" before an animated one
 
@@ -20,10 +23,10 @@ class DiscordLookups:
         self.rest = rest
 
     async def application(self, app: AppCredentials, *, deadline: float) -> BotApplication:
-        answer = await self.rest.bot_get("/applications/@me", {}, app=app, deadline=deadline)
+        answer = await self.rest.bot_get(routes.GET_CURRENT_APPLICATION, {}, app=app, deadline=deadline)
         if answer.status == 404:  # an API without Get Current Application: the older route
-            answer = await self.rest.bot_get("/oauth2/applications/@me", {}, app=app, deadline=deadline)
-        body = _ok(answer, "GET /applications/@me")
+            answer = await self.rest.bot_get(routes.GET_CURRENT_APPLICATION_OLD, {}, app=app, deadline=deadline)
+        body = _ok(answer, routes.GET_CURRENT_APPLICATION)
         bot = body.get("bot")
         bot_id = bot.get("id") if isinstance(bot, dict) else None
         return BotApplication(
@@ -33,12 +36,14 @@ class DiscordLookups:
         )
 
     async def bot_user_id(self, app: AppCredentials, *, deadline: float) -> str:
-        body = _ok(await self.rest.bot_get("/users/@me", {}, app=app, deadline=deadline), "GET /users/@me (bot)")
+        body = _ok(
+            await self.rest.bot_get(routes.GET_CURRENT_USER, {}, app=app, deadline=deadline), routes.GET_CURRENT_USER
+        )
         return str(body.get("id", ""))
 
     async def guild(self, app: AppCredentials, guild_id: str, *, deadline: float) -> GuildInfo:
-        answer = await self.rest.bot_get("/guilds/{guild_id}", {"guild_id": guild_id}, app=app, deadline=deadline)
-        body = _ok(answer, "GET /guilds/{guild_id}")
+        answer = await self.rest.bot_get(routes.GET_GUILD, {"guild_id": guild_id}, app=app, deadline=deadline)
+        body = _ok(answer, routes.GET_GUILD)
         roles = tuple(_role(r) for r in body.get("roles") or [] if isinstance(r, dict))
         owner = body.get("owner_id")
         icon = body.get("icon")
@@ -52,20 +57,17 @@ class DiscordLookups:
 
     async def member_roles(self, app: AppCredentials, guild_id: str, user_id: str, *, deadline: float) -> list[str]:
         answer = await self.rest.bot_get(
-            "/guilds/{guild_id}/members/{user_id}",
-            {"guild_id": guild_id, "user_id": user_id},
-            app=app,
-            deadline=deadline,
+            routes.GET_GUILD_MEMBER, {"guild_id": guild_id, "user_id": user_id}, app=app, deadline=deadline
         )
-        body = _ok(answer, "GET /guilds/{guild_id}/members/{user_id}")
+        body = _ok(answer, routes.GET_GUILD_MEMBER)
         return [str(r) for r in body.get("roles") or []]
 
 
-def _ok(answer: Answer, route: str) -> dict[str, Any]:
+def _ok(answer: Answer, route: Route) -> dict[str, Any]:
     if answer.status == 200 and isinstance(answer.body, dict):
         return answer.body
     if answer.status == 200:
-        raise DiscordUnavailable(f"{route} answered 200 without a JSON object", discord_status=200)
+        raise DiscordUnavailable(f"{route.name} answered 200 without a JSON object", discord_status=200)
     raise refusal(answer.status, answer.body, route=route)
 
 

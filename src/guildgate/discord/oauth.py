@@ -25,6 +25,7 @@ from guildgate.core.errors import DiscordRefused, DiscordUnavailable
 from guildgate.core.outcomes import Outcome
 from guildgate.core.ports import AppCredentials
 from guildgate.core.secret import Secret
+from guildgate.discord import routes
 from guildgate.discord.codes import discord_text
 from guildgate.discord.rest import DiscordRest
 
@@ -78,8 +79,7 @@ async def exchange_code(
     """Trade the authorization code for an access token. Raises DiscordRefused (``invalid_oauth_token``) when
     Discord refuses the code or our client credentials, DiscordUnavailable when it does not answer."""
     answer = await rest.call(
-        "POST",
-        "/oauth2/token",
+        routes.TOKEN_EXCHANGE,
         {},
         auth=("Basic", _basic(app)),
         deadline=deadline,
@@ -110,8 +110,7 @@ async def exchange_code(
 async def revoke(rest: DiscordRest, *, app: AppCredentials, token: Secret, deadline: float) -> bool:
     """Revoke the token (and so its whole authorization). True on any 2xx: the body is not documented."""
     answer = await rest.call(
-        "POST",
-        "/oauth2/token/revoke",
+        routes.TOKEN_REVOKE,
         {},
         auth=("Basic", _basic(app)),
         deadline=deadline,

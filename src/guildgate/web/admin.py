@@ -136,7 +136,7 @@ async def login(request: Request) -> Response:
     if not pre or not svc.signer.csrf_ok("pre:" + pre, form.get("csrf")):
         return _login_page(request, error="a_expired", status=403)
     client = request.client.host if request.client else "unknown"
-    if await svc.limiter.backend.window_take(f"admin-login:{client}", LOGIN_ATTEMPTS_PER_MINUTE, 60.0) is not None:
+    if await svc.windows.window_take(f"admin-login:{client}", LOGIN_ATTEMPTS_PER_MINUTE, 60.0) is not None:
         return _login_page(request, error="a_too_many", status=429)
     expected = token.get_secret_value().encode()
     if not hmac.compare_digest(form.get("token", "").strip().encode(), expected):

@@ -11,8 +11,7 @@ from fastapi import Request
 from guildgate.core.errors import InvalidApiKey, QuotaExceeded, VelocityCapped
 from guildgate.discord.guilds import DiscordLookups
 from guildgate.discord.oauth import DiscordConsent
-from guildgate.discord.ratelimit import Backend, Limiter, MemoryBackend
-from guildgate.discord.ratelimit.redis import RedisBackend
+from guildgate.discord.ratelimit import Limiter, Stores, Windows
 from guildgate.discord.rest import DiscordRest
 from guildgate.settings import Settings
 from guildgate.store.crypto import SecretBox
@@ -25,20 +24,20 @@ from guildgate.web.flow import Signer
 
 @dataclass
 class Quotas:
-    """Per-API-key requests per minute, in a sliding 60 s window, shared by every worker (the limiter's
-    backend: this process, or Redis)."""
+    """Per-API-key requests per minute, in a sliding 60 s window, shared by every worker (this process's
+    windows, or Redis's)."""
 
-    backend: Backend
+    windows: Windows
 
     async def take(self, key: KeyInfo) -> None:
         if key.quota_per_minute is None:
             return
-        wait = await self.backend.window_take(f"quota:{key.id}", key.quota_per_minute, 60.0)
+        wait = await self.windows.window_take(f"quota:{key.id}", key.quota_per_minute, 60.0)
         if wait is not None:
             raise QuotaExceeded(f"{key.quota_per_minute} requests per minute", retry_after=max(wait, 0.001))
 
     async def used(self, key_id: str) -> int:
-        return await self.backend.window_count(f"quota:{key_id}", 60.0)
+        return await self.windows.window_count(f"quota:{key_id}", 60.0)
 
 
 STARTS_PER_JOIN = 10  # consent flows a link may start per minute, per join its cap allows
@@ -52,17 +51,17 @@ class Caps:
     sent to Discord; many are abandoned, so the headroom), so that a flood of starts on a leaked link stays
     bounded."""
 
-    backend: Backend
+    windows: Windows
     per_guild: int
     per_link: int
 
     async def take(self, *, guild_id: str, link_id: str | None) -> None:
         if self.per_guild:
-            wait = await self.backend.window_take(f"cap-guild:{guild_id}", self.per_guild, 60.0)
+            wait = await self.windows.window_take(f"cap-guild:{guild_id}", self.per_guild, 60.0)
             if wait is not None:
                 raise VelocityCapped(f"{self.per_guild} joins per minute to this server", retry_after=max(wait, 0.001))
         if link_id is not None and self.per_link:
-            wait = await self.backend.window_take(f"cap-link:{link_id}", self.per_link, 60.0)
+            wait = await self.windows.window_take(f"cap-link:{link_id}", self.per_link, 60.0)
             if wait is not None:
                 raise VelocityCapped(
                     f"{self.per_link} joins per minute through this link", retry_after=max(wait, 0.001)
@@ -72,7 +71,7 @@ class Caps:
         """Count one consent flow started through a link: None when under its cap, else seconds to wait."""
         if not self.per_link:
             return None
-        wait = await self.backend.window_take(f"cap-start:{link_id}", self.per_link * STARTS_PER_JOIN, 60.0)
+        wait = await self.windows.window_take(f"cap-start:{link_id}", self.per_link * STARTS_PER_JOIN, 60.0)
         return None if wait is None else max(wait, 0.001)
 
 
@@ -87,6 +86,7 @@ class Services:
     limiter: Limiter
     quotas: Quotas
     caps: Caps
+    windows: Windows  # the sliding windows behind quotas and caps (admin login attempts use them too)
     hash_key: bytes
     links: LinkRepo
     signer: Signer
@@ -97,9 +97,9 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         db = Database(settings.database_url)
         secret_key = settings.secret_key_value()
-        backend: Backend = RedisBackend(settings.redis_url) if settings.redis_url else MemoryBackend()
+        stores = Stores.open(settings.redis_url)
         limiter = Limiter(
-            backend,
+            stores.backend,
             global_limit=settings.global_rate_limit,
             invalid_limit=settings.invalid_request_limit,
             observer=metrics.LimiterMetrics(),
@@ -109,6 +109,8 @@ class Services:
             limiter=limiter,
             egress_proxies=settings.egress_proxies,
             observer=metrics.CallMetrics(),
+            cache=stores.cache,
+            windows=stores.windows,
         )
         return cls(
             settings=settings,
@@ -118,8 +120,9 @@ class Services:
             records=RecordRepo(db),
             discord=discord,
             limiter=limiter,
-            quotas=Quotas(backend),
-            caps=Caps(backend, settings.guild_joins_per_minute, settings.link_joins_per_minute),
+            quotas=Quotas(stores.windows),
+            caps=Caps(stores.windows, settings.guild_joins_per_minute, settings.link_joins_per_minute),
+            windows=stores.windows,
             hash_key=hashlib.sha256(b"request-hash:" + secret_key.encode()).digest(),
             links=LinkRepo(db),
             signer=Signer(secret_key),

@@ -37,8 +37,10 @@ Discord's bucket theory, as this module applies it
 * 401, 403 and non-shared 429 answers are *invalid requests*; 10,000 of them in 10 minutes get the IP
   banned. The budget counts them, with requests in flight, and stops sending at the configured limit.
 
-Where the state lives is a backend: ``MemoryBackend`` (one process) or ``RedisBackend`` (every worker on
-every host; one Lua script per decision, Redis ``TIME`` as the clock). ``Limiter`` is the part that runs in
+Where the state lives is a backend (``model.Backend``): ``MemoryBackend`` (one process) or ``RedisBackend``
+(every worker on every host; one Lua script per decision, Redis ``TIME`` as the clock). It holds the limiter's
+state only; the quotas and caches beside it have their own interfaces (``stores.py``: ``Windows``, ``Cache``),
+sharing the Redis connection. ``Limiter`` (``limiter.py``) is the part that runs in
 each process: it asks the backend, waits (or answers ``rate_limited`` at once when the predicted wait
 passes the request's deadline), and keeps requests for one bucket in FIFO order within the process — and the
 requests of one bot waiting for its global limit in order behind one gate, so one of them asks the backend
@@ -48,26 +50,24 @@ flood they are still identifying their users and will reach the gate first, so r
 spares its identify call and keeps the process's CPU for the requests that will be sent.
 """
 
-from guildgate.discord.ratelimit.base import (
-    Backend,
-    Decision,
-    Heading,
-    Limiter,
-    LimiterObserver,
-    Permit,
-    RateLimitHeaders,
-    RouteKey,
-)
+from guildgate.discord.ratelimit.limiter import Heading, Limiter, LimiterObserver
 from guildgate.discord.ratelimit.memory import MemoryBackend
+from guildgate.discord.ratelimit.model import Backend, Decision, Permit, RateLimitHeaders, RouteKey
+from guildgate.discord.ratelimit.stores import Cache, MemoryCache, MemoryWindows, Stores, Windows
 
 __all__ = [
     "Backend",
+    "Cache",
     "Decision",
     "Heading",
     "Limiter",
     "LimiterObserver",
     "MemoryBackend",
+    "MemoryCache",
+    "MemoryWindows",
     "Permit",
     "RateLimitHeaders",
     "RouteKey",
+    "Stores",
+    "Windows",
 ]

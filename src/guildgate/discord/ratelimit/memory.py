@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from guildgate.discord.ratelimit.base import (
+from guildgate.discord.ratelimit.model import (
     GLOBAL_WINDOW,
     HOLD,
     INVALID_WINDOW,
@@ -67,9 +67,6 @@ class MemoryBackend:
         self._invalid: deque[float] = deque()
         self._paused: dict[str, float] = {}
         self._banned_until = 0.0
-        self._kv: dict[str, tuple[float, str]] = {}
-        self._windows: dict[str, deque[float]] = {}
-        self._longest_window = 0.0  # of the windows asked for: a window's entries older than this count nowhere
         self._sweep_at = MAX_BUCKETS  # map size that sets off the next sweep (see _sweep)
 
     def _bucket_id(self, key: RouteKey) -> str:
@@ -89,16 +86,11 @@ class MemoryBackend:
         # every user's token is an identity with its own global window: forget those with no slot left
         for identity in [i for i, slots in self._global.items() if not _live(slots, now)]:
             del self._global[identity]
-        for key in [k for k, (until, _) in self._kv.items() if until <= now]:
-            del self._kv[key]
         for identity in [i for i, until in self._paused.items() if until <= now]:  # global 429s, one per token
             del self._paused[identity]
-        # a window per server and per link with a velocity cap: forget those with nothing left in any window
-        for key in [k for k, seen in self._windows.items() if not seen or seen[-1] <= now - self._longest_window]:
-            del self._windows[key]
         # A sweep looks at every entry. The next comes only when the maps have grown by as many again as are
         # left (and reached MAX_BUCKETS): however many must be kept, each new entry pays O(1) for the sweeps.
-        largest = max(len(self._buckets), len(self._global), len(self._kv), len(self._windows))
+        largest = max(len(self._buckets), len(self._global))
         self._sweep_at = max(MAX_BUCKETS, 2 * largest)
 
     def _invalid_used(self, now: float) -> int:
@@ -219,40 +211,6 @@ class MemoryBackend:
 
     async def global_used(self, identity: str) -> int:
         return _live(self._global.get(identity, {}), self._clock())
-
-    async def kv_get(self, key: str) -> str | None:
-        entry = self._kv.get(key)
-        if entry is None or entry[0] <= self._clock():
-            self._kv.pop(key, None)
-            return None
-        return entry[1]
-
-    async def kv_set(self, key: str, value: str, ttl: float) -> None:
-        if len(self._kv) >= self._sweep_at:
-            self._sweep(self._clock())
-        self._kv[key] = (self._clock() + ttl, value)
-
-    async def window_take(self, key: str, limit: int, window: float) -> float | None:
-        now = self._clock()
-        seen = self._windows.get(key)
-        if seen is None:
-            if len(self._windows) >= self._sweep_at:
-                self._sweep(now)
-            self._longest_window = max(self._longest_window, window)
-            seen = self._windows[key] = deque()
-        while seen and seen[0] <= now - window:
-            seen.popleft()
-        if len(seen) >= limit:
-            return seen[0] + window - now
-        seen.append(now)
-        return None
-
-    async def window_count(self, key: str, window: float) -> int:
-        now = self._clock()
-        seen = self._windows.get(key, deque())
-        while seen and seen[0] <= now - window:
-            seen.popleft()
-        return len(seen)
 
     async def ping(self) -> None:
         return None

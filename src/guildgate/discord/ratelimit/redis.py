@@ -1,4 +1,5 @@
-"""The Redis backend: every limit, quota and cache shared by all workers on all hosts.
+"""The Redis backend: the limiter's state shared by all workers on all hosts (quotas and caches beside it,
+on the same connection pool: ``stores.py``).
 
 Each decision is one Lua script (atomic), so acquiring is one round trip and releasing is one more. The
 clock is Redis ``TIME``, so hosts whose clocks disagree still agree on every window. Every key has a TTL;
@@ -10,7 +11,6 @@ never an unguarded call to Discord.
 from __future__ import annotations
 
 import math
-import uuid
 from typing import Any
 
 import redis
@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from guildgate.core.errors import DiscordUnavailable
-from guildgate.discord.ratelimit.base import (
+from guildgate.discord.ratelimit.model import (
     HOLD,
     SLIDE_SHIFT,
     UNANSWERED_HOLD,
@@ -28,13 +28,13 @@ from guildgate.discord.ratelimit.base import (
     RouteKey,
 )
 
-_NOW = """
+NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
 ACQUIRE = (
-    _NOW
+    NOW
     + """
 local p, ident, route, major, pid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local glimit, ilimit, hold, unanswered = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -105,7 +105,7 @@ return {'ok', 0, bid, 0, now}
 )
 
 RELEASE = (
-    _NOW
+    NOW
     + """
 local p, ident, bid, pid, route, major = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local status, sent, ban = tonumber(ARGV[7]), ARGV[8] == '1', ARGV[9] == '1'
@@ -200,31 +200,8 @@ return 0
 """
 )
 
-WINDOW_TAKE = (
-    _NOW
-    + """
-local k, limit, window = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
-if redis.call('ZCARD', k) >= limit then
-  local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
-  return tonumber(first[2]) + window - now
-end
-redis.call('ZADD', k, now, ARGV[3])
-redis.call('PEXPIRE', k, window + 1000)
-return -1
-"""
-)
-
-WINDOW_COUNT = (
-    _NOW
-    + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
-return redis.call('ZCARD', KEYS[1])
-"""
-)
-
 INVALID_USED = (
-    _NOW
+    NOW
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 600000)
 return redis.call('ZCARD', KEYS[1])
@@ -232,7 +209,7 @@ return redis.call('ZCARD', KEYS[1])
 )
 
 GLOBAL_USED = (
-    _NOW
+    NOW
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZCARD', KEYS[1])
@@ -262,7 +239,7 @@ def _decision(answer: list[Any]) -> Decision:
     )
 
 
-def _unavailable(exc: Exception) -> DiscordUnavailable:
+def unavailable(exc: Exception) -> DiscordUnavailable:
     return DiscordUnavailable(
         f"the shared rate-limit store (Redis) is not answering ({type(exc).__name__}); "
         "not sending to Discord unguarded",
@@ -290,8 +267,6 @@ class RedisBackend:
         self.redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._acquire = self.redis.register_script(ACQUIRE)
         self._release = self.redis.register_script(RELEASE)
-        self._take = self.redis.register_script(WINDOW_TAKE)
-        self._count = self.redis.register_script(WINDOW_COUNT)
         self._invalid = self.redis.register_script(INVALID_USED)
         self._global = self.redis.register_script(GLOBAL_USED)
 
@@ -299,7 +274,7 @@ class RedisBackend:
         try:
             return await script(keys=keys, args=args)
         except (RedisError, OSError) as exc:
-            raise _unavailable(exc) from None
+            raise unavailable(exc) from None
 
     async def try_acquire(self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int) -> Decision:
         args = [
@@ -361,33 +336,11 @@ class RedisBackend:
     async def global_used(self, identity: str) -> int:
         return int(await self._run(self._global, [self.prefix + "g:" + identity], []))
 
-    async def kv_get(self, key: str) -> str | None:
-        try:
-            value = await self.redis.get(self.prefix + "kv:" + key)
-        except (RedisError, OSError) as exc:
-            raise _unavailable(exc) from None
-        return None if value is None else str(value)
-
-    async def kv_set(self, key: str, value: str, ttl: float) -> None:
-        try:
-            await self.redis.set(self.prefix + "kv:" + key, value, px=max(int(ttl * 1000), 1))
-        except (RedisError, OSError) as exc:
-            raise _unavailable(exc) from None
-
-    async def window_take(self, key: str, limit: int, window: float) -> float | None:
-        wait = int(
-            await self._run(self._take, [self.prefix + "w:" + key], [limit, int(window * 1000), uuid.uuid4().hex])
-        )
-        return None if wait < 0 else max(wait, 1) / 1000
-
-    async def window_count(self, key: str, window: float) -> int:
-        return int(await self._run(self._count, [self.prefix + "w:" + key], [int(window * 1000)]))
-
     async def ping(self) -> None:
         try:
             await self.redis.ping()
         except (RedisError, OSError) as exc:
-            raise _unavailable(exc) from None
+            raise unavailable(exc) from None
 
     async def aclose(self) -> None:
         await self.redis.aclose()

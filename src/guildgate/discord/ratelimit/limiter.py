@@ -1,187 +1,56 @@
-"""The limiter's shared parts: keys, parsed headers, decisions, the backend interface, and the client-side
-acquire loop (deadlines, FIFO per bucket within a process, metrics)."""
+"""The part of the limiter that runs in each process: acquire a permit before each Discord request (deadlines,
+FIFO per bucket within the process, the bot's global gate, metrics), release it with the answer."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import itertools
-import math
 import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Protocol
 
 from guildgate.core.errors import DiscordUnavailable, RateLimited
-
-POLL = 0.02  # seconds between looks while waiting for answers in flight
-HOLD = 35.0  # seconds a slot stays taken when its request never reports back (a crashed worker)
-GLOBAL_WINDOW = 1.0  # Discord counts a bot's requests in any 1 s, as it receives them
-# A request sent without an answer (a timeout, a dropped connection) may still reach Discord after the client
-# gave up on it — a loaded server reads it late — so its global slot stays taken this long, not one second.
-UNANSWERED_HOLD = 5.0
-INVALID_WINDOW = 600.0
-RATE_WINDOW = 2.0  # seconds over which a process measures its share of a bot's global limit
-SLIDE_SHIFT = 0.25  # seconds a bucket's reset moment must move, at least, to show that the bucket slides
-
-
-@dataclass(frozen=True, slots=True)
-class RouteKey:
-    identity: str  # a fingerprint of the auth ("bot:…", "bearer:…"), never the token
-    method: str
-    template: str  # the route template, e.g. "/guilds/{guild_id}/members/{user_id}"
-    major: str = ""  # the major parameter's value (guild id), or ""
-    route: str = field(init=False, repr=False, compare=False)  # "METHOD template", made once (read often)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "route", f"{self.method} {self.template}")
+from guildgate.discord.ratelimit.model import (
+    POLL,
+    RATE_WINDOW,
+    Backend,
+    Decision,
+    Permit,
+    RateLimitHeaders,
+    RouteKey,
+    answered_by,
+)
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs twice as much, made on every call
-class RateLimitHeaders:
-    limit: int | None = None
-    remaining: int | None = None
-    reset_after: float | None = None
-    bucket: str | None = None
-    scope: str | None = None
-    is_global: bool = False
-    retry_after: float | None = None
+class _Turn:
+    """A FIFO lock (``asyncio.Lock``) that counts those waiting for it: a bucket's queue in this process, or a
+    bot's global gate. The count says how long the queue is, and when the lock can be forgotten."""
+
+    __slots__ = ("_lock", "waiting")
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self.waiting = 0
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    async def acquire(self) -> None:
+        self.waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
+
+    def release(self) -> None:
+        self._lock.release()
 
     @property
-    def complete(self) -> bool:
-        return self.limit is not None and self.remaining is not None and self.reset_after is not None
-
-    @classmethod
-    def parse(cls, headers: Mapping[str, str], body: object | None = None) -> RateLimitHeaders:
-        """What an answer says about its limits. A value that is not a finite number counts as absent (a hostile or
-        broken answer's ``NaN`` or ``1e999`` must not reach the limiter's arithmetic); a wait is held to
-        ``0..MAX_WAIT`` seconds and a count to ``0..MAX_COUNT``, so that one answer cannot stop a route or the bot
-        for years, nor hand the shared store a time it refuses (Redis's PX)."""
-        get = headers.get
-        data = body if isinstance(body, dict) else {}
-        said = data.get("retry_after")
-        retry_after = _seconds(said) if isinstance(said, int | float) else None
-        if retry_after is None:
-            retry_after = _seconds(get("retry-after"))
-        is_global = get("x-ratelimit-global", "").lower() == "true" or data.get("global") is True
-        return cls(
-            limit=_count(get("x-ratelimit-limit")),
-            remaining=_count(get("x-ratelimit-remaining")),
-            reset_after=_seconds(get("x-ratelimit-reset-after")),
-            bucket=get("x-ratelimit-bucket"),
-            scope=_scope(get("x-ratelimit-scope")),
-            is_global=is_global,
-            retry_after=retry_after,
-        )
-
-
-SCOPES = frozenset({"user", "global", "shared"})  # X-RateLimit-Scope's documented values
-
-
-def _scope(raw: str | None) -> str | None:
-    """The scope as documented, or "other": it labels a metric, and an answer must not make up new labels."""
-    return raw if raw is None or raw in SCOPES else "other"
-
-
-# The longest wait an answer can set: a Cloudflare ban's hour (discord-api-facts.md). Discord's documented waits
-# are seconds to about 20 minutes (a shared limit's 1336.57); a longer one is a broken or hostile answer, and if
-# Discord meant it, the cost of asking again after an hour is one more 429.
-MAX_WAIT = 3600.0
-MAX_COUNT = 1_000_000  # requests in one bucket's window: Discord's are tens
-
-
-def _finite(raw: str | float | None) -> float | None:
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _seconds(raw: str | float | None) -> float | None:
-    value = _finite(raw)
-    return None if value is None else min(max(value, 0.0), MAX_WAIT)
-
-
-def _count(raw: str | None) -> int | None:
-    value = _finite(raw)
-    return None if value is None else int(min(max(value, 0.0), MAX_COUNT))
-
-
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs twice as much, made on every call
-class Decision:
-    ok: bool
-    reason: str = ""  # "bucket", "discovery", "inflight", "global", "paused", "invalid", "banned"
-    wait: float = 0.0  # seconds until a retry can succeed (predicted)
-    poll: bool = False  # the wait depends on answers in flight: look again soon
-    bucket_id: str = ""
-    at: float | None = None  # the backend's clock when it decided (seconds)
-
-
-@dataclass(slots=True)
-class Permit:
-    key: RouteKey
-    bucket_id: str
-    id: str
-    released: bool = False
-    asked: float = 0.0  # this process's clock just before the backend was asked for the slot
-    granted: float | None = None  # the backend's clock when it granted the slot
-
-
-def answered_by(permit: Permit, answered: float | None) -> float | None:
-    """The latest the answer to ``permit``'s request can have come, on the backend's clock: it granted the
-    slot after it was asked, so its grant instant plus the time this process saw pass between asking and the
-    answer is never early. None when either instant is unknown.
-
-    A slot counts in the global window until a second after this instant, not after the release reaches the
-    backend: under load a release waits behind other work (an event loop's queue, a Redis connection), and a
-    slot held for that wait is limit lost."""
-    if answered is None or permit.granted is None:
-        return None
-    return permit.granted + max(answered - permit.asked, 0.0)
-
-
-class Backend(Protocol):
-    """Where limiter state lives: this process (MemoryBackend) or Redis, shared by every worker and host."""
-
-    async def try_acquire(
-        self, key: RouteKey, permit_id: str, *, global_limit: int, invalid_limit: int
-    ) -> Decision: ...
-
-    async def release(
-        self,
-        permit: Permit,
-        headers: RateLimitHeaders | None,
-        *,
-        status: int | None,
-        sent: bool,
-        ban: bool,
-        answered: float | None = None,
-    ) -> None:
-        """``answered``: the latest the answer can have come, on this backend's clock (``answered_by``); the
-        release's own time when None."""
-        ...
-
-    async def invalid_used(self) -> int: ...
-
-    async def global_used(self, identity: str) -> int: ...
-
-    async def kv_get(self, key: str) -> str | None: ...
-
-    async def kv_set(self, key: str, value: str, ttl: float) -> None: ...
-
-    async def window_take(self, key: str, limit: int, window: float) -> float | None:
-        """Take one use in a sliding ``window``: None when taken, else seconds until one is free."""
-        ...
-
-    async def window_count(self, key: str, window: float) -> int: ...
-
-    async def ping(self) -> None: ...
-
-    async def aclose(self) -> None: ...
+    def idle(self) -> bool:
+        """Nobody holds it and nobody waits for it (one woken but not yet running still counts as waiting)."""
+        return not self._lock.locked() and not self.waiting
 
 
 class Heading:
@@ -235,14 +104,14 @@ class Limiter:
         self.global_limit = global_limit
         self.invalid_limit = invalid_limit
         self._clock = clock
-        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        self._locks: dict[tuple[str, str, str], _Turn] = {}
         # When the request at the head of a bucket's local queue expects to be sent (monotonic): lets the
         # requests behind it answer at once when even the head cannot go before their deadline.
         self._eta: dict[tuple[str, str, str], float] = {}
         # One gate per bot identity: while a request of this process waits for the bot's global limit, the
         # others that need a global slot queue behind it in order, instead of every bucket's head asking the
         # backend at once (with Redis, a round trip each) whenever a slot frees.
-        self._gates: dict[str, asyncio.Lock] = {}
+        self._gates: dict[str, _Turn] = {}
         self._grants: dict[str, collections.deque[float]] = {}  # when this process got its recent slots
         self._heading: dict[str, int] = {}  # per bot identity: requests past their precheck without a slot yet
         self.observer: LimiterObserver = observer or _NoObserver()
@@ -268,7 +137,7 @@ class Limiter:
                 self.observer.waited(key.route, self._clock() - start)
                 return permit
         if lock is None:
-            lock = self._locks[local] = asyncio.Lock()
+            lock = self._locks[local] = _Turn()
         queued = lock.locked()
         if queued:
             self.check_queue(key, deadline=deadline)
@@ -292,7 +161,7 @@ class Limiter:
             finally:
                 self._eta.pop(local, None)
                 lock.release()
-                if not lock.locked() and not getattr(lock, "_waiters", None):
+                if lock.idle:
                     self._locks.pop(local, None)
         finally:
             self.observer.waited(key.route, self._clock() - start)
@@ -327,7 +196,7 @@ class Limiter:
         heading = self._heading.get(identity, 0)
         if gate is not None and gate.locked():
             # ahead: those at the gate, or (more, under a flood) every request past its precheck without a slot
-            waiting = max(1 + len(getattr(gate, "_waiters", None) or ()), heading)
+            waiting = max(1 + gate.waiting, heading)
             rate = self._global_rate(identity)
         elif heading:
             # none at the gate yet (a burst has just begun): even the whole limit sends only so many in time
@@ -361,7 +230,7 @@ class Limiter:
 
     async def _acquire_locked(self, key: RouteKey, deadline: float, local: tuple[str, str, str]) -> Permit:
         gate = self._gates.get(key.identity)
-        holding: asyncio.Lock | None = None
+        holding: _Turn | None = None
         try:
             if gate is not None and gate.locked():  # others of this bot are waiting for the global limit
                 holding = await self._enter_gate(key.identity, deadline)
@@ -406,10 +275,10 @@ class Limiter:
             return float(self.global_limit)
         return min(float(self.global_limit), recent / RATE_WINDOW)
 
-    async def _enter_gate(self, identity: str, deadline: float) -> asyncio.Lock:
+    async def _enter_gate(self, identity: str, deadline: float) -> _Turn:
         gate = self._gates.get(identity)
         if gate is None:
-            gate = self._gates[identity] = asyncio.Lock()
+            gate = self._gates[identity] = _Turn()
         if gate.locked():
             self.check_gate(identity, deadline)
         try:
@@ -418,13 +287,13 @@ class Limiter:
         except TimeoutError:
             raise RateLimited(
                 "queued for Discord's global limit until the deadline",
-                retry_after=max(1.0, len(getattr(gate, "_waiters", None) or ()) / self.global_limit),
+                retry_after=max(1.0, gate.waiting / self.global_limit),
             ) from None
         return gate
 
-    def _leave_gate(self, identity: str, gate: asyncio.Lock) -> None:
+    def _leave_gate(self, identity: str, gate: _Turn) -> None:
         gate.release()
-        if not gate.locked() and not getattr(gate, "_waiters", None) and self._gates.get(identity) is gate:
+        if gate.idle and self._gates.get(identity) is gate:
             del self._gates[identity]
 
     async def _wait(self, decision: Decision, deadline: float, local: tuple[str, str, str]) -> None:
@@ -481,13 +350,6 @@ class Limiter:
             await self.backend.release(permit, headers, status=status, sent=sent, ban=ban, answered=by)
         else:
             await asyncio.shield(self.backend.release(permit, headers, status=status, sent=sent, ban=ban, answered=by))
-
-    async def bad_token(self, fingerprint: str) -> str | None:
-        return await self.backend.kv_get(f"badtoken:{fingerprint}")
-
-    async def mark_bad_token(self, fingerprint: str, refusal: str, seconds: float = 600.0) -> None:
-        """Remember a refused token by its hash (never the token) so it is not sent again for a while."""
-        await self.backend.kv_set(f"badtoken:{fingerprint}", refusal, seconds)
 
     async def invalid_used(self) -> int:
         return await self.backend.invalid_used()

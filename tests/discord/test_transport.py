@@ -1,5 +1,6 @@
-"""The lean HTTP/1.1 client (``discord/wire.py``) against scripted servers on 127.0.0.1: what it sends, how it
-reads answers Discord (or something in its place) may give, and how it fails."""
+"""The Discord client's HTTP (``discord/transport.py``, aiohttp) against scripted servers on 127.0.0.1: what it
+sends, how it reads answers Discord (or something in its place) may give, and how it fails — directly and through
+``DiscordRest``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,7 +30,16 @@ from guildgate.discord.guilds import DiscordLookups
 from guildgate.discord.oauth import exchange_code
 from guildgate.discord.ratelimit import Limiter, MemoryBackend
 from guildgate.discord.rest import DiscordRest
-from guildgate.discord.wire import MAX_ANSWER, BadAnswer, ConnectFailed, Disconnected, Wire, WireError
+from guildgate.discord.routes import ADD_GUILD_MEMBER
+from guildgate.discord.transport import (
+    MAX_ANSWER,
+    BadAnswer,
+    ConnectFailed,
+    Disconnected,
+    Transport,
+    TransportError,
+)
+from tests.servers import free_port
 
 APP = AppCredentials(client_id="1", bot_token=Secret("bot-token"), client_secret=Secret("app-secret"))
 
@@ -103,28 +114,40 @@ async def scripted(make: Callable[[Scripted], Handler], tls: ssl.SSLContext | No
     return await server.__aenter__()
 
 
+def header_lines(request: bytes) -> dict[str, str]:
+    """A request's header fields, names lower-cased."""
+    head = request.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return {name.strip().lower(): value.strip() for name, value in (line.split(":", 1) for line in head)}
+
+
 OK_JSON = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"id": "1"}'
 
 
 def test_the_request_is_one_well_formed_http11_message_and_the_connection_is_reused() -> None:
     async def go() -> None:
         server = await scripted(answers(OK_JSON, OK_JSON))
-        wire = Wire(server.base, user_agent="DiscordBot (x, 1)")
-        first = await wire.request(
+        client = Transport(server.base, user_agent="DiscordBot (x, 1)")
+        first = await client.request(
             "PUT", "/guilds/1/members/2", headers={"Authorization": "Bot t"}, body=b'{"a":1}', within=5
         )
-        second = await wire.request("GET", "/users/@me", headers={"Authorization": "Bearer u"}, within=5)
-        await wire.aclose()
+        second = await client.request("GET", "/users/@me", headers={"Authorization": "Bearer u"}, within=5)
+        await client.aclose()
         await server.__aexit__()
         assert (first.status, first.body, second.body) == (200, b'{"id": "1"}', b'{"id": "1"}')
         assert first.headers["content-type"] == "application/json"  # names are case-insensitive
         assert server.connections == 1  # kept alive: the second call reused the first call's connection
         put, get = server.requests
-        assert put.startswith(b"PUT /api/v10/guilds/1/members/2 HTTP/1.1\r\n")
-        assert f"Host: 127.0.0.1:{server.port}\r\n".encode() in put
-        assert b"User-Agent: DiscordBot (x, 1)\r\n" in put and b"Authorization: Bot t\r\n" in put
-        assert b"Content-Type: application/json\r\nContent-Length: 7\r\n\r\n" in put and put.endswith(b'{"a":1}')
-        assert get.startswith(b"GET /api/v10/users/@me HTTP/1.1\r\n") and b"Content-Length" not in get
+        assert put.startswith(b"PUT /api/v10/guilds/1/members/2 HTTP/1.1\r\n") and put.endswith(b'\r\n\r\n{"a":1}')
+        assert {
+            "host": f"127.0.0.1:{server.port}",
+            "user-agent": "DiscordBot (x, 1)",
+            "authorization": "Bot t",
+            "content-type": "application/json",
+            "content-length": "7",
+            "accept-encoding": "gzip, deflate",  # what the client inflates itself, and nothing else
+        }.items() <= header_lines(put).items()
+        assert get.startswith(b"GET /api/v10/users/@me HTTP/1.1\r\n") and "content-length" not in header_lines(get)
+        assert "cookie" not in header_lines(get)
 
     run(go())
 
@@ -140,9 +163,9 @@ def test_chunked_close_delimited_and_gzip_answers_are_read_whole() -> None:
 
     async def go() -> None:
         server = await scripted(answers(chunked, zipped, until_close, then_close=True))
-        wire = Wire(server.base, user_agent="t")
-        bodies = [(await wire.request("GET", "/x", headers={}, within=5)).body for _ in range(3)]
-        await wire.aclose()
+        client = Transport(server.base, user_agent="t")
+        bodies = [(await client.request("GET", "/x", headers={}, within=5)).body for _ in range(3)]
+        await client.aclose()
         await server.__aexit__()
         assert bodies == [b'{"id": "42"}', b'{"id": "7"}', b'{"id": "9"}']
         assert server.connections == 1
@@ -153,11 +176,11 @@ def test_chunked_close_delimited_and_gzip_answers_are_read_whole() -> None:
 def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
     async def go() -> None:
         server = await scripted(answers(OK_JSON, then_close=True))  # one answer per connection, then it closes
-        wire = Wire(server.base, user_agent="t")
+        client = Transport(server.base, user_agent="t")
         for _ in range(3):
-            assert (await wire.request("GET", "/users/@me", headers={}, within=5)).status == 200
+            assert (await client.request("GET", "/users/@me", headers={}, within=5)).status == 200
             await asyncio.sleep(0.05)  # the close reaches the client while the connection sits idle
-        await wire.aclose()
+        await client.aclose()
         await server.__aexit__()
         assert server.connections == 3
 
@@ -171,14 +194,14 @@ def test_a_server_that_never_answers_times_out_on_time_and_its_connection_is_dro
             await reader.read()  # never answers; returns when the client gives up and closes
 
         server = await scripted(lambda s: silent)
-        wire = Wire(server.base, user_agent="t")
+        client = Transport(server.base, user_agent="t")
         started = time.monotonic()
         with pytest.raises(TimeoutError):
-            await wire.request("GET", "/users/@me", headers={}, within=0.3)
+            await client.request("GET", "/users/@me", headers={}, within=0.3)
         waited = time.monotonic() - started
         with pytest.raises(TimeoutError):
-            await wire.request("GET", "/users/@me", headers={}, within=0.1)
-        await wire.aclose()
+            await client.request("GET", "/users/@me", headers={}, within=0.1)
+        await client.aclose()
         await server.__aexit__()
         assert 0.25 <= waited < 5
         assert server.connections == 2  # the hung connection was closed, not reused
@@ -187,23 +210,44 @@ def test_a_server_that_never_answers_times_out_on_time_and_its_connection_is_dro
 
 
 def test_failures_say_whether_anything_was_sent() -> None:
+    """A connection refused carried nothing (safe to retry); a connection closed or reset after the request went out,
+    an answer cut short and an answer that is not HTTP may all have reached the server. Each server sees the
+    request once: a GET or PUT is never resent behind the caller's back after a dropped connection."""
+
+    def hanging_up(*, reset: bool) -> Callable[[Scripted], Handler]:
+        def make(server: Scripted) -> Handler:
+            async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                await server.read_request(reader)
+                if reset:
+                    writer.transport.abort()  # a TCP reset after the request was read
+                # else: closed (on_connect's finally) without an answer
+
+            return handler
+
+        return make
+
     async def go() -> None:
-        closer = await scripted(lambda s: s.read_request)  # reads the request, then closes without answering
+        closer = await scripted(hanging_up(reset=False))
+        resetter = await scripted(hanging_up(reset=True))
         half = await scripted(answers(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"id"', then_close=True))
         garbage = await scripted(answers(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"))
         refused_port = closer.port
-        results: list[WireError] = []
-        for server in (closer, half, garbage):
-            wire = Wire(server.base, user_agent="t")
-            with pytest.raises(WireError) as failed:
-                await wire.request("GET", "/users/@me", headers={}, within=5)
-            results.append(failed.value)
-            await wire.aclose()
+        results: list[TransportError] = []
+        for server in (closer, resetter, half, garbage):
+            client = Transport(server.base, user_agent="t")
+            for method in ("GET", "PUT"):
+                with pytest.raises(TransportError) as failed:
+                    await client.request(method, "/guilds/1/members/2", headers={}, within=5)
+                results.append(failed.value)
+            await client.aclose()
             await server.__aexit__()
+            assert len(server.requests) == 2, server.requests  # one each, not resent
         await asyncio.sleep(0.05)
+        nowhere = Transport(f"http://127.0.0.1:{refused_port}", user_agent="t")
         with pytest.raises(ConnectFailed) as refused:
-            await Wire(f"http://127.0.0.1:{refused_port}", user_agent="t").request("GET", "/", headers={}, within=5)
-        assert [type(e) for e in results] == [Disconnected, Disconnected, BadAnswer]
+            await nowhere.request("PUT", "/", headers={}, within=5)
+        await nowhere.aclose()
+        assert [type(e) for e in results] == [Disconnected] * 6 + [BadAnswer] * 2
         assert all(e.sent for e in results)  # the request may have reached the server
         assert refused.value.sent is False  # nothing left this machine
 
@@ -213,13 +257,13 @@ def test_failures_say_whether_anything_was_sent() -> None:
 def test_line_breaks_in_a_header_are_refused_before_anything_is_sent() -> None:
     async def go() -> None:
         server = await scripted(answers(OK_JSON))
-        wire = Wire(server.base, user_agent="t")
+        client = Transport(server.base, user_agent="t")
         for value in ("Bearer a\r\nX-Evil: 1", "Bearer a\nb", "Bearer \0"):
             with pytest.raises(ValueError, match="line breaks"):
-                await wire.request("GET", "/users/@me", headers={"Authorization": value}, within=5)
+                await client.request("GET", "/users/@me", headers={"Authorization": value}, within=5)
         with pytest.raises(ValueError, match="request path"):
-            await wire.request("GET", "/users/@me HTTP/1.0\r\n", headers={}, within=5)
-        await wire.aclose()
+            await client.request("GET", "/users/@me HTTP/1.0\r\n", headers={}, within=5)
+        await client.aclose()
         await server.__aexit__()
         assert server.connections == 0 and server.requests == []
 
@@ -240,13 +284,11 @@ def test_an_id_from_discords_answer_cannot_change_the_path_of_the_next_call() ->
         with pytest.raises(DiscordUnavailable, match="without a user id"):
             await rest.current_user(Secret("user-token"), app=APP, deadline=deadline)
         await rest.call(
-            "PUT",
-            "/guilds/{guild_id}/members/{user_id}",
+            ADD_GUILD_MEMBER,
             {"guild_id": "1", "user_id": "2/../../x y"},
             auth=("Bot", Secret("bot-token")),
             deadline=deadline,
             json_body={"access_token": "user-token"},
-            major="1",
         )
         await rest.aclose()
         await server.__aexit__()
@@ -289,11 +331,12 @@ def test_https_checks_the_certificate(tmp_path: Path) -> None:
         served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         served.load_cert_chain(cert, key)
         server = await scripted(answers(OK_JSON), tls=served)
-        untrusting = Wire(server.base, user_agent="t")
+        untrusting = Transport(server.base, user_agent="t")
         with pytest.raises(ConnectFailed):
             await untrusting.request("GET", "/users/@me", headers={"Authorization": "Bearer secret"}, within=5)
+        await untrusting.aclose()
         requests_before_trust = len(server.requests)
-        trusting = Wire(server.base, user_agent="t", ssl_context=ssl.create_default_context(cafile=str(cert)))
+        trusting = Transport(server.base, user_agent="t", ssl_context=ssl.create_default_context(cafile=str(cert)))
         reply = await trusting.request("GET", "/users/@me", headers={"Authorization": "Bearer secret"}, within=5)
         await trusting.aclose()
         await server.__aexit__()
@@ -341,15 +384,15 @@ def test_at_most_max_connections_exchanges_at_once_and_a_wait_past_the_time_send
                 open_now -= 1
 
         server = await scripted(lambda s: slow)
-        wire = Wire(server.base, user_agent="t", max_connections=2)
-        calls = [wire.request("GET", "/users/@me", headers={}, within=5) for _ in range(6)]
+        client = Transport(server.base, user_agent="t", max_connections=2)
+        calls = [client.request("GET", "/users/@me", headers={}, within=5) for _ in range(6)]
         replies = await asyncio.gather(*calls)
-        with pytest.raises(ConnectFailed, match="no free connection"):
-            held = [asyncio.ensure_future(wire.request("GET", "/x", headers={}, within=5)) for _ in range(2)]
+        with pytest.raises(ConnectFailed):
+            held = [asyncio.ensure_future(client.request("GET", "/x", headers={}, within=5)) for _ in range(2)]
             await asyncio.sleep(0.01)
-            await wire.request("GET", "/users/@me", headers={}, within=0.05)
+            await client.request("GET", "/users/@me", headers={}, within=0.05)
         await asyncio.gather(*held)
-        await wire.aclose()
+        await client.aclose()
         await server.__aexit__()
         assert [r.status for r in replies] == [200] * 6
         assert peak == 2 and server.connections == 2  # two connections, each reused
@@ -359,25 +402,25 @@ def test_at_most_max_connections_exchanges_at_once_and_a_wait_past_the_time_send
 
 
 def test_a_second_event_loop_does_not_reuse_the_first_loops_connections() -> None:
-    async def one(server: Scripted, wire: Wire) -> int:
-        return (await wire.request("GET", "/users/@me", headers={}, within=5)).status
+    async def one(server: Scripted, client: Transport) -> int:
+        return (await client.request("GET", "/users/@me", headers={}, within=5)).status
 
     async def go() -> None:
         server = await scripted(answers(OK_JSON, OK_JSON))
-        wire = Wire(server.base, user_agent="t")
-        assert await one(server, wire) == 200
+        client = Transport(server.base, user_agent="t")
+        assert await one(server, client) == 200
         thread_result: list[int] = []
 
         async def another() -> int:
-            status = await one(server, wire)
-            await wire.aclose()  # what a CLI command's services do at the end of its asyncio.run
+            status = await one(server, client)
+            await client.aclose()  # what a CLI command's services do at the end of its asyncio.run
             return status
 
         def in_another_loop() -> None:
             thread_result.append(asyncio.run(another()))
 
         await asyncio.to_thread(in_another_loop)
-        await wire.aclose()
+        await client.aclose()
         await server.__aexit__()
         assert thread_result == [200] and server.connections == 2
 
@@ -433,8 +476,9 @@ def json_answer(body: bytes, status: bytes = b"200 OK", headers: bytes = b"") ->
 
 
 async def raised_by(reply: bytes, call: Callable[[DiscordRest], Awaitable[Any]]) -> Exception:
-    """What ``call`` raises against a server that answers ``reply`` once."""
-    server = await scripted(answers(reply))
+    """What ``call`` raises against a server that answers ``reply`` to every request (a connection's
+    requests, as many as a call's retries)."""
+    server = await scripted(answers(*[reply] * 4))
     rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
     try:
         await call(rest)
@@ -570,30 +614,40 @@ def test_a_compressed_answer_is_decompressed_only_so_far_and_a_broken_one_is_ref
     zlib.error the call did not expect)."""
     bomb = _gzip_of_zeros(64 << 20)
     assert len(bomb) < 100_000
-    zipped = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+    zipped = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n%s"
 
     async def go() -> list[str]:
         problems = []
-        for body in (bomb, b"\x1f\x8b\x08\x00 not gzip at all"):
-            server = await scripted(answers(zipped % (len(body), body), then_close=True))
-            wire = Wire(server.base, user_agent="t")
+        deflated = zlib.compress(bytes(64 << 20), 9)
+        cut_short = gzip.compress(b'{"id": "1"}' * 100)[:-20]
+        for body, coding in (
+            (bomb, b"gzip"),
+            (deflated, b"deflate"),
+            (b"\x1f\x8b\x08\x00 not gzip", b"gzip"),
+            (cut_short, b"gzip"),
+        ):
+            server = await scripted(answers(zipped % (coding, len(body), body), then_close=True))
+            client = Transport(server.base, user_agent="t")
             tracemalloc.start()
             with pytest.raises(BadAnswer) as refused:
-                await wire.request("GET", "/x", headers={}, within=5)
+                await client.request("GET", "/x", headers={}, within=5)
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             assert peak < 3 * MAX_ANSWER, peak  # never the whole 64 MB
             problems.append(str(refused.value))
-            await wire.aclose()
+            await client.aclose()
             await server.__aexit__()
         return problems
 
-    too_large, broken = run(go())
-    assert too_large == "the answer is too large once decompressed"
+    too_large, deflate_too_large, broken, cut = run(go())
+    assert too_large == deflate_too_large == "the answer is too large once decompressed"
     assert broken.startswith("the answer's compressed body is broken")
+    assert cut == "the answer's compressed body is broken (it ends early)"
     # through the Discord client: retried as an answer that could not be read, then a clear 502, not a crash
-    unavailable = run(raised_by(zipped % (len(bomb), bomb), me))
-    assert isinstance(unavailable, DiscordUnavailable) and "BadAnswer" in str(unavailable), unavailable
+    for body in (bomb, b"\x1f\x8b\x08\x00 not gzip"):
+        unavailable = run(raised_by(zipped % (b"gzip", len(body), body), me))
+        assert isinstance(unavailable, DiscordUnavailable) and "BadAnswer" in str(unavailable), unavailable
+        assert unavailable.outcome.value == "discord_unavailable" and unavailable.http_status == 502
 
 
 def test_an_answer_through_an_egress_proxy_is_read_only_up_to_the_limit() -> None:
@@ -635,3 +689,147 @@ def test_an_answer_through_an_egress_proxy_is_read_only_up_to_the_limit() -> Non
         raised, peak = run(go(reply))
         assert isinstance(raised, DiscordUnavailable) and "BadAnswer" in str(raised), raised
         assert peak < 3 * MAX_ANSWER, peak
+
+
+def test_an_oversized_answer_is_refused_as_it_comes() -> None:
+    """64 MB of answer, declared (``Content-Length``) or not (chunked), is refused at MAX_ANSWER without being held
+    whole; through the Discord client the call ends as Discord being unavailable."""
+    declared = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (64 << 20)
+    chunked = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    def streaming(head: bytes) -> Callable[[Scripted], Handler]:
+        def make(server: Scripted) -> Handler:
+            async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                await server.read_request(reader)
+                writer.write(head)
+                for _ in range(64):  # a megabyte at a time, while the client reads
+                    block = bytes(1 << 20)
+                    writer.write(block if head is declared else b"%x\r\n%s\r\n" % (len(block), block))
+                    await writer.drain()
+
+            return handler
+
+        return make
+
+    async def go(head: bytes) -> tuple[str, int]:
+        server = await scripted(streaming(head))
+        client = Transport(server.base, user_agent="t")
+        tracemalloc.start()
+        try:
+            with pytest.raises(BadAnswer) as refused:
+                await client.request("GET", "/x", headers={}, within=10)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            await client.aclose()
+            await server.__aexit__()
+        return str(refused.value), peak
+
+    for head in (declared, chunked):
+        problem, peak = run(go(head))
+        assert problem == "the answer is too large"
+        assert peak < 3 * MAX_ANSWER, peak
+    unavailable = run(raised_by(declared + b"{}", me))
+    assert isinstance(unavailable, DiscordUnavailable) and "BadAnswer" in str(unavailable), unavailable
+
+
+def test_a_redirect_is_answered_never_followed_with_the_token() -> None:
+    """An answer that redirects (to a server that would read the token) is the call's answer: nothing goes to where
+    it points. Get Current User answered 307 is a refusal from Discord (``discord_error``), not a user."""
+
+    async def go() -> tuple[int, Exception, int]:
+        elsewhere = await scripted(answers(OK_JSON, OK_JSON))
+        redirect = (
+            b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:%d/api/v10/users/@me\r\n"
+            b"Content-Length: 0\r\n\r\n" % elsewhere.port
+        )
+        server = await scripted(answers(redirect, redirect))
+        client = Transport(server.base, user_agent="t")
+        reply = await client.request("GET", "/users/@me", headers={"Authorization": "Bearer secret"}, within=5)
+        await client.aclose()
+        refused = await raised_by(redirect, me)
+        await server.__aexit__()
+        await elsewhere.__aexit__()
+        return reply.status, refused, elsewhere.connections
+
+    status, refused, reached = run(go())
+    assert status == 307
+    assert isinstance(refused, DiscordRefused) and refused.outcome.value == "discord_error", refused
+    assert refused.discord_status == 307
+    assert reached == 0  # the redirect's target never heard from the client
+
+
+def test_a_call_ends_by_its_deadline_when_discord_never_answers() -> None:
+    """Each attempt has its time and the call its deadline: against a server that reads requests and never answers,
+    Get Current User ends as ``discord_unavailable`` (504, not answered in time) at its deadline, after more than
+    one attempt, each on a fresh connection."""
+
+    async def go() -> tuple[Exception, float, Scripted]:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.read_request(reader)
+            await reader.read()
+
+        server = await scripted(lambda s: silent)
+        rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
+        started = time.monotonic()
+        try:
+            await rest.current_user(Secret("user-token"), app=APP, deadline=started + 2.0)
+        except Exception as exc:  # asserted below
+            raised = exc
+        else:
+            raise AssertionError("the call raised nothing")
+        finally:
+            took = time.monotonic() - started
+            await rest.aclose()
+            await server.__aexit__()
+        return raised, took, server
+
+    raised, took, server = run(go())
+    assert isinstance(raised, DiscordUnavailable) and raised.http_status == 504, raised
+    assert "did not answer in time" in str(raised)
+    assert 1.0 <= took < 5, took
+    assert len(server.requests) >= 2 and server.connections == len(server.requests)
+
+
+def test_direct_and_proxied_calls_share_one_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One aiohttp session per process: a call through an operator's egress proxy is an option of the same
+    session as the direct calls (the proxy gets the absolute URL), not a second client; a proxy that cannot be
+    reached is a connection that carried nothing."""
+    made: list[aiohttp.ClientSession] = []
+    real = aiohttp.ClientSession
+
+    def counting(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(aiohttp, "ClientSession", counting)
+    user = json_answer(b'{"id": "2", "username": "u"}')
+
+    async def go() -> tuple[Scripted, Scripted, Exception]:
+        direct = await scripted(answers(user, user))
+        proxy = await scripted(answers(user))
+        closed_port = free_port()
+        rest = DiscordRest(
+            api_base=direct.base,
+            limiter=Limiter(MemoryBackend()),
+            egress_proxies=(proxy.base, f"http://127.0.0.1:{closed_port}"),
+        )
+        deadline = time.monotonic() + 10
+        await rest.current_user(Secret("t1"), app=APP, deadline=deadline)
+        await rest.current_user(Secret("t2"), app=APP, deadline=deadline, proxy=proxy.base)
+        await rest.current_user(Secret("t3"), app=APP, deadline=deadline)
+        try:
+            await rest.current_user(Secret("t4"), app=APP, deadline=deadline, proxy=f"http://127.0.0.1:{closed_port}")
+        except Exception as exc:  # asserted below
+            unreachable = exc
+        await rest.aclose()
+        await direct.__aexit__()
+        await proxy.__aexit__()
+        return direct, proxy, unreachable
+
+    direct, proxy, unreachable = run(go())
+    assert len(made) == 1 and made[0].closed
+    assert len(direct.requests) == 2 and len(proxy.requests) == 1
+    assert proxy.requests[0].startswith(b"GET http://127.0.0.1:%d/api/v10/users/@me HTTP/1.1\r\n" % direct.port)
+    assert header_lines(proxy.requests[0])["authorization"] == "Bearer t2"
+    assert isinstance(unreachable, DiscordUnavailable) and "ConnectFailed" in str(unreachable), unreachable
