@@ -6,9 +6,9 @@ seconds after the revocation is committed (docs/security.md)."""
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime
+from time import monotonic
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select
@@ -60,7 +60,7 @@ class KeyRepo:
     async def authenticate(self, key: str) -> KeyInfo | None:
         """The key's details if it exists and is not revoked, else None."""
         digest = hash_api_key(key)
-        now = time.monotonic()  # taken before the read: the entry expires at most KEY_CACHED_FOR after it
+        now = monotonic()  # taken before the read: the entry expires at most KEY_CACHED_FOR after it
         cached = self._valid.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
@@ -77,7 +77,7 @@ class KeyRepo:
 
     def _remember(self, digest: str, info: KeyInfo, until: float) -> None:
         if len(self._valid) >= KEYS_CACHED and digest not in self._valid:
-            now = time.monotonic()
+            now = monotonic()
             self._valid = {d: entry for d, entry in self._valid.items() if entry[0] > now}
             if len(self._valid) >= KEYS_CACHED:
                 self._valid.clear()
