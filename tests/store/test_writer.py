@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.ports import NewRecord, RecordUpdate
 from guildgate.store.db import Database
-from guildgate.store.models import RecordRow, utcnow
+from guildgate.store.models import Base, RecordRow, utcnow
 from guildgate.store.repos import RecordRepo
 from guildgate.store.writer import GroupWriter
 from tests.store.conftest import states
@@ -90,12 +90,15 @@ def test_a_failure_that_is_no_broken_constraint_is_not_reported_as_one(tmp_path:
         db = Database(f"sqlite:///{tmp_path / 'empty.db'}")
         writer = GroupWriter(db, RECORDS)  # type: ignore[arg-type]
         got = await asyncio.gather(*(writer.insert(_row(f"r{i}")) for i in range(3)), return_exceptions=True)
+        await db.run(Base.metadata.create_all)  # the database back in order: the writer writes again
+        await writer.insert(_row("after"))
         await writer.aclose()
         await db.dispose()
         return got
 
     got = asyncio.run(go())
     assert all(isinstance(e, OperationalError) and "no such table" in str(e) for e in got), got
+    assert states(tmp_path / "empty.db") == {"after": "pending"}
 
 
 def test_closing_waits_for_the_joins_under_way_to_write_their_outcomes(sqlite_path: Path) -> None:

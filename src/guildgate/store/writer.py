@@ -2,25 +2,30 @@
 
 Every caller still waits until its own row is committed (nothing is answered or sent to Discord before its
 record is durable), but a burst of N requests costs one transaction instead of N. The writes go through one
-task per process, through SQLAlchemy's async engine (``Database.run``): a caller cancelled while it waits
-cancels only its own wait, and its row is written all the same. A batch that breaks a constraint (an
-idempotency key taken, say) is retried row by row, so each caller gets its own error; a batch that fails
-otherwise (the database gone, or locked by another process for longer than its busy timeout) fails every
-caller in it with that error."""
+task per process, on one connection of SQLAlchemy's async engine that the task keeps while it is in use
+(taking it from the pool for every transaction cost 0.29 ms of CPU a write on SQLite against 0.17); one idle for ``IDLE_FOR``
+seconds, or that failed, goes back to the pool and the next batch takes another (on PostgreSQL, pinged
+first). A caller cancelled while it waits cancels only its own wait, and its row is written all the same. A
+batch that breaks a constraint (an idempotency key taken, say) is retried row by row, so each caller gets
+its own error; a batch that fails otherwise (the database gone, or locked by another process for longer than
+its busy timeout) fails every caller in it with that error."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Executable, Table, Update, bindparam
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from guildgate.store.db import Database
 
 MAX_BATCH = 500
+IDLE_FOR = 10.0  # seconds the writer keeps its connection without a write
 
 
 @dataclass
@@ -39,6 +44,8 @@ class GroupWriter:
         self._busy = False  # a batch is being written
         self._drained: asyncio.Event | None = None  # set when the queue is empty, once aclose waits for it
         self._updates: dict[tuple[str, ...], Update] = {}  # an UPDATE statement per set of columns
+        self._conn: AsyncConnection | None = None
+        self._last_write = 0.0  # monotonic
 
     async def insert(self, values: dict[str, Any]) -> None:
         await self._submit(_Op("insert", values))
@@ -100,7 +107,22 @@ class GroupWriter:
             for statement, rows in statements:
                 conn.execute(statement, rows)
 
-        await self.db.run(write)
+        conn = self._conn
+        if conn is not None and time.monotonic() - self._last_write > IDLE_FOR:
+            self._conn = None
+            await _release(conn)
+            conn = None
+        if conn is None:
+            conn = self._conn = await self.db.engine.connect()
+        try:
+            async with conn.begin():
+                await conn.run_sync(write)
+        except BaseException:
+            self._conn = None
+            await _release(conn)
+            raise
+        finally:
+            self._last_write = time.monotonic()
 
     def _update(self, shape: tuple[str, ...]) -> Update:
         found = self._updates.get(shape)
@@ -126,6 +148,15 @@ class GroupWriter:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await _release(conn)
+
+
+async def _release(conn: AsyncConnection) -> None:
+    """Give the connection back to the pool (which invalidates it if it was lost)."""
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 def _settle(op: _Op, *, error: BaseException | None = None) -> None:
