@@ -155,7 +155,7 @@ def test_dashboard_login_session_and_csrf(gateway: Gateway, fresh: Sandbox) -> N
         revoked = browser.post(f"/admin/keys/{row.group(1)}/revoke", data={"csrf": _csrf(listing)})
         assert revoked.status_code == 303
         if gateway.kind != "sqlite":  # one worker forgets it at once; the others may remember it a few seconds
-            refused_within(gateway, key.group(1), since=revoking)
+            refused_within(gateway.proc.url, key.group(1), since=revoking)
         assert gateway.join({"authorization": "x", "guild_id": GUILD}, key=key.group(1)).status_code == 401
         # a session cookie from another secret key, or a tampered one, is no session
         browser.cookies.set("gg_admin", "eyJzIjoieCIsImUiOjk5OTk5OTk5OTl9.forged", path="/admin")

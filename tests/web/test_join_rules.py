@@ -75,7 +75,9 @@ def test_revoked_key_is_refused(gateway: Gateway, fresh: Sandbox) -> None:
     )
     revoking = time.monotonic()
     cli(["keys", "revoke", created["id"]], env=gateway.env)
-    refused_within(gateway, created["key"], since=revoking)  # each worker may remember the key for a few seconds
+    refused_within(
+        gateway.proc.url, created["key"], since=revoking
+    )  # each worker may remember the key for a few seconds
     refused(
         gateway,
         fresh,
