@@ -3,12 +3,12 @@
 Every caller still waits until its own row is committed (nothing is answered or sent to Discord before its
 record is durable), but a burst of N requests costs one transaction instead of N. The writes go through one
 task per process, on one connection of SQLAlchemy's async engine that the task keeps while it is in use
-(taking it from the pool for every transaction cost 0.29 ms of CPU a write on SQLite against 0.17); one idle for ``IDLE_FOR``
-seconds, or that failed, goes back to the pool and the next batch takes another (on PostgreSQL, pinged
-first). A caller cancelled while it waits cancels only its own wait, and its row is written all the same. A
-batch that breaks a constraint (an idempotency key taken, say) is retried row by row, so each caller gets
-its own error; a batch that fails otherwise (the database gone, or locked by another process for longer than
-its busy timeout) fails every caller in it with that error."""
+(taking one from the pool for every transaction cost 0.29 ms of CPU a write on SQLite, against 0.17); one
+idle for ``IDLE_FOR`` seconds, or that failed, goes back to the pool and the next batch takes another (on
+PostgreSQL, pinged first). A caller cancelled while it waits cancels only its own wait, and its row is
+written all the same. A batch that breaks a constraint (an idempotency key taken, say) is retried row by
+row, so each caller gets its own error; a batch that fails otherwise (the database gone, or locked by
+another process for longer than its busy timeout) fails every caller in it with that error."""
 
 from __future__ import annotations
 
