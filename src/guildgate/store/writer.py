@@ -104,8 +104,9 @@ class GroupWriter:
         statements += [(self._update(shape), rows) for shape, rows in updates.items()]
 
         def write(conn: Connection) -> None:
-            for statement, rows in statements:
-                conn.execute(statement, rows)
+            with conn.begin():  # begun and committed here: one step into SQLAlchemy's sync layer, not three
+                for statement, rows in statements:
+                    conn.execute(statement, rows)
 
         conn = self._conn
         if conn is not None and time.monotonic() - self._last_write > IDLE_FOR:
@@ -115,8 +116,7 @@ class GroupWriter:
         if conn is None:
             conn = self._conn = await self.db.engine.connect()
         try:
-            async with conn.begin():
-                await conn.run_sync(write)
+            await conn.run_sync(write)
         except BaseException:
             self._conn = None
             await _release(conn)
