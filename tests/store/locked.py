@@ -1,9 +1,12 @@
-"""A database held by another process's writer for a while, and how often the event loop ran meanwhile."""
+"""A database held by another writer for a while: in a thread of this process, counting how often the event loop
+ran meanwhile, or in another process."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -42,3 +45,27 @@ def write_while_locked(path: Path, write: Callable[[], Awaitable[None]], *, seco
     finally:
         other.close()
     return released.is_set(), ticks
+
+
+def lock_in_another_process(path: Path, seconds: float) -> subprocess.Popen[str]:
+    """Start a process that takes ``path``'s write lock (BEGIN EXCLUSIVE), holds it ``seconds``, then gives it
+    back and exits. Returns once the lock is held; the process prints "released" as it gives it back."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    if holder.stdout.readline().strip() != "locked":
+        holder.kill()
+        raise RuntimeError(f"the lock holder could not lock {path}")
+    return holder
+
+
+_HOLDER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+print("released", flush=True)
+"""

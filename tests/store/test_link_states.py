@@ -18,8 +18,7 @@ def test_started_flows_older_than_an_hour_are_dropped_as_new_ones_start(tmp_path
 
     async def go() -> None:
         db = Database(f"sqlite:///{path}")
-        assert db.sync_engine is not None
-        Base.metadata.create_all(db.sync_engine)
+        await db.run(Base.metadata.create_all)
         async with db.session() as s:
             s.add(AppRow(client_id="1100000000000000001", name="a", client_secret_enc="x", bot_token_enc="y"))
             await s.commit()

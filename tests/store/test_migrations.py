@@ -3,7 +3,6 @@ database is up to date) names the newest migration: a stale HEAD would leave a n
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -19,7 +18,7 @@ def test_head_is_the_newest_migration_and_a_migrated_database_is_at_it(tmp_path:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     assert ScriptDirectory.from_config(alembic_config(url)).get_current_head() == HEAD
     upgrade(url)
-    assert asyncio.run(current_revision(url)) == HEAD
+    assert current_revision(url) == HEAD
 
 
 def test_the_migrated_schema_is_what_the_models_declare(tmp_path: Path) -> None:

@@ -1,16 +1,16 @@
-"""The record writer on SQLite: a write made alone is committed before the caller goes on; a burst shares
-transactions; a locked database sends an alone write to the queue, which lands it once the lock is free."""
+"""The record writer on SQLite: a write is committed before the caller goes on; a burst shares one transaction;
+a row that breaks a constraint fails alone; a failure of another kind is not taken for a broken constraint; at
+shutdown, the joins under way still write their outcomes."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.ports import NewRecord, RecordUpdate
@@ -18,111 +18,97 @@ from guildgate.store.db import Database
 from guildgate.store.models import Base, RecordRow, utcnow
 from guildgate.store.repos import RecordRepo
 from guildgate.store.writer import GroupWriter
-from tests.store.locked import write_while_locked
+from tests.store.conftest import states
 
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'writer.db'}")
-    assert database.sync_engine is not None and database.fast is not None
-    Base.metadata.create_all(database.sync_engine)
-    yield database
-    asyncio.run(database.dispose())
+RECORDS = RecordRow.__table__
 
 
 def _row(record_id: str) -> dict[str, Any]:
     return {"id": record_id, "app_id": "a", "source": "api", "state": "pending", "created_at": utcnow()}
 
 
-def _states(db: Database) -> dict[str, str]:
-    other = sqlite3.connect(db.url.split("///", 1)[1])  # another connection, as another process would read
-    try:
-        return dict(other.execute("SELECT id, state FROM records").fetchall())
-    finally:
-        other.close()
+def _commits(db: Database) -> list[int]:
+    """One entry per transaction committed through ``db``."""
+    commits: list[int] = []
+    event.listen(db.engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    return commits
 
 
-def _count_transactions(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Rows per committed transaction, in order."""
-    assert db.fast is not None
-    sizes: list[int] = []
-    real = db.fast.write
-
-    def counted(batches: Any) -> None:
-        real(batches)
-        sizes.append(sum(len(rows) for _, rows in batches))
-
-    monkeypatch.setattr(db.fast, "write", counted)
-    return sizes
-
-
-def test_an_alone_write_is_committed_before_the_call_returns(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    sizes = _count_transactions(db, monkeypatch)
-    writer = GroupWriter(db, RecordRow.__table__)  # type: ignore[arg-type]
-
+def test_a_write_is_committed_before_the_call_returns(sqlite_path: Path) -> None:
     async def go() -> tuple[dict[str, str], dict[str, str]]:
-        await writer.insert(_row("r1"), alone=True)
-        created = _states(db)
-        await asyncio.sleep(0)  # the next turn of the loop: another alone write is made at once again
-        await writer.update("r1", {"state": "succeeded"}, alone=True)
-        finished = _states(db)
+        db = Database(f"sqlite:///{sqlite_path}")
+        writer = GroupWriter(db, RECORDS)  # type: ignore[arg-type]
+        await writer.insert(_row("r1"))
+        created = states(sqlite_path)
+        await writer.update("r1", {"state": "succeeded"})
+        finished = states(sqlite_path)
         await writer.aclose()
+        await db.dispose()
         return created, finished
 
     created, finished = asyncio.run(go())
     assert created == {"r1": "pending"}
     assert finished == {"r1": "succeeded"}
-    assert sizes == [1, 1]
-    assert writer._task is None  # neither write went through the writer's task
 
 
-def test_a_burst_of_alone_writes_shares_transactions(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    sizes = _count_transactions(db, monkeypatch)
-    writer = GroupWriter(db, RecordRow.__table__)  # type: ignore[arg-type]
-
-    async def go() -> None:
-        await asyncio.gather(*(writer.insert(_row(f"r{i}"), alone=True) for i in range(20)))
+def test_a_burst_of_writes_shares_one_transaction(sqlite_path: Path) -> None:
+    async def go() -> list[int]:
+        db = Database(f"sqlite:///{sqlite_path}")
+        commits = _commits(db)
+        writer = GroupWriter(db, RECORDS)  # type: ignore[arg-type]
+        await asyncio.gather(*(writer.insert(_row(f"r{i}")) for i in range(20)))
         await writer.aclose()
+        await db.dispose()
+        return commits
 
-    asyncio.run(go())
-    assert len(_states(db)) == 20
-    assert sizes == [1, 19]  # the first at once, the 19 that came in the same turn in one transaction
+    assert len(asyncio.run(go())) == 1
+    assert len(states(sqlite_path)) == 20
 
 
-def test_an_alone_write_that_breaks_a_constraint_is_an_integrity_error(db: Database) -> None:
-    writer = GroupWriter(db, RecordRow.__table__)  # type: ignore[arg-type]
-
-    async def go() -> None:
-        await writer.insert(_row("same"), alone=True)
-        await asyncio.sleep(0)
-        with pytest.raises(IntegrityError):
-            await writer.insert(_row("same"), alone=True)
+def test_a_row_that_breaks_a_constraint_fails_alone(sqlite_path: Path) -> None:
+    async def go() -> list[BaseException | None]:
+        db = Database(f"sqlite:///{sqlite_path}")
+        writer = GroupWriter(db, RECORDS)  # type: ignore[arg-type]
+        await writer.insert(_row("same"))
+        burst = [_row("r1"), _row("same"), _row("r2")]
+        got = await asyncio.gather(*(writer.insert(row) for row in burst), return_exceptions=True)
         await writer.aclose()
+        await db.dispose()
+        return got
 
-    asyncio.run(go())
-    assert _states(db) == {"same": "pending"}
+    first, taken, last = asyncio.run(go())
+    assert first is None and last is None
+    assert isinstance(taken, IntegrityError)
+    assert states(sqlite_path) == {"same": "pending", "r1": "pending", "r2": "pending"}
 
 
-def test_an_alone_write_to_a_locked_database_is_queued_and_lands(db: Database) -> None:
-    writer = GroupWriter(db, RecordRow.__table__)  # type: ignore[arg-type]
+def test_a_failure_that_is_no_broken_constraint_is_not_reported_as_one(tmp_path: Path) -> None:
+    """A database without the table (or one gone, or locked past its busy timeout): every caller gets that
+    error, not the IntegrityError that the records' store turns into "idempotency key already used"."""
 
-    async def write() -> None:
-        await writer.insert(_row("r1"), alone=True)
+    async def go() -> list[BaseException | None]:
+        db = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+        writer = GroupWriter(db, RECORDS)  # type: ignore[arg-type]
+        got = await asyncio.gather(*(writer.insert(_row(f"r{i}")) for i in range(3)), return_exceptions=True)
+        await db.run(Base.metadata.create_all)  # the database back in order: the writer writes again
+        await writer.insert(_row("after"))
         await writer.aclose()
+        await db.dispose()
+        return got
 
-    released, ticks = write_while_locked(Path(db.url.split("///", 1)[1]), write)
-    assert released  # it went through only after the lock was given back...
-    assert ticks >= 10, f"the event loop ran {ticks} times in the 0.4 s wait: it was blocked"  # ...by the queue
-    assert _states(db) == {"r1": "pending"}
+    got = asyncio.run(go())
+    assert all(isinstance(e, OperationalError) and "no such table" in str(e) for e in got), got
+    assert states(tmp_path / "empty.db") == {"after": "pending"}
 
 
-def test_closing_waits_for_the_joins_under_way_to_write_their_outcomes(db: Database) -> None:
+def test_closing_waits_for_the_joins_under_way_to_write_their_outcomes(sqlite_path: Path) -> None:
     """At shutdown the joins under way (cancelled by the server, or finishing) still write their outcomes: the
     records' store waits for them, and the writer writes what is queued before it stops. Before, the writer was
     cancelled at once and every record whose outcome was queued stayed pending."""
-    records = RecordRepo(db)
 
     async def go() -> None:
+        db = Database(f"sqlite:///{sqlite_path}")
+        records = RecordRepo(db)
         ids = [await records.create(NewRecord(app_id="a", key_id=None, source=Source.API)) for _ in range(12)]
 
         async def one_join(i: int, record_id: str) -> None:
@@ -139,7 +125,25 @@ def test_closing_waits_for_the_joins_under_way_to_write_their_outcomes(db: Datab
         await records.aclose(within=5)
         done, _ = await asyncio.wait(joins, timeout=2)  # a join whose write was dropped would wait for ever
         assert len(done) == len(joins)
+        await db.dispose()
 
     asyncio.run(go())
-    states = _states(db)
-    assert len(states) == 12 and set(states.values()) == {"unknown"}, states
+    found = states(sqlite_path)
+    assert len(found) == 12 and set(found.values()) == {"unknown"}, found
+
+
+@pytest.mark.parametrize("cancelled", [True, False])
+def test_a_caller_cancelled_while_it_waits_still_gets_its_row_written(sqlite_path: Path, cancelled: bool) -> None:
+    async def go() -> None:
+        db = Database(f"sqlite:///{sqlite_path}")
+        writer = GroupWriter(db, RECORDS)  # type: ignore[arg-type]
+        waiting = asyncio.create_task(writer.insert(_row("r1")))
+        await asyncio.sleep(0)  # queued
+        if cancelled:
+            waiting.cancel()
+        await asyncio.wait([waiting])
+        await writer.aclose()
+        await db.dispose()
+
+    asyncio.run(go())
+    assert states(sqlite_path) == {"r1": "pending"}

@@ -1,24 +1,25 @@
-"""The engines and session factory; SQLite gets WAL and a busy timeout.
+"""The one way into the database: SQLAlchemy's async engine (aiosqlite for SQLite, asyncpg for PostgreSQL) and
+its session factory. SQLite gets WAL and a busy timeout.
 
-``run(fn)`` runs sync-style SQLAlchemy code ``fn(connection)`` in one transaction: for PostgreSQL through
-the async engine (asyncpg), for SQLite directly on a plain pysqlite connection in the event loop thread.
-A local SQLite statement takes tens of microseconds, far less than handing it to aiosqlite's thread and
-back. The hottest statements (authenticating a key, writing records) go further on SQLite: ``fast``
-(store/fast.py) runs them, compiled once, on a raw connection; on PostgreSQL ``pg_fast`` runs the key lookup
-through asyncpg directly."""
+Nothing here blocks the event loop. On SQLite each connection's statements run in aiosqlite's thread for that
+connection, so a statement waiting for another process's write lock (several workers, a CLI command) waits
+there, up to ``BUSY_SECONDS``, while the loop goes on serving. ``run(fn)`` runs sync-style SQLAlchemy code
+``fn(connection)`` in one transaction on an async connection (``AsyncConnection.run_sync``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from guildgate.settings import to_async_url
-from guildgate.store.fast import PostgresFast, SQLiteFast
 
 T = TypeVar("T")
+# How long a SQLite statement waits for another connection's write lock before it fails ("database is
+# locked"). It waits in aiosqlite's thread, never in the event loop.
+BUSY_SECONDS = 30
 
 
 class Database:
@@ -27,30 +28,16 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": BUSY_SECONDS}
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.sync_engine: Engine | None = None
-        self.fast: SQLiteFast | None = None
-        self.pg_fast: PostgresFast | None = None
-        if not self.is_sqlite:
-            self.pg_fast = PostgresFast(self.url, self.engine.dialect)
-        if self.is_sqlite:
-            self.sync_engine = create_engine(
-                self.url.replace("sqlite+aiosqlite", "sqlite", 1),
-                connect_args={"timeout": 5, "check_same_thread": False},
-            )
-            event.listen(self.sync_engine, "connect", _sqlite_pragmas)
-            self.fast = SQLiteFast(self.sync_engine)
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
-        if self.sync_engine is not None:
-            with self.sync_engine.begin() as conn:
-                return fn(conn)
+        """``fn(connection)`` in one transaction, committed when it returns (rolled back when it raises)."""
         async with self.engine.begin() as aconn:
             return await aconn.run_sync(fn)
 
@@ -63,18 +50,12 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self.pg_fast is not None:
-            await self.pg_fast.close()
-        if self.fast is not None:
-            self.fast.close()
-        if self.sync_engine is not None:
-            self.sync_engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Table, func, or_, select, update
 
 from guildgate.core.links import Link, LinkRole
+from guildgate.store.base import NotFound, add_for_app, could_be_id
 from guildgate.store.db import Database
 from guildgate.store.models import LinkRow, OAuthStateRow, RecordRow, utcnow
-from guildgate.store.repos import NotFound, add_for_app, could_be_id
 
 _LINKS: Table = LinkRow.__table__  # type: ignore[assignment]
 _STATES: Table = OAuthStateRow.__table__  # type: ignore[assignment]

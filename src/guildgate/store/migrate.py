@@ -37,10 +37,11 @@ def _version(conn: Connection) -> str | None:
         return None
 
 
-async def current_revision(database_url: str) -> str | None:
+def current_revision(database_url: str) -> str | None:
     """The database's schema revision (None: no schema yet). A database that cannot be opened or reached raises.
-    SQLite is asked without aiosqlite: when its connection fails, aiosqlite's thread can outlive the event loop
-    and print a traceback of its own."""
+    Called before any event loop runs (``upgrade``), it may block. SQLite is asked through SQLAlchemy's plain
+    engine rather than aiosqlite: when its connection fails, aiosqlite's thread can outlive the event loop and
+    print a traceback of its own."""
     url = to_async_url(database_url)
     if url.startswith("sqlite+aiosqlite"):
         engine = create_engine(url.replace("sqlite+aiosqlite", "sqlite", 1))
@@ -49,6 +50,10 @@ async def current_revision(database_url: str) -> str | None:
                 return _version(conn)
         finally:
             engine.dispose()
+    return asyncio.run(_async_revision(url))
+
+
+async def _async_revision(url: str) -> str | None:
     async_engine = create_async_engine(url)
     try:
         async with async_engine.connect() as aconn:
@@ -65,7 +70,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     else:
         raise RuntimeError("upgrade() must be called outside a running event loop")
     try:
-        if revision == "head" and asyncio.run(current_revision(database_url)) == HEAD:
+        if revision == "head" and current_revision(database_url) == HEAD:
             return
         from alembic import command
 

@@ -1,0 +1,76 @@
+"""The API-key lookup is remembered for KEY_CACHED_FOR seconds in each process: a revocation through the same
+process is seen at once, one through another process (another worker, the CLI) once the remembered lookup
+expires. The clock is the test's; the database is real."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from guildgate.store import keys as keys_module
+from guildgate.store.db import Database
+from guildgate.store.keys import KEY_CACHED_FOR, KeyRepo
+from guildgate.store.models import AppRow
+
+APP = "1100000000000000001"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(keys_module, "monotonic", fake)
+    return fake
+
+
+async def _with_app(db: Database) -> None:
+    async with db.session() as s:
+        s.add(AppRow(client_id=APP, name="a", client_secret_enc="x", bot_token_enc="y"))
+        await s.commit()
+
+
+def test_a_key_revoked_by_another_process_is_refused_once_its_lookup_expires(sqlite_path: Path, clock: Clock) -> None:
+    async def go() -> list[bool]:
+        worker, cli = Database(f"sqlite:///{sqlite_path}"), Database(f"sqlite:///{sqlite_path}")
+        await _with_app(cli)
+        info, key = await KeyRepo(cli).create(app_id=APP, name=None, quota_per_minute=None)
+        keys = KeyRepo(worker)
+        seen = [await keys.authenticate(key.reveal()) == info]
+        await KeyRepo(cli).revoke(info.id)  # through another KeyRepo: another process
+        clock.now += KEY_CACHED_FOR - 0.01
+        seen.append(await keys.authenticate(key.reveal()) == info)  # still the lookup made before the revocation
+        clock.now += 0.02
+        seen.append(await keys.authenticate(key.reveal()) is None)  # past the bound: read again, refused
+        clock.now -= 1  # refused for good, whatever the clock says: a refusal is not remembered as valid
+        seen.append(await keys.authenticate(key.reveal()) is None)
+        await worker.dispose()
+        await cli.dispose()
+        return seen
+
+    assert asyncio.run(go()) == [True, True, True, True]
+
+
+def test_a_key_revoked_through_the_same_process_is_refused_at_once(sqlite_path: Path, clock: Clock) -> None:
+    async def go() -> tuple[bool, bool, bool]:
+        db = Database(f"sqlite:///{sqlite_path}")
+        await _with_app(db)
+        keys = KeyRepo(db)
+        info, key = await keys.create(app_id=APP, name=None, quota_per_minute=None)
+        other, other_key = await keys.create(app_id=APP, name=None, quota_per_minute=None)
+        before = await keys.authenticate(key.reveal()) == info and await keys.authenticate(other_key.reveal()) == other
+        await keys.revoke(info.id)
+        refused = await keys.authenticate(key.reveal()) is None
+        kept = await keys.authenticate(other_key.reveal()) == other  # the other key is not touched
+        await db.dispose()
+        return before, refused, kept
+
+    assert asyncio.run(go()) == (True, True, True)
