@@ -25,7 +25,7 @@ from guildgate import __version__
 from guildgate.core.invites import snowflake_pattern
 from guildgate.core.outcomes import Outcome
 from guildgate.settings import Settings
-from guildgate.web import admin, admin_api, api, errors, links, ops, records
+from guildgate.web import admin, admin_api, api, errors, forms, links, ops, records
 from guildgate.web.pages import STATIC
 from guildgate.web.services import Services
 
@@ -112,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.services = services
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     errors.install(app)
+    app.add_exception_handler(forms.FormRefused, forms.on_refused)
     app.include_router(api.router, tags=["join"])
     app.include_router(records.router, tags=["records"])
     app.include_router(ops.router, tags=["operations"])

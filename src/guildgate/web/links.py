@@ -25,6 +25,7 @@ from guildgate.core.ports import NewRecord
 from guildgate.discord.oauth import authorize_url, new_pkce
 from guildgate.store.repos import NotFound
 from guildgate.web.flow import FLOW_COOKIE, BadState, StateExpired
+from guildgate.web.forms import read_form
 from guildgate.web.page_text import text
 from guildgate.web.pages import origin_of, page_language, render, security_headers
 from guildgate.web.services import Services, services
@@ -106,6 +107,7 @@ async def link_page(slug: str, request: Request) -> Response:
 
 @router.post("/j/{slug}/start")
 async def start(slug: str, request: Request) -> Response:
+    await read_form(request)  # nothing in it is needed, but it is held to the forms' limits (web/forms.py)
     svc = services(request)
     link = await _usable(svc, slug, request)
     if not isinstance(link, Link):

@@ -146,6 +146,9 @@ TEXT: Final[dict[str, tuple[str, str]]] = {  # key: (en, zh)
     "a_revoked": ("revoked", "已吊销"),
     "a_active": ("active", "有效"),
     "a_no_apps": ("Add an app first: guildgate apps add", "请先添加应用：guildgate apps add"),
+    "a_form_large": ("The form is too large", "表单过大"),
+    "a_form_type": ("Only plain forms are taken here (no files)", "此处只接受普通表单（不接受文件）"),
+    "a_form_bad": ("The form could not be read", "无法读取该表单"),
     "a_error": ("Could not do that", "无法完成"),
 }
 
