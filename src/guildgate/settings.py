@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Every token setting (a bearer secret a person or script presents) is at least this long; empty means off.
 MIN_TOKEN_LENGTH = 24
-TOKEN_SETTINGS = ("admin_token",)
+TOKEN_SETTINGS = ("admin_token", "metrics_token")
 
 # A fixed key for sandbox mode only: sandbox apps hold fixture secrets, nothing real.
 SANDBOX_SECRET_KEY = "guildgate-sandbox-mode-only-not-a-secret"
@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     public_url: str = "http://127.0.0.1:8080"
     admin_token: SecretStr | None = None
+    metrics_token: SecretStr | None = None  # set: /metrics asks for Authorization: Bearer <it> (web/ops.py)
     egress_proxies: Annotated[tuple[str, ...], NoDecode] = ()
     request_timeout: float = Field(default=30.0, gt=0, le=600)
     # seconds a client has to send a whole request (headers and body), counted from the connection or from the

@@ -211,3 +211,13 @@ def test_admin_login_and_a_filter(gateway: Gateway, fresh: Sandbox, page: Page) 
     page.get_by_role("link", name="中文").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("链接")
     shot(page, "admin-links-zh")
+
+
+def test_the_api_docs_render_their_operations_under_their_csp(gateway: Gateway, page: Page) -> None:
+    """Swagger UI from this origin only: the page shows the operations, with no CSP violation or failed file."""
+    page.goto(gateway.proc.url + "/docs")
+    expect(page.locator('[data-path="/api/wanda/discord/guild"]').first).to_be_visible()
+    expect(page.locator('[data-path="/api/records"]').first).to_be_visible()
+    page.locator('[data-path="/api/wanda/discord/guild"]').first.click()
+    expect(page.get_by_role("button", name="Try it out").first).to_be_visible()
+    shot(page, "api-docs")

@@ -12,7 +12,7 @@ import re
 import time
 from typing import Final
 
-from guildgate.core.patterns import SPACE, anycase, digits_at_most
+from guildgate.core.patterns import NOT_CONTROL, SPACE, anycase, digits_at_most
 
 DISCORD_EPOCH_MS: Final = 1420070400000
 SNOWFLAKE_DIGITS: Final = "[0-9]{17,20}"  # the shape of an id; is_snowflake also checks its value
@@ -58,7 +58,7 @@ def _invite_pattern(named: bool) -> str:
     url = (
         f"(?:{anycase('http')}[Ss]?://)?(?:{anycase('www.')})?"
         f"(?:{gg}|{com}{port}/+invite/+{group('com', code)})"
-        r"/*(?:[?#][\s\S]*)?"
+        rf"/*(?:[?#]{NOT_CONTROL}*)?"
     )
     return rf"{SPACE}*(?:{group('code', code)}|{url}){SPACE}*"
 
@@ -74,7 +74,8 @@ def parse_invite(value: str) -> str | None:
     Accepted, with white space around: ``CODE`` (2-255 of ``A-Za-z0-9_-``), ``discord.gg/CODE``,
     ``discord.gg/invite/CODE``, ``discord.com/invite/CODE``, ``discordapp.com/invite/CODE`` (and ``ptb.`` or
     ``canary.discord.com``), with or without ``http(s)://``, ``www.``, port 80 or 443, trailing slashes, a query
-    or fragment; host and scheme in any case. One regular expression, which the OpenAPI schema shows too.
+    or fragment (without control characters); host and scheme in any case. One regular expression, which the
+    OpenAPI schema shows too.
     """
     found = _INVITE_RE.fullmatch(value)
     if found is None:

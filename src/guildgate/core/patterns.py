@@ -10,7 +10,10 @@ import re
 # other characters): the rules that the schema shows trim and collapse these, and only these.
 SPACE_CHARS = " \t\n\r\f\v"
 SPACE = r"[ \t\n\r\f\v]"
-NOT_SPACE = r"[^ \t\n\r\f\v]"
+# Any character but a control character (C0 with NUL, DEL, C1: Unicode's Cc, core.text.is_control), and the
+# same without the space: what text inputs may hold, beyond the white space trimmed around them.
+NOT_CONTROL = r"[^\x00-\x1f\x7f-\x9f]"
+NOT_CONTROL_OR_SPACE = r"[^ \x00-\x1f\x7f-\x9f]"
 
 
 def anycase(word: str) -> str:

@@ -6,7 +6,10 @@ under ``/admin`` with a page saying how to turn it on. Without a session, ``/adm
 form. A session is a signed cookie (HttpOnly,
 SameSite=Strict, path /admin, 8 hours); scripts may send ``Authorization: Bearer <admin token>`` instead.
 Every form carries a CSRF token (an HMAC of the session id; before login, of a pre-login id) and is refused
-without it. Login attempts are limited per client address. API keys never open the dashboard.
+without it. A form post's body is read only once the session (for the login form, the pre-login cookie) is
+there, and then at most 64 KiB of it, URL-encoded, without files or control characters (web/forms.py). Filters
+with a control character are refused (400, naming the filter). Login attempts are limited per client address.
+API keys never open the dashboard.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from guildgate.core.outcomes import Outcome, RecordState, Source
+from guildgate.core.text import has_control
 from guildgate.store.repos import NotFound, RecordFilters, decode_cursor
 from guildgate.web import charts
 from guildgate.web.flow import PRE_COOKIE, SESSION_COOKIE, SESSION_SECONDS
+from guildgate.web.forms import read_form
 from guildgate.web.linkops import LinkInputError, create_link, funnel, link_url, report_dict
 from guildgate.web.page_text import text
 from guildgate.web.pages import page_language, render, security_headers
@@ -77,15 +82,13 @@ def _to(path: str) -> Response:
     return response
 
 
-async def _form(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str)}
-
-
 async def _checked(request: Request) -> tuple[str | None, dict[str, str]]:
-    """The session id of a valid, CSRF-checked form post, or None; and the form."""
-    form = await _form(request)
+    """The session id of a valid, CSRF-checked form post, or None; and the form. Without a session the body is
+    not read at all (web/forms.py)."""
     sid = _session(request)
+    if sid is None:
+        return None, {}
+    form = await read_form(request)
     ok = services(request).signer.csrf_ok(sid, form.get("csrf"))
     return (sid if ok else None), form
 
@@ -131,9 +134,11 @@ async def login(request: Request) -> Response:
     token = svc.settings.admin_token
     if token is None:  # off_router answers then (web/app.py)
         return _message(request, "a_off", 404)
-    form = await _form(request)
     pre = request.cookies.get(PRE_COOKIE)
-    if not pre or not svc.signer.csrf_ok("pre:" + pre, form.get("csrf")):
+    if not pre or len(pre) > 64:  # no login form was given to this browser: its post is not read
+        return _login_page(request, error="a_expired", status=403)
+    form = await read_form(request)
+    if not svc.signer.csrf_ok("pre:" + pre, form.get("csrf")):
         return _login_page(request, error="a_expired", status=403)
     client = request.client.host if request.client else "unknown"
     if await svc.windows.window_take(f"admin-login:{client}", LOGIN_ATTEMPTS_PER_MINUTE, 60.0) is not None:
@@ -157,6 +162,8 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    if _session(request) is not None:
+        await read_form(request)  # held to the same limits as every form, though nothing in it is needed
     response = _to("/admin")
     response.delete_cookie(SESSION_COOKIE, path="/admin")
     return response
@@ -169,6 +176,9 @@ FILTERS = ("state", "code", "source", "link_id", "guild_id")
 async def _dashboard(request: Request, sid: str) -> Response:
     svc = services(request)
     q = request.query_params
+    for name in (*FILTERS, "cursor"):
+        if has_control(q.get(name) or ""):  # a NUL would reach the database (PostgreSQL's text holds none)
+            return _message(request, "a_error", 400, f"{name}: no control characters (line breaks, tabs, NUL)")
     chosen = {name: (q.get(name) or None) for name in FILTERS}
     allowed = {
         "state": {s.value for s in RecordState},

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from guildgate.core.invites import INVITE_PATTERN
 from guildgate.core.links import Link, duration_pattern
+from guildgate.core.patterns import NOT_CONTROL
 from guildgate.store.repos import NotFound
 from guildgate.web.errors import AdminError
 from guildgate.web.linkops import LinkInputError, create_link, link_dict, report_dict, run_doctor
@@ -108,7 +109,7 @@ def _refused(exc: LinkInputError) -> AdminError:
 
 # No control character (core.text.is_control, Unicode's Cc; its lone surrogates, Cs, are not JSON text and no
 # generator makes them: a pattern naming them is one some validators cannot read).
-_NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+_NO_CONTROL = f"^{NOT_CONTROL}*$"
 
 
 def describe_admin(schema: dict[str, Any], *, snowflake: str) -> None:

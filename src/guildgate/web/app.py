@@ -25,7 +25,7 @@ from guildgate import __version__
 from guildgate.core.invites import snowflake_pattern
 from guildgate.core.outcomes import Outcome
 from guildgate.settings import Settings
-from guildgate.web import admin, admin_api, api, errors, links, ops, records
+from guildgate.web import admin, admin_api, api, apidocs, errors, forms, links, ops, records
 from guildgate.web.pages import STATIC
 from guildgate.web.services import Services
 
@@ -108,16 +108,20 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Adds consenting people to Discord servers through OAuth2 guilds.join and your own bot.",
         lifespan=lifespan,
+        docs_url=None,  # web/apidocs.py serves /docs from this origin only
+        redoc_url=None,
     )
     app.state.services = services
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     errors.install(app)
+    app.add_exception_handler(forms.FormRefused, forms.on_refused)
     app.include_router(api.router, tags=["join"])
     app.include_router(records.router, tags=["records"])
     app.include_router(ops.router, tags=["operations"])
     if settings.admin_token is not None:  # off, the admin API and the dashboard are not there (404)
         app.include_router(admin_api.router, tags=["admin"])
     app.include_router(links.router)
+    app.include_router(apidocs.router)
     app.include_router(admin.router if settings.admin_token is not None else admin.off_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -1,7 +1,8 @@
 """The join request body: parsing and the contract's rules, with errors that name the field.
 
 Rules: a JSON object of at most 16 KiB; unknown fields ignored; an empty string counts as absent (existing
-clients send the unused one of guild_id/guild_name as ""); exactly one of guild_id and guild_name; an
+clients send the unused one of guild_id/guild_name as ""); no control character in any field (beyond the white
+space trimmed around a value, and collapsed inside ``nick``); exactly one of guild_id and guild_name; an
 account- or bot-shaped ``authorization`` is refused before anything is sent; ``proxy`` only when it is one
 of the operator's egress proxies.
 """
@@ -23,9 +24,10 @@ from guildgate.core.invites import (
     parse_invite,
 )
 from guildgate.core.joins import JoinRequest
-from guildgate.core.patterns import NOT_SPACE, SPACE, SPACE_CHARS, anycase
+from guildgate.core.patterns import NOT_CONTROL_OR_SPACE, SPACE, SPACE_CHARS, anycase
 from guildgate.core.ports import MemberOptions
 from guildgate.core.secret import Secret
+from guildgate.core.text import has_control
 
 MAX_BODY = 16 * 1024
 DEVELOPER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -58,8 +60,9 @@ class JoinBody(BaseModel):
 _BEARER = rf"(?:{anycase('bearer')} {SPACE}*)?"
 _TOKEN = rf"^{SPACE}*{_BEARER}[!-~]{{1,512}}{SPACE}*$"  # printable ASCII, no space: RFC 6750's b64token and more
 _ACCOUNT_TOKEN = rf"\..*\.|^{SPACE}*{_BEARER}{anycase('mfa.')}"  # what looks_like_account_token refuses
-# 1-32 characters once white space is collapsed and trimmed
-_NICK = rf"^(?:{SPACE}*{NOT_SPACE}(?:{NOT_SPACE}|{SPACE}+(?={NOT_SPACE})){{0,31}}{SPACE}*)?$"
+# 1-32 characters once white space is collapsed and trimmed, none of them a control character
+_C = NOT_CONTROL_OR_SPACE
+_NICK = rf"^(?:{SPACE}*{_C}(?:{_C}|{SPACE}+(?={_C})){{0,31}}{SPACE}*)?$"
 _EMPTY = {"type": "string", "maxLength": 0}  # "" counts as absent
 
 
@@ -202,6 +205,8 @@ def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> Join
     nick = None
     if body.nick is not None:
         nick = _WHITESPACE.sub(" ", body.nick).strip(" ")
+        if has_control(nick):
+            raise InvalidRequest("nick: no control characters (NUL, DEL, C1; white space becomes a space)")
         if not 1 <= len(nick) <= 32:
             raise InvalidRequest("nick must be 1-32 characters")
     options = MemberOptions(roles=roles, nick=nick, mute=body.mute, deaf=body.deaf)

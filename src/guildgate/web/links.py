@@ -4,6 +4,9 @@ the result in plain words (``/oauth/done``).
 The callback never renders the result itself: it redirects to ``/oauth/done?r=...`` (a signed, one-hour summary
 of what happened), so the result page can be reloaded or switched to the other language without replaying the
 callback. Every failure, forged or replayed ``state`` included, ends on a page that says what to do next.
+Discord's ``error`` is shown and recorded as a fixed text per RFC 6749 code (``OAUTH_ERRORS``), never the
+``error_description`` (anyone can put any text there); a parameter with a control character gets a 400 page
+naming it, and nothing of the callback is stored.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from guildgate.core.joins import RecordedJoinError, record_refusal
 from guildgate.core.links import STATE_TTL, Link, consent_join
 from guildgate.core.outcomes import Outcome, Source
 from guildgate.core.ports import NewRecord
+from guildgate.core.text import has_control
 from guildgate.discord.oauth import authorize_url, new_pkce
 from guildgate.store.repos import NotFound
 from guildgate.web.flow import FLOW_COOKIE, BadState, StateExpired
+from guildgate.web.forms import read_form
 from guildgate.web.page_text import text
 from guildgate.web.pages import origin_of, page_language, render, security_headers
 from guildgate.web.services import Services, services
@@ -36,6 +41,17 @@ GOOD = {Outcome.JOINED.value, Outcome.ALREADY_MEMBER.value}
 LINK_PROBLEMS = {Outcome.LINK_EXPIRED.value, Outcome.LINK_USED_UP.value, Outcome.LINK_DISABLED.value}
 SIGN_IN = {Outcome.TOKEN_EXPIRED.value, Outcome.INVALID_OAUTH_TOKEN.value}
 UNAVAILABLE = {Outcome.DISCORD_UNAVAILABLE.value, Outcome.RATE_LIMITED.value}
+# What the callback shows and records for each ``error`` of RFC 6749 section 4.1.2.1 (any other: "other").
+OAUTH_ERRORS = {
+    "invalid_request": "Discord found the sign-in request malformed (invalid_request)",
+    "unauthorized_client": "the app may not ask for sign-ins this way (unauthorized_client)",
+    "access_denied": "the sign-in was cancelled (access_denied)",
+    "unsupported_response_type": "Discord does not take this kind of sign-in request (unsupported_response_type)",
+    "invalid_scope": "Discord refused the permissions asked for (invalid_scope)",
+    "server_error": "Discord met an unexpected error (server_error)",
+    "temporarily_unavailable": "Discord is overloaded or down for maintenance (temporarily_unavailable)",
+    "other": "Discord answered with an error this service does not know (other)",
+}
 
 
 def _initials(name: str) -> str:
@@ -106,6 +122,7 @@ async def link_page(slug: str, request: Request) -> Response:
 
 @router.post("/j/{slug}/start")
 async def start(slug: str, request: Request) -> Response:
+    await read_form(request)  # nothing in it is needed, but it is held to the forms' limits (web/forms.py)
     svc = services(request)
     link = await _usable(svc, slug, request)
     if not isinstance(link, Link):
@@ -165,6 +182,9 @@ async def callback(request: Request) -> Response:
 async def _callback(svc: Services, request: Request) -> Response:
     started = time.perf_counter()
     q = request.query_params
+    for name, value in q.multi_items():
+        if has_control(name) or has_control(value):  # never looked at further, nor stored
+            return _bad_parameter(request, name)
     try:
         state = svc.signer.read_state(q.get("state") or "")
     except BadState as exc:
@@ -189,10 +209,13 @@ async def _callback(svc: Services, request: Request) -> Response:
     error = q.get("error")
     code = q.get("code")
     if error or not code:
-        outcome = Outcome.CANCELLED if error in (None, "access_denied") else Outcome.DISCORD_ERROR
-        detail = q.get("error_description") or error or "Discord sent no code"
-        await record_refusal(svc.records, new, JoinError(detail[:300], outcome=outcome), started)
-        return _result_redirect(svc, {**summary, "o": outcome.value, "d": detail[:200]})
+        # A fixed text per RFC 6749 error code: anyone can send a person to this address with any
+        # error_description, so it is never shown or stored.
+        kind = (error if error in OAUTH_ERRORS else "other") if error else None
+        outcome = Outcome.CANCELLED if kind in (None, "access_denied") else Outcome.DISCORD_ERROR
+        detail = OAUTH_ERRORS[kind] if kind else "Discord sent no code"
+        await record_refusal(svc.records, new, JoinError(detail, outcome=outcome), started)
+        return _result_redirect(svc, {**summary, "o": outcome.value, "d": detail})
     if not await svc.links.claim_use(link.id):
         fresh = await svc.links.get(link.id)
         outcome = fresh.problem(datetime.now(UTC)) or Outcome.LINK_USED_UP
@@ -230,6 +253,20 @@ async def _callback(svc: Services, request: Request) -> Response:
             "rf": [names.get(r, r) for r in result.roles_failed],
         },
     )
+
+
+def _bad_parameter(request: Request, name: str) -> Response:
+    lang, _ = page_language(request)
+    shown = "".join(c if c.isprintable() else "?" for c in name[:40])
+    context = {
+        "title": text("r_state", lang),
+        "next_step": text("n_state_again", lang),
+        "tone": "bad",
+        "outcome": "bad_parameter",
+        "lines": [text("n_bad_parameter", lang, name=shown)],
+        "lang_query": "",
+    }
+    return render(request, "result.html", context, status=400, no_store=True)
 
 
 @router.get("/oauth/done")

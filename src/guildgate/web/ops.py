@@ -1,6 +1,8 @@
-"""Operations endpoints: /healthz, /readyz, /metrics."""
+"""Operations endpoints: /healthz, /readyz, /metrics (behind GUILDGATE_METRICS_TOKEN when it is set)."""
 
 from __future__ import annotations
+
+import hmac
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -46,8 +48,27 @@ async def readyz(request: Request) -> JSONResponse:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST: {}}}},
+    responses={
+        200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST: {}}},
+        401: {
+            "description": "GUILDGATE_METRICS_TOKEN is set and this is not Authorization: Bearer <it>",
+            "content": {"text/plain": {}},
+        },
+    },
 )
 async def metrics(request: Request) -> Response:
-    await refresh(services(request))
+    """Open when GUILDGATE_METRICS_TOKEN is not set; otherwise only with ``Authorization: Bearer <the token>``."""
+    svc = services(request)
+    token = svc.settings.metrics_token
+    if token is not None:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        given = value.strip().encode() if scheme.lower() == "bearer" else b""
+        if not hmac.compare_digest(given, token.get_secret_value().encode()):
+            return Response(
+                "send Authorization: Bearer <GUILDGATE_METRICS_TOKEN>\n",
+                status_code=401,
+                media_type="text/plain",
+                headers={"WWW-Authenticate": 'Bearer realm="guildgate metrics"'},
+            )
+    await refresh(svc)
     return Response(generate_latest(exposition_registry()), media_type=CONTENT_TYPE_LATEST)

@@ -69,6 +69,10 @@ TEXT: Final[dict[str, tuple[str, str]]] = {  # key: (en, zh)
     "n_setup": ("Tell the server's admins: {detail}", "请告知服务器管理员：{detail}"),
     "r_signin": ("Discord didn't accept the sign-in", "Discord 未接受此次登录"),
     "n_signin": ("Open the link again and allow access on Discord.", "请重新打开链接，并在 Discord 上允许授权。"),
+    "n_bad_parameter": (
+        "Its “{name}” holds a control character, which no sign-in has.",
+        "其中的“{name}”含有控制字符，正常登录不会如此。",
+    ),
     "r_state": ("This sign-in can't be used", "此次登录无法使用"),
     "n_state_bad": ("It didn't come from this site, or it was changed.", "它并非来自本站，或已被修改。"),
     "n_state_expired": ("It took longer than 10 minutes.", "耗时超过了 10 分钟。"),
@@ -146,6 +150,9 @@ TEXT: Final[dict[str, tuple[str, str]]] = {  # key: (en, zh)
     "a_revoked": ("revoked", "已吊销"),
     "a_active": ("active", "有效"),
     "a_no_apps": ("Add an app first: guildgate apps add", "请先添加应用：guildgate apps add"),
+    "a_form_large": ("The form is too large", "表单过大"),
+    "a_form_type": ("Only plain forms are taken here (no files)", "此处只接受普通表单（不接受文件）"),
+    "a_form_bad": ("The form could not be read", "无法读取该表单"),
     "a_error": ("Could not do that", "无法完成"),
 }
 
