@@ -43,8 +43,20 @@ class _NoQueryStrings(logging.Filter):
         return True
 
 
+class _OneName(logging.Formatter):
+    """Every line the service logs is named ``guildgate``: its own loggers' and the HTTP server's (uvicorn's
+    start-up and access lines); a library's warning keeps the library's name."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name.startswith(("guildgate.", "uvicorn")):
+            record.name = "guildgate"
+        return super().format(record)
+
+
 def configure_logging(level: str = "info") -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneName("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     logging.getLogger("uvicorn.access").addFilter(_NoQueryStrings())
     logging.getLogger("httpx").setLevel(logging.WARNING)
     for noisy in ("httpcore", "aiosqlite", "asyncio", "multipart"):
