@@ -152,10 +152,11 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     again = cli(["keys", "revoke", plain], env=env, check=False)
     assert again.returncode == 2 and "no API key in use matches" in again.stderr
     assert plain not in again.stdout + again.stderr and plain[:12] not in again.stderr
-    table = cli(["keys", "list"], env=env).stdout
-    for row in json.loads(cli(["keys", "list", "--json"], env=env).stdout):
-        assert row["id"] in table and row["created_at"] in table  # ids whole; times as RFC 3339 UTC
-        assert re.fullmatch(RFC3339, row["created_at"])
+    for columns in ("200", "60"):  # a narrow terminal too: ids and times whole, never folded or cut
+        table = cli(["keys", "list"], env={**env, "COLUMNS": columns}).stdout
+        for row in json.loads(cli(["keys", "list", "--json"], env=env).stdout):
+            assert row["id"] in table and row["app_id"] in table and row["created_at"] in table, table
+            assert re.fullmatch(RFC3339, row["created_at"])
     no_app = cli(["keys", "create", "--app", "1100000000000000999"], env=env, check=False)
     assert no_app.returncode == 2 and "apps add" in no_app.stderr
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 out = Console(highlight=False)
@@ -47,16 +48,16 @@ def as_json(value: Any) -> None:
 
 
 def table(title: str, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
-    """Ids and times are never folded or cut: the id column (the first) and times keep their whole width."""
-    shown = [[_shown(v) for v in row] for row in rows]
+    """Nothing in a table is folded or cut, ids and times least of all: a table wider than the terminal is
+    printed whole, and the terminal wraps its lines."""
     t = Table(title=title, title_justify="left")
-    for i, column in enumerate(columns):
-        whole = i == 0 or column in ("created", "revoked", "finished")
-        width = max((len(row[i]) for row in shown), default=0) if whole else None
-        t.add_column(column, overflow="fold", no_wrap=whole, min_width=width)
-    for row in shown:
-        t.add_row(*row)
-    out.print(t)
+    for column in columns:
+        t.add_column(column, no_wrap=True)
+    for row in rows:
+        t.add_row(*(_shown(v) for v in row))
+    natural = Measurement.get(out, out.options.update_width(100_000), t).maximum
+    wide = out if natural <= out.width else Console(highlight=False, width=natural, file=out.file)
+    wide.print(t)
 
 
 def record(rec: dict[str, Any]) -> None:
