@@ -391,3 +391,13 @@ def test_serve_raises_its_open_file_limit_so_a_thousand_idle_connections_do_not_
             timeout=60,
         )
     assert "at most 512 open files" in low.stderr and "LimitNOFILE" in low.stderr
+
+
+def test_migrate_says_in_one_line_what_it_did(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    del env["GUILDGATE_SECRET_KEY"]  # the schema needs no secret
+    first = cli(["migrate"], env=env)
+    assert first.stdout.strip() == "the database was migrated from schema none (empty) to 0004"
+    again = cli(["migrate"], env=env)
+    assert again.stdout.strip() == "the database is up to date (schema 0004)"
+    assert "alembic" not in (first.stderr + again.stderr).lower()
