@@ -105,6 +105,7 @@ def test_sandbox_data_stays_out_of_the_real_database_and_each_serve_answers_on_i
     assert any(m.endswith('"POST /api/wanda/discord/guild HTTP/1.1" 413') for m in access), access
     assert not any("/api/v10/" in m for m in access), access  # the sandbox's own requests are not guildgate's
     assert any(m.startswith("closing a connection whose request was not received within 1 s") for m in said)
+    assert any(m.endswith('"POST /api/wanda/discord/guild HTTP/1.1" 408') for m in access), access
 
     # later, for real: a new secret key, the default database: no sandbox app in it
     real = _env(tmp_path, GUILDGATE_SECRET_KEY=SECRET_KEY)
