@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     request_read_timeout: float = Field(default=10.0, gt=0, le=600)
     global_rate_limit: int = Field(default=50, ge=1, le=100_000)
     invalid_request_limit: int = Field(default=5000, ge=1, le=10_000)
+    # the part of that budget one API key (or the join links, together) may spend (discord/ratelimit/shares.py)
+    invalid_request_share: float = Field(default=0.25, gt=0, le=1)
+    reads_per_minute: int = Field(default=120, ge=1, le=1_000_000_000)  # per API key: /api/record(s), /api/usage
     guild_joins_per_minute: int = Field(default=0, ge=0, le=1_000_000)  # 0: no cap (Discord's own bucket binds)
     link_joins_per_minute: int = Field(default=60, ge=0, le=1_000_000)  # 0: no cap
     sandbox: bool = False

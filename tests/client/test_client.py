@@ -241,6 +241,8 @@ FAILURES: dict[Outcome, type[GuildgateError]] = {
     Outcome.PROXY_NOT_ALLOWED: InvalidRequestError,
     Outcome.IDEMPOTENCY_CONFLICT: InvalidRequestError,
     Outcome.QUOTA_EXCEEDED: QuotaExceededError,
+    Outcome.INVALID_REQUEST_SHARE_EXCEEDED: QuotaExceededError,
+    Outcome.READ_QUOTA_EXCEEDED: QuotaExceededError,
     Outcome.VELOCITY_CAPPED: RateLimitedError,
     Outcome.RATE_LIMITED: RateLimitedError,
     Outcome.DISCORD_UNAVAILABLE: DiscordUnavailableError,

@@ -11,7 +11,8 @@ else the answer said (``record_id``, ``retry_after``, ``discord_code``); never a
     ├── InvalidRequestError         400/409/413/415 invalid_request, not_an_oauth_token, proxy_not_allowed,
     │   │                           idempotency_conflict: refused before anything was sent to Discord
     │   └── NotFoundError           404: no record with this id for this API key
-    ├── QuotaExceededError          429 quota_exceeded: this API key's quota (retry_after)
+    ├── QuotaExceededError          429 quota_exceeded: this API key's quota (retry_after); also
+    │                               invalid_request_share_exceeded and read_quota_exceeded
     ├── RateLimitedError            503 rate_limited: Discord's limits; 429 velocity_capped: the operator's cap
     │                               (retry_after)
     ├── DiscordUnavailableError     502/504 discord_unavailable: Discord unreachable or failing (the record may
@@ -67,7 +68,9 @@ class NotFoundError(InvalidRequestError):
 
 
 class QuotaExceededError(GuildgateError):
-    """The API key's quota is spent; ``retry_after`` says when to try again."""
+    """The API key's quota is spent (``quota_exceeded``), or its share of the invalid-request budget
+    (``invalid_request_share_exceeded``), or its reads per minute (``read_quota_exceeded``); ``retry_after`` says
+    when to try again."""
 
 
 class RateLimitedError(GuildgateError):
@@ -91,6 +94,8 @@ _BY_CODE: dict[str, type[GuildgateError]] = {
     Outcome.PROXY_NOT_ALLOWED: InvalidRequestError,
     Outcome.IDEMPOTENCY_CONFLICT: InvalidRequestError,
     Outcome.QUOTA_EXCEEDED: QuotaExceededError,
+    Outcome.INVALID_REQUEST_SHARE_EXCEEDED: QuotaExceededError,  # the key's share of the invalid-request budget
+    Outcome.READ_QUOTA_EXCEEDED: QuotaExceededError,  # the key's reads per minute
     Outcome.RATE_LIMITED: RateLimitedError,
     Outcome.VELOCITY_CAPPED: RateLimitedError,  # the operator's cap: retry after retry_after, like a rate limit
     Outcome.DISCORD_UNAVAILABLE: DiscordUnavailableError,

@@ -10,7 +10,9 @@
     │   ├── ProxyNotAllowed         400 proxy_not_allowed
     │   ├── QuotaExceeded           429 quota_exceeded (retry_after)
     │   ├── IdempotencyConflict     409 idempotency_conflict
-    │   └── VelocityCapped          429 velocity_capped: the operator's per-server / per-link cap (retry_after)
+    │   ├── VelocityCapped          429 velocity_capped: the operator's per-server / per-link cap (retry_after)
+    │   ├── InvalidShareExceeded    429 invalid_request_share_exceeded: a key's share of the invalid-request budget
+    │   └── ReadsExceeded           429 read_quota_exceeded: a key's reads per minute (retry_after)
     ├── DiscordRefused              Discord answered with a JSON error (status 0, HTTP 200)
     │                               outcome from discord/codes.py; carries discord_status/discord_code
     ├── DiscordUnavailable          5xx, timeouts, connection errors after retries (502/503/504)
@@ -77,6 +79,22 @@ class IdempotencyConflict(CallerError):
 
 class VelocityCapped(CallerError):
     outcome = Outcome.VELOCITY_CAPPED
+    retryable = True
+
+    def __init__(self, detail: str, *, retry_after: float) -> None:
+        super().__init__(detail, retry_after=retry_after)
+
+
+class InvalidShareExceeded(CallerError):
+    outcome = Outcome.INVALID_REQUEST_SHARE_EXCEEDED
+    retryable = True
+
+    def __init__(self, detail: str, *, retry_after: float) -> None:
+        super().__init__(detail, retry_after=retry_after)
+
+
+class ReadsExceeded(CallerError):
+    outcome = Outcome.READ_QUOTA_EXCEEDED
     retryable = True
 
     def __init__(self, detail: str, *, retry_after: float) -> None:

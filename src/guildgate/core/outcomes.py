@@ -49,6 +49,9 @@ class Outcome(StrEnum):
     QUOTA_EXCEEDED = "quota_exceeded"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     VELOCITY_CAPPED = "velocity_capped"
+    INVALID_REQUEST_SHARE_EXCEEDED = "invalid_request_share_exceeded"
+    # The record API only (GET /api/record, /api/records, /api/usage):
+    READ_QUOTA_EXCEEDED = "read_quota_exceeded"
     # Join links only (records with source "link"; the join API never answers these):
     CANCELLED = "cancelled"
     LINK_EXPIRED = "link_expired"
@@ -144,6 +147,19 @@ _TABLE: dict[Outcome, _Row] = {
         429,
         "加入该服务器（或通过该链接）的速度已达运营方设定的上限，请在 {retry} 秒后重试",
         "Too many joins to this server (or through this link) right now: the operator's cap; retry after {retry} s",
+    ),
+    Outcome.INVALID_REQUEST_SHARE_EXCEEDED: _Row(
+        0,
+        429,
+        "该 API 密钥在 10 分钟内被 Discord 拒绝的请求（401/403/429）已达其份额上限，请在 {retry} 秒后重试",
+        "This API key has had its share of requests Discord refused (401/403/429) in 10 minutes; "
+        "retry after {retry} s",
+    ),
+    Outcome.READ_QUOTA_EXCEEDED: _Row(
+        0,
+        429,
+        "该 API 密钥每分钟的查询次数已用完，请在 {retry} 秒后重试",
+        "This API key's reads per minute are spent, retry after {retry} s",
     ),
     Outcome.CANCELLED: _Row(0, 200, "已在 Discord 上取消授权", "Cancelled on Discord"),
     Outcome.LINK_EXPIRED: _Row(0, 410, "该加入链接已过期", "This join link has expired"),

@@ -25,6 +25,7 @@ from guildgate.core.errors import DiscordUnavailable, RateLimited
 from guildgate.core.ports import Ticket
 from guildgate.core.secret import Secret
 from guildgate.discord.ratelimit import Limiter, Permit, RateLimitHeaders, RouteKey
+from guildgate.discord.ratelimit.shares import note_answer
 from guildgate.discord.routes import Route
 from guildgate.discord.transport import Transport, TransportError
 
@@ -184,6 +185,7 @@ class Caller:
             body = _decode(reply.body, reply.headers.get("content-type", ""))
             limits = RateLimitHeaders.parse(reply.headers, body)
             self.observer.answered(route.template, route.method, status, limits.scope)
+            note_answer(status, limits.scope)  # against the share of the key (or the links) this call is for
             if status == 429 and (not isinstance(body, dict) or body.get("code") == 40333 or "retry_after" not in body):
                 await self.limiter.release(permit, limits, status=status, ban=True, answered=answered)
                 log.error("Discord answered a ban (429 without Discord's JSON); sending stopped")

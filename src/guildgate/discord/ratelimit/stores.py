@@ -1,7 +1,8 @@
 """Quotas and caches beside the limiter, each with its own small interface, in this process or in Redis.
 
-* ``Windows``: uses counted in sliding windows — the per-key joins per minute, the velocity caps, admin login
-  attempts, the invite-lookup budget.
+* ``Windows``: uses counted in sliding windows — the per-key joins and reads per minute, the velocity caps, admin
+  login attempts, the invite-lookup budget, each key's share of the invalid-request budget (``shares.py``: a use
+  taken under a name of its own can be given back).
 * ``Cache``: short-lived values — the invite cache and the memory of refused tokens.
 
 With Redis they share the limiter backend's connection pool (``Stores.open``), under the same key prefix, so
@@ -27,9 +28,13 @@ from guildgate.discord.ratelimit.redis import NOW, RedisBackend, unavailable
 
 
 class Windows(Protocol):
-    async def window_take(self, key: str, limit: int, window: float) -> float | None:
+    async def window_take(self, key: str, limit: int, window: float, *, use: str | None = None) -> float | None:
         """Take one use in a sliding ``window`` (seconds) of at most ``limit``: None when taken, else seconds until
-        one is free."""
+        one is free. ``use``: a name for it, unique, to give it back with ``window_give_back``."""
+        ...
+
+    async def window_give_back(self, key: str, use: str) -> None:
+        """Forget the use taken as ``use`` (nothing if it is gone)."""
         ...
 
     async def window_count(self, key: str, window: float) -> int:
@@ -67,10 +72,11 @@ class MemoryWindows:
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._windows: dict[str, deque[float]] = {}
+        self._named: dict[tuple[str, str], float] = {}  # a use taken with a name: when
         self._longest = 0.0  # of the windows asked for: a window's entries older than this count nowhere
         self._sweep_at = MAX_BUCKETS  # map size that sets off the next sweep
 
-    async def window_take(self, key: str, limit: int, window: float) -> float | None:
+    async def window_take(self, key: str, limit: int, window: float, *, use: str | None = None) -> float | None:
         now = self._clock()
         seen = self._windows.get(key)
         if seen is None:
@@ -83,7 +89,15 @@ class MemoryWindows:
         if len(seen) >= limit:
             return seen[0] + window - now
         seen.append(now)
+        if use is not None:
+            self._named[(key, use)] = now
         return None
+
+    async def window_give_back(self, key: str, use: str) -> None:
+        at = self._named.pop((key, use), None)
+        seen = self._windows.get(key)
+        if at is not None and seen is not None and at in seen:
+            seen.remove(at)  # the uses taken at that same instant are alike: any one of them
 
     async def window_count(self, key: str, window: float) -> int:
         now = self._clock()
@@ -97,6 +111,8 @@ class MemoryWindows:
         next sweep comes when the map has grown by as many again as are left: each new key pays O(1) for them."""
         for key in [k for k, seen in self._windows.items() if not seen or seen[-1] <= now - self._longest]:
             del self._windows[key]
+        for named in [n for n, at in self._named.items() if at <= now - self._longest]:
+            del self._named[named]
         self._sweep_at = max(MAX_BUCKETS, 2 * len(self._windows))
 
 
@@ -151,6 +167,7 @@ class RedisWindows:
 
     def __init__(self, redis: aioredis.Redis, *, prefix: str = "gg:") -> None:
         self.prefix = prefix
+        self._redis = redis
         self._take = redis.register_script(WINDOW_TAKE)
         self._count = redis.register_script(WINDOW_COUNT)
 
@@ -160,9 +177,15 @@ class RedisWindows:
         except (RedisError, OSError) as exc:
             raise unavailable(exc) from None
 
-    async def window_take(self, key: str, limit: int, window: float) -> float | None:
-        wait = await self._run(self._take, key, [limit, int(window * 1000), uuid.uuid4().hex])
+    async def window_take(self, key: str, limit: int, window: float, *, use: str | None = None) -> float | None:
+        wait = await self._run(self._take, key, [limit, int(window * 1000), use or uuid.uuid4().hex])
         return None if wait < 0 else max(wait, 1) / 1000
+
+    async def window_give_back(self, key: str, use: str) -> None:
+        try:
+            await self._redis.zrem(self.prefix + "w:" + key, use)
+        except (RedisError, OSError) as exc:
+            raise unavailable(exc) from None
 
     async def window_count(self, key: str, window: float) -> int:
         return await self._run(self._count, key, [int(window * 1000)])
