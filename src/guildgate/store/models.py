@@ -85,6 +85,26 @@ class RecordRow(Base):
         ),
         Index("ix_records_app_created", "app_id", "created_at", "id"),
         Index("ix_records_created", "created_at", "id"),
+        # An app's records for one server or one developer id, newest first, whether there are many or none
+        # (migration 0005); partial: a record without one costs the index no write.
+        Index(
+            "ix_records_app_guild",
+            "app_id",
+            "guild_id",
+            "created_at",
+            "id",
+            sqlite_where=text("guild_id IS NOT NULL"),
+            postgresql_where=text("guild_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_records_app_developer",
+            "app_id",
+            "developer_id",
+            "created_at",
+            "id",
+            sqlite_where=text("developer_id IS NOT NULL"),
+            postgresql_where=text("developer_id IS NOT NULL"),
+        ),
         Index(
             "ix_records_pending",
             "created_at",
@@ -121,6 +141,20 @@ class RecordRow(Base):
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[str | None] = mapped_column(Text)
     response_headers: Mapped[str | None] = mapped_column(Text)
+
+
+class UsageDayRow(Base):
+    """Finished records counted per app, day (UTC, ``YYYY-MM-DD``), outcome, API key and developer id: what
+    ``GET /api/usage`` reads. Kept by the records' writes, in their transaction (store/usage.py); not touched by
+    ``records prune``. "" stands for no key (a join link's records) and no developer id."""
+
+    __tablename__ = "usage_days"
+    app_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    developer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
 
 
 class LinkRow(Base):

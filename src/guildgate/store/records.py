@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
-from sqlalchemy import Row, Table, case, func, literal_column, select, tuple_, update
+from sqlalchemy import Connection, Row, Table, case, func, literal_column, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from guildgate.core.outcomes import Outcome, RecordState
 from guildgate.core.ports import NewRecord, PendingRecord, RecordUpdate
 from guildgate.store.base import NotFound, could_be_id
 from guildgate.store.db import Database
-from guildgate.store.models import RecordRow, utcnow
+from guildgate.store.models import RecordRow, UsageDayRow, utcnow
+from guildgate.store.usage import count_finished
 from guildgate.store.writer import GroupWriter
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -72,7 +73,7 @@ class RecordRepo:
     @property
     def writer(self) -> GroupWriter:
         if self._writer is None:
-            self._writer = GroupWriter(self.db, _RECORDS)
+            self._writer = GroupWriter(self.db, _RECORDS, finished=count_finished)
         return self._writer
 
     async def aclose(self, *, within: float = 5.0) -> None:
@@ -178,7 +179,14 @@ class RecordRepo:
             .where(_RECORDS.c.id == record_id, _RECORDS.c.state == RecordState.PENDING.value)
             .values(**values)
         )
-        return bool(await self.db.run(lambda conn: conn.execute(statement).rowcount == 1))
+
+        def settle(conn: Connection) -> bool:
+            if conn.execute(statement).rowcount != 1:
+                return False
+            count_finished(conn, [record_id])  # in the same transaction
+            return True
+
+        return await self.db.run(settle)
 
     async def save_response(self, record_id: str, response: StoredResponse) -> None:
         async with self.db.session() as s:
@@ -253,17 +261,18 @@ class RecordRepo:
         return rows, next_cursor
 
     async def usage(self, *, app_id: str, since: datetime) -> builtins.list[tuple[str, str, int]]:
-        """(day, code, count) for the app since ``since``, day as YYYY-MM-DD (UTC)."""
-        day = func.date(RecordRow.created_at)
+        """(day, code, count) of the app's finished records since ``since``'s day, day as YYYY-MM-DD (UTC): from
+        the roll-up (store/usage.py), a row per day, outcome, key and developer id at most."""
+        u = UsageDayRow
         query = (
-            select(day, RecordRow.code, func.count())
-            .where(RecordRow.app_id == app_id, RecordRow.created_at >= since.astimezone(UTC).replace(tzinfo=None))
-            .group_by(day, RecordRow.code)
-            .order_by(day)
+            select(u.day, u.code, func.sum(u.count))
+            .where(u.app_id == app_id, u.day >= since.astimezone(UTC).date().isoformat())
+            .group_by(u.day, u.code)
+            .order_by(u.day)
         )
         async with self.db.session() as s:
             rows = (await s.execute(query)).all()
-        return [(str(d), c or "pending", int(n)) for d, c, n in rows]
+        return [(str(d), str(c), int(n)) for d, c, n in rows]
 
     async def per_hour(self, *, first: datetime, hours: int, sample: int = 2001) -> builtins.list[HourOfRecords]:
         """Finished records in each of ``hours`` hours from ``first`` (the start of an hour, UTC), oldest first:

@@ -8,13 +8,16 @@ idle for ``IDLE_FOR`` seconds, or that failed, goes back to the pool and the nex
 PostgreSQL, pinged first). A caller cancelled while it waits cancels only its own wait, and its row is
 written all the same. A batch that breaks a constraint (an idempotency key taken, say) is retried row by
 row, so each caller gets its own error; a batch that fails otherwise (the database gone, or locked by
-another process for longer than its busy timeout) fails every caller in it with that error."""
+another process for longer than its busy timeout) fails every caller in it with that error. ``finished`` is
+called in each batch's transaction with the ids of the rows the batch gave a ``code`` (the records' usage
+roll-up, store/usage.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +39,11 @@ class _Op:
 
 
 class GroupWriter:
-    def __init__(self, db: Database, table: Table) -> None:
+    def __init__(
+        self, db: Database, table: Table, *, finished: Callable[[Connection, Sequence[str]], None] | None = None
+    ) -> None:
         self.db, self.table = db, table
+        self._finished = finished
         self._queue: list[_Op] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -102,11 +108,15 @@ class GroupWriter:
         insert = self.table.insert()
         statements: list[tuple[Executable, list[dict[str, Any]]]] = [(insert, rows) for rows in inserts.values()]
         statements += [(self._update(shape), rows) for shape, rows in updates.items()]
+        finished = self._finished
+        done = [op.values.get("id", op.values.get("_key")) for op in batch if "code" in op.values]
 
         def write(conn: Connection) -> None:
             with conn.begin():  # begun and committed here: one step into SQLAlchemy's sync layer, not three
                 for statement, rows in statements:
                     conn.execute(statement, rows)
+                if finished is not None and done:
+                    finished(conn, done)
 
         conn = self._conn
         if conn is not None and time.monotonic() - self._last_write > IDLE_FOR:
