@@ -6,7 +6,8 @@ and ``GET /api/usage`` cost, and what 16 clients reading in a loop do to the joi
     python bench/reads.py --postgres           # a throwaway PostgreSQL instead (tests/servers.py's)
 
 Builds a throwaway database on the real schema (``guildgate migrate``, then the rows inserted directly with
-SQLAlchemy Core into the tables as the migrations left them): three apps holding 60 %, 30 % and 10 % of the
+SQLAlchemy Core into the tables as the migrations left them, and the usage roll-up filled from them with the
+statement guildgate's writes use, ``guildgate.store.usage``): three apps holding 60 %, 30 % and 10 % of the
 records and six API keys made with ``guildgate keys create``, thousands of guilds (a few busy, most quiet), about
 nine records in ten joined or already a member and the rest spread over the refusals, one in three with a
 ``Developer-Id``, one in twenty with an ``Idempotency-Key``, created evenly over the last 90 days. PostgreSQL gets
@@ -54,6 +55,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import load
+from guildgate.store.usage import rollup_sql
 from tests.servers import Server, free_port, start_postgres, wait_http
 
 # (client id, share of the records, API keys); the first is the sandbox's app, whose keys read and join.
@@ -71,7 +73,7 @@ OUTCOMES = (
     ("invalid_request", "failed", 0.005, None, None),
 )  # fmt: skip
 SECRETS_FROM_ENV = ("--client-secret-env", "BENCH_SECRET", "--bot-token-env", "BENCH_BOT")
-KNOWN_TABLES = {"alembic_version", "apps", "api_keys", "records", "links", "oauth_states"}
+KNOWN_TABLES = {"alembic_version", "apps", "api_keys", "records", "links", "oauth_states", "usage_days"}
 GUILDGATE = str(load.BIN / "guildgate")
 BATCH = 5000
 DAYS = 90
@@ -196,6 +198,9 @@ async def build(url: str, count: int, keys: dict[str, list[str]], now: datetime,
                 rate = done / max(time.monotonic() - started, 1e-9)
                 print(f"\rbuilding: {done:,} of {count:,} records, {rate:,.0f}/s ", end="", file=sys.stderr, flush=True)
             print(f"in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+            if "usage_days" in names:  # the roll-up guildgate keeps as it finishes records: filled as it would be
+                await conn.execute(text(rollup_sql(conn.dialect.name, "true")))
+                await conn.commit()
             if url.startswith("sqlite"):
                 await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
         if url.startswith("postgresql"):
