@@ -55,8 +55,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import load
-from guildgate.store.usage import rollup_sql
 from tests.servers import Server, free_port, start_postgres, wait_http
+
+from guildgate.store.usage import rollup_sql
 
 # (client id, share of the records, API keys); the first is the sandbox's app, whose keys read and join.
 APPS = ((load.APP, 0.6, 3), ("1100000000000000011", 0.3, 2), ("1100000000000000021", 0.1, 1))

@@ -152,8 +152,7 @@ _TABLE: dict[Outcome, _Row] = {
         0,
         429,
         "该 API 密钥在 10 分钟内被 Discord 拒绝的请求（401/403/429）已达其份额上限，请在 {retry} 秒后重试",
-        "This API key has had its share of requests Discord refused (401/403/429) in 10 minutes; "
-        "retry after {retry} s",
+        "This API key has had its share of requests Discord refused (401/403/429) in 10 minutes; retry after {retry} s",
     ),
     Outcome.READ_QUOTA_EXCEEDED: _Row(
         0,

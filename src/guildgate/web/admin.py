@@ -25,6 +25,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.text import has_control
+from guildgate.discord.ratelimit.shares import LINKS, key_spender
 from guildgate.store.repos import NotFound, RecordFilters, decode_cursor
 from guildgate.web import charts
 from guildgate.web.flow import PRE_COOKIE, SESSION_COOKIE, SESSION_SECONDS
@@ -304,7 +305,18 @@ async def _keys_page(
     request: Request, sid: str, *, new_key: str | None = None, error: str | None = None, status: int = 200
 ) -> Response:
     svc = services(request)
-    context = {"keys": await svc.keys.list(), "apps": await svc.apps.list(), "new_key": new_key, "error": error}
+    keys = await svc.keys.list()
+    # each key's use of its share of the invalid-request budget, and the links' (discord/ratelimit/shares.py)
+    invalid = {k.id: await svc.shares.used(key_spender(k.id)) for k in keys if k.revoked_at is None}
+    context = {
+        "keys": keys,
+        "apps": await svc.apps.list(),
+        "new_key": new_key,
+        "error": error,
+        "invalid": invalid,
+        "invalid_links": await svc.shares.used(LINKS),
+        "invalid_allowed": svc.shares.allowed,
+    }
     return _page(request, "admin_keys.html", sid, context, status=status)
 
 

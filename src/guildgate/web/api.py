@@ -14,6 +14,7 @@ from guildgate.core.errors import CallerError, IdempotencyConflict, InvalidReque
 from guildgate.core.joins import RecordedJoinError, join, record_refusal
 from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.ports import NewRecord
+from guildgate.discord.ratelimit.shares import key_spender
 from guildgate.store.models import RecordRow
 from guildgate.store.repos import Conflict, StoredResponse
 from guildgate.web import errors
@@ -32,6 +33,10 @@ from guildgate.web.schemas import Envelope
 from guildgate.web.services import Services, authenticate, services
 
 router = APIRouter()
+
+# Refusals that write no record: a flood past a key's quota or its share of the invalid-request budget must not
+# fill the database.
+NO_RECORD = frozenset({Outcome.QUOTA_EXCEEDED, Outcome.INVALID_REQUEST_SHARE_EXCEEDED})
 
 JOIN_PATH = "/api/wanda/discord/guild"
 
@@ -130,9 +135,10 @@ async def _handle(request: Request, started: float) -> Response:
             if existing is not None:
                 return await _replay(svc, existing, request_hash, lang=lang, started=started, deadline=deadline)
         await svc.quotas.take(key)
+        spending = await svc.shares.spend(key_spender(key.id))
     except CallerError as exc:
         count_join(exc.outcome.value)
-        if exc.outcome is Outcome.QUOTA_EXCEEDED:  # no record: a flood past the quota must not fill the database
+        if exc.outcome in NO_RECORD:  # no record: a flood past the quota (or share) must not fill the database
             return errors.error_response(exc, record_id=None, lang=lang, started=started)
         plain = NewRecord(
             app_id=key.app_id, key_id=key.id, source=Source.API, developer_id=developer_id, guild_id=guild_id
@@ -149,17 +155,18 @@ async def _handle(request: Request, started: float) -> Response:
         request_hash=request_hash if idem is not None else None,
     )
     try:
-        app = await svc.apps.credentials(key.app_id)
-        result = await join(
-            join_request,
-            app=app,
-            new_record=new,
-            discord=svc.discord,
-            records=svc.records,
-            deadline=deadline,
-            started=started,
-            caps=svc.caps,
-        )
+        async with spending:  # the join's invalid answers count against this key's share
+            app = await svc.apps.credentials(key.app_id)
+            result = await join(
+                join_request,
+                app=app,
+                new_record=new,
+                discord=svc.discord,
+                records=svc.records,
+                deadline=deadline,
+                started=started,
+                caps=svc.caps,
+            )
     except Conflict:
         assert idem is not None
         existing = await svc.records.idempotent(key_id=key.id, idempotency_key=idem)

@@ -27,6 +27,7 @@ from guildgate.core.outcomes import Outcome, Source
 from guildgate.core.ports import NewRecord
 from guildgate.core.text import has_control
 from guildgate.discord.oauth import authorize_url, new_pkce
+from guildgate.discord.ratelimit.shares import LINKS
 from guildgate.store.repos import NotFound
 from guildgate.web.flow import FLOW_COOKIE, BadState, StateExpired
 from guildgate.web.forms import read_form
@@ -40,7 +41,12 @@ log = logging.getLogger("guildgate.links")
 GOOD = {Outcome.JOINED.value, Outcome.ALREADY_MEMBER.value}
 LINK_PROBLEMS = {Outcome.LINK_EXPIRED.value, Outcome.LINK_USED_UP.value, Outcome.LINK_DISABLED.value}
 SIGN_IN = {Outcome.TOKEN_EXPIRED.value, Outcome.INVALID_OAUTH_TOKEN.value}
-UNAVAILABLE = {Outcome.DISCORD_UNAVAILABLE.value, Outcome.RATE_LIMITED.value}
+# the links' share of the invalid-request budget is spent: to the person, like Discord being unavailable
+UNAVAILABLE = {
+    Outcome.DISCORD_UNAVAILABLE.value,
+    Outcome.RATE_LIMITED.value,
+    Outcome.INVALID_REQUEST_SHARE_EXCEEDED.value,
+}
 # What the callback shows and records for each ``error`` of RFC 6749 section 4.1.2.1 (any other: "other").
 OAUTH_ERRORS = {
     "invalid_request": "Discord found the sign-in request malformed (invalid_request)",
@@ -222,20 +228,22 @@ async def _callback(svc: Services, request: Request) -> Response:
         await record_refusal(svc.records, new, JoinError(outcome.value, outcome=outcome), started)
         return _result_redirect(svc, {**summary, "o": outcome.value})
     try:
-        app = await svc.apps.credentials(link.app_id)
-        result = await consent_join(
-            link=link,
-            app=app,
-            code=code,
-            redirect_uri=_redirect_uri(svc),
-            verifier=flow[1],
-            discord=svc.discord,
-            consent=svc.consent,
-            records=svc.records,
-            deadline=time.monotonic() + svc.settings.request_timeout,
-            started=started,
-            caps=svc.caps,
-        )
+        # every link's joins together spend one share of the invalid-request budget (past it: a refusal, recorded)
+        async with await svc.shares.spend(LINKS):
+            app = await svc.apps.credentials(link.app_id)
+            result = await consent_join(
+                link=link,
+                app=app,
+                code=code,
+                redirect_uri=_redirect_uri(svc),
+                verifier=flow[1],
+                discord=svc.discord,
+                consent=svc.consent,
+                records=svc.records,
+                deadline=time.monotonic() + svc.settings.request_timeout,
+                started=started,
+                caps=svc.caps,
+            )
     except RecordedJoinError as exc:
         await svc.links.release_use(link.id)
         return _result_redirect(svc, {**summary, "o": exc.error.outcome.value, "d": exc.error.detail[:200]})

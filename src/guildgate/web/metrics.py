@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
+from guildgate.discord.ratelimit.shares import LINKS, key_spender
+
 if TYPE_CHECKING:
     from guildgate.web.services import Services
 
@@ -57,6 +59,21 @@ INVALID_USED = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+INVALID_BY_SPENDER = Gauge(
+    "guildgate_invalid_requests_by_spender",
+    "401/403/429 answers in the last 10 minutes (and joins under way) per API key id, or 'links' for every join "
+    "link together: each may spend GUILDGATE_INVALID_REQUEST_SHARE of the budget",
+    ["spender"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+INVALID_SHARE = Gauge(
+    "guildgate_invalid_request_share",
+    "Invalid requests one API key (or the join links together) may have in 10 minutes",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+
 
 # A labelled child is looked up once per label set (``labels()`` takes a lock and builds a key every call).
 _wait_child = functools.cache(LIMITER_WAIT.labels)
@@ -99,6 +116,11 @@ def exposition_registry() -> CollectorRegistry:
 
 async def refresh(svc: Services) -> None:
     INVALID_USED.set(await svc.limiter.invalid_used())
+    INVALID_SHARE.set(svc.shares.allowed)
+    INVALID_BY_SPENDER.labels(LINKS).set(await svc.shares.used(LINKS))
+    for key in await svc.keys.list():
+        if key.revoked_at is None:  # labelled by the key's id, never the key
+            INVALID_BY_SPENDER.labels(key.id).set(await svc.shares.used(key_spender(key.id)))
     for app in await svc.apps.list():
         creds = await svc.apps.credentials(app.client_id)
         GLOBAL_SLOTS.labels(app.client_id).set(

@@ -145,6 +145,8 @@ TEXT: Final[dict[str, tuple[str, str]]] = {  # key: (en, zh)
     "a_create_key": ("Create an API key", "创建 API 密钥"),
     "a_key_name": ("Name", "名称"),
     "a_quota": ("Quota per minute", "每分钟配额"),
+    "a_invalid_share": ("Refused by Discord, 10 min (of its share)", "10 分钟内被 Discord 拒绝（份额）"),
+    "a_links_share": ("All join links", "所有加入链接"),
     "a_revoke": ("Revoke", "吊销"),
     "a_key_once": ("Copy it now: it is shown only once.", "请立即复制：它只会显示这一次。"),
     "a_revoked": ("revoked", "已吊销"),

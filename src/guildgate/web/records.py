@@ -1,4 +1,5 @@
-"""GET /api/record/{id}, GET /api/records, GET /api/usage — an API key sees only its own app's records."""
+"""GET /api/record/{id}, GET /api/records, GET /api/usage — an API key sees only its own app's records, at most
+``GUILDGATE_READS_PER_MINUTE`` reads a minute (429 ``read_quota_exceeded`` past it)."""
 
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ def describe_records(schema: dict[str, Any], *, snowflake: str) -> None:
 @router.get(
     "/api/record/{record_id}",
     response_model=RecordAnswer,
-    responses={401: {"model": Envelope}, 404: {"model": Envelope}},
+    responses={401: {"model": Envelope}, 404: {"model": Envelope}, 429: {"model": Envelope}},
 )
 async def get_record(
     request: Request,
@@ -123,6 +124,7 @@ async def get_record(
 ) -> dict[str, Any]:
     """One record of this API key's app. Example: ``curl -H 'User-Token: gg_...' /api/record/UUID``."""
     key = await authenticate(request)
+    await services(request).quotas.take_read(key)
     lang = pick_language(accept_language)
     try:
         row = await services(request).records.get(record_id, app_id=key.app_id)
@@ -134,7 +136,7 @@ async def get_record(
 @router.get(
     "/api/records",
     response_model=RecordsAnswer,
-    responses={400: {"model": Envelope}, 401: {"model": Envelope}},
+    responses={400: {"model": Envelope}, 401: {"model": Envelope}, 429: {"model": Envelope}},
 )
 async def list_records(
     request: Request,
@@ -151,6 +153,7 @@ async def list_records(
 ) -> dict[str, Any]:
     """Newest first, cursor-paged. Example: ``/api/records?state=failed&limit=100``."""
     key = await authenticate(request)
+    await services(request).quotas.take_read(key)
     lang = pick_language(accept_language)
     state, code = state or None, code or None  # "" counts as absent
     if state is not None and state not in {s.value for s in RecordState}:
@@ -185,7 +188,11 @@ async def list_records(
     }
 
 
-@router.get("/api/usage", response_model=UsageAnswer, responses={400: {"model": Envelope}, 401: {"model": Envelope}})
+@router.get(
+    "/api/usage",
+    response_model=UsageAnswer,
+    responses={400: {"model": Envelope}, 401: {"model": Envelope}, 429: {"model": Envelope}},
+)
 async def usage(
     request: Request,
     days: int = Query(default=30, ge=1, le=366),
@@ -195,6 +202,7 @@ async def usage(
     """Counts per day and outcome for the key's app, and the key's quota. Example: ``/api/usage?days=7``."""
     key = await authenticate(request)
     svc = services(request)
+    await svc.quotas.take_read(key)
     lang = pick_language(accept_language)
     since = (datetime.now(UTC) - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     rows = await svc.records.usage(app_id=key.app_id, since=since)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from guildgate.core.errors import InvalidApiKey, QuotaExceeded, VelocityCapped
+from guildgate.core.errors import InvalidApiKey, QuotaExceeded, ReadsExceeded, VelocityCapped
 from guildgate.discord.guilds import DiscordLookups
 from guildgate.discord.oauth import DiscordConsent
 from guildgate.discord.ratelimit import Limiter, Stores, Windows
+from guildgate.discord.ratelimit.shares import InvalidShares
 from guildgate.discord.rest import DiscordRest
 from guildgate.settings import Settings
 from guildgate.store.crypto import SecretBox
@@ -24,10 +25,12 @@ from guildgate.web.flow import Signer
 
 @dataclass
 class Quotas:
-    """Per-API-key requests per minute, in a sliding 60 s window, shared by every worker (this process's
+    """Per-API-key joins per minute (the key's own quota) and reads per minute (``GUILDGATE_READS_PER_MINUTE``,
+    every key: record and usage reads), each in a sliding 60 s window shared by every worker (this process's
     windows, or Redis's)."""
 
     windows: Windows
+    reads_per_minute: int = 120
 
     async def take(self, key: KeyInfo) -> None:
         if key.quota_per_minute is None:
@@ -38,6 +41,11 @@ class Quotas:
 
     async def used(self, key_id: str) -> int:
         return await self.windows.window_count(f"quota:{key_id}", 60.0)
+
+    async def take_read(self, key: KeyInfo) -> None:
+        wait = await self.windows.window_take(f"reads:{key.id}", self.reads_per_minute, 60.0)
+        if wait is not None:
+            raise ReadsExceeded(f"{self.reads_per_minute} reads per minute", retry_after=max(wait, 0.001))
 
 
 STARTS_PER_JOIN = 10  # consent flows a link may start per minute, per join its cap allows
@@ -86,6 +94,7 @@ class Services:
     limiter: Limiter
     quotas: Quotas
     caps: Caps
+    shares: InvalidShares  # each key's (and the links') share of the invalid-request budget
     windows: Windows  # the sliding windows behind quotas and caps (admin login attempts use them too)
     hash_key: bytes
     links: LinkRepo
@@ -120,8 +129,11 @@ class Services:
             records=RecordRepo(db),
             discord=discord,
             limiter=limiter,
-            quotas=Quotas(stores.windows),
+            quotas=Quotas(stores.windows, settings.reads_per_minute),
             caps=Caps(stores.windows, settings.guild_joins_per_minute, settings.link_joins_per_minute),
+            shares=InvalidShares(
+                stores.windows, limit=settings.invalid_request_limit, share=settings.invalid_request_share
+            ),
             windows=stores.windows,
             hash_key=hashlib.sha256(b"request-hash:" + secret_key.encode()).digest(),
             links=LinkRepo(db),

@@ -39,10 +39,8 @@ def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     day = "to_char(created_at, 'YYYY-MM-DD')" if postgres else "substr(created_at, 1, 10)"
     groups = f"app_id, {day}, code, coalesce(key_id, ''), coalesce(developer_id, '')"
-    op.execute(
-        "INSERT INTO usage_days (app_id, day, code, key_id, developer_id, count) "
-        f"SELECT {groups}, count(*) FROM records WHERE code IS NOT NULL GROUP BY {groups}"
-    )
+    insert = "INSERT INTO usage_days (app_id, day, code, key_id, developer_id, count)"
+    op.execute(" ".join([insert, "SELECT", groups, ", count(*) FROM records WHERE code IS NOT NULL GROUP BY", groups]))
     for name, column, where in (
         ("ix_records_app_guild", "guild_id", HAS_GUILD),
         ("ix_records_app_developer", "developer_id", HAS_DEVELOPER),
