@@ -23,9 +23,12 @@ never runs ``ANALYZE``). Then starts the Discord sandbox and ``guildgate serve``
    process) going round those reads without pause. Prints both side by side and the ratio of the join p99s (the
    target: below 2).
 
-``GUILDGATE_READS_PER_MINUTE`` is set far above what the readers send, so a per-key read limit, where there is
-one, does not stop the measurement. Everything listens on 127.0.0.1 and is stopped at the end, on an error and
-on Ctrl-C. The load generator, the readers, the sandbox and guildgate share this machine's cores.
+``GUILDGATE_READS_PER_MINUTE`` is set far above what the readers send (10,000,000), so the per-key read limit
+does not stop the measurement; ``--reads-per-minute 10000000 120`` runs step 2 once for each value, guildgate
+restarted with it (120 is the default setting: what the limit does for the joins). A reader answered 429 waits
+its ``Retry-After`` (or until the run ends) before its next read. Everything listens on 127.0.0.1 and is
+stopped at the end, on an error and on Ctrl-C. The load generator, the readers, the sandbox and guildgate share
+this machine's cores.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ SECRETS_FROM_ENV = ("--client-secret-env", "BENCH_SECRET", "--bot-token-env", "B
 KNOWN_TABLES = {"alembic_version", "apps", "api_keys", "records", "links", "oauth_states", "usage_days"}
 GUILDGATE = str(load.BIN / "guildgate")
 BATCH = 5000
+RAISED = 10_000_000  # GUILDGATE_READS_PER_MINUTE while measuring: far above what the readers send
 DAYS = 90
 
 
@@ -223,7 +227,7 @@ class Stack:
             "GUILDGATE_DATABASE_URL": database_url,
             "GUILDGATE_SECRET_KEY": "reads-bench-secret-key-0123456789",
             "GUILDGATE_GLOBAL_RATE_LIMIT": "100000",
-            "GUILDGATE_READS_PER_MINUTE": "10000000",
+            "GUILDGATE_READS_PER_MINUTE": str(RAISED),
             "GUILDGATE_LOG_LEVEL": "warning",
             "BENCH_SECRET": "load-secret",
             "BENCH_BOT": load.BOT_TOKEN,
@@ -264,10 +268,16 @@ class Stack:
 
 
 async def get(session: aiohttp.ClientSession, url: str, key: str) -> tuple[float, int, bytes]:
+    seconds, status, body, _ = await get_retry(session, url, key)
+    return seconds, status, body
+
+
+async def get_retry(session: aiohttp.ClientSession, url: str, key: str) -> tuple[float, int, bytes, float]:
+    """``get``, and the answer's ``Retry-After`` in seconds (0 without one)."""
     started = time.perf_counter()
     async with session.get(url, headers={"User-Token": key}) as answer:
         body = await answer.read()
-    return time.perf_counter() - started, answer.status, body
+    return time.perf_counter() - started, answer.status, body, float(answer.headers.get("retry-after") or 0)
 
 
 async def measure_reads(stack: Stack, key: str, reads: Reads, repeat: int, budget: float) -> list[str]:
@@ -316,14 +326,19 @@ def readers(url: str, keys: list[str], reads: list[str], count: int, ready: Any,
     async def reader(n: int, session: aiohttp.ClientSession) -> None:
         i = n
         while not stop.is_set():
+            retry = 0.0
             try:
-                seconds, status, _ = await get(session, f"{url}{reads[i % len(reads)]}", keys[n % len(keys)])
+                seconds, status, _, retry = await get_retry(
+                    session, f"{url}{reads[i % len(reads)]}", keys[n % len(keys)]
+                )
             except (aiohttp.ClientError, TimeoutError):
                 seconds, status = 0.0, 0
-            if status:
+            if status == 200:
                 latencies.append(seconds)
             statuses[status] += 1
             i += 1
+            if status == 429:  # the key's reads are spent: wait as told (or until the run ends)
+                await asyncio.get_running_loop().run_in_executor(None, stop.wait, max(retry, 0.1))
 
     async def run() -> None:
         connector = aiohttp.TCPConnector(limit=count)
@@ -406,6 +421,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each join run")
     parser.add_argument("--readers", type=int, default=16)
     parser.add_argument("--discord-latency", type=float, default=20.0, metavar="MS")
+    parser.add_argument(
+        "--reads-per-minute",
+        type=int,
+        nargs="+",
+        default=[RAISED],
+        help="GUILDGATE_READS_PER_MINUTE for step 2, a run for each (guildgate's default: 120)",
+    )
     args = parser.parse_args()
     if args.records < 20 * 500 or args.repeat < 3 or args.rate <= 0 or args.seconds <= 0 or args.readers < 1:
         parser.error("--records at least 10000 (20 pages of 500), --repeat at least 3; --rate, --seconds above 0")
@@ -433,11 +455,18 @@ def main() -> None:
             held = reads.matching[reads.rows[0][0]]
             print(f"{args.records:,} records, {backend}; the reading app holds {held:,}\n")
             print("\n".join(lines), flush=True)
-            lines = join_phase(stack, secrets, reads, args)
-            print(
-                f"\njoins: {args.rate:g}/s for {args.seconds:g} s, sandbox {args.discord_latency:g} ms late; {backend}"
-            )
-            print("\n" + "\n".join(lines), flush=True)
+            for limit in args.reads_per_minute:
+                if stack.env["GUILDGATE_READS_PER_MINUTE"] != str(limit):
+                    stack.gateway.terminate()
+                    stack.gateway.wait(30)
+                    stack.env["GUILDGATE_READS_PER_MINUTE"] = str(limit)
+                    stack.serve()
+                lines = join_phase(stack, secrets, reads, args)
+                print(
+                    f"\njoins: {args.rate:g}/s for {args.seconds:g} s, sandbox {args.discord_latency:g} ms late; "
+                    f"{backend}; GUILDGATE_READS_PER_MINUTE={limit}"
+                )
+                print("\n" + "\n".join(lines), flush=True)
         except BaseException:
             for log in sorted(Path(tmp).glob("*.log")):
                 tail = log.read_text(errors="replace").splitlines()[-15:]
