@@ -16,7 +16,7 @@ cli = typer.Typer(help="Join links: the consent flow people click through.", no_
 
 
 async def _with_services(s: Settings, fn: Any) -> Any:
-    from guildgate.web.services import Services
+    from guildgate.services.runtime import Services
 
     svc = Services.build(s)
     try:
@@ -40,7 +40,7 @@ def links_create(
 ) -> None:
     """Create a join link and run the doctor on it. Example:
     ``guildgate links create --app 11... --guild 12... --role 12... --max-uses 50 --expires 7d``"""
-    from guildgate.web.linkops import LinkInputError, create_link, link_dict, report_dict
+    from guildgate.services.links import LinkInputError, create_link, link_dict, report_dict
 
     s = db_settings()
 
@@ -77,7 +77,7 @@ def links_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List links with their use and funnel (opened -> sent to Discord -> joined / failed)."""
-    from guildgate.web.linkops import link_dict
+    from guildgate.services.links import link_dict
 
     s = db_settings()
 
@@ -136,7 +136,7 @@ def doctor(
 ) -> None:
     """Check, through Discord's API, that the app's bot can add people to the server (exit 1 if not). Example:
     ``guildgate doctor --app 11... --guild 12... --role 12...``"""
-    from guildgate.web.linkops import LinkInputError, report_dict, run_doctor
+    from guildgate.services.links import LinkInputError, report_dict, run_doctor
 
     s = db_settings()
 
