@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, mult
 from guildgate.discord.ratelimit.shares import LINKS, key_spender
 
 if TYPE_CHECKING:
-    from guildgate.web.services import Services
+    from guildgate.services.runtime import Services
 
 REGISTRY = CollectorRegistry()
 JOINS = Counter("guildgate_joins_total", "Join requests answered, by outcome code", ["code"], registry=REGISTRY)
