@@ -2,7 +2,8 @@
 
 ``count_finished`` adds the records just finished to it, in the transaction that finished them (the group
 writer's batch, ``RecordRepo.settle``): one statement a batch, reading the records it names by primary key, so
-the counts always agree with the records written. ``GET /api/usage`` then sums at most a row per day, outcome,
+the counts always agree with the records written. It comes last in the transaction: on PostgreSQL the rows it
+updates stay locked until the commit, and every worker's batch of the day's joins updates the same few. ``GET /api/usage`` then sums at most a row per day, outcome,
 key and developer id, however many records there are. Migration 0005 filled it from the records there were."""
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ def rollup_sql(dialect: str, where: str) -> str:
     )
     insert = "INSERT INTO usage_days (app_id, day, code, key_id, developer_id, count)"
     # SQL made of constants: the dialect's day expression, the caller's fixed condition
+    # In key order: two workers' transactions on PostgreSQL then lock the rows they share in the same order, and
+    # one waits for the other rather than both for each other (a deadlock would fail a whole batch of records).
     select = ["SELECT", groups, ", count(*) FROM records WHERE code IS NOT NULL AND (", where, ") GROUP BY", groups]
-    return " ".join([insert, *select, upsert])
+    return " ".join([insert, *select, "ORDER BY 1, 2, 3, 4, 5", upsert])
 
 
 _STATEMENTS: dict[str, TextClause] = {}
