@@ -3,8 +3,9 @@
 ``count_finished`` adds the records just finished to it, in the transaction that finished them (the group
 writer's batch, ``RecordRepo.settle``): one statement a batch, reading the records it names by primary key, so
 the counts always agree with the records written. It comes last in the transaction: on PostgreSQL the rows it
-updates stay locked until the commit, and every worker's batch of the day's joins updates the same few. ``GET /api/usage`` then sums at most a row per day, outcome,
-key and developer id, however many records there are. Migration 0005 filled it from the records there were."""
+updates stay locked until the commit, and every worker's batch of the day's joins updates the same few.
+``GET /api/usage`` then sums at most a row per day, outcome, key and developer id, however many records there
+are. Migration 0005 filled it from the records there were."""
 
 from __future__ import annotations
 
