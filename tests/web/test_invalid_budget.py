@@ -1,6 +1,7 @@
 """Every token answering 401: the deployment stops at its invalid-request budget, is never banned, and every
 caller is answered at once with a clear code (issue 3). A real gateway process against the sandbox, whose
-Cloudflare-style ban would trip at 30 invalid requests in 10 minutes."""
+Cloudflare-style ban would trip at 30 invalid requests in 10 minutes. The one key may spend the whole budget here
+(``GUILDGATE_INVALID_REQUEST_SHARE=1``): a key's share is test_invalid_share.py's."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def test_tokens_answering_401_stop_at_the_budget_without_a_ban(tmp_path: Path, f
         fresh,
         "invalid-budget.log",
         GUILDGATE_INVALID_REQUEST_LIMIT=str(BUDGET),
+        GUILDGATE_INVALID_REQUEST_SHARE="1",
         GUILDGATE_REQUEST_TIMEOUT=str(DEADLINE),
     )
     try:
