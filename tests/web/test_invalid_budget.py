@@ -1,7 +1,7 @@
 """Every token answering 401: the deployment stops at its invalid-request budget, is never banned, and every
 caller is answered at once with a clear code (issue 3). A real gateway process against the sandbox, whose
 Cloudflare-style ban would trip at 30 invalid requests in 10 minutes. The one key may spend the whole budget here
-(``GUILDGATE_INVALID_REQUEST_SHARE=1``): a key's share is test_invalid_share.py's."""
+(``GUILDGATE_INVALID_REQUEST_SHARE=1``, shares off); a key's share is test_invalid_share.py's."""
 
 from __future__ import annotations
 

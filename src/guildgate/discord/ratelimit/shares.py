@@ -9,6 +9,7 @@ as invalid (401, 403, a 429 not of scope ``shared``) is noted against the join (
 ``calls.Caller``); when the join ends, a join that had none gives its use back, and one that had more than one
 takes one more use for each. Past its share, a spender's join is refused before any call:
 ``invalid_request_share_exceeded`` (429), with the time until its oldest invalid request leaves the window.
+A share of 1 turns this off: any key may spend the whole budget, which the limiter still holds.
 """
 
 from __future__ import annotations
@@ -50,11 +51,14 @@ class InvalidShares:
     def __init__(self, windows: Windows, *, limit: int, share: float) -> None:
         self.windows = windows
         self.allowed = max(1, math.floor(limit * share))  # invalid requests per spender in 10 minutes
+        self.off = share >= 1
 
     async def spend(self, spender: str) -> Spending:
         """A use of ``spender``'s share for one join (``async with`` it around the join); InvalidShareExceeded
         when the share is spent."""
         key, use = _window(spender), os.urandom(12).hex()
+        if self.off:
+            return Spending(None, key, use)
         wait = await self.windows.window_take(key, self.allowed, INVALID_WINDOW, use=use)
         if wait is not None:
             raise InvalidShareExceeded(
@@ -74,7 +78,7 @@ class Spending:
 
     __slots__ = ("_key", "_token", "_use", "_windows", "invalid")
 
-    def __init__(self, windows: Windows, key: str, use: str) -> None:
+    def __init__(self, windows: Windows | None, key: str, use: str) -> None:
         self._windows, self._key, self._use = windows, key, use
         self._token: Token[Spending | None] | None = None
         self.invalid = 0
@@ -91,6 +95,8 @@ class Spending:
         await asyncio.shield(self._settle())
 
     async def _settle(self) -> None:
+        if self._windows is None:  # shares are off
+            return
         if not self.invalid:
             await self._windows.window_give_back(self._key, self._use)
         for _ in range(self.invalid - 1):
