@@ -41,9 +41,17 @@ class Quotas:
         return await self.windows.window_count(f"quota:{key_id}", 60.0)
 
     async def take_read(self, key: KeyInfo) -> None:
-        wait = await self.windows.window_take(f"reads:{key.id}", self.reads_per_minute, 60.0)
+        """Count one read: at most a sixth of the reads per minute in any 10 s, so no 60 s holds more than the
+        limit, and a burst of readers cannot take a whole minute's reads at once (against the database, while
+        joins wait for it). Under 6 a minute: the limit in any 60 s."""
+        per, window = (
+            (self.reads_per_minute // 6, 10.0) if self.reads_per_minute >= 6 else (self.reads_per_minute, 60.0)
+        )
+        wait = await self.windows.window_take(f"reads:{key.id}", per, window)
         if wait is not None:
-            raise ReadsExceeded(f"{self.reads_per_minute} reads per minute", retry_after=max(wait, 0.001))
+            raise ReadsExceeded(
+                f"{self.reads_per_minute} reads per minute, at most {per} in {window:g} s", retry_after=max(wait, 0.001)
+            )
 
 
 STARTS_PER_JOIN = 10  # consent flows a link may start per minute, per join its cap allows
