@@ -49,6 +49,7 @@ def test_a_burst_past_the_global_limit_is_refused_at_once_without_identify_calls
         "global-flood.log",
         GUILDGATE_GLOBAL_RATE_LIMIT=str(LIMIT),
         GUILDGATE_REQUEST_TIMEOUT=str(DEADLINE),
+        GUILDGATE_READS_PER_MINUTE="1000",  # every record is read back at once
     )
     go = threading.Barrier(CALLERS)
     try:

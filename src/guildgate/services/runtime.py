@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from guildgate.core.errors import QuotaExceeded, ReadsExceeded, VelocityCapped
+from guildgate.core.errors import DiscordUnavailable, QuotaExceeded, ReadsExceeded, VelocityCapped
 from guildgate.discord.guilds import DiscordLookups
 from guildgate.discord.oauth import DiscordConsent
 from guildgate.discord.ratelimit import Limiter, Stores, Windows
@@ -43,11 +43,15 @@ class Quotas:
     async def take_read(self, key: KeyInfo) -> None:
         """Count one read: at most a sixth of the reads per minute in any 10 s, so no 60 s holds more than the
         limit, and a burst of readers cannot take a whole minute's reads at once (against the database, while
-        joins wait for it). Under 6 a minute: the limit in any 60 s."""
+        joins wait for it). Under 6 a minute: the limit in any 60 s. Without the shared store (Redis down) reads are
+        not limited: they need only the database, unlike the joins, which fail closed."""
         per, window = (
             (self.reads_per_minute // 6, 10.0) if self.reads_per_minute >= 6 else (self.reads_per_minute, 60.0)
         )
-        wait = await self.windows.window_take(f"reads:{key.id}", per, window)
+        try:
+            wait = await self.windows.window_take(f"reads:{key.id}", per, window)
+        except DiscordUnavailable:  # Redis is down: reads need only the database, so they go on unlimited
+            return
         if wait is not None:
             raise ReadsExceeded(
                 f"{self.reads_per_minute} reads per minute, at most {per} in {window:g} s", retry_after=max(wait, 0.001)

@@ -15,14 +15,17 @@ A share of 1 turns this off: any key may spend the whole budget, which the limit
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 from contextvars import ContextVar, Token
 from typing import Final
 
-from guildgate.core.errors import InvalidShareExceeded
+from guildgate.core.errors import DiscordUnavailable, InvalidShareExceeded
 from guildgate.discord.ratelimit.model import INVALID_WINDOW
 from guildgate.discord.ratelimit.stores import Windows
+
+log = logging.getLogger("guildgate.discord")
 
 LINKS: Final = "links"  # the spender every join link's joins count against, together
 _UNCAPPED: Final = 1_000_000_000  # a limit no window reaches: a use that is only counted
@@ -92,7 +95,10 @@ class Spending:
             _SPENDING.reset(self._token)
             self._token = None
         # settled even when the request is cancelled: a use kept by mistake would count for 10 minutes
-        await asyncio.shield(self._settle())
+        try:
+            await asyncio.shield(self._settle())
+        except DiscordUnavailable as exc:  # the shared store went away after the calls: the join's answer stands
+            log.warning("the invalid-request share could not be settled: %s", exc)
 
     async def _settle(self) -> None:
         if self._windows is None:  # shares are off
