@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from guildgate.store.migrate import HEAD
 from tests.conftest import BIN, SECRET_KEY, base_env, free_port
 from tests.servers import wait_http
 
@@ -98,7 +99,7 @@ def test_sandbox_data_stays_out_of_the_real_database_and_each_serve_answers_on_i
     lines = [m.groups() for line in output.splitlines() if (m := LOG_LINE.match(line))]
     assert {name for name, _ in lines} == {"guildgate"}, output
     said = [message for _, message in lines]
-    assert "the database was migrated from schema none (empty) to 0004" in said
+    assert f"the database was migrated from schema none (empty) to {HEAD}" in said
     access = [m for m in said if m.startswith("127.0.0.1:")]
     assert any(m.endswith('"POST /api/wanda/discord/guild HTTP/1.1" 200') for m in access), access
     assert any(m.endswith('"GET /nope HTTP/1.1" 404') for m in access), access

@@ -67,6 +67,13 @@ def grace(s: Settings) -> int:
     return int(s.request_timeout) + 2
 
 
+def proxy_headers(s: Settings) -> dict[str, Any]:
+    """uvicorn's handling of X-Forwarded-For: honoured only from GUILDGATE_TRUSTED_PROXIES (then the request's
+    client address, which the admin sign-in limits count by, is the one the proxy names), else ignored. uvicorn on
+    its own would trust 127.0.0.1 (or FORWARDED_ALLOW_IPS); here nothing is trusted unless it is configured."""
+    return {"proxy_headers": bool(s.trusted_proxies), "forwarded_allow_ips": list(s.trusted_proxies)}
+
+
 def listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -248,6 +255,7 @@ def _serve_workers(s: Settings, sock: socket.socket, *, host: str, port: int, wo
         timeout_graceful_shutdown=grace(s),
         log_config=None,
         http=ReadTimeoutProtocol,
+        **proxy_headers(s),
     )
     if banner:
         print(banner, flush=True)
@@ -349,6 +357,7 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
             timeout_graceful_shutdown=grace(s),
             log_config=None,
             http=ReadTimeoutProtocol,
+            **proxy_headers(s),
         )
     )
     server.banner = banner

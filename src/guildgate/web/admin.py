@@ -3,18 +3,19 @@ rate and latency chart, links with their funnel (create, disable) and API keys (
 
 Without GUILDGATE_ADMIN_TOKEN the dashboard is off: web/app.py serves ``off_router`` instead, which answers 404
 under ``/admin`` with a page saying how to turn it on. Without a session, ``/admin`` answers 401 with the login
-form. A session is a signed cookie (HttpOnly,
-SameSite=Strict, path /admin, 8 hours); scripts may send ``Authorization: Bearer <admin token>`` instead.
+form. A session is a row in the database named by a signed cookie (HttpOnly, SameSite=Strict, path /admin,
+8 hours; web/adminauth.py): logging out (a form post with its CSRF token) deletes the row, and a new admin token
+ends every session. Scripts may send ``Authorization: Bearer <admin token>`` instead.
 Every form carries a CSRF token (an HMAC of the session id; before login, of a pre-login id) and is refused
 without it. A form post's body is read only once the session (for the login form, the pre-login cookie) is
 there, and then at most 64 KiB of it, URL-encoded, without files or control characters (web/forms.py). Filters
-with a control character are refused (400, naming the filter). Login attempts are limited per client address.
-API keys never open the dashboard.
+with a control character are refused (400, naming the filter). Wrong admin tokens (login form or bearer) are
+limited per client address and in total (web/adminauth.py). API keys never open the dashboard.
 """
 
 from __future__ import annotations
 
-import hmac
+import math
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,8 @@ from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.text import has_control
 from guildgate.store.repos import NotFound, RecordFilters, decode_cursor
 from guildgate.web import charts
+from guildgate.web.adminauth import check_token, end_session, open_session, session
+from guildgate.web.errors import AdminError
 from guildgate.web.flow import PRE_COOKIE, SESSION_COOKIE, SESSION_SECONDS
 from guildgate.web.forms import read_form
 from guildgate.web.linkops import LinkInputError, create_link, funnel, link_url, report_dict
@@ -36,22 +39,10 @@ from guildgate.web.services import Services, services
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 off_router = APIRouter(include_in_schema=False)
-LOGIN_ATTEMPTS_PER_MINUTE = 10
 
 
 def _secure(svc: Services) -> bool:
     return svc.settings.public_url.startswith("https://")
-
-
-def _session(request: Request) -> str | None:
-    """The session id from the cookie; or, for scripts, ``Authorization: Bearer <admin token>``."""
-    svc = services(request)
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    token = svc.settings.admin_token
-    if token is not None and scheme.lower() == "bearer" and value.strip():
-        if hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
-            return "bearer"
-    return svc.signer.session_id(request.cookies.get(SESSION_COOKIE))
 
 
 def _page(request: Request, template: str, sid: str, context: dict[str, Any], status: int = 200) -> Response:
@@ -85,7 +76,7 @@ def _to(path: str) -> Response:
 async def _checked(request: Request) -> tuple[str | None, dict[str, str]]:
     """The session id of a valid, CSRF-checked form post, or None; and the form. Without a session the body is
     not read at all (web/forms.py)."""
-    sid = _session(request)
+    sid = await session(request)
     if sid is None:
         return None, {}
     form = await read_form(request)
@@ -107,7 +98,7 @@ async def off(request: Request) -> Response:
 # ---- log in / out -----------------------------------------------------------------------------------------
 @router.get("")
 async def home(request: Request) -> Response:
-    sid = _session(request)
+    sid = await session(request)
     if sid is None:  # refused: the body is the login form
         return _login_page(request, error=None, status=401)
     return await _dashboard(request, sid)
@@ -140,16 +131,18 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     if not svc.signer.csrf_ok("pre:" + pre, form.get("csrf")):
         return _login_page(request, error="a_expired", status=403)
-    client = request.client.host if request.client else "unknown"
-    if await svc.windows.window_take(f"admin-login:{client}", LOGIN_ATTEMPTS_PER_MINUTE, 60.0) is not None:
-        return _login_page(request, error="a_too_many", status=429)
-    expected = token.get_secret_value().encode()
-    if not hmac.compare_digest(form.get("token", "").strip().encode(), expected):
+    try:
+        right = await check_token(request, form.get("token", "").strip())
+    except AdminError as exc:
+        response = _login_page(request, error="a_too_many", status=429)
+        response.headers["Retry-After"] = str(max(math.ceil(exc.retry_after or 1), 1))
+        return response
+    if not right:
         return _login_page(request, error="a_wrong", status=401)
     response = _to("/admin")
     response.set_cookie(
         SESSION_COOKIE,
-        svc.signer.session(),
+        await open_session(svc),
         max_age=SESSION_SECONDS,
         path="/admin",
         httponly=True,
@@ -162,8 +155,11 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    if _session(request) is not None:
-        await read_form(request)  # held to the same limits as every form, though nothing in it is needed
+    """Ends the session on the server (its cookie, saved or not, opens nothing after); needs the CSRF token."""
+    sid, _ = await _checked(request)
+    if sid is None:
+        return _message(request, "a_expired", 403)
+    await end_session(services(request), sid)
     response = _to("/admin")
     response.delete_cookie(SESSION_COOKIE, path="/admin")
     return response
@@ -255,7 +251,7 @@ async def _links_page(
 
 @router.get("/links")
 async def links_page(request: Request) -> Response:
-    sid = _session(request)
+    sid = await session(request)
     return _to("/admin") if sid is None else await _links_page(request, sid)
 
 
@@ -310,7 +306,7 @@ async def _keys_page(
 
 @router.get("/keys")
 async def keys_page(request: Request) -> Response:
-    sid = _session(request)
+    sid = await session(request)
     return _to("/admin") if sid is None else await _keys_page(request, sid)
 
 

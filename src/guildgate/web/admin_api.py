@@ -1,5 +1,6 @@
 """The admin JSON API: links and the doctor, for scripts. ``Authorization: Bearer <GUILDGATE_ADMIN_TOKEN>``;
-API keys are refused (they belong to an app, not to the operator). Without the admin token it is not there at
+API keys are refused (they belong to an app, not to the operator); wrong tokens are limited per client and in
+total (web/adminauth.py). Without the admin token it is not there at
 all: web/app.py leaves its routes out (404, and not in /openapi.json).
 
     curl -s -X POST $URL/api/admin/links -H "Authorization: Bearer $GUILDGATE_ADMIN_TOKEN" \\
@@ -8,7 +9,6 @@ all: web/app.py leaves its routes out (404, and not in /openapi.json).
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable
 from typing import Any
 
@@ -21,24 +21,25 @@ from guildgate.core.invites import INVITE_PATTERN
 from guildgate.core.links import Link, duration_pattern
 from guildgate.core.patterns import NOT_CONTROL
 from guildgate.store.repos import NotFound
+from guildgate.web.adminauth import bearer_value, check_token
 from guildgate.web.errors import AdminError
 from guildgate.web.linkops import LinkInputError, create_link, link_dict, report_dict, run_doctor
 from guildgate.web.schemas import AdminErrorBody
 from guildgate.web.services import services
 
 
-def authorize(request: Request) -> None:
-    """The admin token, or AdminError (401 without or with a wrong one, 403 for an API key)."""
+async def authorize(request: Request) -> None:
+    """The admin token, or AdminError (401 without or with a wrong one, 403 for an API key, 429 past the limit
+    of wrong tokens: web/adminauth.py)."""
     token = services(request).settings.admin_token
     if token is None:  # the routes are left out then (web/app.py): as if they were
         raise AdminError(404, "not_found", "Not Found")
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if request.headers.get("user-token") or value.strip().startswith("gg_"):
+    value = bearer_value(request)
+    if request.headers.get("user-token") or (value or "").startswith("gg_"):
         raise AdminError(403, "api_key_not_allowed", "API keys cannot use the admin API: use the admin token")
-    if scheme.lower() != "bearer" or not value.strip():
+    if value is None:
         raise AdminError(401, "admin_token_required", "send Authorization: Bearer <GUILDGATE_ADMIN_TOKEN>")
-    if not hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
+    if not await check_token(request, value):
         raise AdminError(401, "invalid_admin_token", "the admin token is not right")
 
 

@@ -103,9 +103,10 @@ def success_body(result: JoinResult, *, lang: Lang, started: float) -> dict[str,
 class AdminError(Exception):
     """An admin API refusal: ``{"error": ..., "detail": ...}`` with its HTTP status."""
 
-    def __init__(self, status: int, error: str, detail: str) -> None:
+    def __init__(self, status: int, error: str, detail: str, *, retry_after: float | None = None) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail = status, error, detail
+        self.retry_after = retry_after  # seconds; sent as Retry-After (whole seconds, rounded up)
 
 
 def admin_error_response(exc: AdminError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -113,6 +114,8 @@ def admin_error_response(exc: AdminError, headers: dict[str, str] | None = None)
     headers = dict(headers or {})
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="guildgate admin"'
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(math.ceil(exc.retry_after), 1))
     return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status, headers=headers)
 
 

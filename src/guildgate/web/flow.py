@@ -5,8 +5,10 @@
 - The flow cookie (never leaves this browser and us): Fernet-sealed ``{n: nonce, v: PKCE verifier}``. The
   callback must carry the cookie whose nonce is the state's, so a state (or a whole callback URL) taken to
   another browser is refused, and the verifier never travels through Discord or into the database.
-- The admin session cookie: ``base64url(JSON {s: session id, e: expiry}) . HMAC``; CSRF tokens are an HMAC of
-  the session id, checked on every form post.
+- The admin session cookie: ``base64url(JSON {s: session id, k: HMAC of the admin token's SHA-256, e: expiry})
+  . HMAC``. The session id names a row of ``admin_sessions`` (store/sessions.py) that logging out deletes;
+  ``k`` ends every session when the admin token changes. CSRF tokens are an HMAC of the session id, checked on
+  every form post (logging out included).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -96,15 +97,26 @@ class Signer:
             return None
 
     # ---- admin session ------------------------------------------------------------------------------
-    def session(self, *, now: float | None = None) -> str:
-        return self._sign(self._session_key, "session:", {"s": secrets.token_urlsafe(16)}, SESSION_SECONDS, now)
+    def session(self, session_id: str, *, admin_token: str, now: float | None = None) -> str:
+        """The cookie of a session (its id, stored on the server) under this admin token."""
+        data = {"s": session_id, "k": self._token_mark(admin_token)}
+        return self._sign(self._session_key, "session:", data, SESSION_SECONDS, now)
 
-    def session_id(self, value: str | None, *, now: float | None = None) -> str | None:
+    def session_id(self, value: str | None, *, admin_token: str, now: float | None = None) -> str | None:
+        """The session id of a cookie this service signed, not expired, made under this same admin token (a
+        rotated token ends every session); None otherwise. Whether the session is still open (not logged out)
+        is for the database to say (store/sessions.py)."""
         try:
             data = self._open(self._session_key, "session:", value or "", max_len=512, now=now)
         except BadState:
             return None
+        if not hmac.compare_digest(str(data.get("k", "")), self._token_mark(admin_token)):
+            return None
         return str(data.get("s") or "") or None
+
+    def _token_mark(self, admin_token: str) -> str:
+        """An HMAC of the admin token's SHA-256: names the token a session was opened with, without it."""
+        return self._mac(self._session_key, "admin-token:" + hashlib.sha256(admin_token.encode()).hexdigest())
 
     def csrf(self, session_id: str) -> str:
         return self._mac(self._session_key, "csrf:" + session_id)
