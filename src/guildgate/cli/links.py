@@ -44,12 +44,18 @@ def links_create(
         None, "--expires", metavar="AGE", help="Lifetime, like 30m, 12h, 7d or 2w (default: none)."
     ),
     title: str | None = typer.Option(None, "--title", metavar="TITLE", help="A line shown under the server's name."),
+    skip_checks: bool = typer.Option(
+        False,
+        "--skip-checks",
+        help="Make the link even when the doctor finds the bot missing from the server or short of a permission.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (id, url, doctor, ...)."),
 ) -> None:
-    """Create a join link and run the doctor on it.
+    """Run the doctor, then create a join link. When the bot is not in the server or lacks a permission the link
+    needs, no link is made (exit 1) unless --skip-checks.
 
     Example: guildgate links create --app 11... --guild 12... --role 12... --max-uses 50 --expires 7d"""
-    from guildgate.web.linkops import LinkInputError, create_link, link_dict, report_dict
+    from guildgate.web.linkops import ChecksFailed, LinkInputError, create_link, link_dict, report_dict
 
     s = db_settings()
 
@@ -63,14 +69,24 @@ def links_create(
             max_uses=max_uses,
             expires=expires,
             title=title,
+            skip_checks=skip_checks,
         )
         return link_dict(svc, link), report_dict(report)
 
     try:
         body, report = run(lambda: _with_services(s, go))
+    except ChecksFailed as exc:
+        if as_json:
+            render.as_json({"error": "checks_failed", "detail": str(exc), "doctor": report_dict(exc.report)})
+        else:
+            render.doctor(report_dict(exc.report))
+        die("the doctor's checks failed, so no link was made: fix what it says, or pass --skip-checks", code=1)
     except LinkInputError as exc:
         die(str(exc))
         return
+    blocking = [c["name"] for c in report["checks"] if not c["ok"] and c.get("blocks")]
+    if blocking:
+        render.warn(f"made with --skip-checks although these checks failed: {', '.join(blocking)}")
     if as_json:
         render.as_json(render.times({**body, "doctor": report}))
         return

@@ -21,6 +21,7 @@ _ICON = re.compile(r"[A-Za-z0-9_]{1,64}")  # an icon hash: 32 hex digits, "a_" b
 class DiscordLookups:
     def __init__(self, rest: DiscordRest) -> None:
         self.rest = rest
+        self.api_base = rest.api_base
 
     async def application(self, app: AppCredentials, *, deadline: float) -> BotApplication:
         answer = await self.rest.bot_get(routes.GET_CURRENT_APPLICATION, {}, app=app, deadline=deadline)

@@ -93,8 +93,9 @@ class LinkRepo:
     async def opened(self, link_id: str) -> None:
         await self._run(update(_LINKS).where(_LINKS.c.id == link_id).values(opens=_LINKS.c.opens + 1))
 
-    async def start_flow(self, link_id: str) -> str:
-        """A new single-use nonce for a consent flow of this link (counted as 'sent to Discord')."""
+    async def start_flow(self, link_id: str, *, count: bool = True) -> str:
+        """A new single-use nonce for a consent flow of this link; ``count``: counted as 'sent to Discord' (a
+        visitor's first start, web/links.py)."""
         nonce = secrets.token_urlsafe(24)
         self._starts += 1
         prune = self._starts % PRUNE_STATES_EVERY == 0
@@ -102,7 +103,8 @@ class LinkRepo:
         def fn(conn: Any) -> None:
             now = utcnow()
             conn.execute(_STATES.insert().values(nonce=nonce, link_id=link_id, created_at=_naive(now)))
-            conn.execute(update(_LINKS).where(_LINKS.c.id == link_id).values(sends=_LINKS.c.sends + 1))
+            if count:
+                conn.execute(update(_LINKS).where(_LINKS.c.id == link_id).values(sends=_LINKS.c.sends + 1))
             if prune:
                 conn.execute(_STATES.delete().where(_STATES.c.created_at < _naive(now - STATES_KEPT_FOR)))
 

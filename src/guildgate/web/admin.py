@@ -1,5 +1,6 @@
 """The admin dashboard (``/admin``): log in with GUILDGATE_ADMIN_TOKEN, then records with filters, the success
-rate and latency chart, links with their funnel (create, disable) and API keys (create, shown once; revoke).
+rate and latency chart, links with their funnel (create, disable; creating is refused when the doctor finds the
+bot missing or short of a permission, unless its checks are skipped) and API keys (create, shown once; revoke).
 
 Without GUILDGATE_ADMIN_TOKEN the dashboard is off: web/app.py serves ``off_router`` instead, which answers 404
 under ``/admin`` with a page saying how to turn it on. Without a session, ``/admin`` answers 401 with the login
@@ -32,7 +33,7 @@ from guildgate.web.adminauth import check_token, end_session, open_session, sess
 from guildgate.web.errors import AdminError
 from guildgate.web.flow import PRE_COOKIE, SESSION_COOKIE, SESSION_SECONDS
 from guildgate.web.forms import read_form
-from guildgate.web.linkops import LinkInputError, create_link, funnel, link_url, report_dict
+from guildgate.web.linkops import ChecksFailed, LinkInputError, create_link, funnel, link_url, report_dict
 from guildgate.web.page_text import text
 from guildgate.web.pages import page_language, render, security_headers
 from guildgate.web.services import Services, services
@@ -276,9 +277,10 @@ async def links_create(request: Request) -> Response:
             max_uses=max_uses,
             expires=form.get("expires", "").strip() or None,
             title=form.get("title", "").strip() or None,
+            skip_checks=form.get("skip_checks") == "1",
         )
-    except LinkInputError as exc:
-        return await _links_page(request, sid, error=str(exc), status=400)
+    except LinkInputError as exc:  # ChecksFailed too: no link, and what the doctor found
+        return await _links_page(request, sid, error=str(exc), status=409 if isinstance(exc, ChecksFailed) else 400)
     created = {"url": link_url(svc, link), "doctor": report_dict(report)}
     return await _links_page(request, sid, created=created, status=201)
 

@@ -60,6 +60,9 @@ class LinkIn(BaseModel):
     max_uses: int | None = Field(default=None, ge=1, le=1_000_000)
     expires: str | None = Field(default=None, description="Lifetime like 30m, 12h, 7d, 2w", max_length=16)
     title: str | None = Field(default=None, max_length=200)
+    skip_checks: bool = Field(
+        default=False, description="Make the link even when the doctor finds the bot missing or short of a permission"
+    )
 
 
 @router.get("/links", summary="List join links with their funnel")
@@ -74,7 +77,7 @@ async def list_links(
 
 @router.post(
     "/links",
-    summary="Create a join link (runs the doctor)",
+    summary="Create a join link (runs the doctor first: 409 checks_failed when the bot cannot add people)",
     status_code=201,
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": LinkIn.model_json_schema()}}}
@@ -97,6 +100,7 @@ async def post_link(request: Request) -> JSONResponse:
             max_uses=body.max_uses,
             expires=body.expires,
             title=body.title,
+            skip_checks=body.skip_checks,
         )
     except LinkInputError as exc:
         raise _refused(exc) from None
@@ -105,7 +109,7 @@ async def post_link(request: Request) -> JSONResponse:
 
 def _refused(exc: LinkInputError) -> AdminError:
     error = {404: "not_found", 409: "conflict", 429: "rate_limited", 502: "discord_unavailable"}
-    return AdminError(exc.status, error.get(exc.status, "invalid_request"), str(exc))
+    return AdminError(exc.status, exc.error or error.get(exc.status, "invalid_request"), str(exc))
 
 
 # No control character (core.text.is_control, Unicode's Cc; its lone surrogates, Cs, are not JSON text and no

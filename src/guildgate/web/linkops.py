@@ -25,9 +25,24 @@ class LinkInputError(ValueError):
     (400 for the field itself; 404 for an app or invite that does not exist; 429 or 502 when Discord would not
     say)."""
 
-    def __init__(self, message: str, *, status: int = 400) -> None:
+    def __init__(self, message: str, *, status: int = 400, error: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.error = error  # the admin API's error code, when not the one its status implies
+
+
+class ChecksFailed(LinkInputError):
+    """The doctor found the bot missing or short of a permission the link needs: no link is made. ``report``
+    is the doctor's whole report."""
+
+    def __init__(self, report: Report) -> None:
+        failed = "; ".join(f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "") for c in report.blocking)
+        super().__init__(
+            f"the doctor's checks failed, so no link was made: {failed}. Fix it and try again, or skip the checks",
+            status=409,
+            error="checks_failed",
+        )
+        self.report = report
 
 
 async def run_doctor(svc: Services, *, app_id: str, guild_id: str, roles: list[str]) -> Report:
@@ -52,9 +67,13 @@ async def create_link(
     max_uses: int | None,
     expires: str | None,
     title: str | None,
+    skip_checks: bool = False,
 ) -> tuple[Link, Report]:
-    """Resolve the server, run the doctor, store the link. The link is created even when a check fails (the
-    report says what to fix); it is refused only for bad input or a server that cannot be named."""
+    """Resolve the server, run the doctor, store the link. A failed check that blocks (the bot is not in the
+    server, or lacks Create Invite, or Manage Roles when the link gives roles; Discord could not be asked)
+    raises ChecksFailed and no link is made, unless ``skip_checks`` (then the report says what is wrong); a
+    check that does not block (a role above the bot's) is a warning in the report. Bad input, or a server that
+    cannot be named, raises LinkInputError."""
     if (guild_id is None) == (invite is None):
         raise LinkInputError("give exactly one of guild (a server id) and invite (a code or URL)")
     if max_uses is not None and not 1 <= max_uses <= 1_000_000:
@@ -86,6 +105,8 @@ async def create_link(
             raise LinkInputError(detail, status=status) from None
     assert guild_id is not None
     report = await run_doctor(svc, app_id=app_id, guild_id=guild_id, roles=list(dict.fromkeys(roles)))
+    if report.blocking and not skip_checks:
+        raise ChecksFailed(report)
     guild = report.guild
     link_roles = [LinkRole(id=r, name=n) for r, n in zip(roles, report.role_names(roles), strict=True)]
     link = await svc.links.create(
@@ -158,5 +179,7 @@ def funnel(link: Link, outcomes: dict[str, int]) -> dict[str, Any]:
 def report_dict(report: Report) -> dict[str, Any]:
     return {
         "ok": report.ok,
-        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in report.checks],
+        "checks": [
+            {"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix, "blocks": c.blocks} for c in report.checks
+        ],
     }

@@ -3,7 +3,8 @@ the result in plain words (``/oauth/done``).
 
 The callback never renders the result itself: it redirects to ``/oauth/done?r=...`` (a signed, one-hour summary
 of what happened), so the result page can be reloaded or switched to the other language without replaying the
-callback. Every failure, forged or replayed ``state`` included, ends on a page that says what to do next.
+callback. The funnel (opened, sent to Discord) counts each browser once per link and step (``SEEN_COOKIE``).
+Every failure, forged or replayed ``state`` included, ends on a page that says what to do next.
 Discord's ``error`` is shown and recorded as a fixed text per RFC 6749 code (``OAUTH_ERRORS``), never the
 ``error_description`` (anyone can put any text there); a parameter with a control character gets a 400 page
 naming it, and nothing of the callback is stored.
@@ -35,6 +36,11 @@ from guildgate.web.pages import origin_of, page_language, render, security_heade
 from guildgate.web.services import Services, services
 
 router = APIRouter(include_in_schema=False)
+# The links funnel counts each visitor once per step: a browser's first open of a link, and its first Continue.
+# This cookie (one per link, path /j/{slug}) says which it was counted in; reloads and second tries are not.
+SEEN_COOKIE = "gg_seen"
+SEEN_SECONDS = 365 * 24 * 3600
+OPENED, SENT = "o", "s"
 log = logging.getLogger("guildgate.links")
 
 GOOD = {Outcome.JOINED.value, Outcome.ALREADY_MEMBER.value}
@@ -104,10 +110,12 @@ async def link_page(slug: str, request: Request) -> Response:
     link = await _usable(svc, slug, request)
     if not isinstance(link, Link):
         return link
-    if "lang" not in request.query_params:
+    seen = request.cookies.get(SEEN_COOKIE, "")
+    first_open = "lang" not in request.query_params and OPENED not in seen
+    if first_open:
         await svc.links.opened(link.id)
     expires = link.expires_at.strftime("%Y-%m-%d %H:%M") if link.expires_at else None
-    return render(
+    response = render(
         request,
         "link.html",
         {
@@ -117,6 +125,22 @@ async def link_page(slug: str, request: Request) -> Response:
             "expires": expires,
         },
         form_targets=(origin_of(svc.settings.authorize_url),),
+    )
+    if first_open:
+        _seen(svc, response, link, seen + OPENED)
+    return response
+
+
+def _seen(svc: Services, response: Response, link: Link, steps: str) -> None:
+    """Remember in this browser which of the funnel's steps it was counted in, for this link only."""
+    response.set_cookie(
+        SEEN_COOKIE,
+        "".join(sorted(set(steps) & {OPENED, SENT})),
+        max_age=SEEN_SECONDS,
+        path=f"/j/{link.slug}",
+        httponly=True,
+        samesite="lax",  # sent when the link is opened from another site (a chat, a mail)
+        secure=svc.settings.public_url.startswith("https://"),
     )
 
 
@@ -129,7 +153,8 @@ async def start(slug: str, request: Request) -> Response:
         return link
     if await svc.caps.take_start(link.id) is not None:  # a flood of starts: nothing written, nothing sent
         return _result_redirect(svc, {"o": Outcome.VELOCITY_CAPPED.value, **_about(link)}, request)
-    nonce = await svc.links.start_flow(link.id)
+    seen = request.cookies.get(SEEN_COOKIE, "")
+    nonce = await svc.links.start_flow(link.id, count=SENT not in seen)
     pkce = new_pkce()
     url = authorize_url(
         base=svc.settings.authorize_url,
@@ -149,6 +174,8 @@ async def start(slug: str, request: Request) -> Response:
         samesite="lax",  # sent on the top-level GET back from Discord, not on cross-site subrequests
         secure=svc.settings.public_url.startswith("https://"),
     )
+    if SENT not in seen:
+        _seen(svc, response, link, seen + SENT)
     return response
 
 

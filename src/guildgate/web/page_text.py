@@ -18,6 +18,10 @@ TEXT: Final[dict[str, tuple[str, str]]] = {  # key: (en, zh)
         "We add you to {server} once, with the roles above, and then give the permission back at once.",
         "我们只会把你加入 {server} 一次（附带上述身份组），随后立即交还该授权。",
     ),
+    "step_2_no_roles": (
+        "We add you to {server} once, and then give the permission back at once.",
+        "我们只会把你加入 {server} 一次，随后立即交还该授权。",
+    ),
     "step_3": (
         "Nothing else: we don't read your messages, see your other servers, or keep your login.",
         "仅此而已：我们不会读取你的消息、查看你的其他服务器或保存你的登录凭据。",
@@ -139,6 +143,10 @@ TEXT: Final[dict[str, tuple[str, str]]] = {  # key: (en, zh)
     "a_expires": ("Expires in (30m, 12h, 7d)", "有效期（30m、12h、7d）"),
     "a_link_title": ("Title", "标题"),
     "a_create": ("Create", "创建"),
+    "a_skip_checks": (
+        "Make it even if the bot is missing or lacks a permission",
+        "即使机器人不在服务器中或缺少权限也创建",
+    ),
     "a_disable": ("Disable", "停用"),
     "a_created_link": ("Link created", "链接已创建"),
     "a_doctor": ("Doctor", "预检"),
