@@ -20,7 +20,7 @@ JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 
 async def _with_services(s: Settings, fn: Any) -> Any:
-    from guildgate.web.services import Services
+    from guildgate.services.runtime import Services
 
     svc = Services.build(s)
     try:
@@ -55,7 +55,7 @@ def links_create(
     needs, no link is made (exit 1) unless --skip-checks.
 
     Example: guildgate links create --app 11... --guild 12... --role 12... --max-uses 50 --expires 7d"""
-    from guildgate.web.linkops import ChecksFailed, LinkInputError, create_link, link_dict, report_dict
+    from guildgate.services.links import ChecksFailed, LinkInputError, create_link, link_dict, report_dict
 
     s = db_settings()
 
@@ -105,9 +105,9 @@ def links_list(
     GUILDGATE_SECRET_KEY."""
     from types import SimpleNamespace
 
+    from guildgate.services.links import link_dict
     from guildgate.store.db import Database
     from guildgate.store.links import LinkRepo
-    from guildgate.web.linkops import link_dict
 
     s = db_settings(secret=False)
     urls: Any = SimpleNamespace(settings=s)  # what link_dict reads: the public URL
@@ -173,7 +173,7 @@ def doctor(
     """Check, through Discord's API, that the app's bot can add people to the server (exit 1 if not).
 
     Example: guildgate doctor --app 11... --guild 12... --role 12..."""
-    from guildgate.web.linkops import LinkInputError, report_dict, run_doctor
+    from guildgate.services.links import LinkInputError, report_dict, run_doctor
 
     s = db_settings()
 

@@ -55,8 +55,8 @@ def _filters(state: str | None, code: str | None, guild_id: str | None, app_id: 
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
+    from guildgate.services.records import record_msg
     from guildgate.store.repos import record_dict
-    from guildgate.web.records import record_msg
 
     return render.times(record_dict(row, msg=record_msg(row, "en")))
 

@@ -143,8 +143,8 @@ async def _demo_key(s: Settings, fixture: Any) -> tuple[str, str, str, str]:
 
 async def _demo_link(s: Settings, fixture: Any) -> str:
     """The demo link of the fixture's first guild (made once, kept across restarts)."""
-    from guildgate.web.linkops import create_link, link_url
-    from guildgate.web.services import Services
+    from guildgate.services.links import create_link, link_url
+    from guildgate.services.runtime import Services
 
     app, guild = fixture.applications[0], next((g for g in fixture.guilds if g.bots), None)
     if guild is None:
@@ -173,7 +173,7 @@ async def _demo_link(s: Settings, fixture: Any) -> str:
 async def settle_pending(s: Settings) -> int:
     """Settle the records a crashed process left pending (core/reconcile.py), before taking requests."""
     from guildgate.core.reconcile import reconcile
-    from guildgate.web.services import Services
+    from guildgate.services.runtime import Services
 
     svc = Services.build(s)
     log = logging.getLogger("guildgate")

@@ -95,7 +95,7 @@ class LinkRepo:
 
     async def start_flow(self, link_id: str, *, count: bool = True) -> str:
         """A new single-use nonce for a consent flow of this link; ``count``: counted as 'sent to Discord' (a
-        visitor's first start, web/links.py)."""
+        visitor's first start, web/links/consent.py)."""
         nonce = secrets.token_urlsafe(24)
         self._starts += 1
         prune = self._starts % PRUNE_STATES_EVERY == 0

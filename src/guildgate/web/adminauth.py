@@ -16,10 +16,11 @@ from datetime import timedelta
 
 from fastapi import Request
 
+from guildgate.services.runtime import Services
 from guildgate.store.sessions import SessionRepo
+from guildgate.web.deps import services
 from guildgate.web.errors import AdminError
 from guildgate.web.flow import SESSION_COOKIE, SESSION_SECONDS
-from guildgate.web.services import Services, services
 
 FAILURES_PER_CLIENT = 10  # wrong admin tokens a client address may send a minute
 FAILURES_IN_TOTAL = 50  # wrong admin tokens all clients together may send a minute

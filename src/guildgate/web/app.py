@@ -24,10 +24,15 @@ from starlette.types import Receive, Scope, Send
 from guildgate import __version__
 from guildgate.core.invites import snowflake_pattern
 from guildgate.core.outcomes import Outcome
+from guildgate.services.runtime import Services
 from guildgate.settings import Settings
-from guildgate.web import admin, admin_api, api, apidocs, errors, forms, links, ops, records
+from guildgate.web import apidocs, errors, forms, ops
+from guildgate.web.api import admin as admin_api
+from guildgate.web.api import join as api
+from guildgate.web.api import records
+from guildgate.web.dashboard import admin
+from guildgate.web.links import consent as links
 from guildgate.web.pages import STATIC, render
-from guildgate.web.services import Services
 
 
 class _NoQueryStrings(logging.Filter):
