@@ -12,6 +12,7 @@ cli/serving.py)."""
 from __future__ import annotations
 
 import hmac
+import math
 from datetime import timedelta
 
 from fastapi import Request
@@ -57,7 +58,7 @@ async def check_token(request: Request, presented: str) -> bool:
         raise AdminError(
             429,
             "too_many_attempts",
-            f"too many wrong admin tokens: try again in {max(int(wait + 0.999), 1)} s",
+            f"too many wrong admin tokens: try again in {max(math.ceil(wait), 1)} s",
             retry_after=wait,
         )
     if token is not None and hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
