@@ -4,7 +4,6 @@ expires. The clock is the test's; the database is real."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -38,39 +37,39 @@ async def _with_app(db: Database) -> None:
         await s.commit()
 
 
-def test_a_key_revoked_by_another_process_is_refused_once_its_lookup_expires(sqlite_path: Path, clock: Clock) -> None:
-    async def go() -> list[bool]:
-        worker, cli = Database(f"sqlite:///{sqlite_path}"), Database(f"sqlite:///{sqlite_path}")
-        await _with_app(cli)
-        info, key = await KeyRepo(cli).create(app_id=APP, name=None, quota_per_minute=None)
-        keys = KeyRepo(worker)
-        seen = [await keys.authenticate(key.reveal()) == info]
-        await KeyRepo(cli).revoke(info.id)  # through another KeyRepo: another process
-        clock.now += KEY_CACHED_FOR - 0.01
-        seen.append(await keys.authenticate(key.reveal()) == info)  # still the lookup made before the revocation
-        clock.now += 0.02
-        seen.append(await keys.authenticate(key.reveal()) is None)  # past the bound: read again, refused
-        clock.now -= 1  # refused for good, whatever the clock says: a refusal is not remembered as valid
-        seen.append(await keys.authenticate(key.reveal()) is None)
-        await worker.dispose()
-        await cli.dispose()
-        return seen
+async def test_a_key_revoked_by_another_process_is_refused_once_its_lookup_expires(
+    sqlite_path: Path, clock: Clock
+) -> None:
+    worker, cli = Database(f"sqlite:///{sqlite_path}"), Database(f"sqlite:///{sqlite_path}")
+    await _with_app(cli)
+    info, key = await KeyRepo(cli).create(app_id=APP, name=None, quota_per_minute=None)
+    keys = KeyRepo(worker)
+    seen = [await keys.authenticate(key.reveal()) == info]
+    await KeyRepo(cli).revoke(info.id)  # through another KeyRepo: another process
+    clock.now += KEY_CACHED_FOR - 0.01
+    seen.append(await keys.authenticate(key.reveal()) == info)  # still the lookup made before the revocation
+    clock.now += 0.02
+    seen.append(await keys.authenticate(key.reveal()) is None)  # past the bound: read again, refused
+    clock.now -= 1  # refused for good, whatever the clock says: a refusal is not remembered as valid
+    seen.append(await keys.authenticate(key.reveal()) is None)
+    await worker.dispose()
+    await cli.dispose()
+    result = seen
 
-    assert asyncio.run(go()) == [True, True, True, True]
+    assert result == [True, True, True, True]
 
 
-def test_a_key_revoked_through_the_same_process_is_refused_at_once(sqlite_path: Path, clock: Clock) -> None:
-    async def go() -> tuple[bool, bool, bool]:
-        db = Database(f"sqlite:///{sqlite_path}")
-        await _with_app(db)
-        keys = KeyRepo(db)
-        info, key = await keys.create(app_id=APP, name=None, quota_per_minute=None)
-        other, other_key = await keys.create(app_id=APP, name=None, quota_per_minute=None)
-        before = await keys.authenticate(key.reveal()) == info and await keys.authenticate(other_key.reveal()) == other
-        await keys.revoke(info.id)
-        refused = await keys.authenticate(key.reveal()) is None
-        kept = await keys.authenticate(other_key.reveal()) == other  # the other key is not touched
-        await db.dispose()
-        return before, refused, kept
+async def test_a_key_revoked_through_the_same_process_is_refused_at_once(sqlite_path: Path, clock: Clock) -> None:
+    db = Database(f"sqlite:///{sqlite_path}")
+    await _with_app(db)
+    keys = KeyRepo(db)
+    info, key = await keys.create(app_id=APP, name=None, quota_per_minute=None)
+    other, other_key = await keys.create(app_id=APP, name=None, quota_per_minute=None)
+    before = await keys.authenticate(key.reveal()) == info and await keys.authenticate(other_key.reveal()) == other
+    await keys.revoke(info.id)
+    refused = await keys.authenticate(key.reveal()) is None
+    kept = await keys.authenticate(other_key.reveal()) == other  # the other key is not touched
+    await db.dispose()
+    result = before, refused, kept
 
-    assert asyncio.run(go()) == (True, True, True)
+    assert result == (True, True, True)

@@ -3,7 +3,6 @@ after ten minutes, so a link opened over and over (or flooded) keeps only the la
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -13,37 +12,35 @@ from guildgate.store.links import PRUNE_STATES_EVERY, LinkRepo
 from guildgate.store.models import AppRow, Base, OAuthStateRow, utcnow
 
 
-def test_started_flows_older_than_an_hour_are_dropped_as_new_ones_start(tmp_path: Path) -> None:
+async def test_started_flows_older_than_an_hour_are_dropped_as_new_ones_start(tmp_path: Path) -> None:
     path = tmp_path / "states.db"
 
-    async def go() -> None:
-        db = Database(f"sqlite:///{path}")
-        await db.run(Base.metadata.create_all)
-        async with db.session() as s:
-            s.add(AppRow(client_id="1100000000000000001", name="a", client_secret_enc="x", bot_token_enc="y"))
-            await s.commit()
-        links = LinkRepo(db)
-        link = await links.create(
-            app_id="1100000000000000001",
-            guild_id="1200000000000000001",
-            guild_name=None,
-            guild_icon=None,
-            roles=[],
-            title=None,
-            max_uses=None,
-            expires_at=None,
-        )
-        now = utcnow()
-        async with db.session() as s:
-            for i in range(300):  # flows started two hours ago, and some nine minutes ago (still usable)
-                age = timedelta(hours=2) if i < 250 else timedelta(minutes=9)
-                s.add(OAuthStateRow(nonce=f"old-{i}", link_id=link.id, created_at=now - age))
-            await s.commit()
-        for _ in range(2 * PRUNE_STATES_EVERY):
-            await links.start_flow(link.id)
-        await db.dispose()
+    db = Database(f"sqlite:///{path}")
+    await db.run(Base.metadata.create_all)
+    async with db.session() as s:
+        s.add(AppRow(client_id="1100000000000000001", name="a", client_secret_enc="x", bot_token_enc="y"))
+        await s.commit()
+    links = LinkRepo(db)
+    link = await links.create(
+        app_id="1100000000000000001",
+        guild_id="1200000000000000001",
+        guild_name=None,
+        guild_icon=None,
+        roles=[],
+        title=None,
+        max_uses=None,
+        expires_at=None,
+    )
+    now = utcnow()
+    async with db.session() as s:
+        for i in range(300):  # flows started two hours ago, and some nine minutes ago (still usable)
+            age = timedelta(hours=2) if i < 250 else timedelta(minutes=9)
+            s.add(OAuthStateRow(nonce=f"old-{i}", link_id=link.id, created_at=now - age))
+        await s.commit()
+    for _ in range(2 * PRUNE_STATES_EVERY):
+        await links.start_flow(link.id)
+    await db.dispose()
 
-    asyncio.run(go())
     conn = sqlite3.connect(path)
     old = conn.execute("SELECT count(*) FROM oauth_states WHERE nonce LIKE 'old-%'").fetchone()[0]
     new = conn.execute("SELECT count(*) FROM oauth_states WHERE nonce NOT LIKE 'old-%'").fetchone()[0]
