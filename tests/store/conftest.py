@@ -1,4 +1,4 @@
-"""A SQLite database file with the models' tables in WAL mode, for the store's own tests."""
+"""SQLite database files for the store's own tests: the models' tables in WAL mode, or the migrated schema."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from guildgate.store.migrate import upgrade
 from guildgate.store.models import Base
 
 
@@ -19,6 +20,14 @@ def sqlite_path(tmp_path: Path) -> Path:
     engine.dispose()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA journal_mode=WAL")  # as every connection of the service leaves it (store/db.py)
+    return path
+
+
+@pytest.fixture
+def migrated_path(tmp_path: Path) -> Path:
+    """A SQLite database file brought to the newest schema by the migrations (``guildgate migrate``)."""
+    path = tmp_path / "migrated.db"
+    upgrade(f"sqlite:///{path}")  # outside the test's event loop: upgrade() refuses to run inside one
     return path
 
 

@@ -3,7 +3,6 @@ link's consent flow, settling, pruning) waits for it without stopping the event 
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -56,9 +55,9 @@ WRITES: dict[str, Write] = {
 
 
 @pytest.mark.parametrize("what", list(WRITES))
-def test_a_write_waits_for_another_process_lock_without_blocking_the_loop(sqlite_path: Path, what: str) -> None:
+async def test_a_write_waits_for_another_process_lock_without_blocking_the_loop(sqlite_path: Path, what: str) -> None:
     url = f"sqlite:///{sqlite_path}"
-    prepared = asyncio.run(_setup(url))
+    prepared = await _setup(url)
     got: list[object] = []
 
     async def write() -> None:
@@ -70,7 +69,7 @@ def test_a_write_waits_for_another_process_lock_without_blocking_the_loop(sqlite
         await records.aclose(within=0)  # a record created here stays pending: no join is waited for
         await db.dispose()
 
-    released, ticks = write_while_locked(sqlite_path, write)
+    released, ticks = await write_while_locked(sqlite_path, write)
     assert released  # the write went through only after the lock was given back...
     assert ticks >= 10, f"the event loop ran {ticks} times in the 0.4 s wait: it was blocked"  # ...off the loop
     with sqlite3.connect(sqlite_path) as conn:
