@@ -12,18 +12,11 @@ import pytest
 from guildgate.core.errors import DiscordUnavailable, RateLimited
 from guildgate.discord.ratelimit import Limiter, MemoryBackend, MemoryCache, MemoryWindows, RateLimitHeaders, RouteKey
 from guildgate.discord.ratelimit.memory import GLOBAL_WINDOW
+from tests.helpers import Clock
 
 KEY_A = RouteKey(identity="bot:x", method="PUT", template="/guilds/{guild_id}/members/{user_id}", major="A")
 KEY_B = RouteKey(identity="bot:x", method="PUT", template="/guilds/{guild_id}/members/{user_id}", major="B")
 KEY_C = RouteKey(identity="bot:x", method="PUT", template="/guilds/{guild_id}/members/{user_id}", major="C")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def limiter(clock: Clock, **kwargs: int) -> Limiter:

@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from guildgate.core.links import Link
+from guildgate.store.db import Database
+from guildgate.store.links import LinkRepo
 from guildgate.store.migrate import upgrade
-from guildgate.store.models import Base
+from guildgate.store.models import AppRow, Base
 
 
 @pytest.fixture
@@ -29,6 +32,23 @@ def migrated_path(tmp_path: Path) -> Path:
     path = tmp_path / "migrated.db"
     upgrade(f"sqlite:///{path}")  # outside the test's event loop: upgrade() refuses to run inside one
     return path
+
+
+async def app_with_link(db: Database, app_id: str = "1100000000000000001") -> Link:
+    """An app (its secrets stand-ins) and a join link of it to the fixture's server, written to ``db``."""
+    async with db.session() as s:
+        s.add(AppRow(client_id=app_id, name="a", client_secret_enc="x", bot_token_enc="y"))
+        await s.commit()
+    return await LinkRepo(db).create(
+        app_id=app_id,
+        guild_id="1200000000000000001",
+        guild_name=None,
+        guild_icon=None,
+        roles=[],
+        title=None,
+        max_uses=None,
+        expires_at=None,
+    )
 
 
 def states(path: Path) -> dict[str, str]:

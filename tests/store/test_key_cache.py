@@ -12,16 +12,9 @@ from guildgate.store import keys as keys_module
 from guildgate.store.db import Database
 from guildgate.store.keys import KEY_CACHED_FOR, KeyRepo
 from guildgate.store.models import AppRow
+from tests.helpers import Clock
 
 APP = "1100000000000000001"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from guildgate.store.db import Database
 from guildgate.store.links import PRUNE_STATES_EVERY, LinkRepo
-from guildgate.store.models import AppRow, Base, OAuthStateRow, utcnow
+from guildgate.store.models import Base, OAuthStateRow, utcnow
+from tests.store.conftest import app_with_link
 
 
 async def test_started_flows_older_than_an_hour_are_dropped_as_new_ones_start(tmp_path: Path) -> None:
@@ -17,20 +18,8 @@ async def test_started_flows_older_than_an_hour_are_dropped_as_new_ones_start(tm
 
     db = Database(f"sqlite:///{path}")
     await db.run(Base.metadata.create_all)
-    async with db.session() as s:
-        s.add(AppRow(client_id="1100000000000000001", name="a", client_secret_enc="x", bot_token_enc="y"))
-        await s.commit()
     links = LinkRepo(db)
-    link = await links.create(
-        app_id="1100000000000000001",
-        guild_id="1200000000000000001",
-        guild_name=None,
-        guild_icon=None,
-        roles=[],
-        title=None,
-        max_uses=None,
-        expires_at=None,
-    )
+    link = await app_with_link(db)
     now = utcnow()
     async with db.session() as s:
         for i in range(300):  # flows started two hours ago, and some nine minutes ago (still usable)

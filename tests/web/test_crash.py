@@ -28,6 +28,7 @@ from tests.conftest import (
     new_key,
     start,
 )
+from tests.helpers import children
 from tests.web.test_faults import PUT, _crowd
 
 JOINS = 24
@@ -121,13 +122,13 @@ def test_sigkill_of_a_multi_worker_serve_takes_its_workers_and_a_restart_binds(
         ready_path="/readyz",
         port=port,
     )
-    children = subprocess.run(["pgrep", "-P", str(first.proc.pid)], capture_output=True, text=True).stdout.split()
-    assert len(children) >= 2  # the workers (and multiprocessing's resource tracker, which ends with them)
+    started = children(first.proc.pid)
+    assert len(started) >= 2  # the workers (and multiprocessing's resource tracker, which ends with them)
     # Killed at once: one worker answered /readyz, the other may still be starting.
     os.kill(first.proc.pid, signal.SIGKILL)
     first.proc.wait(10)
     deadline = time.monotonic() + 20
-    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in children):
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in started):
         assert time.monotonic() < deadline, "workers outlived their supervisor"
         time.sleep(0.1)
     second = start(
