@@ -107,6 +107,16 @@ async def test_discord_failing_after_the_add_leaves_the_record_unknown(core: Cor
     assert (row.state, row.code, row.user_id) == ("unknown", "discord_unavailable", USER_IDS["alice"])
 
 
+async def test_a_deadline_passed_while_discord_holds_the_add_leaves_the_record_unknown(core: Core) -> None:
+    core.sandbox.faults({"routes": {PUT: {"latency_ms": 4000}}})
+    result = await core.join(TOKENS["alice"], guild_id=GUILD, seconds=2)
+    assert isinstance(result, RecordedJoinError)
+    assert (result.error.outcome, result.error.http_status) == (Outcome.DISCORD_UNAVAILABLE, 504)
+    assert result.record_id is not None
+    row = await core.record(result.record_id)
+    assert (row.state, row.code, row.user_id) == ("unknown", "discord_unavailable", USER_IDS["alice"])
+
+
 async def test_no_outcome_leaves_a_record_pending(core: Core) -> None:
     await core.join(TOKENS["alice"], guild_id=GUILD)
     await core.join(TOKENS["bob"], guild_id=GUILD)

@@ -251,10 +251,10 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_join(gateway: Gat
     body = {"authorization": TOKENS["carol"], "guild_id": GUILD}
     answers: list[dict[str, Any]] = []
 
-    def go() -> None:
+    def send() -> None:
         answers.append(gateway.join(body, headers={"Idempotency-Key": "same-moment"}).json())
 
-    threads = [threading.Thread(target=go) for _ in range(4)]
+    threads = [threading.Thread(target=send) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:

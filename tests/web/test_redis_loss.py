@@ -1,5 +1,5 @@
 """Redis, the shared limiter's store, goes away while Add Guild Member is under way: Discord's answer still
-decides the join. The limiter fails closed for the next call (tests/discord/test_redis_limiter.py), but a member
+decides the join. The limiter fails closed for the next call (tests/discord/test_ratelimit_redis.py), but a member
 Discord added is reported joined, not unavailable."""
 
 from __future__ import annotations
