@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make run` (the service, sandbox mode, SQLite) and `make test`.
+# Two commands on a fresh machine: `make run` (the service in sandbox mode, SQLite in guildgate-sandbox.db; its banner
+# says how to run the CLI: .venv/bin/guildgate) and `make test`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin

@@ -28,6 +28,8 @@ from tests.conftest import (
 )
 from tests.servers import wait_http
 
+RFC3339 = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+
 
 def test_apps_add_reads_secrets_from_stdin_and_never_shows_them(tmp_path: Path) -> None:
     env = base_env(tmp_path)
@@ -73,13 +75,29 @@ def test_apps_add_names_a_missing_env_var_and_a_bad_id(tmp_path: Path) -> None:
     assert key.returncode == 2 and "--name" in key.stderr, key.stderr
 
 
-def test_commands_refuse_to_run_without_a_secret_key_outside_sandbox(tmp_path: Path) -> None:
+def test_commands_that_use_secrets_refuse_to_run_without_a_secret_key_and_readers_do_not_need_it(
+    tmp_path: Path,
+) -> None:
     env = base_env(tmp_path)
+    cli(["apps", "add", "--client-id", APP_A], env=env, input="s\nt\n")
+    key = json.loads(cli(["keys", "create", "--app", APP_A, "--json"], env=env).stdout)
     del env["GUILDGATE_SECRET_KEY"]
-    for args in (["keys", "list"], ["serve", "--port", str(free_port())]):
-        result = cli(args, env=env, check=False)
-        assert result.returncode == 2
+    for args in (
+        ["keys", "create", "--app", APP_A],
+        ["apps", "add", "--client-id", APP_A],
+        ["serve", "--port", str(free_port())],
+    ):
+        result = cli(args, env=env, input="s\nt\n", check=False)
+        assert result.returncode == 2, args
         assert "GUILDGATE_SECRET_KEY" in result.stderr
+    assert [k["id"] for k in json.loads(cli(["keys", "list", "--json"], env=env).stdout)] == [key["id"]]
+    assert json.loads(cli(["records", "list", "--json"], env=env).stdout) == []
+    assert cli(["records", "export"], env=env).stdout == ""
+    assert json.loads(cli(["links", "list", "--json"], env=env).stdout) == []
+    missing = cli(["records", "show", "rec-nope"], env=env, check=False)
+    assert missing.returncode == 1 and "GUILDGATE_SECRET_KEY" not in missing.stderr
+    revoked = cli(["keys", "revoke", key["id"]], env=env)
+    assert f"key {key['id']}" in revoked.stdout
 
 
 def test_each_wrong_setting_is_named_by_its_variable_and_no_password_is_shown(tmp_path: Path) -> None:
@@ -124,9 +142,21 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     assert created["key"] not in json.dumps(listed)
     cli(["keys", "revoke", created["id"]], env=env)
     revoked = {k["id"]: k["revoked_at"] for k in json.loads(cli(["keys", "list", "--json"], env=env).stdout)}
-    assert revoked[created["id"]] is not None
+    assert re.fullmatch(RFC3339, revoked[created["id"]])
     unknown = cli(["keys", "revoke", "key_nope"], env=env, check=False)
     assert unknown.returncode == 2 and "key_nope" in unknown.stderr
+    # the key itself names it too, and is never printed back
+    by_key = cli(["keys", "revoke", plain], env=env)
+    plain_id = next(k["id"] for k in json.loads(cli(["keys", "list", "--json"], env=env).stdout) if k["name"] is None)
+    assert f"key {plain_id}" in by_key.stdout and plain not in by_key.stdout + by_key.stderr
+    again = cli(["keys", "revoke", plain], env=env, check=False)
+    assert again.returncode == 2 and "no API key in use matches" in again.stderr
+    assert plain not in again.stdout + again.stderr and plain[:12] not in again.stderr
+    for columns in ("200", "60"):  # a narrow terminal too: ids and times whole, never folded or cut
+        table = cli(["keys", "list"], env={**env, "COLUMNS": columns}).stdout
+        for row in json.loads(cli(["keys", "list", "--json"], env=env).stdout):
+            assert row["id"] in table and row["app_id"] in table and row["created_at"] in table, table
+            assert re.fullmatch(RFC3339, row["created_at"])
     no_app = cli(["keys", "create", "--app", "1100000000000000999"], env=env, check=False)
     assert no_app.returncode == 2 and "apps add" in no_app.stderr
 
@@ -149,6 +179,57 @@ def test_join_command_uses_the_client(gateway: Gateway, fresh: Sandbox) -> None:
     assert TOKENS["mallory"] not in refused.stdout + refused.stderr
     human = cli(["join", "--guild-id", GUILD, "--token-env", "USER_TOKEN"], env=env)
     assert "already_member" in human.stdout
+    # the service's messages in the language of LANG, or of --lang over it
+    said = {}
+    for lang, extra in (("en_GB.UTF-8", []), ("zh_CN.UTF-8", []), ("zh_CN.UTF-8", ["--lang", "en"])):
+        answer = cli(
+            ["join", "--guild-id", GUILD, "--token-env", "USER_TOKEN", "--json", *extra], env={**env, "LANG": lang}
+        )
+        said[(lang, *extra)] = json.loads(answer.stdout)["msg"]
+    assert said[("en_GB.UTF-8",)].isascii() and said[("zh_CN.UTF-8", "--lang", "en")] == said[("en_GB.UTF-8",)]
+    assert re.search(r"[\u4e00-\u9fff]", said[("zh_CN.UTF-8",)])
+    listed = json.loads(cli(["records", "list", "--json", "--limit", "3"], env=gateway.env).stdout)
+    assert all(re.fullmatch(RFC3339, r["created_at"]) for r in listed)
+    table = cli(["records", "list", "--limit", "3"], env=gateway.env).stdout
+    assert all(r["id"] in table and r["created_at"] in table for r in listed)  # ids whole, times as in JSON
+
+
+def test_join_reports_usage_errors_itself_in_the_language_of_lang(tmp_path: Path) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens: a usage error must be said before any call
+    env = base_env(tmp_path, GUILDGATE_API_KEY="gg_" + "k" * 43, GUILDGATE_URL=nowhere, USER_TOKEN="tok", EMPTY="")
+    cases = [
+        (
+            ["--guild-id", "12", "--token-env", "USER_TOKEN"],
+            "",
+            "--guild-id must be a server id",
+            "--guild-id 必须是服务器",
+        ),
+        (
+            ["--invite", "not an invite!", "--token-env", "USER_TOKEN"],
+            "",
+            "--invite must be an invite",
+            "--invite 必须是邀请码",
+        ),
+        (
+            ["--token-env", "USER_TOKEN"],
+            "",
+            "name the server with --guild-id or --invite",
+            "请用 --guild-id 或 --invite",
+        ),
+        (["--guild-id", GUILD, "--invite", "abc123"], "", "name the server with", "二选一"),
+        (["--guild-id", GUILD, "--role", "x"], "", "--role must be a role id", "--role 必须是身份组"),
+        (["--guild-id", GUILD, "--token-env", "EMPTY"], "", "environment variable EMPTY", "环境变量 EMPTY"),
+        (["--guild-id", GUILD], "\n", "the user's OAuth2 token is empty", "用户的 OAuth2 令牌为空"),
+    ]
+    for args, given, english, chinese in cases:
+        for lang, expected in (("en_US.UTF-8", english), ("zh_CN.UTF-8", chinese), ("C", english)):
+            result = cli(["join", *args], env={**env, "LANG": lang}, input=given, check=False)
+            assert result.returncode == 2, (args, lang, result.stderr)
+            assert expected in result.stderr.replace("\n", ""), (args, lang, result.stderr)
+        forced = cli(["join", *args, "--lang", "zh"], env={**env, "LANG": "en_US.UTF-8"}, input=given, check=False)
+        assert chinese in forced.stderr.replace("\n", ""), (args, forced.stderr)
+    unreachable = cli(["join", "--guild-id", GUILD, "--token-env", "USER_TOKEN"], env=env, check=False)
+    assert unreachable.returncode == 2 and "127.0.0.1" in unreachable.stderr  # then the service is called
 
 
 def test_records_list_show_export(gateway: Gateway, fresh: Sandbox, tmp_path: Path) -> None:
@@ -185,6 +266,13 @@ def test_sandbox_command_serves_the_fixture(tmp_path: Path) -> None:
     try:
         r = httpx.get(f"{proc.url}/api/v10/invites/test1")
         assert r.json()["guild"]["name"] == WORLD["guilds"][0]["name"]
+        printed = proc.output()  # what to try it with: each app's credentials and a user's token
+        for app in WORLD["applications"]:
+            assert f"client id {app['client_id']}  client secret {app['client_secret']}" in printed
+            assert f"bot token {app['bot_token']}" in printed
+        assert (
+            f"user token to try ({WORLD['users'][0]['username']}): {TOKENS[WORLD['users'][0]['username']]}" in printed
+        )
     finally:
         proc.stop()
     bad = tmp_path / "bad.json"
@@ -225,11 +313,11 @@ def test_help_lists_every_command_and_starting_loads_none_of_their_work(tmp_path
     env = base_env(tmp_path)
     top = cli(["--help"], env=env).stdout
     for command in ["serve", "sandbox", "migrate", "join", "doctor", *COMMANDS]:
-        assert re.search(rf"│ {command} ", top), (command, top)
+        assert re.search(rf"^  {command} ", top, re.M), (command, top)
     for group, commands in COMMANDS.items():
         listed = cli([group, "--help"], env=env).stdout
         for command in commands:
-            assert re.search(rf"│ {command} ", listed), (group, command, listed)
+            assert re.search(rf"^  {command} ", listed, re.M), (group, command, listed)
     probe = """
 import json, sys
 import guildgate.cli
@@ -303,3 +391,13 @@ def test_serve_raises_its_open_file_limit_so_a_thousand_idle_connections_do_not_
             timeout=60,
         )
     assert "at most 512 open files" in low.stderr and "LimitNOFILE" in low.stderr
+
+
+def test_migrate_says_in_one_line_what_it_did(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    del env["GUILDGATE_SECRET_KEY"]  # the schema needs no secret
+    first = cli(["migrate"], env=env)
+    assert first.stdout.strip() == "the database was migrated from schema none (empty) to 0004"
+    again = cli(["migrate"], env=env)
+    assert again.stdout.strip() == "the database is up to date (schema 0004)"
+    assert "alembic" not in (first.stderr + again.stderr).lower()

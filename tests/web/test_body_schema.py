@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from guildgate.core.errors import JoinError
 from guildgate.core.invites import DISCORD_EPOCH_MS, snowflake_pattern
-from guildgate.web.body import join_body_schema, parse_join
+from guildgate.web.api.body import join_body_schema, parse_join
 
 NOW_MS = int(time.time() * 1000)
 NEWEST = ((NOW_MS - DISCORD_EPOCH_MS) << 22) | (2**22 - 1)  # the largest id that exists now

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guildgate.core.errors import JoinError
-from guildgate.web.records import _time, describe_records
+from guildgate.web.api.records import _time, describe_records
 
 SCHEMA: dict[str, Any] = {
     "paths": {"/api/records": {"get": {"parameters": [{"in": "query", "name": "since", "schema": {}}]}}}

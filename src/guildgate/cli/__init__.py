@@ -1,5 +1,5 @@
 """The operator CLI (Typer): main.py puts the commands together, one module per group of them; common.py is
-what they share; all Rich rendering lives in render.py."""
+what they share; help.py makes every command's help; all Rich rendering lives in render.py."""
 
 from __future__ import annotations
 

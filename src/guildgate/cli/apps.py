@@ -6,20 +6,29 @@ import typer
 
 from guildgate.cli import render
 from guildgate.cli.common import db_settings, die, read_secret, repos, run
+from guildgate.cli.help import command, group
 from guildgate.core.invites import is_snowflake
 
-cli = typer.Typer(help="Discord applications (client id, secret, bot token).", no_args_is_help=True)
+cli = group("Discord applications (client id, secret, bot token).")
 
 
-@cli.command("add")
+@command(cli, "add")
 def apps_add(
-    client_id: str = typer.Option(..., "--client-id", help="The application's id (a snowflake)."),
-    client_secret_env: str | None = typer.Option(None, "--client-secret-env", help="Env var holding the secret."),
-    bot_token_env: str | None = typer.Option(None, "--bot-token-env", help="Env var holding the bot token."),
-    name: str | None = typer.Option(None, "--name"),
+    client_id: str = typer.Option(
+        ..., "--client-id", metavar="CLIENT_ID", help="The application's id (17-20 digits, from the Developer Portal)."
+    ),
+    client_secret_env: str | None = typer.Option(
+        None, "--client-secret-env", metavar="VAR", help="Environment variable holding the client secret."
+    ),
+    bot_token_env: str | None = typer.Option(
+        None, "--bot-token-env", metavar="VAR", help="Environment variable holding the bot token."
+    ),
+    name: str | None = typer.Option(None, "--name", metavar="NAME", help="A name to know it by (default: app ID)."),
 ) -> None:
-    """Add (or update) an app. Example: ``guildgate apps add --client-id 11... --client-secret-env CS
-    --bot-token-env BT``; without the options, the secret then the token are read from stdin or a prompt."""
+    """Add (or update) an app; without the -env options, the secret then the token are read from standard input
+    or a prompt.
+
+    Example: guildgate apps add --client-id 11... --client-secret-env CS --bot-token-env BT"""
     if not is_snowflake(client_id):
         die(f"--client-id must be a Discord application id (17-20 digits), got {client_id!r}")
     s = db_settings()
@@ -42,8 +51,8 @@ def apps_add(
     run(go)
 
 
-@cli.command("list")
-def apps_list(as_json: bool = typer.Option(False, "--json")) -> None:
+@command(cli, "list")
+def apps_list(as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table.")) -> None:
     """List apps (never their secrets)."""
     s = db_settings()
 

@@ -6,18 +6,23 @@ import typer
 
 from guildgate.cli import render
 from guildgate.cli.common import db_settings, die, repos, run
+from guildgate.cli.help import command, group
 
-cli = typer.Typer(help="API keys (the User-Token header).", no_args_is_help=True)
+cli = group("API keys (the User-Token header).")
 
 
-@cli.command("create")
+@command(cli, "create")
 def keys_create(
-    app_id: str = typer.Option(..., "--app", help="The app's client id."),
-    name: str | None = typer.Option(None, "--name"),
-    quota_per_minute: int | None = typer.Option(None, "--quota-per-minute", min=1),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with `key`."),
+    app_id: str = typer.Option(..., "--app", metavar="CLIENT_ID", help="The app's client id."),
+    name: str | None = typer.Option(None, "--name", metavar="NAME", help="A name to know the key by."),
+    quota_per_minute: int | None = typer.Option(
+        None, "--quota-per-minute", min=1, metavar="N", help="Joins a minute this key may ask for (default: no quota)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object, the key in its key field."),
 ) -> None:
-    """Create an API key for an app; it is shown once. Example: ``guildgate keys create --app 11... --json``."""
+    """Create an API key for an app; it is shown once.
+
+    Example: guildgate keys create --app 11... --json"""
     s = db_settings()
     from guildgate.store.repos import NotFound
 
@@ -50,10 +55,10 @@ def keys_create(
     run(go)
 
 
-@cli.command("list")
-def keys_list(as_json: bool = typer.Option(False, "--json")) -> None:
-    """List API keys (id, prefix, app, quota, revoked) — never the keys."""
-    s = db_settings()
+@command(cli, "list")
+def keys_list(as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table.")) -> None:
+    """List API keys (id, prefix, app, quota, revoked) — never the keys. Needs no GUILDGATE_SECRET_KEY."""
+    s = db_settings(secret=False)
 
     async def go() -> None:
         db, _, keys, _ = repos(s)
@@ -70,8 +75,8 @@ def keys_list(as_json: bool = typer.Option(False, "--json")) -> None:
                         "app_id": k.app_id,
                         "name": k.name,
                         "quota_per_minute": k.quota_per_minute,
-                        "created_at": k.created_at,
-                        "revoked_at": k.revoked_at,
+                        "created_at": render.when(k.created_at),
+                        "revoked_at": k.revoked_at and render.when(k.revoked_at),
                     }
                     for k in rows
                 ]
@@ -89,21 +94,33 @@ def keys_list(as_json: bool = typer.Option(False, "--json")) -> None:
     run(go)
 
 
-@cli.command("revoke")
-def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (from `keys list`).")) -> None:
-    """Revoke an API key at once."""
-    s = db_settings()
+@command(cli, "revoke")
+def keys_revoke(
+    key: str = typer.Argument(
+        ..., metavar="KEY_ID_OR_KEY", help="The key's id (key_…, from keys list) or the key itself (gg_…)."
+    ),
+) -> None:
+    """Revoke an API key at once, named by its id or by the key itself (which is never printed back)."""
+    s = db_settings(secret=False)
     from guildgate.store.repos import NotFound
+
+    given_key = key.startswith("gg_")
 
     async def go() -> None:
         db, _, keys, _ = repos(s)
         try:
+            key_id = key
+            if given_key:
+                found = await keys.authenticate(key)
+                if found is None:
+                    die("no API key in use matches the key given (it may be revoked already: see keys list)")
+                key_id = found.id
             info = await keys.revoke(key_id)
         except NotFound as exc:
             die(str(exc))
             return
         finally:
             await db.dispose()
-        render.out.print(f"key {info.id} revoked")
+        render.out.print(f"key {info.id} ({info.prefix}…) revoked")
 
     run(go)

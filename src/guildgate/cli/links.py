@@ -8,15 +8,19 @@ import typer
 
 from guildgate.cli import render
 from guildgate.cli.common import db_settings, die, run
+from guildgate.cli.help import command, group
 
 if TYPE_CHECKING:
     from guildgate.settings import Settings
 
-cli = typer.Typer(help="Join links: the consent flow people click through.", no_args_is_help=True)
+cli = group("Join links: the consent flow people click through.")
+APP = typer.Option(..., "--app", metavar="CLIENT_ID", help="The app's client id.")
+ROLES = typer.Option([], "--role", metavar="ROLE_ID", help="A role id to give; repeat for several.")
+JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 
 async def _with_services(s: Settings, fn: Any) -> Any:
-    from guildgate.web.services import Services
+    from guildgate.services.runtime import Services
 
     svc = Services.build(s)
     try:
@@ -25,22 +29,27 @@ async def _with_services(s: Settings, fn: Any) -> Any:
         await svc.close()
 
 
-@cli.command("create")
+@command(cli, "create")
 def links_create(
-    app_id: str = typer.Option(..., "--app", help="The app's client id."),
-    guild: str | None = typer.Option(None, "--guild", help="The server's id."),
+    app_id: str = APP,
+    guild: str | None = typer.Option(None, "--guild", metavar="GUILD_ID", help="The server's id."),
     invite: str | None = typer.Option(
-        None, "--invite", help="An invite code or URL of the server (instead of --guild)."
+        None, "--invite", metavar="INVITE", help="An invite code or URL of the server (instead of --guild)."
     ),
-    role: list[str] = typer.Option([], "--role", help="A role id to give; repeat for several."),
-    max_uses: int | None = typer.Option(None, "--max-uses", help="How many people may join through it."),
-    expires: str | None = typer.Option(None, "--expires", help="Lifetime, like 30m, 12h, 7d or 2w."),
-    title: str | None = typer.Option(None, "--title", help="A line shown under the server's name."),
+    role: list[str] = ROLES,
+    max_uses: int | None = typer.Option(
+        None, "--max-uses", metavar="N", help="How many people may join through it (default: no limit)."
+    ),
+    expires: str | None = typer.Option(
+        None, "--expires", metavar="AGE", help="Lifetime, like 30m, 12h, 7d or 2w (default: none)."
+    ),
+    title: str | None = typer.Option(None, "--title", metavar="TITLE", help="A line shown under the server's name."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (id, url, doctor, ...)."),
 ) -> None:
-    """Create a join link and run the doctor on it. Example:
-    ``guildgate links create --app 11... --guild 12... --role 12... --max-uses 50 --expires 7d``"""
-    from guildgate.web.linkops import LinkInputError, create_link, link_dict, report_dict
+    """Create a join link and run the doctor on it.
+
+    Example: guildgate links create --app 11... --guild 12... --role 12... --max-uses 50 --expires 7d"""
+    from guildgate.services.links import LinkInputError, create_link, link_dict, report_dict
 
     s = db_settings()
 
@@ -63,7 +72,7 @@ def links_create(
         die(str(exc))
         return
     if as_json:
-        render.as_json({**body, "doctor": report})
+        render.as_json(render.times({**body, "doctor": report}))
         return
     render.out.print(f"link [bold]{body['id']}[/] for {body['guild_name'] or body['guild_id']}:")
     render.out.print(body["url"], soft_wrap=True)
@@ -71,22 +80,33 @@ def links_create(
     render.doctor(report)
 
 
-@cli.command("list")
+@command(cli, "list")
 def links_list(
-    app_id: str | None = typer.Option(None, "--app", help="Only this app's links."),
-    as_json: bool = typer.Option(False, "--json"),
+    app_id: str | None = typer.Option(None, "--app", metavar="CLIENT_ID", help="Only this app's links."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
 ) -> None:
-    """List links with their use and funnel (opened -> sent to Discord -> joined / failed)."""
-    from guildgate.web.linkops import link_dict
+    """List links with their use and funnel (opened -> sent to Discord -> joined / failed). Needs no
+    GUILDGATE_SECRET_KEY."""
+    from types import SimpleNamespace
 
-    s = db_settings()
+    from guildgate.services.links import link_dict
+    from guildgate.store.db import Database
+    from guildgate.store.links import LinkRepo
 
-    async def go(svc: Any) -> list[dict[str, Any]]:
-        links = await svc.links.list(app_id=app_id)
-        outcomes = await svc.links.outcomes([link.id for link in links])
-        return [link_dict(svc, link, outcomes.get(link.id, {})) for link in links]
+    s = db_settings(secret=False)
+    urls: Any = SimpleNamespace(settings=s)  # what link_dict reads: the public URL
 
-    rows = run(lambda: _with_services(s, go))
+    async def go() -> list[dict[str, Any]]:
+        db = Database(s.database_url)
+        try:
+            repo = LinkRepo(db)
+            links = await repo.list(app_id=app_id)
+            outcomes = await repo.outcomes([link.id for link in links])
+        finally:
+            await db.dispose()
+        return [render.times(link_dict(urls, link, outcomes.get(link.id, {}))) for link in links]
+
+    rows = run(go)
     if as_json:
         render.as_json(rows)
         return
@@ -110,8 +130,8 @@ def links_list(
     )
 
 
-@cli.command("disable")
-def links_disable(link_id: str = typer.Argument(..., help="The link's id (or slug).")) -> None:
+@command(cli, "disable")
+def links_disable(link_id: str = typer.Argument(..., metavar="LINK_ID", help="The link's id (or slug).")) -> None:
     """Turn a link off for good: its page then says so, and nobody can join through it."""
     from guildgate.store.repos import NotFound
 
@@ -129,14 +149,15 @@ def links_disable(link_id: str = typer.Argument(..., help="The link's id (or slu
 
 
 def doctor(
-    app_id: str = typer.Option(..., "--app", help="The app's client id."),
-    guild: str = typer.Option(..., "--guild", help="The server's id."),
-    role: list[str] = typer.Option([], "--role", help="A role the links will give; repeat for several."),
-    as_json: bool = typer.Option(False, "--json"),
+    app_id: str = APP,
+    guild: str = typer.Option(..., "--guild", metavar="GUILD_ID", help="The server's id."),
+    role: list[str] = ROLES,
+    as_json: bool = JSON,
 ) -> None:
-    """Check, through Discord's API, that the app's bot can add people to the server (exit 1 if not). Example:
-    ``guildgate doctor --app 11... --guild 12... --role 12...``"""
-    from guildgate.web.linkops import LinkInputError, report_dict, run_doctor
+    """Check, through Discord's API, that the app's bot can add people to the server (exit 1 if not).
+
+    Example: guildgate doctor --app 11... --guild 12... --role 12..."""
+    from guildgate.services.links import LinkInputError, report_dict, run_doctor
 
     s = db_settings()
 

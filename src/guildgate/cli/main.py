@@ -1,25 +1,39 @@
 """``guildgate``: the operator's command line, put together from one module per group of commands. Secrets
 never travel in argv: they come from an environment variable named by an option, from standard input, or from
 a hidden prompt (common.read_secret). Each command imports what its work needs (the database, uvicorn, the
-client) when it runs, so ``--help`` and a short command start quickly."""
+client) when it runs, so ``--help`` and a short command start quickly. help.py makes every command's help."""
 
 from __future__ import annotations
 
 import typer
 
+from guildgate import __version__
 from guildgate.cli import apps, join, keys, links, records, secret_key, server
+from guildgate.cli.help import command, group
 
-app = typer.Typer(
-    help="guildgate: add consenting people to Discord servers.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command()(server.serve)
-app.command("sandbox")(server.sandbox_cmd)
-app.command()(server.migrate)
-app.command()(join.join)
-app.command("doctor")(links.doctor)
+app = group("guildgate: add consenting people to Discord servers.")
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        print(f"guildgate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(
+        False, "--version", "-V", is_eager=True, callback=_version, help="Print the version and exit."
+    ),
+) -> None:
+    """guildgate: add consenting people to Discord servers."""
+
+
+command(app, "serve")(server.serve)
+command(app, "sandbox")(server.sandbox_cmd)
+command(app, "migrate")(server.migrate)
+command(app, "join")(join.join)
+command(app, "doctor")(links.doctor)
 app.add_typer(apps.cli, name="apps")
 app.add_typer(keys.cli, name="keys")
 app.add_typer(records.cli, name="records")

@@ -15,9 +15,10 @@ import typer
 
 from guildgate.cli import render
 from guildgate.cli.common import db_settings, die, repos, run
+from guildgate.cli.help import command, group
 from guildgate.core.invites import is_snowflake
 
-cli = typer.Typer(help="Join records.", no_args_is_help=True)
+cli = group("Join records (these commands only read: no GUILDGATE_SECRET_KEY needed, prune aside).")
 
 RECORD_FIELDS = [
     "id",
@@ -54,23 +55,33 @@ def _filters(state: str | None, code: str | None, guild_id: str | None, app_id: 
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
+    from guildgate.services.records import record_msg
     from guildgate.store.repos import record_dict
-    from guildgate.web.records import record_msg
 
-    return record_dict(row, msg=record_msg(row, "en"))
+    return render.times(record_dict(row, msg=record_msg(row, "en")))
 
 
-@cli.command("list")
+APP = typer.Option(None, "--app", metavar="CLIENT_ID", help="Only this app's records.")
+STATE = typer.Option(
+    None, "--state", metavar="STATE", help="Only records in this state: pending, succeeded, failed, unknown."
+)
+CODE = typer.Option(None, "--code", metavar="CODE", help="Only records with this outcome code (joined, banned, ...).")
+GUILD = typer.Option(None, "--guild-id", metavar="GUILD_ID", help="Only records of joins to this server.")
+
+
+@command(cli, "list")
 def records_list(
-    app_id: str | None = typer.Option(None, "--app"),
-    state: str | None = typer.Option(None, "--state"),
-    code: str | None = typer.Option(None, "--code"),
-    guild_id: str | None = typer.Option(None, "--guild-id"),
-    limit: int = typer.Option(50, "--limit", min=1, max=500),
-    as_json: bool = typer.Option(False, "--json"),
+    app_id: str | None = APP,
+    state: str | None = STATE,
+    code: str | None = CODE,
+    guild_id: str | None = GUILD,
+    limit: int = typer.Option(50, "--limit", min=1, max=500, metavar="N", help="How many (1 to 500)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
 ) -> None:
-    """Newest records first. Example: ``guildgate records list --state failed``."""
-    s = db_settings()
+    """Newest records first.
+
+    Example: guildgate records list --state failed"""
+    s = db_settings(secret=False)
     filters = _filters(state, code, guild_id, app_id)
 
     async def go() -> list[dict[str, Any]]:
@@ -95,10 +106,15 @@ def records_list(
         )
 
 
-@cli.command("show")
-def records_show(record_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
-    """One record in full. Example: ``guildgate records show 049bfae2-...``."""
-    s = db_settings()
+@command(cli, "show")
+def records_show(
+    record_id: str = typer.Argument(..., metavar="RECORD_ID", help="The record's id (from records list)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """One record in full.
+
+    Example: guildgate records show 049bfae2-..."""
+    s = db_settings(secret=False)
     from guildgate.store.repos import NotFound
 
     async def go() -> dict[str, Any] | None:
@@ -117,23 +133,27 @@ def records_show(record_id: str = typer.Argument(...), as_json: bool = typer.Opt
     render.as_json(rec) if as_json else render.record(rec)
 
 
-@cli.command("export")
+@command(cli, "export")
 def records_export(
-    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv"),
-    app_id: str | None = typer.Option(None, "--app"),
-    state: str | None = typer.Option(None, "--state"),
-    code: str | None = typer.Option(None, "--code"),
-    guild_id: str | None = typer.Option(None, "--guild-id"),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", metavar="FILE", help="The file to write (default: standard output)."
+    ),
+    fmt: str = typer.Option("jsonl", "--format", metavar="jsonl|csv", help="One JSON object a line, or CSV."),
+    app_id: str | None = APP,
+    state: str | None = STATE,
+    code: str | None = CODE,
+    guild_id: str | None = GUILD,
 ) -> None:
-    """Export records, newest first, page by page (progress on stderr). Example: ``records export -o r.csv
-    --format csv``. A file is written under a temporary name beside it and put in place when the export is
-    complete: an export that fails or is interrupted leaves the file as it was."""
+    """Export records, newest first, page by page (progress on standard error). A file is written under a
+    temporary name beside it and put in place when the export is complete: an export that fails or is
+    interrupted leaves the file as it was.
+
+    Example: guildgate records export -o r.csv --format csv"""
     import json
 
     if fmt not in ("jsonl", "csv"):
         die("--format must be jsonl or csv")
-    s = db_settings()
+    s = db_settings(secret=False)
     filters = _filters(state, code, guild_id, app_id)
     final, partial = _export_target(output) if output is not None else (None, None)
     stream: TextIO = sys.stdout
@@ -206,13 +226,15 @@ def _export_target(output: Path) -> tuple[Path, Path | None]:
     return final, partial
 
 
-@cli.command("prune")
+@command(cli, "prune")
 def records_prune(
-    older_than: str = typer.Option(..., "--older-than", help="Age, like 90d or 12w (at most 3660d)."),
+    older_than: str = typer.Option(..., "--older-than", metavar="AGE", help="An age, like 90d or 12w (at most 3660d)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be deleted."),
 ) -> None:
     """Delete finished records older than the given age (pending ones are kept), 5,000 at a time, with
-    progress on stderr. Safe while the service runs. Example: ``guildgate records prune --older-than 90d``"""
+    progress on standard error. Safe while the service runs.
+
+    Example: guildgate records prune --older-than 90d"""
     from guildgate.core.links import parse_duration
     from guildgate.store.db import Database
     from guildgate.store.links import LinkRepo
@@ -245,8 +267,8 @@ def records_prune(
 
     count, states = run(go)
     if dry_run:
-        render.out.print(f"{count} record(s) created before {before:%Y-%m-%d %H:%M} UTC would be deleted")
+        render.out.print(f"{count} record(s) created before {render.when(before)} would be deleted")
     else:
         render.out.print(
-            f"deleted {count} record(s) created before {before:%Y-%m-%d %H:%M} UTC ({states} old sign-in states)"
+            f"deleted {count} record(s) created before {render.when(before)} ({states} old sign-in states)"
         )

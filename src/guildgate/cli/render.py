@@ -1,12 +1,15 @@
-"""All of the CLI's Rich output."""
+"""All of the CLI's Rich output. Every time it prints is in one format, RFC 3339 in UTC to the second
+(``2026-12-06T18:40:00Z``), in tables and JSON alike; tables show ids whole."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 out = Console(highlight=False)
@@ -21,17 +24,40 @@ def note(message: str) -> None:
     err.print(f"[dim]{message}[/]")
 
 
+def when(value: datetime | str) -> str:
+    """A time as the CLI prints it: ``2026-12-06T18:40:00Z`` (a naive time is taken as UTC, as stored)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def times(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its ``…_at`` fields (datetimes or ISO strings) in the CLI's format."""
+    return {k: when(v) if k.endswith("_at") and isinstance(v, str | datetime) else v for k, v in row.items()}
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    return when(value) if isinstance(value, datetime) else str(value)
+
+
 def as_json(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False, default=str))
+    print(json.dumps(value, ensure_ascii=False, default=_shown))
 
 
 def table(title: str, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
+    """Nothing in a table is folded or cut, ids and times least of all: a table wider than the terminal is
+    printed whole, and the terminal wraps its lines."""
     t = Table(title=title, title_justify="left")
     for column in columns:
-        t.add_column(column, overflow="fold")
+        t.add_column(column, no_wrap=True)
     for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
-    out.print(t)
+        t.add_row(*(_shown(v) for v in row))
+    natural = Measurement.get(out, out.options.update_width(100_000), t).maximum
+    wide = out if natural <= out.width else Console(highlight=False, width=natural, file=out.file)
+    wide.print(t)
 
 
 def record(rec: dict[str, Any]) -> None:
@@ -39,7 +65,7 @@ def record(rec: dict[str, Any]) -> None:
     t.add_column(style="bold")
     t.add_column()
     for key, value in rec.items():
-        t.add_row(key, "" if value is None else str(value))
+        t.add_row(key, _shown(value))
     out.print(t)
 
 

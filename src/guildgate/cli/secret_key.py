@@ -6,21 +6,26 @@ import typer
 
 from guildgate.cli import render
 from guildgate.cli.common import db_settings, die, read_secret, run
+from guildgate.cli.help import command, group
 
-cli = typer.Typer(help="The secret key that encrypts app secrets at rest.", no_args_is_help=True)
+cli = group("The secret key that encrypts app secrets at rest.")
 
 
-@cli.command("rotate")
+@command(cli, "rotate")
 def secrets_rotate(
     old_key_env: str | None = typer.Option(
-        None, "--old-key-env", help="Env var holding the previous GUILDGATE_SECRET_KEY (else stdin or a prompt)."
+        None,
+        "--old-key-env",
+        metavar="VAR",
+        help="Environment variable holding the previous GUILDGATE_SECRET_KEY (else standard input or a prompt).",
     ),
 ) -> None:
     """Re-encrypt every app's client secret and bot token under the current GUILDGATE_SECRET_KEY. Set the new
-    key in GUILDGATE_SECRET_KEY, give the old one through an env var, then restart the service. Example:
-    ``GUILDGATE_SECRET_KEY=$NEW OLD=$PREVIOUS guildgate secrets rotate --old-key-env OLD``. Safe to run again:
-    apps already under the new key are left as they are. Join links' sign-ins in progress and admin sessions
-    signed with the old key end (people open the link again, admins log in again)."""
+    key in GUILDGATE_SECRET_KEY, give the old one through an environment variable, then restart the service.
+    Safe to run again: apps already under the new key are left as they are. Join links' sign-ins in progress
+    and admin sessions signed with the old key end (people open the link again, admins log in again).
+
+    Example: GUILDGATE_SECRET_KEY=$NEW OLD=$PREVIOUS guildgate secrets rotate --old-key-env OLD"""
     from guildgate.store.crypto import SecretBox
     from guildgate.store.db import Database
     from guildgate.store.repos import AppRepo

@@ -12,6 +12,7 @@ import secrets
 import shlex
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -23,8 +24,9 @@ import uvicorn
 from pydantic import SecretStr
 
 from guildgate.cli import render
+from guildgate.cli.server import migrated
 from guildgate.core.secret import Secret
-from guildgate.settings import Settings
+from guildgate.settings import Settings, shown_url
 from guildgate.store.migrate import upgrade
 from guildgate.web.app import configure_logging, create_front
 from guildgate.web.readtimeout import ReadTimeoutProtocol
@@ -79,6 +81,9 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+SANDBOX_THREAD = "discord-sandbox"
+
+
 def start_sandbox_thread(fixture_path: Path | None, port: int) -> tuple[str, Any]:
     """Run the sandbox on 127.0.0.1 in a thread of this process; returns its origin and the fixture."""
     from guildgate.sandbox.app import create_sandbox_app
@@ -87,9 +92,11 @@ def start_sandbox_thread(fixture_path: Path | None, port: int) -> tuple[str, Any
     fixture = load_fixture(fixture_path)
     sock = listen("127.0.0.1", port)
     server = uvicorn.Server(
-        uvicorn.Config(create_sandbox_app(fixture), log_level="warning", timeout_graceful_shutdown=1)
+        uvicorn.Config(create_sandbox_app(fixture), log_config=None, log_level="warning", timeout_graceful_shutdown=1)
     )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="discord-sandbox", daemon=True)
+    # one process, one set of uvicorn loggers: the sandbox's requests stay out of guildgate's access log
+    logging.getLogger("uvicorn.access").addFilter(lambda record: record.threadName != SANDBOX_THREAD)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=SANDBOX_THREAD, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -129,8 +136,8 @@ async def _demo_key(s: Settings, fixture: Any) -> tuple[str, str, str, str]:
 
 async def _demo_link(s: Settings, fixture: Any) -> str:
     """The demo link of the fixture's first guild (made once, kept across restarts)."""
-    from guildgate.web.linkops import create_link, link_url
-    from guildgate.web.services import Services
+    from guildgate.services.links import create_link, link_url
+    from guildgate.services.runtime import Services
 
     app, guild = fixture.applications[0], next((g for g in fixture.guilds if g.bots), None)
     if guild is None:
@@ -159,7 +166,7 @@ async def _demo_link(s: Settings, fixture: Any) -> str:
 async def settle_pending(s: Settings) -> int:
     """Settle the records a crashed process left pending (core/reconcile.py), before taking requests."""
     from guildgate.core.reconcile import reconcile
-    from guildgate.web.services import Services
+    from guildgate.services.runtime import Services
 
     svc = Services.build(s)
     log = logging.getLogger("guildgate")
@@ -218,6 +225,7 @@ def _serve_workers(s: Settings, sock: socket.socket, *, host: str, port: int, wo
         "GUILDGATE_SANDBOX": "true" if s.sandbox else "false",
         "GUILDGATE_DISCORD_API_BASE": s.discord_api_base,
         "GUILDGATE_PUBLIC_URL": s.public_url,
+        "GUILDGATE_DATABASE_URL": s.database_url,
     }
     if s.discord_authorize_url:
         handed["GUILDGATE_DISCORD_AUTHORIZE_URL"] = s.discord_authorize_url
@@ -259,18 +267,41 @@ class _Server(uvicorn.Server):
             print(self.banner, flush=True)
 
 
+def cli_hint() -> str:
+    """How to run this same ``guildgate`` from a shell: its path (relative when under the working directory,
+    like .venv/bin/guildgate), and its virtualenv's activate script when there is one."""
+    exe = Path(sys.argv[0]).absolute()
+    if exe.name != "guildgate" or not exe.is_file():
+        return "guildgate --help"
+    hint = f"{shlex.quote(_relative(exe))} --help"
+    activate = exe.parent / "activate"
+    if activate.is_file():
+        hint += f"  (or: source {shlex.quote(_relative(activate))}, then guildgate --help)"
+    return hint
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: Path | None, sandbox_port: int) -> None:
     configure_logging(s.log_level)
+    log = logging.getLogger("guildgate")
     open_file_limit()
     sock = listen(host, port)  # first: a port that is taken is said before anything else is done
-    upgrade(s.database_url)
+    before, after = upgrade(s.database_url)
+    log.info(migrated(before, after))
+    shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "") else host)
+    update: dict[str, Any] = {}
+    if "public_url" not in s.model_fields_set:  # join links and the OAuth2 redirect URI follow --host and --port
+        update["public_url"] = f"http://{shown}:{port}"
     banner = ""
     if s.sandbox:
         origin, fixture = start_sandbox_thread(sandbox_fixture, sandbox_port)
-        shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "") else host)
-        update: dict[str, Any] = {"discord_api_base": f"{origin}/api/v10", "discord_authorize_url": None}
-        if "public_url" not in s.model_fields_set:
-            update["public_url"] = f"http://{shown}:{port}"
+        update.update(discord_api_base=f"{origin}/api/v10", discord_authorize_url=None)
         if s.admin_token is None:
             update["admin_token"] = SecretStr(secrets.token_urlsafe(18))
         s = s.model_copy(update=update)
@@ -287,17 +318,23 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
             f"-H {shlex.quote('User-Token: ' + key)} -H 'Content-Type: application/json' "
             f"-d {shlex.quote(body)}"
         )
+        cli_env = (
+            f"GUILDGATE_SANDBOX=1 GUILDGATE_DATABASE_URL={shlex.quote(s.database_url)} "
+            f"GUILDGATE_DISCORD_API_BASE={origin}/api/v10 GUILDGATE_PUBLIC_URL={s.public_url}"
+        )
         banner = (
-            f"\nguildgate (sandbox mode) on http://{shown}:{port}  docs: http://{shown}:{port}/docs\n"
+            f"\nguildgate (sandbox mode) on {s.public_url}  docs: {s.public_url}/docs\n"
+            f"Database: {shown_url(s.database_url)} (sandbox only; a serve without --sandbox uses its own)\n"
             f"Discord sandbox: {origin}/api/v10  stats: {origin}/_sandbox/stats\n"
-            f"CLI against it (doctor, links): export GUILDGATE_SANDBOX=1 GUILDGATE_DISCORD_API_BASE={origin}/api/v10 "
-            f"GUILDGATE_PUBLIC_URL={s.public_url}\n"
+            f"The CLI: {cli_hint()}\n"
+            f"  against this sandbox (records, links, doctor): export {cli_env}\n"
             f"Demo API key (shown once): {key}\n{admin}"
             f"Demo join link (open it in a browser): {link}\n\nTry a join:\n{curl}\n"
         )
     else:
-        render.note(f"guildgate on http://{host}:{port}, Discord at {s.discord_api_base}")
-        if "public_url" not in s.model_fields_set:
+        s = s.model_copy(update=update)
+        render.note(f"guildgate on http://{shown}:{port}, Discord at {s.discord_api_base}")
+        if update:
             render.note(f"GUILDGATE_PUBLIC_URL is not set: join links and the OAuth2 redirect URI use {s.public_url}")
     asyncio.run(settle_pending(s))
     if workers > 1:

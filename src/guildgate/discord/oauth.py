@@ -1,6 +1,6 @@
 """Discord's OAuth2 for join links: the authorize URL, PKCE, the code exchange and revocation.
 
-The flow (``web/links.py`` drives it): the person's browser goes to Discord's authorize page with
+The flow (``web/links/consent.py`` drives it): the person's browser goes to Discord's authorize page with
 ``response_type=code``, ``scope=identify guilds.join``, our ``redirect_uri``, a signed single-use ``state`` and a
 PKCE S256 ``code_challenge``; Discord sends the browser back with ``code`` (or ``error=access_denied``) and the
 ``state``. We exchange the code at ``POST {api}/oauth2/token`` (form-encoded only, client id and secret in HTTP

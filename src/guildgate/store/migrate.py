@@ -1,9 +1,11 @@
 """Run the Alembic migrations programmatically (``guildgate migrate``, and before any command that uses the
-database). A database already at ``HEAD`` is detected with one query, without loading Alembic."""
+database). A database already at ``HEAD`` is detected with one query, without loading Alembic. Alembic's own
+log lines (INFO: each plugin, each step) are kept quiet: the caller says in one line what was done."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from sqlalchemy import Connection, create_engine, text
@@ -62,7 +64,8 @@ async def _async_revision(url: str) -> str | None:
         await async_engine.dispose()
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "head") -> tuple[str | None, str]:
+    """Bring the schema to ``revision``; returns the revision it was at (None: no schema) and the one it is at."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -70,11 +73,14 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     else:
         raise RuntimeError("upgrade() must be called outside a running event loop")
     try:
-        if revision == "head" and current_revision(database_url) == HEAD:
-            return
+        before = current_revision(database_url)
+        if revision == "head" and before == HEAD:
+            return before, HEAD
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         from alembic import command
 
         command.upgrade(alembic_config(database_url), revision)
+        return before, HEAD if revision == "head" else revision
     except (DBAPIError, OSError) as exc:  # OSError: a server that refuses the connection, a host that is unknown
         reason = exc.orig if isinstance(exc, DBAPIError) else exc
         where = shown_url(database_url)

@@ -336,7 +336,7 @@ def _finished_values(u: RecordUpdate, now: datetime) -> dict[str, Any]:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A page's cursor: the last record's time (microseconds since 1970, UTC) and id. Plain enough for the OpenAPI
-# schema to describe exactly (web/records.py), so whatever matches the pattern is a cursor this service takes.
+# schema to describe exactly (web/api/records.py), so whatever matches the pattern is a cursor this service takes.
 CURSOR_PATTERN = r"[0-9]{1,16}\.[0-9A-Za-z_-]{1,36}"  # a record id: a UUID as this service makes them
 _CURSOR = re.compile(CURSOR_PATTERN)
 

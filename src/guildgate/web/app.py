@@ -16,18 +16,23 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
 from guildgate import __version__
 from guildgate.core.invites import snowflake_pattern
 from guildgate.core.outcomes import Outcome
+from guildgate.services.runtime import Services
 from guildgate.settings import Settings
-from guildgate.web import admin, admin_api, api, apidocs, errors, forms, links, ops, records
-from guildgate.web.pages import STATIC
-from guildgate.web.services import Services
+from guildgate.web import apidocs, errors, forms, ops
+from guildgate.web.api import admin as admin_api
+from guildgate.web.api import join as api
+from guildgate.web.api import records
+from guildgate.web.dashboard import admin
+from guildgate.web.links import consent as links
+from guildgate.web.pages import STATIC, render
 
 
 class _NoQueryStrings(logging.Filter):
@@ -43,8 +48,20 @@ class _NoQueryStrings(logging.Filter):
         return True
 
 
+class _OneName(logging.Formatter):
+    """Every line the service logs is named ``guildgate``: its own loggers' and the HTTP server's (uvicorn's
+    start-up and access lines); a library's warning keeps the library's name."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name.startswith(("guildgate.", "uvicorn")):
+            record.name = "guildgate"
+        return super().format(record)
+
+
 def configure_logging(level: str = "info") -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneName("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     logging.getLogger("uvicorn.access").addFilter(_NoQueryStrings())
     logging.getLogger("httpx").setLevel(logging.WARNING)
     for noisy in ("httpcore", "aiosqlite", "asyncio", "multipart"):
@@ -124,7 +141,29 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(apidocs.router)
     app.include_router(admin.router if settings.admin_token is not None else admin.off_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_api_route("/", _home, methods=["GET"], include_in_schema=False)
     return app
+
+
+async def _home(request: Request) -> Response:
+    """What this is and where to go: a small page, or JSON for a client that asks for it."""
+    settings: Settings = request.app.state.services.settings
+    admin_on = settings.admin_token is not None
+    if "application/json" in request.headers.get("accept", ""):
+        base = settings.public_url
+        return JSONResponse(
+            {
+                "name": "guildgate",
+                "version": __version__,
+                "about": "Adds people to Discord servers after they consent (OAuth2 guilds.join, your own bot).",
+                "dashboard": f"{base}/admin" if admin_on else None,
+                "docs": f"{base}/docs",
+                "openapi": f"{base}/openapi.json",
+                "join_api": f"POST {base}/api/wanda/discord/guild",
+                "readme": "README.md and docs/ in the project's source",
+            }
+        )
+    return render(request, "home.html", {"admin": admin_on})
 
 
 def create_front(settings: Settings) -> Front:

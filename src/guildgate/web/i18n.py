@@ -39,5 +39,4 @@ def pick_language(header: str | None) -> Lang:
     return "en" if min(choices)[2] == "en" else "zh"
 
 
-PENDING_MSG = {"zh": "处理中", "en": "In progress"}
 OK_MSG = {"zh": "成功", "en": "OK"}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 if TYPE_CHECKING:
-    from guildgate.web.services import Services
+    from guildgate.services.runtime import Services
 
 REGISTRY = CollectorRegistry()
 JOINS = Counter("guildgate_joins_total", "Join requests answered, by outcome code", ["code"], registry=REGISTRY)

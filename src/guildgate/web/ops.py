@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from guildgate.core.errors import JoinError
+from guildgate.web.deps import services
 from guildgate.web.metrics import exposition_registry, refresh
-from guildgate.web.services import services
 
 router = APIRouter()
 

@@ -24,7 +24,7 @@ log = logging.getLogger("guildgate.web")
 
 DEFAULT_READ_TIMEOUT = 10.0  # for an app that names none (see read_timeout_of)
 RELIES_ON = {  # what of uvicorn's protocol this module uses, beside the parser callbacks it extends
-    "protocol": ("app", "loop", "transport", "cycle", "pipeline"),
+    "protocol": ("app", "loop", "transport", "cycle", "pipeline", "scope", "client", "access_logger", "access_log"),
     "cycle": ("response_complete", "response_started", "keep_alive"),
 }
 _TIMED_OUT = b"The request was not received in time.\n"
@@ -85,6 +85,15 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
             self._read_timer.cancel()
             self._read_timer = None
 
+    def _log_access(self) -> None:
+        """The access-log line of the 408, in uvicorn's own format (the request line as far as it was read)."""
+        if not self.access_log:
+            return
+        scope: dict[str, Any] = dict(self.scope) if self._headers_read and self.scope else {}
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+        method, path = scope.get("method", "-"), scope.get("path", "-")
+        self.access_logger.info('%s - "%s %s HTTP/%s" %d', client, method, path, scope.get("http_version", "1.1"), 408)
+
     def _read_timed_out(self) -> None:
         self._read_timer = None
         if self.transport.is_closing():
@@ -100,5 +109,6 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
                 cycle.keep_alive = False
             if not answering:
                 self.transport.write(_408)
+                self._log_access()
             log.info("closing a connection whose request was not received within %g s", self._read_within)
         self.transport.close()

@@ -27,12 +27,13 @@ from guildgate.core.outcomes import Outcome, Source
 from guildgate.core.ports import NewRecord
 from guildgate.core.text import has_control
 from guildgate.discord.oauth import authorize_url, new_pkce
+from guildgate.services.runtime import Services
 from guildgate.store.repos import NotFound
+from guildgate.web.deps import services
 from guildgate.web.flow import FLOW_COOKIE, BadState, StateExpired
 from guildgate.web.forms import read_form
 from guildgate.web.page_text import text
 from guildgate.web.pages import origin_of, page_language, render, security_headers
-from guildgate.web.services import Services, services
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("guildgate.links")

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Header, Query, Request
 from guildgate.core.errors import InvalidRequest, JoinError
 from guildgate.core.invites import is_snowflake
 from guildgate.core.outcomes import Outcome, RecordState
-from guildgate.store.repos import CURSOR_PATTERN, NotFound, RecordFilters, RecordView, record_dict
-from guildgate.web.body import DEVELOPER_ID
-from guildgate.web.i18n import OK_MSG, PENDING_MSG, Lang, pick_language
-from guildgate.web.schemas import Envelope, RecordAnswer, RecordsAnswer, UsageAnswer
-from guildgate.web.services import authenticate, services
+from guildgate.services.records import record_msg
+from guildgate.store.repos import CURSOR_PATTERN, NotFound, RecordFilters, record_dict
+from guildgate.web.api.body import DEVELOPER_ID
+from guildgate.web.api.schemas import Envelope, RecordAnswer, RecordsAnswer, UsageAnswer
+from guildgate.web.deps import authenticate, services
+from guildgate.web.i18n import OK_MSG, pick_language
 
 router = APIRouter()
 
@@ -25,15 +26,6 @@ class RecordNotFound(JoinError):
 
     def __init__(self) -> None:
         super().__init__("no record with this id for this API key", http_status=404)
-
-
-def record_msg(row: RecordView, lang: Lang) -> str:
-    if row.code is None:
-        return PENDING_MSG[lang]
-    outcome = Outcome(row.code)
-    if outcome is Outcome.DISCORD_ERROR:
-        return outcome.message(lang, detail=row.detail or "")
-    return outcome.message(lang, detail=row.detail or "", retry=None)
 
 
 # A time as clients write one: RFC 3339's date-time (section 5.6, what the schema's "format: date-time" means: T and

@@ -6,9 +6,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from fastapi import Request
-
-from guildgate.core.errors import InvalidApiKey, QuotaExceeded, VelocityCapped
+from guildgate.core.errors import QuotaExceeded, VelocityCapped
 from guildgate.discord.guilds import DiscordLookups
 from guildgate.discord.oauth import DiscordConsent
 from guildgate.discord.ratelimit import Limiter, Stores, Windows
@@ -138,19 +136,3 @@ class Services:
 
     def request_hash(self, canonical: bytes) -> str:
         return hmac.new(self.hash_key, canonical, hashlib.sha256).hexdigest()
-
-
-def services(request: Request) -> Services:
-    svc = request.app.state.services
-    assert isinstance(svc, Services)
-    return svc
-
-
-async def authenticate(request: Request) -> KeyInfo:
-    value = request.headers.get("user-token", "").strip()
-    if not value:
-        raise InvalidApiKey("the User-Token header is missing")
-    key = await services(request).keys.authenticate(value)
-    if key is None:
-        raise InvalidApiKey("unknown or revoked API key")
-    return key

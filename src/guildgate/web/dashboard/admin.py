@@ -25,14 +25,16 @@ from fastapi.responses import RedirectResponse, Response
 
 from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.text import has_control
+from guildgate.services.keys import MAX_QUOTA, create_key, revoke_key
+from guildgate.services.links import LinkInputError, create_link, funnel, link_url, report_dict
+from guildgate.services.runtime import Services
 from guildgate.store.repos import NotFound, RecordFilters, decode_cursor
-from guildgate.web import charts
+from guildgate.web.dashboard import charts
+from guildgate.web.deps import services
 from guildgate.web.flow import PRE_COOKIE, SESSION_COOKIE, SESSION_SECONDS
 from guildgate.web.forms import read_form
-from guildgate.web.linkops import LinkInputError, create_link, funnel, link_url, report_dict
 from guildgate.web.page_text import text
 from guildgate.web.pages import page_language, render, security_headers
-from guildgate.web.services import Services, services
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 off_router = APIRouter(include_in_schema=False)
@@ -321,12 +323,12 @@ async def keys_create(request: Request) -> Response:
         return _message(request, "a_expired", 403)
     svc = services(request)
     quota_text = form.get("quota", "").strip()
-    if quota_text and (not quota_text.isdecimal() or not 1 <= int(quota_text) <= 1_000_000):
-        return await _keys_page(request, sid, error="quota: a whole number from 1 to 1000000", status=400)
+    if quota_text and (not quota_text.isdecimal() or len(quota_text) > 9):
+        return await _keys_page(request, sid, error=f"quota: a whole number from 1 to {MAX_QUOTA}", status=400)
     name = form.get("name", "").strip()[:100] or None
     try:
-        _, key = await svc.keys.create(
-            app_id=form.get("app_id", ""), name=name, quota_per_minute=int(quota_text) if quota_text else None
+        _, key = await create_key(
+            svc.keys, app_id=form.get("app_id", ""), name=name, quota_per_minute=int(quota_text) if quota_text else None
         )
     except (NotFound, ValueError) as exc:
         return await _keys_page(request, sid, error=str(exc), status=400)
@@ -339,7 +341,7 @@ async def keys_revoke(key_id: str, request: Request) -> Response:
     if sid is None:
         return _message(request, "a_expired", 403)
     try:
-        await services(request).keys.revoke(key_id)
+        await revoke_key(services(request).keys, key_id)
     except NotFound as exc:
         return _message(request, "a_error", 404, str(exc))
     return _to("/admin/keys")

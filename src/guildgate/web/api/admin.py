@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from guildgate.core.invites import INVITE_PATTERN
 from guildgate.core.links import Link, duration_pattern
 from guildgate.core.patterns import NOT_CONTROL
+from guildgate.services.links import LinkInputError, create_link, link_dict, report_dict, run_doctor
 from guildgate.store.repos import NotFound
+from guildgate.web.api.schemas import AdminErrorBody
+from guildgate.web.deps import services
 from guildgate.web.errors import AdminError
-from guildgate.web.linkops import LinkInputError, create_link, link_dict, report_dict, run_doctor
-from guildgate.web.schemas import AdminErrorBody
-from guildgate.web.services import services
 
 
 def authorize(request: Request) -> None:

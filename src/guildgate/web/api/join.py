@@ -14,10 +14,11 @@ from guildgate.core.errors import CallerError, IdempotencyConflict, InvalidReque
 from guildgate.core.joins import RecordedJoinError, join, record_refusal
 from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.ports import NewRecord
+from guildgate.services.runtime import Services
 from guildgate.store.models import RecordRow
 from guildgate.store.repos import Conflict, StoredResponse
 from guildgate.web import errors
-from guildgate.web.body import (
+from guildgate.web.api.body import (
     MAX_BODY,
     check_content_type,
     check_developer_id,
@@ -26,10 +27,10 @@ from guildgate.web.body import (
     parse_join,
     parse_json,
 )
+from guildgate.web.api.schemas import Envelope
+from guildgate.web.deps import authenticate, services
 from guildgate.web.i18n import Lang, pick_language
 from guildgate.web.metrics import JOIN_SECONDS, count_join
-from guildgate.web.schemas import Envelope
-from guildgate.web.services import Services, authenticate, services
 
 router = APIRouter()
 

@@ -14,8 +14,8 @@ from guildgate.core.links import Link, LinkRole, parse_duration
 from guildgate.core.outcomes import Outcome
 from guildgate.core.ports import AppCredentials
 from guildgate.core.text import has_control
+from guildgate.services.runtime import Services
 from guildgate.store.repos import NotFound
-from guildgate.web.services import Services
 
 LOOKUP_SECONDS = 15.0
 

@@ -1,0 +1,18 @@
+"""Records as both the API and the CLI show them: the message that describes one."""
+
+from __future__ import annotations
+
+from guildgate.core.outcomes import Outcome
+from guildgate.store.repos import RecordView
+
+PENDING_MSG = {"zh": "处理中", "en": "In progress"}
+
+
+def record_msg(row: RecordView, lang: str) -> str:
+    """The message of a record, in ``lang`` ("zh" or "en"): its outcome's, or "in progress" while it has none."""
+    if row.code is None:
+        return PENDING_MSG[lang]
+    outcome = Outcome(row.code)
+    if outcome is Outcome.DISCORD_ERROR:
+        return outcome.message(lang, detail=row.detail or "")
+    return outcome.message(lang, detail=row.detail or "", retry=None)

@@ -1,0 +1,1 @@
+"""The operator's dashboard: login, records, links, API keys, and its charts."""

@@ -1,0 +1,1 @@
+"""The join links' pages and the OAuth2 callback."""
