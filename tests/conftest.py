@@ -37,6 +37,7 @@ USER_IDS = {u["username"]: u["id"] for u in WORLD["users"]}
 SECRET_KEY = "test-secret-key-0123456789abcdef-Zq"
 ADMIN_TOKEN = "test-admin-token-7f3a9c1e5b"
 EGRESS_PROXY = "http://127.0.0.1:9"  # allowed by configuration; nothing listens there
+PUT = "PUT /guilds/{guild_id}/members/{user_id}"  # Add Guild Member, as the sandbox names it (faults, stats)
 
 # Every secret the suite uses, for the leak scan.
 SECRETS: set[str] = {SECRET_KEY, ADMIN_TOKEN, *TOKENS.values()}

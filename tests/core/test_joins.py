@@ -9,10 +9,9 @@ from sqlalchemy import func, select
 from guildgate.core.joins import JoinResult, RecordedJoinError
 from guildgate.core.outcomes import Outcome
 from guildgate.store.models import RecordRow
-from tests.conftest import GUILD, GUILD_BOTLESS, ROLE_LOW, TOKENS, USER_IDS, WORLD
+from tests.conftest import GUILD, GUILD_BOTLESS, PUT, ROLE_LOW, TOKENS, USER_IDS, WORLD
 from tests.core.conftest import Core
 
-PUT = "PUT /guilds/{guild_id}/members/{user_id}"
 IDENTIFY = "GET /users/@me"
 UNKNOWN_GUILD = "1200000000000000099"
 

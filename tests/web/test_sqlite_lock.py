@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import httpx
 
 from tests.conftest import APP_A, GUILD, TOKENS, Sandbox, one_worker_gateway
+from tests.helpers import envelope
 from tests.linkflow import make_link, start
 from tests.store.locked import lock_in_another_process
-from tests.web.test_join_outcomes import envelope
 
 LOCKED_FOR = 3.0  # seconds the other process holds the lock
 HEALTHZ_WITHIN = 0.5  # the bound issue 23 sets for /healthz meanwhile

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import APP_A, EGRESS_PROXY, GUILD, TOKENS, Gateway, Sandbox, cli, new_key
+from tests.helpers import UUID, envelope
 from tests.store.revoked import refused_within
-from tests.web.test_join_outcomes import UUID, envelope
 
 EXISTING_CLIENT_BODY = {
     "authorization": "",  # filled in per test
