@@ -18,7 +18,7 @@ from tests.conftest import (
     Sandbox,
     one_worker_gateway,
 )
-from tests.linkflow import admin_api, browser, close_browsers, join_through, make_link, text_of
+from tests.linkflow import admin_api, browser, join_through, make_link, text_of
 
 
 @pytest.fixture
@@ -28,7 +28,6 @@ def capped(tmp_path: Path, fresh: Sandbox) -> Iterator[Gateway]:
     )
     yield gateway
     gateway.proc.stop()
-    close_browsers()
 
 
 def test_per_link_and_per_server_caps(capped: Gateway, fresh: Sandbox) -> None:
