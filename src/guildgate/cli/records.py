@@ -55,10 +55,9 @@ def _filters(state: str | None, code: str | None, guild_id: str | None, app_id: 
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
-    from guildgate.services.records import record_msg
-    from guildgate.store.repos import record_dict
+    from guildgate.services.records import shown_record
 
-    return render.times(record_dict(row, msg=record_msg(row, "en")))
+    return render.times(shown_record(row, "en"))
 
 
 APP = typer.Option(None, "--app", metavar="CLIENT_ID", help="Only this app's records.")

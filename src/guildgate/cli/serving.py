@@ -146,7 +146,7 @@ async def _demo_link(s: Settings, fixture: Any) -> str:
     try:
         for link in await svc.links.list(app_id=app.client_id or app.id):
             if link.title == "demo" and link.problem(datetime.now(UTC)) is None:
-                return link_url(svc, link)
+                return link_url(s.public_url, link)
         roles = [r.id for r in guild.roles if r.position < guild.bot_role_position][:1]
         link, _ = await create_link(
             svc,
@@ -158,7 +158,7 @@ async def _demo_link(s: Settings, fixture: Any) -> str:
             expires=None,
             title="demo",
         )
-        return link_url(svc, link)
+        return link_url(s.public_url, link)
     finally:
         await svc.close()
 

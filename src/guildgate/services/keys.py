@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from guildgate.core.secret import Secret
-from guildgate.store.repos import KeyInfo, KeyRepo
+from guildgate.store.repos import KeyInfo, KeyRepo, NotFound
 
 MAX_QUOTA = 1_000_000  # requests per minute: the most a key may be given
 
@@ -24,13 +24,20 @@ async def create_key(
     return await keys.create(app_id=app_id, name=name, quota_per_minute=quota_per_minute)
 
 
-async def revoke_key(keys: KeyRepo, key_id: str) -> KeyInfo:
-    """Revoke a key at once (store.repos.NotFound when there is none with this id)."""
+async def revoke_key(keys: KeyRepo, key: str) -> KeyInfo:
+    """Revoke a key at once, named by its id (``key_…``) or by the key itself (``gg_…``, never shown back).
+    store.repos.NotFound when none matches."""
+    key_id = key
+    if key.startswith("gg_"):
+        found = await keys.authenticate(key)
+        if found is None:
+            raise NotFound("no API key in use matches the key given (it may be revoked already: see keys list)")
+        key_id = found.id
     return await keys.revoke(key_id)
 
 
-def key_dict(info: KeyInfo) -> dict[str, Any]:
-    """A key as listed: never the key itself."""
+def key_dict(info: KeyInfo, *, secret: Secret | None = None) -> dict[str, Any]:
+    """A key as listed: never the key itself, except ``secret`` (the new key, in ``key``) right after creating it."""
     return {
         "id": info.id,
         "prefix": info.prefix,
@@ -39,4 +46,4 @@ def key_dict(info: KeyInfo) -> dict[str, Any]:
         "quota_per_minute": info.quota_per_minute,
         "created_at": info.created_at,
         "revoked_at": info.revoked_at,
-    }
+    } | ({} if secret is None else {"key": secret.reveal()})

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Header, Query, Request
 from guildgate.core.errors import InvalidRequest, JoinError
 from guildgate.core.invites import is_snowflake
 from guildgate.core.outcomes import Outcome, RecordState
-from guildgate.services.records import record_msg
-from guildgate.store.repos import CURSOR_PATTERN, NotFound, RecordFilters, record_dict
+from guildgate.services.records import shown_record
+from guildgate.store.repos import CURSOR_PATTERN, NotFound, RecordFilters
 from guildgate.web.api.body import DEVELOPER_ID
 from guildgate.web.api.schemas import Envelope, RecordAnswer, RecordsAnswer, UsageAnswer
 from guildgate.web.deps import authenticate, services
@@ -120,7 +120,7 @@ async def get_record(
         row = await services(request).records.get(record_id, app_id=key.app_id)
     except NotFound:
         raise RecordNotFound() from None
-    return {"status": 1, "msg": OK_MSG[lang], "data": record_dict(row, msg=record_msg(row, lang))}
+    return {"status": 1, "msg": OK_MSG[lang], "data": shown_record(row, lang)}
 
 
 @router.get(
@@ -171,7 +171,7 @@ async def list_records(
         "status": 1,
         "msg": OK_MSG[lang],
         "data": {
-            "records": [record_dict(r, msg=record_msg(r, lang)) for r in rows],
+            "records": [shown_record(r, lang) for r in rows],
             "next_cursor": next_cursor,
         },
     }

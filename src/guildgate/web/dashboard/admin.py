@@ -26,7 +26,7 @@ from fastapi.responses import RedirectResponse, Response
 from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.text import has_control
 from guildgate.services.keys import MAX_QUOTA, create_key, revoke_key
-from guildgate.services.links import LinkInputError, create_link, funnel, link_url, report_dict
+from guildgate.services.links import LinkInputError, create_link, funnel, link_url, links_with_outcomes, report_dict
 from guildgate.services.runtime import Services
 from guildgate.store.repos import NotFound, RecordFilters, decode_cursor
 from guildgate.web.dashboard import charts
@@ -234,17 +234,15 @@ async def _links_page(
     request: Request, sid: str, *, created: dict[str, Any] | None = None, error: str | None = None, status: int = 200
 ) -> Response:
     svc = services(request)
-    links = await svc.links.list()
-    outcomes = await svc.links.outcomes([link.id for link in links])
     now = datetime.now(UTC)
     rows = [
         {
             "link": link,
-            "url": link_url(svc, link),
+            "url": link_url(svc.settings.public_url, link),
             "status": (link.problem(now) or "active"),
-            "funnel": funnel(link, outcomes.get(link.id, {})),
+            "funnel": funnel(link, outcomes),
         }
-        for link in links
+        for link, outcomes in await links_with_outcomes(svc.links)
     ]
     return _page(
         request,
@@ -285,7 +283,7 @@ async def links_create(request: Request) -> Response:
         )
     except LinkInputError as exc:
         return await _links_page(request, sid, error=str(exc), status=400)
-    created = {"url": link_url(svc, link), "doctor": report_dict(report)}
+    created = {"url": link_url(svc.settings.public_url, link), "doctor": report_dict(report)}
     return await _links_page(request, sid, created=created, status=201)
 
 
