@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from guildgate.core.errors import DiscordUnavailable, RateLimited
+from guildgate.core.errors import DiscordUnavailableError as DiscordUnavailable
+from guildgate.core.errors import RateLimitedError as RateLimited
 from guildgate.discord.ratelimit import Limiter, MemoryBackend, MemoryCache, MemoryWindows, RateLimitHeaders, RouteKey
 from guildgate.discord.ratelimit.memory import GLOBAL_WINDOW
 

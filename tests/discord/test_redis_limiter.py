@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import redis
 
-from guildgate.core.errors import DiscordUnavailable, RateLimited
+from guildgate.core.errors import DiscordUnavailableError as DiscordUnavailable
+from guildgate.core.errors import RateLimitedError as RateLimited
 from guildgate.discord.ratelimit import Limiter, MemoryBackend, RateLimitHeaders, RouteKey
 from guildgate.discord.ratelimit.model import MAX_COUNT, MAX_WAIT
 from guildgate.discord.ratelimit.redis import MAX_CONNECTIONS, RedisBackend

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from guildgate.core.errors import RateLimited
+from guildgate.core.errors import RateLimitedError as RateLimited
 from guildgate.core.ports import AppCredentials
 from guildgate.core.secret import Secret
 from guildgate.discord import routes

@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from guildgate.core.errors import DiscordRefused, DiscordUnavailable
+from guildgate.core.errors import DiscordRefusedError as DiscordRefused
+from guildgate.core.errors import DiscordUnavailableError as DiscordUnavailable
 from guildgate.core.ports import AppCredentials, MemberOptions
 from guildgate.core.secret import Secret
 from guildgate.discord.guilds import DiscordLookups
@@ -33,12 +34,12 @@ from guildgate.discord.rest import DiscordRest
 from guildgate.discord.routes import ADD_GUILD_MEMBER
 from guildgate.discord.transport import (
     MAX_ANSWER,
-    BadAnswer,
-    ConnectFailed,
-    Disconnected,
     Transport,
     TransportError,
 )
+from guildgate.discord.transport import BadAnswerError as BadAnswer
+from guildgate.discord.transport import ConnectFailedError as ConnectFailed
+from guildgate.discord.transport import DisconnectedError as Disconnected
 from tests.servers import free_port
 
 APP = AppCredentials(client_id="1", bot_token=Secret("bot-token"), client_secret=Secret("app-secret"))

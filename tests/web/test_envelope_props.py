@@ -9,7 +9,8 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guildgate.core.errors import DiscordRefused, JoinError
+from guildgate.core.errors import DiscordRefusedError as DiscordRefused
+from guildgate.core.errors import JoinError
 from guildgate.core.outcomes import Outcome
 from guildgate.web.errors import error_body
 

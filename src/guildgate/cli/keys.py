@@ -25,13 +25,13 @@ def keys_create(
     Example: guildgate keys create --app 11... --json"""
     s = db_settings()
     from guildgate.services.keys import create_key, key_dict
-    from guildgate.store.repos import NotFound
+    from guildgate.store.repos import NotFoundError
 
     async def go() -> None:
         db, _, keys, _ = repos(s)
         try:
             info, key = await create_key(keys, app_id=app_id, name=name, quota_per_minute=quota_per_minute)
-        except NotFound as exc:
+        except NotFoundError as exc:
             die(str(exc))
             return
         except ValueError as exc:
@@ -84,13 +84,13 @@ def keys_revoke(
     """Revoke an API key at once, named by its id or by the key itself (which is never printed back)."""
     s = db_settings(secret=False)
     from guildgate.services.keys import revoke_key
-    from guildgate.store.repos import NotFound
+    from guildgate.store.repos import NotFoundError
 
     async def go() -> None:
         db, _, keys, _ = repos(s)
         try:
             info = await revoke_key(keys, key)
-        except NotFound as exc:
+        except NotFoundError as exc:
             die(str(exc))
             return
         finally:

@@ -128,7 +128,7 @@ def links_list(
 @command(cli, "disable")
 def links_disable(link_id: str = typer.Argument(..., metavar="LINK_ID", help="The link's id (or slug).")) -> None:
     """Turn a link off for good: its page then says so, and nobody can join through it."""
-    from guildgate.store.repos import NotFound
+    from guildgate.store.repos import NotFoundError
 
     s = db_settings()
 
@@ -137,7 +137,7 @@ def links_disable(link_id: str = typer.Argument(..., metavar="LINK_ID", help="Th
 
     try:
         link = run(lambda: _with_services(s, go))
-    except NotFound as exc:
+    except NotFoundError as exc:
         die(str(exc))
         return
     render.out.print(f"link [bold]{link.id}[/] disabled")

@@ -114,13 +114,13 @@ def records_show(
 
     Example: guildgate records show 049bfae2-..."""
     s = db_settings(secret=False)
-    from guildgate.store.repos import NotFound
+    from guildgate.store.repos import NotFoundError
 
     async def go() -> dict[str, Any] | None:
         db, _, _, records = repos(s)
         try:
             return _as_dict(await records.get(record_id, app_id=None))
-        except NotFound:
+        except NotFoundError:
             return None
         finally:
             await db.dispose()

@@ -32,7 +32,7 @@ from guildgate.web.app import configure_logging, create_front
 from guildgate.web.readtimeout import ReadTimeoutProtocol
 
 
-class CannotListen(Exception):
+class CannotListenError(Exception):
     """The address to serve on is taken, or not one of this host's."""
 
 
@@ -75,7 +75,7 @@ def listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise CannotListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock

@@ -11,7 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from guildgate.core.errors import DiscordRefused, DiscordUnavailable, JoinError
+from guildgate.core.errors import DiscordRefusedError, DiscordUnavailableError, JoinError
 from guildgate.core.outcomes import Outcome, RecordState
 from guildgate.core.ports import (
     AppCredentials,
@@ -64,9 +64,9 @@ def update_for_error(error: JoinError, **known: str | None) -> RecordUpdate:
     state = RecordState.FAILED
     discord_status: int | None = None
     discord_code: int | None = None
-    if isinstance(error, DiscordRefused):
+    if isinstance(error, DiscordRefusedError):
         discord_status, discord_code = error.discord_status, error.discord_code
-    elif isinstance(error, DiscordUnavailable):
+    elif isinstance(error, DiscordUnavailableError):
         discord_status = error.discord_status
         if error.maybe_sent:
             state = RecordState.UNKNOWN
@@ -126,7 +126,7 @@ async def join(
     try:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise DiscordUnavailable("request deadline passed before any Discord call", http_status=504)
+            raise DiscordUnavailableError("request deadline passed before any Discord call", http_status=504)
         # Stop a little before the deadline so the record and the answer still make it in time.
         async with asyncio.timeout(remaining - min(ANSWER_MARGIN, remaining / 8)):
             result = await _run(
@@ -151,7 +151,7 @@ async def join(
         )
         return result
     except TimeoutError:
-        error: JoinError = DiscordUnavailable(
+        error: JoinError = DiscordUnavailableError(
             "the request deadline passed while waiting for Discord",
             http_status=504,
             maybe_sent=known.get("sending") == "yes",
@@ -159,7 +159,7 @@ async def join(
         update = update_for_error(error, **known)
         raise RecordedJoinError(error, record_id) from None
     except JoinError as exc:
-        if isinstance(exc, DiscordUnavailable) and known.get("sending") == "yes":
+        if isinstance(exc, DiscordUnavailableError) and known.get("sending") == "yes":
             exc.maybe_sent = True
         update = update_for_error(exc, **known)
         raise RecordedJoinError(exc, record_id) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from guildgate.core.secret import Secret
-from guildgate.store.repos import KeyInfo, KeyRepo, NotFound
+from guildgate.store.repos import KeyInfo, KeyRepo, NotFoundError
 
 MAX_QUOTA = 1_000_000  # requests per minute: the most a key may be given
 
@@ -17,7 +17,7 @@ class KeyInputError(ValueError):
 async def create_key(
     keys: KeyRepo, *, app_id: str, name: str | None, quota_per_minute: int | None
 ) -> tuple[KeyInfo, Secret]:
-    """A new key for an app; the secret is shown once. store.repos.NotFound when the app does not exist;
+    """A new key for an app; the secret is shown once. store.repos.NotFoundError when the app does not exist;
     ValueError (``KeyInputError`` among them) naming the field when a value is refused."""
     if quota_per_minute is not None and not 1 <= quota_per_minute <= MAX_QUOTA:
         raise KeyInputError(f"quota: a whole number from 1 to {MAX_QUOTA}")
@@ -26,12 +26,12 @@ async def create_key(
 
 async def revoke_key(keys: KeyRepo, key: str) -> KeyInfo:
     """Revoke a key at once, named by its id (``key_…``) or by the key itself (``gg_…``, never shown back).
-    store.repos.NotFound when none matches."""
+    store.repos.NotFoundError when none matches."""
     key_id = key
     if key.startswith("gg_"):
         found = await keys.authenticate(key)
         if found is None:
-            raise NotFound("no API key in use matches the key given (it may be revoked already: see keys list)")
+            raise NotFoundError("no API key in use matches the key given (it may be revoked already: see keys list)")
         key_id = found.id
     return await keys.revoke(key_id)
 

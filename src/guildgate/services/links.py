@@ -16,7 +16,7 @@ from guildgate.core.ports import AppCredentials
 from guildgate.core.text import has_control
 from guildgate.services.runtime import Services
 from guildgate.store.links import LinkRepo
-from guildgate.store.repos import NotFound
+from guildgate.store.repos import NotFoundError
 
 LOOKUP_SECONDS = 15.0
 
@@ -107,7 +107,7 @@ async def _credentials(svc: Services, app_id: str) -> AppCredentials:
         raise LinkInputError(f"app: {app_id!r} is not a Discord id (a snowflake of 17 to 20 digits)")
     try:
         return await svc.apps.credentials(app_id)
-    except NotFound as exc:
+    except NotFoundError as exc:
         raise LinkInputError(f"app: {exc}", status=404) from None
     except ValueError as exc:  # secrets stored under another GUILDGATE_SECRET_KEY
         raise LinkInputError(f"app: {exc}", status=409) from None

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from guildgate.core.errors import QuotaExceeded, VelocityCapped
+from guildgate.core.errors import QuotaExceededError, VelocityCappedError
 from guildgate.discord.guilds import DiscordLookups
 from guildgate.discord.oauth import DiscordConsent
 from guildgate.discord.ratelimit import Limiter, Stores, Windows
@@ -32,7 +32,7 @@ class Quotas:
             return
         wait = await self.windows.window_take(f"quota:{key.id}", key.quota_per_minute, 60.0)
         if wait is not None:
-            raise QuotaExceeded(f"{key.quota_per_minute} requests per minute", retry_after=max(wait, 0.001))
+            raise QuotaExceededError(f"{key.quota_per_minute} requests per minute", retry_after=max(wait, 0.001))
 
     async def used(self, key_id: str) -> int:
         return await self.windows.window_count(f"quota:{key_id}", 60.0)
@@ -57,11 +57,13 @@ class Caps:
         if self.per_guild:
             wait = await self.windows.window_take(f"cap-guild:{guild_id}", self.per_guild, 60.0)
             if wait is not None:
-                raise VelocityCapped(f"{self.per_guild} joins per minute to this server", retry_after=max(wait, 0.001))
+                raise VelocityCappedError(
+                    f"{self.per_guild} joins per minute to this server", retry_after=max(wait, 0.001)
+                )
         if link_id is not None and self.per_link:
             wait = await self.windows.window_take(f"cap-link:{link_id}", self.per_link, 60.0)
             if wait is not None:
-                raise VelocityCapped(
+                raise VelocityCappedError(
                     f"{self.per_link} joins per minute through this link", retry_after=max(wait, 0.001)
                 )
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Table, func, or_, select, update
 
 from guildgate.core.links import Link, LinkRole
-from guildgate.store.base import NotFound, add_for_app, could_be_id
+from guildgate.store.base import NotFoundError, add_for_app, could_be_id
 from guildgate.store.db import Database
 from guildgate.store.models import LinkRow, OAuthStateRow, RecordRow, utcnow
 
@@ -76,11 +76,11 @@ class LinkRepo:
 
     async def get(self, id_or_slug: str, *, app_id: str | None = None) -> Link:
         if not could_be_id(id_or_slug):
-            raise NotFound(f"no link with id {id_or_slug[:64]!r}")
+            raise NotFoundError(f"no link with id {id_or_slug[:64]!r}")
         async with self.db.session() as s:
             row = await s.scalar(select(LinkRow).where(or_(LinkRow.id == id_or_slug, LinkRow.slug == id_or_slug)))
         if row is None or (app_id is not None and row.app_id != app_id):
-            raise NotFound(f"no link with id {id_or_slug}")
+            raise NotFoundError(f"no link with id {id_or_slug}")
         return _link(row)
 
     async def disable(self, id_or_slug: str, *, app_id: str | None = None) -> Link:

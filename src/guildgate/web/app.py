@@ -131,7 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.services = services
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     errors.install(app)
-    app.add_exception_handler(forms.FormRefused, forms.on_refused)
+    app.add_exception_handler(forms.FormRefusedError, forms.on_refused)
     app.include_router(api.router, tags=["join"])
     app.include_router(records.router, tags=["records"])
     app.include_router(ops.router, tags=["operations"])

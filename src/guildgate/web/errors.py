@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from guildgate.core.errors import DiscordRefused, InvalidRequest, JoinError
+from guildgate.core.errors import DiscordRefusedError, InvalidRequestError, JoinError
 from guildgate.core.joins import JoinResult
 from guildgate.core.outcomes import Outcome
 from guildgate.web.i18n import Lang, pick_language
@@ -64,7 +64,7 @@ def error_message(error: JoinError, lang: Lang) -> str:
 
 
 def error_body(error: JoinError, *, record_id: str | None, lang: Lang, started: float) -> dict[str, Any]:
-    discord_code = error.discord_code if isinstance(error, DiscordRefused) else None
+    discord_code = error.discord_code if isinstance(error, DiscordRefusedError) else None
     return envelope(
         outcome=error.outcome,
         msg=error_message(error, lang),
@@ -152,7 +152,7 @@ def install(app: FastAPI) -> None:
             problems.append(f"{where}: {message}" if where else message)
         if request.url.path.startswith("/api/admin/"):
             return admin_error_response(AdminError(400, "invalid_request", "; ".join(problems)))
-        return await on_join_error(request, InvalidRequest("; ".join(problems) or "invalid request"))
+        return await on_join_error(request, InvalidRequestError("; ".join(problems) or "invalid request"))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

@@ -50,11 +50,11 @@ class State:
     expires: float
 
 
-class BadState(ValueError):
+class BadStateError(ValueError):
     """The state is not one we signed, or it expired; the message says which."""
 
 
-class StateExpired(BadState):
+class StateExpiredError(BadStateError):
     """Signed by us, but past its expiry."""
 
 
@@ -92,7 +92,7 @@ class Signer:
     def read_result(self, value: str, *, now: float | None = None) -> dict[str, Any] | None:
         try:
             return self._open(self._state_key, "result:", value, max_len=4096, now=now)
-        except BadState:
+        except BadStateError:
             return None
 
     # ---- admin session ------------------------------------------------------------------------------
@@ -102,7 +102,7 @@ class Signer:
     def session_id(self, value: str | None, *, now: float | None = None) -> str | None:
         try:
             data = self._open(self._session_key, "session:", value or "", max_len=512, now=now)
-        except BadState:
+        except BadStateError:
             return None
         return str(data.get("s") or "") or None
 
@@ -120,7 +120,7 @@ class Signer:
         return f"{payload}.{self._mac(key, context + payload)}"
 
     def _open(self, key: bytes, context: str, value: str, *, max_len: int, now: float | None) -> dict[str, Any]:
-        """The data of a value ``_sign`` made; BadState when it was not, StateExpired when it is too old."""
+        """The data of a value ``_sign`` made; BadStateError when it was not, StateExpiredError when it is too old."""
         payload, _, mac = value.partition(".")
         if (
             not payload
@@ -128,10 +128,10 @@ class Signer:
             or len(value) > max_len
             or not hmac.compare_digest(mac, self._mac(key, context + payload))
         ):
-            raise BadState("the state was not issued by this service")
+            raise BadStateError("the state was not issued by this service")
         data = self._json(payload)
         if float(data.get("e", 0)) < (now or time.time()):
-            raise StateExpired("the state expired (more than 10 minutes passed)")
+            raise StateExpiredError("the state expired (more than 10 minutes passed)")
         return data
 
     @staticmethod
@@ -143,7 +143,7 @@ class Signer:
         try:
             data = json.loads(_unb64(payload))
         except ValueError:
-            raise BadState("the state is malformed") from None
+            raise BadStateError("the state is malformed") from None
         if not isinstance(data, dict):
-            raise BadState("the state is malformed")
+            raise BadStateError("the state is malformed")
         return data

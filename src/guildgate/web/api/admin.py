@@ -28,7 +28,7 @@ from guildgate.services.links import (
     report_dict,
     run_doctor,
 )
-from guildgate.store.repos import NotFound
+from guildgate.store.repos import NotFoundError
 from guildgate.web.api.schemas import AdminErrorBody
 from guildgate.web.deps import services
 from guildgate.web.errors import AdminError
@@ -147,7 +147,7 @@ def describe_admin(schema: dict[str, Any], *, snowflake: str) -> None:
 async def _found(coroutine: Awaitable[Link]) -> Link:
     try:
         return await coroutine
-    except NotFound as exc:
+    except NotFoundError as exc:
         raise AdminError(404, "not_found", str(exc)) from None
 
 

@@ -28,7 +28,7 @@ from guildgate.core.text import has_control
 from guildgate.services.keys import MAX_QUOTA, create_key, revoke_key
 from guildgate.services.links import LinkInputError, create_link, funnel, link_url, links_with_outcomes, report_dict
 from guildgate.services.runtime import Services
-from guildgate.store.repos import NotFound, RecordFilters, decode_cursor
+from guildgate.store.repos import NotFoundError, RecordFilters, decode_cursor
 from guildgate.web.dashboard import charts
 from guildgate.web.deps import services
 from guildgate.web.flow import PRE_COOKIE, SESSION_COOKIE, SESSION_SECONDS
@@ -294,7 +294,7 @@ async def links_disable(link_id: str, request: Request) -> Response:
         return _message(request, "a_expired", 403)
     try:
         await services(request).links.disable(link_id)
-    except NotFound as exc:
+    except NotFoundError as exc:
         return _message(request, "a_error", 404, str(exc))
     return _to("/admin/links")
 
@@ -328,7 +328,7 @@ async def keys_create(request: Request) -> Response:
         _, key = await create_key(
             svc.keys, app_id=form.get("app_id", ""), name=name, quota_per_minute=int(quota_text) if quota_text else None
         )
-    except (NotFound, ValueError) as exc:
+    except (NotFoundError, ValueError) as exc:
         return await _keys_page(request, sid, error=str(exc), status=400)
     return await _keys_page(request, sid, new_key=key.reveal(), status=201)
 
@@ -340,6 +340,6 @@ async def keys_revoke(key_id: str, request: Request) -> Response:
         return _message(request, "a_expired", 403)
     try:
         await revoke_key(services(request).keys, key_id)
-    except NotFound as exc:
+    except NotFoundError as exc:
         return _message(request, "a_error", 404, str(exc))
     return _to("/admin/keys")

@@ -28,9 +28,9 @@ from guildgate.core.ports import NewRecord
 from guildgate.core.text import has_control
 from guildgate.discord.oauth import authorize_url, new_pkce
 from guildgate.services.runtime import Services
-from guildgate.store.repos import NotFound
+from guildgate.store.repos import NotFoundError
 from guildgate.web.deps import services
-from guildgate.web.flow import FLOW_COOKIE, BadState, StateExpired
+from guildgate.web.flow import FLOW_COOKIE, BadStateError, StateExpiredError
 from guildgate.web.forms import read_form
 from guildgate.web.page_text import text
 from guildgate.web.pages import origin_of, page_language, render, security_headers
@@ -66,7 +66,7 @@ async def _link_or_none(svc: Services, value: str, *, by: str = "slug") -> Link 
         return None
     try:
         link = await svc.links.get(value)
-    except NotFound:
+    except NotFoundError:
         return None
     return link if getattr(link, by) == value else None
 
@@ -188,8 +188,8 @@ async def _callback(svc: Services, request: Request) -> Response:
             return _bad_parameter(request, name)
     try:
         state = svc.signer.read_state(q.get("state") or "")
-    except BadState as exc:
-        return _result_redirect(svc, {"o": "state", "w": "expired" if isinstance(exc, StateExpired) else "bad"})
+    except BadStateError as exc:
+        return _result_redirect(svc, {"o": "state", "w": "expired" if isinstance(exc, StateExpiredError) else "bad"})
     flow = svc.signer.read_flow_cookie(request.cookies.get(FLOW_COOKIE))
     link = await _link_or_none(svc, state.link_id, by="id")
     slug = link.slug if link else None
