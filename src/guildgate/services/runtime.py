@@ -7,6 +7,7 @@ import hmac
 from dataclasses import dataclass
 
 from guildgate.core.errors import QuotaExceededError, VelocityCappedError
+from guildgate.core.secret import derive_key
 from guildgate.discord.guilds import DiscordLookups
 from guildgate.discord.oauth import DiscordConsent
 from guildgate.discord.ratelimit import Limiter, Stores, Windows
@@ -123,7 +124,7 @@ class Services:
             quotas=Quotas(stores.windows),
             caps=Caps(stores.windows, settings.guild_joins_per_minute, settings.link_joins_per_minute),
             windows=stores.windows,
-            hash_key=hashlib.sha256(b"request-hash:" + secret_key.encode()).digest(),
+            hash_key=derive_key(secret_key, b"request hash v1"),
             links=LinkRepo(db),
             signer=Signer(secret_key),
             consent=DiscordConsent(discord),

@@ -21,18 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from guildgate.core.secret import derive_key
 
 FLOW_COOKIE = "gg_flow"
 SESSION_COOKIE = "gg_admin"
 PRE_COOKIE = "gg_pre"  # a pre-login id, so the login form has a CSRF token too
 STATE_SECONDS = 600
 SESSION_SECONDS = 8 * 3600
-
-
-def _derive(secret_key: str, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"guildgate", info=info).derive(secret_key.encode())
 
 
 def _b64(raw: bytes) -> str:
@@ -60,9 +56,9 @@ class StateExpiredError(BadStateError):
 
 class Signer:
     def __init__(self, secret_key: str) -> None:
-        self._state_key = _derive(secret_key, b"oauth state v1")
-        self._session_key = _derive(secret_key, b"admin session v1")
-        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(secret_key, b"flow cookie v1")))
+        self._state_key = derive_key(secret_key, b"oauth state v1")
+        self._session_key = derive_key(secret_key, b"admin session v1")
+        self._fernet = Fernet(base64.urlsafe_b64encode(derive_key(secret_key, b"flow cookie v1")))
 
     # ---- OAuth2 state + flow cookie -----------------------------------------------------------------
     def state(self, *, nonce: str, link_id: str, now: float | None = None) -> str:
