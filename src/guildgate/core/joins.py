@@ -39,7 +39,10 @@ class JoinRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class JoinResult:
+class JoinOutcome:
+    """A join the pipeline carried through: its record, its outcome (joined or already a member), the server and
+    the user. The API writes it into its envelope (web/errors.py); the client reads that back as its JoinResult."""
+
     record_id: str
     outcome: Outcome
     guild: GuildRef
@@ -99,8 +102,8 @@ async def join(
     deadline: float,
     started: float,
     caps: JoinCaps | None = None,
-) -> JoinResult:
-    """Run one join. Returns a JoinResult, or raises RecordedJoinError carrying the record id.
+) -> JoinOutcome:
+    """Run one join. Returns a JoinOutcome, or raises RecordedJoinError carrying the record id.
 
     ``deadline`` is a ``time.monotonic()`` instant; ``started`` a ``time.perf_counter()`` instant.
     """
@@ -191,7 +194,7 @@ async def _run(
     caps: JoinCaps | None,
     link_id: str | None,
     ticket: Ticket | None,
-) -> JoinResult:
+) -> JoinOutcome:
     try:
         if request.guild_id is not None:  # (checked against the limiter before its record was written: join())
             guild = GuildRef(id=request.guild_id, name=known.get("guild_name"))
@@ -225,7 +228,7 @@ async def _run(
     finally:
         if ticket is not None:  # the join gave up before its slot (admission closes it otherwise)
             ticket.close()
-    return JoinResult(
+    return JoinOutcome(
         record_id=record_id,
         outcome=Outcome.JOINED if added.joined else Outcome.ALREADY_MEMBER,
         guild=guild,
