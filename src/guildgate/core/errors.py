@@ -20,7 +20,7 @@
 
 Outside the join's tree, each where it is raised: ``discord.transport.TransportError`` (ConnectFailedError,
 DisconnectedError, BadAnswerError: one HTTP exchange failed), ``store.repos.NotFoundError`` and
-``ConflictError``, ``store.migrate.DatabaseUnreachableError``, ``settings.ConfigError``, ``web.flow.BadStateError``
+``ConflictError``, ``store.migrate.DatabaseUnreachableError``, ``settings.ConfigError``, ``web.signed.BadStateError``
 (StateExpiredError), ``web.forms.FormRefusedError``, ``web.errors.AdminError``, and the client's own tree
 (``guildgate.client``: GuildgateError and its subclasses).
 """

@@ -18,7 +18,6 @@ from guildgate.store.db import Database
 from guildgate.store.links import LinkRepo
 from guildgate.store.repos import AppRepo, KeyInfo, KeyRepo, RecordRepo
 from guildgate.web import metrics
-from guildgate.web.flow import Signer
 
 
 @dataclass
@@ -90,7 +89,6 @@ class Services:
     windows: Windows  # the sliding windows behind quotas and caps (admin login attempts use them too)
     hash_key: bytes
     links: LinkRepo
-    signer: Signer
     consent: DiscordConsent
     lookups: DiscordLookups
 
@@ -126,7 +124,6 @@ class Services:
             windows=stores.windows,
             hash_key=derive_key(secret_key, b"request hash v1"),
             links=LinkRepo(db),
-            signer=Signer(secret_key),
             consent=DiscordConsent(discord),
             lookups=DiscordLookups(discord),
         )

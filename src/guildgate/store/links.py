@@ -18,7 +18,7 @@ from guildgate.store.models import LinkRow, OAuthStateRow, RecordRow, utcnow
 
 _LINKS: Table = LinkRow.__table__  # type: ignore[assignment]
 _STATES: Table = OAuthStateRow.__table__  # type: ignore[assignment]
-# A started flow's signed state is dead after ten minutes (web/flow.py): its row is kept an hour, and every
+# A started flow's signed state is dead after ten minutes (web/links/flow.py): its row is kept an hour, and every
 # PRUNE_STATES_EVERY flows a process starts, the older rows go (a link opened over and over, or flooded, keeps
 # an hour's rows, not every one since the last ``guildgate records prune``).
 STATES_KEPT_FOR = timedelta(hours=1)
