@@ -64,7 +64,7 @@ def links_create(
             expires=expires,
             title=title,
         )
-        return link_dict(svc, link), report_dict(report)
+        return link_dict(s.public_url, link), report_dict(report)
 
     try:
         body, report = run(lambda: _with_services(s, go))
@@ -87,24 +87,19 @@ def links_list(
 ) -> None:
     """List links with their use and funnel (opened -> sent to Discord -> joined / failed). Needs no
     GUILDGATE_SECRET_KEY."""
-    from types import SimpleNamespace
-
-    from guildgate.services.links import link_dict
+    from guildgate.services.links import link_dict, links_with_outcomes
     from guildgate.store.db import Database
     from guildgate.store.links import LinkRepo
 
     s = db_settings(secret=False)
-    urls: Any = SimpleNamespace(settings=s)  # what link_dict reads: the public URL
 
     async def go() -> list[dict[str, Any]]:
         db = Database(s.database_url)
         try:
-            repo = LinkRepo(db)
-            links = await repo.list(app_id=app_id)
-            outcomes = await repo.outcomes([link.id for link in links])
+            rows = await links_with_outcomes(LinkRepo(db), app_id=app_id)
         finally:
             await db.dispose()
-        return [render.times(link_dict(urls, link, outcomes.get(link.id, {}))) for link in links]
+        return [render.times(link_dict(s.public_url, link, outcomes)) for link, outcomes in rows]
 
     rows = run(go)
     if as_json:
@@ -133,7 +128,7 @@ def links_list(
 @command(cli, "disable")
 def links_disable(link_id: str = typer.Argument(..., metavar="LINK_ID", help="The link's id (or slug).")) -> None:
     """Turn a link off for good: its page then says so, and nobody can join through it."""
-    from guildgate.store.repos import NotFound
+    from guildgate.store.repos import NotFoundError
 
     s = db_settings()
 
@@ -142,7 +137,7 @@ def links_disable(link_id: str = typer.Argument(..., metavar="LINK_ID", help="Th
 
     try:
         link = run(lambda: _with_services(s, go))
-    except NotFound as exc:
+    except NotFoundError as exc:
         die(str(exc))
         return
     render.out.print(f"link [bold]{link.id}[/] disabled")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from guildgate.core.errors import DiscordRefused, JoinError
+from guildgate.core.errors import DiscordRefusedError, JoinError
 from guildgate.core.ports import AppCredentials
 
 CREATE_INSTANT_INVITE = 1 << 0
@@ -100,7 +100,7 @@ async def diagnose(
     try:
         application = await lookups.application(app, deadline=deadline)
     except JoinError as exc:
-        if isinstance(exc, DiscordRefused) and exc.discord_status == 401:
+        if isinstance(exc, DiscordRefusedError) and exc.discord_status == 401:
             fix = "reset the bot token in the Developer Portal (Bot tab), then run 'guildgate apps add' again"
             checks.append(Check("bot token", False, f"Discord refused the bot token: {_why(exc)}", fix))
             return Report(tuple(checks), None)
@@ -183,7 +183,7 @@ def _union(roles: list[Role]) -> int:
 
 
 def _why(error: JoinError) -> str:
-    if isinstance(error, DiscordRefused) and error.discord_status is not None:
+    if isinstance(error, DiscordRefusedError) and error.discord_status is not None:
         code = f", code {error.discord_code}" if error.discord_code is not None else ""
         return f"{error.detail or error.outcome.value} (HTTP {error.discord_status}{code})"
     return error.detail or error.outcome.value

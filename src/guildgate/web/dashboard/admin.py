@@ -26,12 +26,12 @@ from fastapi.responses import RedirectResponse, Response
 from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.text import has_control
 from guildgate.services.keys import MAX_QUOTA, create_key, revoke_key
-from guildgate.services.links import LinkInputError, create_link, funnel, link_url, report_dict
+from guildgate.services.links import LinkInputError, create_link, funnel, link_url, links_with_outcomes, report_dict
 from guildgate.services.runtime import Services
-from guildgate.store.repos import NotFound, RecordFilters, decode_cursor
+from guildgate.store.repos import NotFoundError, RecordFilters, decode_cursor
 from guildgate.web.dashboard import charts
+from guildgate.web.dashboard.session import PRE_COOKIE, SESSION_COOKIE, SESSION_SECONDS, sessions
 from guildgate.web.deps import services
-from guildgate.web.flow import PRE_COOKIE, SESSION_COOKIE, SESSION_SECONDS
 from guildgate.web.forms import read_form
 from guildgate.web.page_text import text
 from guildgate.web.pages import page_language, render, security_headers
@@ -53,15 +53,18 @@ def _session(request: Request) -> str | None:
     if token is not None and scheme.lower() == "bearer" and value.strip():
         if hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
             return "bearer"
-    return svc.signer.session_id(request.cookies.get(SESSION_COOKIE))
+    return sessions(request).session_id(request.cookies.get(SESSION_COOKIE))
 
 
 def _page(request: Request, template: str, sid: str, context: dict[str, Any], status: int = 200) -> Response:
-    svc = services(request)
     return render(
         request,
         template,
-        {"csrf": svc.signer.csrf(sid), "section": template.removeprefix("admin_").removesuffix(".html"), **context},
+        {
+            "csrf": sessions(request).csrf(sid),
+            "section": template.removeprefix("admin_").removesuffix(".html"),
+            **context,
+        },
         status=status,
         no_store=True,
     )
@@ -91,7 +94,7 @@ async def _checked(request: Request) -> tuple[str | None, dict[str, str]]:
     if sid is None:
         return None, {}
     form = await read_form(request)
-    ok = services(request).signer.csrf_ok(sid, form.get("csrf"))
+    ok = sessions(request).csrf_ok(sid, form.get("csrf"))
     return (sid if ok else None), form
 
 
@@ -116,13 +119,12 @@ async def home(request: Request) -> Response:
 
 
 def _login_page(request: Request, *, error: str | None, status: int) -> Response:
-    svc = services(request)
     pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(16)
     lang, _ = page_language(request)
     response = render(
         request,
         "admin_login.html",
-        {"csrf": svc.signer.csrf("pre:" + pre), "error": text(error, lang) if error else None},
+        {"csrf": sessions(request).csrf("pre:" + pre), "error": text(error, lang) if error else None},
         status=status,
         no_store=True,
     )
@@ -140,7 +142,7 @@ async def login(request: Request) -> Response:
     if not pre or len(pre) > 64:  # no login form was given to this browser: its post is not read
         return _login_page(request, error="a_expired", status=403)
     form = await read_form(request)
-    if not svc.signer.csrf_ok("pre:" + pre, form.get("csrf")):
+    if not sessions(request).csrf_ok("pre:" + pre, form.get("csrf")):
         return _login_page(request, error="a_expired", status=403)
     client = request.client.host if request.client else "unknown"
     if await svc.windows.window_take(f"admin-login:{client}", LOGIN_ATTEMPTS_PER_MINUTE, 60.0) is not None:
@@ -151,7 +153,7 @@ async def login(request: Request) -> Response:
     response = _to("/admin")
     response.set_cookie(
         SESSION_COOKIE,
-        svc.signer.session(),
+        sessions(request).session(),
         max_age=SESSION_SECONDS,
         path="/admin",
         httponly=True,
@@ -234,17 +236,15 @@ async def _links_page(
     request: Request, sid: str, *, created: dict[str, Any] | None = None, error: str | None = None, status: int = 200
 ) -> Response:
     svc = services(request)
-    links = await svc.links.list()
-    outcomes = await svc.links.outcomes([link.id for link in links])
     now = datetime.now(UTC)
     rows = [
         {
             "link": link,
-            "url": link_url(svc, link),
+            "url": link_url(svc.settings.public_url, link),
             "status": (link.problem(now) or "active"),
-            "funnel": funnel(link, outcomes.get(link.id, {})),
+            "funnel": funnel(link, outcomes),
         }
-        for link in links
+        for link, outcomes in await links_with_outcomes(svc.links)
     ]
     return _page(
         request,
@@ -285,7 +285,7 @@ async def links_create(request: Request) -> Response:
         )
     except LinkInputError as exc:
         return await _links_page(request, sid, error=str(exc), status=400)
-    created = {"url": link_url(svc, link), "doctor": report_dict(report)}
+    created = {"url": link_url(svc.settings.public_url, link), "doctor": report_dict(report)}
     return await _links_page(request, sid, created=created, status=201)
 
 
@@ -296,7 +296,7 @@ async def links_disable(link_id: str, request: Request) -> Response:
         return _message(request, "a_expired", 403)
     try:
         await services(request).links.disable(link_id)
-    except NotFound as exc:
+    except NotFoundError as exc:
         return _message(request, "a_error", 404, str(exc))
     return _to("/admin/links")
 
@@ -330,7 +330,7 @@ async def keys_create(request: Request) -> Response:
         _, key = await create_key(
             svc.keys, app_id=form.get("app_id", ""), name=name, quota_per_minute=int(quota_text) if quota_text else None
         )
-    except (NotFound, ValueError) as exc:
+    except (NotFoundError, ValueError) as exc:
         return await _keys_page(request, sid, error=str(exc), status=400)
     return await _keys_page(request, sid, new_key=key.reveal(), status=201)
 
@@ -342,6 +342,6 @@ async def keys_revoke(key_id: str, request: Request) -> Response:
         return _message(request, "a_expired", 403)
     try:
         await revoke_key(services(request).keys, key_id)
-    except NotFound as exc:
+    except NotFoundError as exc:
         return _message(request, "a_error", 404, str(exc))
     return _to("/admin/keys")
