@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from guildgate.core.joins import JoinRequest, JoinResult, RecordedJoinError, join
+from guildgate.core.joins import JoinOutcome, JoinRequest, RecordedJoinError, join
 from guildgate.core.outcomes import Source
 from guildgate.core.ports import AppCredentials, MemberOptions, NewRecord
 from guildgate.core.secret import Secret
@@ -56,7 +56,7 @@ class Core:
         invite: str | None = None,
         roles: tuple[str, ...] | None = None,
         seconds: float = 10.0,
-    ) -> JoinResult | RecordedJoinError:
+    ) -> JoinOutcome | RecordedJoinError:
         """One join through the API's path (source "api"): its result, or the RecordedJoinError it raised."""
         request = JoinRequest(
             authorization=Secret(token), guild_id=guild_id, invite_code=invite, options=MemberOptions(roles=roles)

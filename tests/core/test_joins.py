@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from guildgate.core.joins import JoinResult, RecordedJoinError
+from guildgate.core.joins import JoinOutcome, RecordedJoinError
 from guildgate.core.outcomes import Outcome
 from guildgate.store.models import RecordRow
 from tests.conftest import GUILD, GUILD_BOTLESS, PUT, ROLE_LOW, TOKENS, USER_IDS, WORLD
@@ -18,7 +18,7 @@ UNKNOWN_GUILD = "1200000000000000099"
 
 async def test_a_consenting_user_is_added_and_the_record_says_joined(core: Core) -> None:
     result = await core.join(TOKENS["alice"], guild_id=GUILD, roles=(ROLE_LOW,))
-    assert isinstance(result, JoinResult)
+    assert isinstance(result, JoinOutcome)
     assert (result.outcome, result.user_id, result.discord_status) == (Outcome.JOINED, USER_IDS["alice"], 201)
     member = core.sandbox.member(GUILD, USER_IDS["alice"])
     assert member is not None and ROLE_LOW in member["roles"]
@@ -29,7 +29,7 @@ async def test_a_consenting_user_is_added_and_the_record_says_joined(core: Core)
 
 async def test_an_invite_names_the_server(core: Core) -> None:
     result = await core.join(TOKENS["alice"], invite="test1")
-    assert isinstance(result, JoinResult)
+    assert isinstance(result, JoinOutcome)
     assert (result.outcome, result.guild.id, result.guild.name) == (Outcome.JOINED, GUILD, "Test Server")
     row = await core.record(result.record_id)
     assert (row.guild_id, row.guild_name) == (GUILD, "Test Server")
@@ -37,7 +37,7 @@ async def test_an_invite_names_the_server(core: Core) -> None:
 
 async def test_a_member_already_in_the_server_is_already_member(core: Core) -> None:
     result = await core.join(TOKENS["bob"], guild_id=GUILD)
-    assert isinstance(result, JoinResult)
+    assert isinstance(result, JoinOutcome)
     assert (result.outcome, result.joined, result.discord_status) == (Outcome.ALREADY_MEMBER, False, 204)
     row = await core.record(result.record_id)
     assert (row.state, row.code) == ("succeeded", "already_member")

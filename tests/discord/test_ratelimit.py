@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from guildgate.core.errors import DiscordUnavailable, RateLimited
+from guildgate.core.errors import DiscordUnavailableError, RateLimitedError
 from guildgate.discord.ratelimit import Limiter, MemoryBackend, MemoryCache, MemoryWindows, RateLimitHeaders, RouteKey
 from guildgate.discord.ratelimit.memory import GLOBAL_WINDOW
 from tests.helpers import Clock
@@ -43,7 +43,7 @@ async def test_unknown_bucket_sends_one_at_a_time_then_uses_remaining() -> None:
     assert not blocked.done()
     for p in permits:
         await lim.release(p, headers(5, 0, 9.0), status=201)
-    with pytest.raises(RateLimited) as limited:
+    with pytest.raises(RateLimitedError) as limited:
         await lim.acquire(KEY_A, deadline=clock.now + 5)
     assert 8.9 <= limited.value.retry_after <= 10  # answered at once, with the wait
     blocked.cancel()
@@ -66,11 +66,11 @@ async def test_global_limit_never_exceeded_in_the_window() -> None:
     clock.now += 0.2  # answers come back 0.2 s later: each slot is held until a second after its answer
     for permit in got:
         await lim.release(permit, RateLimitHeaders(), status=200)
-    with pytest.raises(RateLimited) as limited:
+    with pytest.raises(RateLimitedError) as limited:
         await lim.acquire(keys[3], deadline=clock.now + 0.5)
     assert limited.value.retry_after == pytest.approx(1.0)
     clock.now += 0.99
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimitedError):
         await lim.acquire(keys[3], deadline=clock.now + 0.001)
     clock.now += 0.02
     assert await lim.acquire(keys[4], deadline=clock.now + 0.5)
@@ -89,7 +89,7 @@ async def test_global_429_pauses_the_identity() -> None:
     lim = limiter(clock)
     p = await lim.acquire(KEY_A, deadline=clock.now + 1)
     await lim.release(p, RateLimitHeaders(is_global=True, retry_after=30.0, scope="global"), status=429)
-    with pytest.raises(RateLimited) as limited:
+    with pytest.raises(RateLimitedError) as limited:
         await lim.acquire(KEY_B, deadline=clock.now + 5)
     assert limited.value.retry_after == pytest.approx(30.0)
 
@@ -120,7 +120,7 @@ async def test_invalid_request_budget_stops_sending() -> None:
         key = RouteKey(identity=f"bearer:{i}", method="GET", template="/users/@me")
         p = await lim.acquire(key, deadline=clock.now + 1)
         await lim.release(p, RateLimitHeaders(), status=401)
-    with pytest.raises(DiscordUnavailable) as stopped:
+    with pytest.raises(DiscordUnavailableError) as stopped:
         await lim.acquire(KEY_A, deadline=clock.now + 1)
     assert stopped.value.http_status == 503 and stopped.value.retry_after
     clock.now += 601
@@ -137,7 +137,7 @@ async def test_shared_429_is_not_invalid_and_ban_stops_everything() -> None:
     assert await lim.invalid_used() == 0
     p = await lim.acquire(KEY_B, deadline=clock.now + 1)
     await lim.release(p, None, status=429, ban=True)
-    with pytest.raises(DiscordUnavailable):
+    with pytest.raises(DiscordUnavailableError):
         await lim.acquire(KEY_B, deadline=clock.now + 1)
 
 
@@ -150,7 +150,7 @@ async def test_bucket_hash_is_learned_per_route_not_per_path() -> None:
     assert len(users) == 9
     for permit in users:
         await lim.release(permit, headers(10, 0, 9.9, bucket="abc"), status=201)
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimitedError):
         await lim.acquire(KEY_A, deadline=clock.now + 1)
     assert len(lim.backend._buckets) <= 2  # type: ignore[attr-defined]
 
@@ -169,7 +169,7 @@ async def test_requests_sent_before_the_hash_was_learned_still_count() -> None:
     await lim.release(early, headers(2, 1, 10.0, bucket="H"), status=201)
     second = await asyncio.wait_for(probe, 1)
     await lim.release(second, headers(2, 0, 10.0, bucket="H"), status=201)
-    with pytest.raises(RateLimited):  # limit 2: both used
+    with pytest.raises(RateLimitedError):  # limit 2: both used
         await lim.acquire(KEY_A, deadline=clock.now + 1)
 
 
@@ -201,7 +201,7 @@ async def test_requests_waiting_for_the_global_limit_queue_in_order_with_one_ask
     await asyncio.sleep(0.05)
     assert asked == 2  # the first waiter asks (twice: before and after taking the gate); the others queue
     # A newcomer with 3 requests ahead (3 s at 1/s) and 0.5 s to go is answered at once.
-    with pytest.raises(RateLimited) as limited:
+    with pytest.raises(RateLimitedError) as limited:
         lim.check_queue(keys[4], deadline=clock.now + 0.5)
     assert "3 requests" in str(limited.value) and limited.value.retry_after == pytest.approx(3.0)
     clock.now += 1.0  # the held slot's second passes
@@ -215,7 +215,7 @@ async def test_a_request_sent_without_an_answer_keeps_its_global_slot_longer() -
     lost = await lim.acquire(KEY_A, deadline=clock.now + 10)
     await lim.release(lost, None, sent=True)  # timed out: Discord may still read it later
     clock.now += 1.5  # past the second an answered request holds its slot
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimitedError):
         await lim.acquire(KEY_B, deadline=clock.now + 0.01)
     clock.now += 3.6  # past UNANSWERED_HOLD (5 s)
     assert await lim.acquire(KEY_B, deadline=clock.now + 0.01)
@@ -229,7 +229,7 @@ async def test_a_global_slot_counts_from_when_the_answer_came_not_from_a_late_re
     clock.now += 0.6  # the release reaches the backend half a second after the answer (a busy process)
     await lim.release(first, headers(5, 4, 10.0), status=201, answered=answered)
     clock.now = answered + 0.99
-    with pytest.raises(RateLimited):  # within the second after the answer: still counted
+    with pytest.raises(RateLimitedError):  # within the second after the answer: still counted
         await lim.acquire(KEY_B, deadline=clock.now + 0.005)
     clock.now = answered + 1.0  # a second after the answer, not after the release
     assert await lim.acquire(KEY_B, deadline=clock.now + 0.005)
@@ -243,7 +243,7 @@ async def test_an_answer_time_after_the_release_is_never_trusted() -> None:
     clock.now = released
     await lim.release(first, RateLimitHeaders(), status=201, answered=released + 5.0)
     clock.now = released + 0.99
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimitedError):
         await lim.acquire(KEY_B, deadline=clock.now + 0.005)
     clock.now = released + 1.0
     assert await lim.acquire(KEY_B, deadline=clock.now + 0.005)
@@ -257,7 +257,7 @@ async def test_a_buckets_reset_counts_from_when_the_answer_came() -> None:
     clock.now += 0.5
     await lim.release(first, headers(1, 0, 2.0), status=201, answered=answered)
     clock.now = answered + 1.99
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimitedError):
         await lim.acquire(KEY_A, deadline=clock.now + 0.005)
     clock.now = answered + 2.0  # Reset-After from the answer (Discord's reset came no later)
     assert await lim.acquire(KEY_A, deadline=clock.now + 0.005)
@@ -273,13 +273,13 @@ async def test_a_precheck_counts_the_joins_already_past_it_that_have_no_slot_yet
     by = clock.now + 2.9
     # Few grants seen yet, so the process is assumed to get the whole limit (2/s): 2.9 s holds 5 ahead.
     tickets = [lim.head(KEY_B, deadline=by) for _ in range(6)]  # 0.5 s ... 2.5 s ahead: all accepted
-    with pytest.raises(RateLimited) as limited:
+    with pytest.raises(RateLimitedError) as limited:
         lim.head(KEY_B, deadline=by)  # six past their precheck (identifying users) are ahead: 3 s
     assert "6 requests" in str(limited.value)
     tickets[0].close()
     tickets[0].close()  # closing twice counts once
     tickets.append(lim.head(KEY_B, deadline=by))  # one gave up: room again
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimitedError):
         lim.head(KEY_B, deadline=by)
     for ticket in tickets:
         ticket.close()
@@ -308,13 +308,13 @@ async def test_a_sliding_bucket_is_learned_and_its_slots_used_as_they_come_back(
     # Sliding (5 per 5 s): each use moves the moment the bucket is full again one second later.
     await fill_bucket(lim, clock, [0.999, 1.998, 2.997, 3.996, 4.995])
     last_answer = clock.now
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimitedError):
         await lim.acquire(KEY_A, deadline=clock.now + 0.5)  # empty: the first slot is a second away
     clock.now = last_answer + 1.0  # one slot back (reset_after / used = 1 s), long before the full reset
     permit = await lim.acquire(KEY_A, deadline=clock.now + 0.005)
     clock.now += 0.01
     await lim.release(permit, headers(5, 0, 4.995), status=201, answered=clock.now)
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimitedError):
         await lim.acquire(KEY_A, deadline=clock.now + 0.5)  # only that one came back
     clock.now += 1.0
     assert await lim.acquire(KEY_A, deadline=clock.now + 0.005)  # and the next a second later
@@ -327,7 +327,7 @@ async def test_a_fixed_bucket_is_never_taken_for_sliding() -> None:
     # Fixed (5 per 5 s): every answer names the same reset moment, 5 s after the first request.
     await fill_bucket(lim, clock, [4.99, 4.97, 4.97, 4.97, 4.97])
     clock.now += 2.0
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimitedError):
         await lim.acquire(KEY_A, deadline=clock.now + 0.5)
     clock.now += 3.0  # the window's end (answer + reset_after)
     assert await lim.acquire(KEY_A, deadline=clock.now + 0.005)
@@ -341,7 +341,7 @@ async def test_a_burst_past_what_the_global_limit_can_send_in_time_is_refused_be
     tickets = [
         lim.head(RouteKey(identity="bot:x", method="PUT", template="/m", major=str(i)), deadline=by) for i in range(8)
     ]
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimitedError):
         lim.head(RouteKey(identity="bot:x", method="PUT", template="/m", major="9"), deadline=by)
     assert lim.head(RouteKey(identity="bot:y", method="PUT", template="/m", major="9"), deadline=by)  # other bot
     tickets.pop().close()
@@ -361,7 +361,7 @@ async def test_a_fixed_bucket_whose_reset_after_is_rounded_is_never_taken_for_sl
         clock.now += 0.01
         await lim.release(permit, headers(5, left, 5.0), status=201, answered=clock.now)
     clock.now = start + 2.5
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimitedError):
         await lim.acquire(KEY_A, deadline=clock.now + 0.5)  # nothing back before the window's end
 
 
@@ -517,10 +517,10 @@ async def test_a_buckets_queue_is_forgotten_once_everyone_in_it_has_gone() -> No
         cancelled = asyncio.ensure_future(lim.acquire(key, deadline=clock.now + 60))
         late = asyncio.ensure_future(lim.acquire(key, deadline=clock.now + 0.05))
         await asyncio.sleep(0.01)
-        with pytest.raises(RateLimited):
+        with pytest.raises(RateLimitedError):
             lim.check_queue(key, deadline=clock.now + 5)  # the head itself goes in 30 s
         cancelled.cancel()
-        with pytest.raises(RateLimited):
+        with pytest.raises(RateLimitedError):
             await late
         head.cancel()  # (the wait is real time; the test's clock is not)
         for gone in (head, cancelled):

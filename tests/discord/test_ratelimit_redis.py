@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from guildgate.core.errors import DiscordUnavailable, RateLimited
+from guildgate.core.errors import DiscordUnavailableError, RateLimitedError
 from guildgate.discord.ratelimit import Limiter, MemoryBackend, RateLimitHeaders, RouteKey
 from guildgate.discord.ratelimit.model import MAX_COUNT, MAX_WAIT
 from guildgate.discord.ratelimit.redis import MAX_CONNECTIONS, RedisBackend
@@ -45,7 +45,7 @@ async def test_discovery_is_single_flight_across_workers_then_shared(url: str) -
     third = await b.acquire(key, deadline=time.monotonic() + 5)  # learned: both in flight together
     await b.release(second, RateLimitHeaders(limit=3, remaining=1, reset_after=4.9, bucket="hashA"), status=201)
     await b.release(third, RateLimitHeaders(limit=3, remaining=0, reset_after=4.9, bucket="hashA"), status=201)
-    with pytest.raises(RateLimited) as limited:
+    with pytest.raises(RateLimitedError) as limited:
         await a.acquire(key, deadline=time.monotonic() + 1)  # the other worker knows the bucket is spent
     assert 4 < limited.value.retry_after <= 5
     other_guild = RouteKey(identity="bot:1", major="G2", **PUT)
@@ -81,7 +81,7 @@ async def test_global_429_pauses_every_worker(url: str) -> None:
     key = RouteKey(identity="bot:p", method="GET", template="/x")
     permit = await a.acquire(key, deadline=time.monotonic() + 1)
     await a.release(permit, RateLimitHeaders(is_global=True, retry_after=0.6, scope="global"), status=429)
-    with pytest.raises(RateLimited) as limited:
+    with pytest.raises(RateLimitedError) as limited:
         await b.acquire(RouteKey(identity="bot:p", method="GET", template="/y"), deadline=time.monotonic() + 0.3)
     assert 0.3 < limited.value.retry_after <= 0.6
     started = time.monotonic()
@@ -98,7 +98,7 @@ async def test_invalid_budget_is_shared_and_counts_requests_in_flight(url: str) 
     p1 = await b.acquire(keys[1], deadline=time.monotonic() + 1)
     await b.release(p1, RateLimitHeaders(), status=403)
     in_flight = await a.acquire(keys[2], deadline=time.monotonic() + 1)  # 2 invalid + 1 in flight = 3
-    with pytest.raises(DiscordUnavailable) as stopped:
+    with pytest.raises(DiscordUnavailableError) as stopped:
         await b.acquire(keys[3], deadline=time.monotonic() + 1)
     assert stopped.value.http_status == 503
     await a.release(in_flight, RateLimitHeaders(), status=200)
@@ -111,7 +111,7 @@ async def test_ban_answer_stops_every_worker(url: str) -> None:
     a, b = workers(url)
     permit = await a.acquire(RouteKey(identity="bot:b", method="GET", template="/x"), deadline=time.monotonic() + 1)
     await a.release(permit, None, status=429, ban=True)
-    with pytest.raises(DiscordUnavailable):
+    with pytest.raises(DiscordUnavailableError):
         await b.acquire(RouteKey(identity="bot:c", method="GET", template="/z"), deadline=time.monotonic() + 1)
     await close([a, b])
 
@@ -136,7 +136,7 @@ async def test_every_key_has_a_ttl(url: str) -> None:
 async def test_redis_down_fails_closed_within_the_deadline() -> None:
     lim = Limiter(RedisBackend(f"redis://127.0.0.1:{free_port()}/0", timeout=0.3))
     started = time.monotonic()
-    with pytest.raises(DiscordUnavailable) as down:
+    with pytest.raises(DiscordUnavailableError) as down:
         await lim.acquire(RouteKey(identity="bot:x", method="GET", template="/x"), deadline=started + 5)
     assert down.value.http_status == 503 and "Redis" in str(down.value)
     assert time.monotonic() - started < 2
@@ -204,7 +204,7 @@ async def test_a_sliding_bucket_learned_by_one_worker_lets_another_use_each_slot
     answered = time.monotonic()
     for left, permit in zip((3, 2, 1, 0), rest, strict=True):
         await a.release(permit, sliding(left), status=201, answered=answered)
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimitedError):
         await b.acquire(key, deadline=time.monotonic() + 0.3)  # empty: the first slot is a second away
     # Had the bucket been taken for fixed, the wait would be the full 5 s reset and this would be refused.
     permit = await b.acquire(key, deadline=time.monotonic() + 2.5)
@@ -225,7 +225,7 @@ async def test_a_fixed_bucket_is_never_taken_for_sliding_across_workers(url: str
     rest = [await a.acquire(key, deadline=time.monotonic() + 5) for _ in range(4)]
     for left, permit in zip((3, 2, 1, 0), rest, strict=True):
         await a.release(permit, fixed(left), status=201, answered=time.monotonic())
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimitedError):
         await b.acquire(key, deadline=time.monotonic() + 2.0)  # nothing comes back before the window's end
     await close([a, b])
 
@@ -241,8 +241,8 @@ async def test_an_answer_asking_for_years_holds_its_route_and_the_bot_an_hour_at
     added = RateLimitHeaders.parse(
         {"x-ratelimit-limit": "5", "x-ratelimit-remaining": "0", "x-ratelimit-reset-after": "1e15"}
     )
-    await lim.release(permit, added, status=201)  # raised DiscordUnavailable on Redis
-    with pytest.raises(RateLimited) as shut:
+    await lim.release(permit, added, status=201)  # raised DiscordUnavailableError on Redis
+    with pytest.raises(RateLimitedError) as shut:
         await lim.acquire(spent, deadline=time.monotonic() + 1)
     assert MAX_WAIT - 5 < shut.value.retry_after <= MAX_WAIT
 
@@ -250,7 +250,7 @@ async def test_an_answer_asking_for_years_holds_its_route_and_the_bot_an_hour_at
     body = {"message": "You are being rate limited.", "retry_after": 1e15, "global": True}
     paused = RateLimitHeaders.parse({"x-ratelimit-global": "true", "x-ratelimit-scope": "global"}, body)
     await lim.release(permit, paused, status=429)
-    with pytest.raises(RateLimited) as stopped:  # the whole bot is paused, an hour at most
+    with pytest.raises(RateLimitedError) as stopped:  # the whole bot is paused, an hour at most
         await lim.acquire(RouteKey(identity="bot:h", major="G3", **PUT), deadline=time.monotonic() + 1)
     assert MAX_WAIT - 5 < stopped.value.retry_after <= MAX_WAIT
     assert await lim.acquire(RouteKey(identity="bot:other", major="G3", **PUT), deadline=time.monotonic() + 1)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from guildgate.core.errors import RateLimited
+from guildgate.core.errors import RateLimitedError
 from guildgate.core.ports import AppCredentials
 from guildgate.core.secret import Secret
 from guildgate.discord import routes
@@ -113,7 +113,7 @@ async def test_a_servers_exhausted_bucket_holds_back_that_server_only() -> None:
 
     try:
         assert (await add("1", "10")).status == 201
-        with pytest.raises(RateLimited) as held:
+        with pytest.raises(RateLimitedError) as held:
             await add("1", "11")
         assert (await add("2", "12")).status == 201
     finally:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from guildgate.core.errors import DiscordRefused, DiscordUnavailable
+from guildgate.core.errors import DiscordRefusedError, DiscordUnavailableError
 from guildgate.core.ports import AppCredentials, MemberOptions
 from guildgate.core.secret import Secret
 from guildgate.discord.guilds import DiscordLookups
@@ -33,9 +33,9 @@ from guildgate.discord.rest import DiscordRest
 from guildgate.discord.routes import ADD_GUILD_MEMBER
 from guildgate.discord.transport import (
     MAX_ANSWER,
-    BadAnswer,
-    ConnectFailed,
-    Disconnected,
+    BadAnswerError,
+    ConnectFailedError,
+    DisconnectedError,
     Transport,
     TransportError,
 )
@@ -227,10 +227,10 @@ async def test_failures_say_whether_anything_was_sent() -> None:
         assert len(server.requests) == 2, server.requests  # one each, not resent
     await asyncio.sleep(0.05)
     nowhere = Transport(f"http://127.0.0.1:{refused_port}", user_agent="t")
-    with pytest.raises(ConnectFailed) as refused:
+    with pytest.raises(ConnectFailedError) as refused:
         await nowhere.request("PUT", "/", headers={}, within=5)
     await nowhere.aclose()
-    assert [type(e) for e in results] == [Disconnected] * 6 + [BadAnswer] * 2
+    assert [type(e) for e in results] == [DisconnectedError] * 6 + [BadAnswerError] * 2
     assert all(e.sent for e in results)  # the request may have reached the server
     assert refused.value.sent is False  # nothing left this machine
 
@@ -258,7 +258,7 @@ async def test_an_id_from_discords_answer_cannot_change_the_path_of_the_next_cal
     server = await scripted(answers(me, added))
     rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
     deadline = time.monotonic() + 10
-    with pytest.raises(DiscordUnavailable, match="without a user id"):
+    with pytest.raises(DiscordUnavailableError, match="without a user id"):
         await rest.current_user(Secret("user-token"), app=APP, deadline=deadline)
     await rest.call(
         ADD_GUILD_MEMBER,
@@ -306,7 +306,7 @@ async def test_https_checks_the_certificate(tmp_path: Path) -> None:
     served.load_cert_chain(cert, key)
     server = await scripted(answers(OK_JSON), tls=served)
     untrusting = Transport(server.base, user_agent="t")
-    with pytest.raises(ConnectFailed):
+    with pytest.raises(ConnectFailedError):
         await untrusting.request("GET", "/users/@me", headers={"Authorization": "Bearer secret"}, within=5)
     await untrusting.aclose()
     requests_before_trust = len(server.requests)
@@ -327,7 +327,7 @@ async def test_a_token_with_a_line_break_is_answered_not_sent() -> None:
     server = await scripted(answers(OK_JSON))
     limiter = Limiter(MemoryBackend())
     rest = DiscordRest(api_base=server.base, limiter=limiter)
-    with pytest.raises(DiscordUnavailable, match="line breaks"):
+    with pytest.raises(DiscordUnavailableError, match="line breaks"):
         await rest.current_user(Secret("token\r\nX-Evil: 1"), app=APP, deadline=time.monotonic() + 5)
     found = await rest.current_user(Secret("fine-token"), app=APP, deadline=time.monotonic() + 5)  # slot back
     await rest.aclose()
@@ -355,7 +355,7 @@ async def test_at_most_max_connections_exchanges_at_once_and_a_wait_past_the_tim
     client = Transport(server.base, user_agent="t", max_connections=2)
     calls = [client.request("GET", "/users/@me", headers={}, within=5) for _ in range(6)]
     replies = await asyncio.gather(*calls)
-    with pytest.raises(ConnectFailed):
+    with pytest.raises(ConnectFailedError):
         held = [asyncio.ensure_future(client.request("GET", "/x", headers={}, within=5)) for _ in range(2)]
         await asyncio.sleep(0.01)
         await client.request("GET", "/users/@me", headers={}, within=0.05)
@@ -488,7 +488,7 @@ async def test_an_answer_nested_past_the_stack_is_refused_and_its_slot_given_bac
     deep, user = b"[" * 3000 + b"]" * 3000, b'{"id": "2", "username": "u"}'
     server = await scripted(answers(json_answer(deep, headers=limits), json_answer(user, headers=limits)))
     rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
-    with pytest.raises(DiscordUnavailable) as refused:
+    with pytest.raises(DiscordUnavailableError) as refused:
         await me(rest)
     found = await rest.current_user(Secret("user-token"), app=APP, deadline=time.monotonic() + 1)
     await rest.aclose()
@@ -521,9 +521,9 @@ async def test_ids_in_discords_answers_must_be_numbers_and_its_messages_lose_con
     refused = b'{"code": 50013, "message": "Missing\\u0000Permissions\\r\\n"}'
     refused = await raised_by(json_answer(refused, b"403 Forbidden"), add)
 
-    assert all(isinstance(e, DiscordUnavailable) and "without a user id" in str(e) for e in users), users
-    assert all(isinstance(e, DiscordUnavailable) and "without a server id" in str(e) for e in invites), invites
-    assert isinstance(refused, DiscordRefused) and str(refused) == "Missing Permissions"
+    assert all(isinstance(e, DiscordUnavailableError) and "without a user id" in str(e) for e in users), users
+    assert all(isinstance(e, DiscordUnavailableError) and "without a server id" in str(e) for e in invites), invites
+    assert isinstance(refused, DiscordRefusedError) and str(refused) == "Missing Permissions"
 
 
 async def test_the_token_endpoints_error_reaches_the_record_without_control_characters() -> None:
@@ -536,7 +536,7 @@ async def test_the_token_endpoints_error_reaches_the_record_without_control_char
         )
 
     refused = await raised_by(json_answer(b'{"error": "invalid\\u0000grant\\n"}', b"400 Bad Request"), exchange)
-    assert isinstance(refused, DiscordRefused)
+    assert isinstance(refused, DiscordRefusedError)
     assert str(refused) == "Discord refused the authorization code (invalid grant)"
 
 
@@ -582,7 +582,7 @@ async def test_a_compressed_answer_is_decompressed_only_so_far_and_a_broken_one_
         server = await scripted(answers(zipped % (coding, len(body), body), then_close=True))
         client = Transport(server.base, user_agent="t")
         tracemalloc.start()
-        with pytest.raises(BadAnswer) as refused:
+        with pytest.raises(BadAnswerError) as refused:
             await client.request("GET", "/x", headers={}, within=5)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -598,7 +598,7 @@ async def test_a_compressed_answer_is_decompressed_only_so_far_and_a_broken_one_
     # through the Discord client: retried as an answer that could not be read, then a clear 502, not a crash
     for body in (bomb, b"\x1f\x8b\x08\x00 not gzip"):
         unavailable = await raised_by(zipped % (b"gzip", len(body), body), me)
-        assert isinstance(unavailable, DiscordUnavailable) and "BadAnswer" in str(unavailable), unavailable
+        assert isinstance(unavailable, DiscordUnavailableError) and "BadAnswerError" in str(unavailable), unavailable
         assert unavailable.outcome.value == "discord_unavailable" and unavailable.http_status == 502
 
 
@@ -639,7 +639,7 @@ async def test_an_answer_through_an_egress_proxy_is_read_only_up_to_the_limit() 
 
     for reply in (huge, zipped):
         raised, peak = await through_the_proxy(reply)
-        assert isinstance(raised, DiscordUnavailable) and "BadAnswer" in str(raised), raised
+        assert isinstance(raised, DiscordUnavailableError) and "BadAnswerError" in str(raised), raised
         assert peak < 3 * MAX_ANSWER, peak
 
 
@@ -668,7 +668,7 @@ async def test_an_oversized_answer_is_refused_as_it_comes() -> None:
         client = Transport(server.base, user_agent="t")
         tracemalloc.start()
         try:
-            with pytest.raises(BadAnswer) as refused:
+            with pytest.raises(BadAnswerError) as refused:
                 await client.request("GET", "/x", headers={}, within=10)
             _, peak = tracemalloc.get_traced_memory()
         finally:
@@ -682,7 +682,7 @@ async def test_an_oversized_answer_is_refused_as_it_comes() -> None:
         assert problem == "the answer is too large"
         assert peak < 3 * MAX_ANSWER, peak
     unavailable = await raised_by(declared + b"{}", me)
-    assert isinstance(unavailable, DiscordUnavailable) and "BadAnswer" in str(unavailable), unavailable
+    assert isinstance(unavailable, DiscordUnavailableError) and "BadAnswerError" in str(unavailable), unavailable
 
 
 async def test_a_redirect_is_answered_never_followed_with_the_token() -> None:
@@ -704,7 +704,7 @@ async def test_a_redirect_is_answered_never_followed_with_the_token() -> None:
     status, reached = reply.status, elsewhere.connections
 
     assert status == 307
-    assert isinstance(refused, DiscordRefused) and refused.outcome.value == "discord_error", refused
+    assert isinstance(refused, DiscordRefusedError) and refused.outcome.value == "discord_error", refused
     assert refused.discord_status == 307
     assert reached == 0  # the redirect's target never heard from the client
 
@@ -732,7 +732,7 @@ async def test_a_call_ends_by_its_deadline_when_discord_never_answers() -> None:
         await rest.aclose()
         await server.__aexit__()
 
-    assert isinstance(raised, DiscordUnavailable) and raised.http_status == 504, raised
+    assert isinstance(raised, DiscordUnavailableError) and raised.http_status == 504, raised
     assert "did not answer in time" in str(raised)
     assert 1.0 <= took < 5, took
     assert len(server.requests) >= 2 and server.connections == len(server.requests)
@@ -776,4 +776,4 @@ async def test_direct_and_proxied_calls_share_one_session(monkeypatch: pytest.Mo
     assert len(direct.requests) == 2 and len(proxy.requests) == 1
     assert proxy.requests[0].startswith(b"GET http://127.0.0.1:%d/api/v10/users/@me HTTP/1.1\r\n" % direct.port)
     assert header_lines(proxy.requests[0])["authorization"] == "Bearer t2"
-    assert isinstance(unreachable, DiscordUnavailable) and "ConnectFailed" in str(unreachable), unreachable
+    assert isinstance(unreachable, DiscordUnavailableError) and "ConnectFailedError" in str(unreachable), unreachable

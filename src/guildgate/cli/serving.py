@@ -32,7 +32,7 @@ from guildgate.web.app import configure_logging, create_front
 from guildgate.web.readtimeout import ReadTimeoutProtocol
 
 
-class CannotListen(Exception):
+class CannotListenError(Exception):
     """The address to serve on is taken, or not one of this host's."""
 
 
@@ -82,7 +82,7 @@ def listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise CannotListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -153,7 +153,7 @@ async def _demo_link(s: Settings, fixture: Any) -> str:
     try:
         for link in await svc.links.list(app_id=app.client_id or app.id):
             if link.title == "demo" and link.problem(datetime.now(UTC)) is None:
-                return link_url(svc, link)
+                return link_url(s.public_url, link)
         roles = [r.id for r in guild.roles if r.position < guild.bot_role_position][:1]
         link, _ = await create_link(
             svc,
@@ -165,7 +165,7 @@ async def _demo_link(s: Settings, fixture: Any) -> str:
             expires=None,
             title="demo",
         )
-        return link_url(svc, link)
+        return link_url(s.public_url, link)
     finally:
         await svc.close()
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from guildgate.core.errors import DiscordRefused, DiscordUnavailable, JoinError
+from guildgate.core.errors import DiscordRefusedError, DiscordUnavailableError, JoinError
 from guildgate.core.ports import AppCredentials
 
 CREATE_INSTANT_INVITE = 1 << 0
@@ -115,7 +115,7 @@ async def diagnose(
     except JoinError as exc:
         if _unreachable(exc):
             return Report((_api_check(lookups, "/applications/@me", exc),), None)
-        if isinstance(exc, DiscordRefused) and exc.discord_status == 401:
+        if isinstance(exc, DiscordRefusedError) and exc.discord_status == 401:
             fix = "reset the bot token in the Developer Portal (Bot tab), then run 'guildgate apps add' again"
             checks.append(Check("bot token", False, f"Discord refused the bot token: {_why(exc)}", fix, blocks=True))
             return Report(tuple(checks), None)
@@ -204,16 +204,16 @@ def _unreachable(error: JoinError) -> bool:
     """Discord did not answer (no connection, a timeout, 5xx), or what answered at the API base is not Discord's
     API: a 404 without Discord's code for a missing thing (Unknown Guild is 10004; a path Discord does not know
     is code 0), which is what a wrong GUILDGATE_DISCORD_API_BASE gets."""
-    if isinstance(error, DiscordUnavailable):
+    if isinstance(error, DiscordUnavailableError):
         return True
-    return isinstance(error, DiscordRefused) and error.discord_status == 404 and not error.discord_code
+    return isinstance(error, DiscordRefusedError) and error.discord_status == 404 and not error.discord_code
 
 
 def _api_check(lookups: GuildLookups, path: str, error: JoinError) -> Check:
     """The check that says Discord could not be asked, with the URL tried and what to look at: not a fix for
     the bot or the server, which could not be checked."""
     url = lookups.api_base + path
-    if isinstance(error, DiscordRefused):
+    if isinstance(error, DiscordRefusedError):
         detail = f"GET {url} answered 404 ({_why(error)}): Discord's API is not at that address"
         fix = (
             "check GUILDGATE_DISCORD_API_BASE: Discord's is https://discord.com/api/v10 (the sandbox's: "
@@ -236,7 +236,7 @@ def _union(roles: list[Role]) -> int:
 
 
 def _why(error: JoinError) -> str:
-    if isinstance(error, DiscordRefused) and error.discord_status is not None:
+    if isinstance(error, DiscordRefusedError) and error.discord_status is not None:
         code = f", code {error.discord_code}" if error.discord_code is not None else ""
         return f"{error.detail or error.outcome.value} (HTTP {error.discord_status}{code})"
     return error.detail or error.outcome.value

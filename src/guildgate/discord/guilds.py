@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from guildgate.core.doctor import BotApplication, GuildInfo, Role
-from guildgate.core.errors import DiscordUnavailable
+from guildgate.core.errors import DiscordUnavailableError
 from guildgate.core.ports import AppCredentials
 from guildgate.discord import routes
 from guildgate.discord.calls import Answer
@@ -68,7 +68,7 @@ def _ok(answer: Answer, route: Route) -> dict[str, Any]:
     if answer.status == 200 and isinstance(answer.body, dict):
         return answer.body
     if answer.status == 200:
-        raise DiscordUnavailable(f"{route.name} answered 200 without a JSON object", discord_status=200)
+        raise DiscordUnavailableError(f"{route.name} answered 200 without a JSON object", discord_status=200)
     raise refusal(answer.status, answer.body, route=route)
 
 

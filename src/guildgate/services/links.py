@@ -1,5 +1,5 @@
-"""Creating links and running the doctor: shared by ``guildgate links create``/``doctor``, the admin JSON API and
-the dashboard. Input problems raise ``LinkInputError`` naming the field."""
+"""Creating and listing links and running the doctor: shared by ``guildgate links``/``doctor``, the admin JSON
+API and the dashboard. Input problems raise ``LinkInputError`` naming the field."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from guildgate.core.outcomes import Outcome
 from guildgate.core.ports import AppCredentials
 from guildgate.core.text import has_control
 from guildgate.services.runtime import Services
-from guildgate.store.repos import NotFound
+from guildgate.store.links import LinkRepo
+from guildgate.store.repos import NotFoundError
 
 LOOKUP_SECONDS = 15.0
 
@@ -31,7 +32,7 @@ class LinkInputError(ValueError):
         self.error = error  # the admin API's error code, when not the one its status implies
 
 
-class ChecksFailed(LinkInputError):
+class ChecksFailedError(LinkInputError):
     """The doctor found the bot missing or short of a permission the link needs: no link is made. ``report``
     is the doctor's whole report."""
 
@@ -71,7 +72,7 @@ async def create_link(
 ) -> tuple[Link, Report]:
     """Resolve the server, run the doctor, store the link. A failed check that blocks (the bot is not in the
     server, or lacks Create Invite, or Manage Roles when the link gives roles; Discord could not be asked)
-    raises ChecksFailed and no link is made, unless ``skip_checks`` (then the report says what is wrong); a
+    raises ChecksFailedError and no link is made, unless ``skip_checks`` (then the report says what is wrong); a
     check that does not block (a role above the bot's) is a warning in the report. Bad input, or a server that
     cannot be named, raises LinkInputError."""
     if (guild_id is None) == (invite is None):
@@ -106,7 +107,7 @@ async def create_link(
     assert guild_id is not None
     report = await run_doctor(svc, app_id=app_id, guild_id=guild_id, roles=list(dict.fromkeys(roles)))
     if report.blocking and not skip_checks:
-        raise ChecksFailed(report)
+        raise ChecksFailedError(report)
     guild = report.guild
     link_roles = [LinkRole(id=r, name=n) for r, n in zip(roles, report.role_names(roles), strict=True)]
     link = await svc.links.create(
@@ -127,26 +128,35 @@ async def _credentials(svc: Services, app_id: str) -> AppCredentials:
         raise LinkInputError(f"app: {app_id!r} is not a Discord id (a snowflake of 17 to 20 digits)")
     try:
         return await svc.apps.credentials(app_id)
-    except NotFound as exc:
+    except NotFoundError as exc:
         raise LinkInputError(f"app: {exc}", status=404) from None
     except ValueError as exc:  # secrets stored under another GUILDGATE_SECRET_KEY
         raise LinkInputError(f"app: {exc}", status=409) from None
 
 
-def link_url(svc: Services, link: Link) -> str:
-    return f"{svc.settings.public_url}/j/{link.slug}"
+async def links_with_outcomes(repo: LinkRepo, *, app_id: str | None = None) -> list[tuple[Link, dict[str, int]]]:
+    """The links (an app's, or all), each with its joins' outcome counts (outcome code -> number)."""
+    links = await repo.list(app_id=app_id)
+    outcomes = await repo.outcomes([link.id for link in links])
+    return [(link, outcomes.get(link.id, {})) for link in links]
+
+
+def link_url(public_url: str, link: Link) -> str:
+    """The address people open: ``{public_url}/j/{slug}``."""
+    return f"{public_url}/j/{link.slug}"
 
 
 def _ts(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
-def link_dict(svc: Services, link: Link, outcomes: dict[str, int] | None = None) -> dict[str, Any]:
+def link_dict(public_url: str, link: Link, outcomes: dict[str, int] | None = None) -> dict[str, Any]:
+    """A link as the admin API answers it and the CLI prints it; with its funnel when ``outcomes`` are given."""
     now = datetime.now(UTC)
     problem = link.problem(now)
     body: dict[str, Any] = {
         "id": link.id,
-        "url": link_url(svc, link),
+        "url": link_url(public_url, link),
         "slug": link.slug,
         "app_id": link.app_id,
         "guild_id": link.guild_id,

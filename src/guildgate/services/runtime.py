@@ -6,7 +6,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from guildgate.core.errors import QuotaExceeded, VelocityCapped
+from guildgate.core.errors import QuotaExceededError, VelocityCappedError
+from guildgate.core.secret import derive_key
 from guildgate.discord.guilds import DiscordLookups
 from guildgate.discord.oauth import DiscordConsent
 from guildgate.discord.ratelimit import Limiter, Stores, Windows
@@ -17,7 +18,6 @@ from guildgate.store.db import Database
 from guildgate.store.links import LinkRepo
 from guildgate.store.repos import AppRepo, KeyInfo, KeyRepo, RecordRepo
 from guildgate.web import metrics
-from guildgate.web.flow import Signer
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Quotas:
             return
         wait = await self.windows.window_take(f"quota:{key.id}", key.quota_per_minute, 60.0)
         if wait is not None:
-            raise QuotaExceeded(f"{key.quota_per_minute} requests per minute", retry_after=max(wait, 0.001))
+            raise QuotaExceededError(f"{key.quota_per_minute} requests per minute", retry_after=max(wait, 0.001))
 
     async def used(self, key_id: str) -> int:
         return await self.windows.window_count(f"quota:{key_id}", 60.0)
@@ -57,11 +57,13 @@ class Caps:
         if self.per_guild:
             wait = await self.windows.window_take(f"cap-guild:{guild_id}", self.per_guild, 60.0)
             if wait is not None:
-                raise VelocityCapped(f"{self.per_guild} joins per minute to this server", retry_after=max(wait, 0.001))
+                raise VelocityCappedError(
+                    f"{self.per_guild} joins per minute to this server", retry_after=max(wait, 0.001)
+                )
         if link_id is not None and self.per_link:
             wait = await self.windows.window_take(f"cap-link:{link_id}", self.per_link, 60.0)
             if wait is not None:
-                raise VelocityCapped(
+                raise VelocityCappedError(
                     f"{self.per_link} joins per minute through this link", retry_after=max(wait, 0.001)
                 )
 
@@ -87,7 +89,6 @@ class Services:
     windows: Windows  # the sliding windows behind quotas and caps (admin login attempts use them too)
     hash_key: bytes
     links: LinkRepo
-    signer: Signer
     consent: DiscordConsent
     lookups: DiscordLookups
 
@@ -121,9 +122,8 @@ class Services:
             quotas=Quotas(stores.windows),
             caps=Caps(stores.windows, settings.guild_joins_per_minute, settings.link_joins_per_minute),
             windows=stores.windows,
-            hash_key=hashlib.sha256(b"request-hash:" + secret_key.encode()).digest(),
+            hash_key=derive_key(secret_key, b"request hash v1"),
             links=LinkRepo(db),
-            signer=Signer(secret_key),
             consent=DiscordConsent(discord),
             lookups=DiscordLookups(discord),
         )

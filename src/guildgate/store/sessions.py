@@ -1,5 +1,6 @@
 """Dashboard sessions held in the database: a row per logged-in browser, deleted at logout. The cookie carries
-the session id (web/flow.py signs it); the row holds only its SHA-256, so the table names no usable session."""
+the session id (web/dashboard/session.py signs it); the row holds only its SHA-256, so the table names no usable
+session."""
 
 from __future__ import annotations
 

@@ -19,9 +19,9 @@ from fastapi import Request
 
 from guildgate.services.runtime import Services
 from guildgate.store.sessions import SessionRepo
+from guildgate.web.dashboard.session import SESSION_COOKIE, SESSION_SECONDS, sessions
 from guildgate.web.deps import services
 from guildgate.web.errors import AdminError
-from guildgate.web.flow import SESSION_COOKIE, SESSION_SECONDS
 
 FAILURES_PER_CLIENT = 10  # wrong admin tokens a client address may send a minute
 FAILURES_IN_TOTAL = 50  # wrong admin tokens all clients together may send a minute
@@ -85,17 +85,18 @@ async def session(request: Request) -> str | None:
     presented = bearer_value(request)
     if presented is not None:
         return BEARER if await check_token(request, presented) else None
-    sid = svc.signer.session_id(request.cookies.get(SESSION_COOKIE), admin_token=token.get_secret_value())
+    sid = sessions(request).session_id(request.cookies.get(SESSION_COOKIE), admin_token=token.get_secret_value())
     if sid is not None and await SessionRepo(svc.db).active(sid):
         return sid
     return None
 
 
-async def open_session(svc: Services) -> str:
-    """A new session: its cookie's value."""
+async def open_session(request: Request) -> str:
+    """A new session: its cookie's value (web/dashboard/session.py signs it)."""
+    svc = services(request)
     assert svc.settings.admin_token is not None
     sid = await SessionRepo(svc.db).create(lifetime=timedelta(seconds=SESSION_SECONDS))
-    return svc.signer.session(sid, admin_token=svc.settings.admin_token.get_secret_value())
+    return sessions(request).session(sid, admin_token=svc.settings.admin_token.get_secret_value())
 
 
 async def end_session(svc: Services, sid: str) -> None:

@@ -20,8 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from guildgate.core.invites import INVITE_PATTERN
 from guildgate.core.links import Link, duration_pattern
 from guildgate.core.patterns import NOT_CONTROL
-from guildgate.services.links import LinkInputError, create_link, link_dict, report_dict, run_doctor
-from guildgate.store.repos import NotFound
+from guildgate.services.links import (
+    LinkInputError,
+    create_link,
+    link_dict,
+    links_with_outcomes,
+    report_dict,
+    run_doctor,
+)
+from guildgate.store.repos import NotFoundError
 from guildgate.web.adminauth import bearer_value, check_token
 from guildgate.web.api.schemas import AdminErrorBody
 from guildgate.web.deps import services
@@ -70,9 +77,8 @@ async def list_links(
     request: Request, app_id: str | None = Query(default=None, pattern=r"^[0-9]{17,20}$")
 ) -> JSONResponse:
     svc = services(request)
-    links = await svc.links.list(app_id=app_id)
-    outcomes = await svc.links.outcomes([link.id for link in links])
-    return JSONResponse({"links": [link_dict(svc, link, outcomes.get(link.id, {})) for link in links]})
+    rows = await links_with_outcomes(svc.links, app_id=app_id)
+    return JSONResponse({"links": [link_dict(svc.settings.public_url, link, outcomes) for link, outcomes in rows]})
 
 
 @router.post(
@@ -104,7 +110,9 @@ async def post_link(request: Request) -> JSONResponse:
         )
     except LinkInputError as exc:
         raise _refused(exc) from None
-    return JSONResponse({**link_dict(svc, link, {}), "doctor": report_dict(report)}, status_code=201)
+    return JSONResponse(
+        {**link_dict(svc.settings.public_url, link, {}), "doctor": report_dict(report)}, status_code=201
+    )
 
 
 def _refused(exc: LinkInputError) -> AdminError:
@@ -144,7 +152,7 @@ def describe_admin(schema: dict[str, Any], *, snowflake: str) -> None:
 async def _found(coroutine: Awaitable[Link]) -> Link:
     try:
         return await coroutine
-    except NotFound as exc:
+    except NotFoundError as exc:
         raise AdminError(404, "not_found", str(exc)) from None
 
 
@@ -153,14 +161,14 @@ async def get_link(link_id: str, request: Request) -> JSONResponse:
     svc = services(request)
     link = await _found(svc.links.get(link_id))
     outcomes = await svc.links.outcomes([link.id])
-    return JSONResponse(link_dict(svc, link, outcomes.get(link.id, {})))
+    return JSONResponse(link_dict(svc.settings.public_url, link, outcomes.get(link.id, {})))
 
 
 @router.post("/links/{link_id}/disable", summary="Disable a join link")
 async def disable_link(link_id: str, request: Request) -> JSONResponse:
     svc = services(request)
     link = await _found(svc.links.disable(link_id))
-    return JSONResponse(link_dict(svc, link))
+    return JSONResponse(link_dict(svc.settings.public_url, link))
 
 
 @router.get("/doctor", summary="Preflight checks of an app's bot in a server")

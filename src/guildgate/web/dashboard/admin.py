@@ -28,14 +28,22 @@ from fastapi.responses import RedirectResponse, Response
 from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.text import has_control
 from guildgate.services.keys import MAX_QUOTA, create_key, revoke_key
-from guildgate.services.links import ChecksFailed, LinkInputError, create_link, funnel, link_url, report_dict
+from guildgate.services.links import (
+    ChecksFailedError,
+    LinkInputError,
+    create_link,
+    funnel,
+    link_url,
+    links_with_outcomes,
+    report_dict,
+)
 from guildgate.services.runtime import Services
-from guildgate.store.repos import NotFound, RecordFilters, decode_cursor
+from guildgate.store.repos import NotFoundError, RecordFilters, decode_cursor
 from guildgate.web.adminauth import check_token, end_session, open_session, session
 from guildgate.web.dashboard import charts
+from guildgate.web.dashboard.session import PRE_COOKIE, SESSION_COOKIE, SESSION_SECONDS, sessions
 from guildgate.web.deps import services
 from guildgate.web.errors import AdminError
-from guildgate.web.flow import PRE_COOKIE, SESSION_COOKIE, SESSION_SECONDS
 from guildgate.web.forms import read_form
 from guildgate.web.page_text import text
 from guildgate.web.pages import page_language, render, security_headers
@@ -49,11 +57,14 @@ def _secure(svc: Services) -> bool:
 
 
 def _page(request: Request, template: str, sid: str, context: dict[str, Any], status: int = 200) -> Response:
-    svc = services(request)
     return render(
         request,
         template,
-        {"csrf": svc.signer.csrf(sid), "section": template.removeprefix("admin_").removesuffix(".html"), **context},
+        {
+            "csrf": sessions(request).csrf(sid),
+            "section": template.removeprefix("admin_").removesuffix(".html"),
+            **context,
+        },
         status=status,
         no_store=True,
     )
@@ -83,7 +94,7 @@ async def _checked(request: Request) -> tuple[str | None, dict[str, str]]:
     if sid is None:
         return None, {}
     form = await read_form(request)
-    ok = services(request).signer.csrf_ok(sid, form.get("csrf"))
+    ok = sessions(request).csrf_ok(sid, form.get("csrf"))
     return (sid if ok else None), form
 
 
@@ -108,13 +119,12 @@ async def home(request: Request) -> Response:
 
 
 def _login_page(request: Request, *, error: str | None, status: int) -> Response:
-    svc = services(request)
     pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(16)
     lang, _ = page_language(request)
     response = render(
         request,
         "admin_login.html",
-        {"csrf": svc.signer.csrf("pre:" + pre), "error": text(error, lang) if error else None},
+        {"csrf": sessions(request).csrf("pre:" + pre), "error": text(error, lang) if error else None},
         status=status,
         no_store=True,
     )
@@ -132,7 +142,7 @@ async def login(request: Request) -> Response:
     if not pre or len(pre) > 64:  # no login form was given to this browser: its post is not read
         return _login_page(request, error="a_expired", status=403)
     form = await read_form(request)
-    if not svc.signer.csrf_ok("pre:" + pre, form.get("csrf")):
+    if not sessions(request).csrf_ok("pre:" + pre, form.get("csrf")):
         return _login_page(request, error="a_expired", status=403)
     try:
         right = await check_token(request, form.get("token", "").strip())
@@ -145,7 +155,7 @@ async def login(request: Request) -> Response:
     response = _to("/admin")
     response.set_cookie(
         SESSION_COOKIE,
-        await open_session(svc),
+        await open_session(request),
         max_age=SESSION_SECONDS,
         path="/admin",
         httponly=True,
@@ -231,17 +241,15 @@ async def _links_page(
     request: Request, sid: str, *, created: dict[str, Any] | None = None, error: str | None = None, status: int = 200
 ) -> Response:
     svc = services(request)
-    links = await svc.links.list()
-    outcomes = await svc.links.outcomes([link.id for link in links])
     now = datetime.now(UTC)
     rows = [
         {
             "link": link,
-            "url": link_url(svc, link),
+            "url": link_url(svc.settings.public_url, link),
             "status": (link.problem(now) or "active"),
-            "funnel": funnel(link, outcomes.get(link.id, {})),
+            "funnel": funnel(link, outcomes),
         }
-        for link in links
+        for link, outcomes in await links_with_outcomes(svc.links)
     ]
     return _page(
         request,
@@ -281,9 +289,10 @@ async def links_create(request: Request) -> Response:
             title=form.get("title", "").strip() or None,
             skip_checks=form.get("skip_checks") == "1",
         )
-    except LinkInputError as exc:  # ChecksFailed too: no link, and what the doctor found
-        return await _links_page(request, sid, error=str(exc), status=409 if isinstance(exc, ChecksFailed) else 400)
-    created = {"url": link_url(svc, link), "doctor": report_dict(report)}
+    except LinkInputError as exc:  # ChecksFailedError too: no link, and what the doctor found
+        status = 409 if isinstance(exc, ChecksFailedError) else 400
+        return await _links_page(request, sid, error=str(exc), status=status)
+    created = {"url": link_url(svc.settings.public_url, link), "doctor": report_dict(report)}
     return await _links_page(request, sid, created=created, status=201)
 
 
@@ -294,7 +303,7 @@ async def links_disable(link_id: str, request: Request) -> Response:
         return _message(request, "a_expired", 403)
     try:
         await services(request).links.disable(link_id)
-    except NotFound as exc:
+    except NotFoundError as exc:
         return _message(request, "a_error", 404, str(exc))
     return _to("/admin/links")
 
@@ -328,7 +337,7 @@ async def keys_create(request: Request) -> Response:
         _, key = await create_key(
             svc.keys, app_id=form.get("app_id", ""), name=name, quota_per_minute=int(quota_text) if quota_text else None
         )
-    except (NotFound, ValueError) as exc:
+    except (NotFoundError, ValueError) as exc:
         return await _keys_page(request, sid, error=str(exc), status=400)
     return await _keys_page(request, sid, new_key=key.reveal(), status=201)
 
@@ -340,6 +349,6 @@ async def keys_revoke(key_id: str, request: Request) -> Response:
         return _message(request, "a_expired", 403)
     try:
         await revoke_key(services(request).keys, key_id)
-    except NotFound as exc:
+    except NotFoundError as exc:
         return _message(request, "a_error", 404, str(exc))
     return _to("/admin/keys")
