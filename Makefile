@@ -39,7 +39,7 @@ pytest: $(STAMP) test-deps
 
 # the browser tests (Playwright + Debian's Chromium), then their screenshots copied to docs/screenshots/
 screenshots: $(STAMP) test-deps
-	$(BIN)/pytest tests/browser -q
+	$(BIN)/pytest tests/web/test_pages_browser.py -q
 	mkdir -p docs/screenshots && cp test-output/screenshots/*.png docs/screenshots/
 
 # format check, lint, mypy strict on src/, then the whole test suite

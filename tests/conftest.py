@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import Server, free_port, start_postgres, start_redis, wait_http
+from tests.servers import Server, free_port, start_postgres, start_redis, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "world.json"
@@ -37,6 +37,7 @@ USER_IDS = {u["username"]: u["id"] for u in WORLD["users"]}
 SECRET_KEY = "test-secret-key-0123456789abcdef-Zq"
 ADMIN_TOKEN = "test-admin-token-7f3a9c1e5b"
 EGRESS_PROXY = "http://127.0.0.1:9"  # allowed by configuration; nothing listens there
+PUT = "PUT /guilds/{guild_id}/members/{user_id}"  # Add Guild Member, as the sandbox names it (faults, stats)
 
 # Every secret the suite uses, for the leak scan.
 SECRETS: set[str] = {SECRET_KEY, ADMIN_TOKEN, *TOKENS.values()}
@@ -51,13 +52,7 @@ class Proc:
     log: Path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, grace=10)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -323,3 +318,12 @@ def fresh(sandbox: Sandbox) -> Iterator[Sandbox]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``last`` go after all others, whatever order the session fixtures' parameters gave them."""
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
+@pytest.fixture(autouse=True)
+def _close_browsers() -> Iterator[None]:
+    """Every 'browser' a test opened (tests.linkflow.browser) is closed after it."""
+    yield
+    from tests.linkflow import close_browsers  # here: tests.linkflow imports this module
+
+    close_browsers()

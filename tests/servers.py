@@ -48,6 +48,17 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: fl
     raise RuntimeError(f"{url} did not answer in {timeout}s")
 
 
+def stop_process(proc: subprocess.Popen[bytes], *, grace: float) -> None:
+    """SIGTERM, up to ``grace`` seconds to exit, then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 @dataclass
 class Server:
     proc: subprocess.Popen[bytes]
@@ -55,13 +66,7 @@ class Server:
     home: Path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, grace=15)
         shutil.rmtree(self.home, ignore_errors=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from functools import cached_property
 from typing import Annotated
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     metrics_token: SecretStr | None = None  # set: /metrics asks for Authorization: Bearer <it> (web/ops.py)
     egress_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    # the reverse proxies whose X-Forwarded-For names the client (addresses or CIDRs, comma-separated); from any
+    # other peer the header is ignored and the peer's own address is the client's (cli/serving.py)
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
     request_timeout: float = Field(default=30.0, gt=0, le=600)
     # seconds a client has to send a whole request (headers and body), counted from the connection or from the
     # request's first byte; past it: 408 and the connection closed (web/readtimeout.py)
@@ -57,6 +61,18 @@ class Settings(BaseSettings):
             parts = urlsplit(proxy)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"each proxy must be an http(s) URL (http://host:port), got {shown_url(proxy)!r}")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(p.strip() for p in value.split(",") if p.strip())
+        for entry in value if isinstance(value, tuple) else ():
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"each entry must be an IP address or a CIDR like 10.0.0.0/8, got {entry!r}") from None
         return value
 
     @field_validator(*TOKEN_SETTINGS, mode="before")

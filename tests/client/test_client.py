@@ -97,20 +97,17 @@ def test_sync_client_raises_typed_errors(gateway: Gateway, fresh: Sandbox) -> No
     assert "gg_x" not in str(unreachable.value) and TOKENS["alice"] not in str(unreachable.value)
 
 
-def test_async_client(gateway: Gateway, fresh: Sandbox) -> None:
-    async def go() -> None:
-        async with AsyncClient(gateway.proc.url, gateway.keys["a"]) as gg:
-            results = await asyncio.gather(
-                gg.join(authorization=TOKENS["alice"], guild_id=GUILD),
-                gg.join(authorization=TOKENS["carol"], guild_id=GUILD),
-            )
-            assert {r.code for r in results} == {"joined"}
-            assert (await gg.record(results[0].record_id))["code"] == "joined"
-            fresh.faults({"routes": {"GET /users/@me": {"error_rate": 1.0, "status": 500}}})
-            with pytest.raises(DiscordUnavailableError):
-                await gg.join(authorization=TOKENS["bob"], guild_id=GUILD)
-
-    asyncio.run(go())
+async def test_async_client(gateway: Gateway, fresh: Sandbox) -> None:
+    async with AsyncClient(gateway.proc.url, gateway.keys["a"]) as gg:
+        results = await asyncio.gather(
+            gg.join(authorization=TOKENS["alice"], guild_id=GUILD),
+            gg.join(authorization=TOKENS["carol"], guild_id=GUILD),
+        )
+        assert {r.code for r in results} == {"joined"}
+        assert (await gg.record(results[0].record_id))["code"] == "joined"
+        fresh.faults({"routes": {"GET /users/@me": {"error_rate": 1.0, "status": 500}}})
+        with pytest.raises(DiscordUnavailableError):
+            await gg.join(authorization=TOKENS["bob"], guild_id=GUILD)
 
 
 def test_rate_limited_error_carries_retry_after(gateway: Gateway, fresh: Sandbox) -> None:

@@ -3,13 +3,12 @@ route's name, with the bucket split by the route's major parameter; paths keep e
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import pytest
 
-from guildgate.core.errors import RateLimited
+from guildgate.core.errors import RateLimitedError
 from guildgate.core.ports import AppCredentials
 from guildgate.core.secret import Secret
 from guildgate.discord import routes
@@ -28,38 +27,36 @@ APP = next(
 )
 
 
-def test_every_route_is_one_the_sandbox_serves_under_its_name(fresh: Sandbox) -> None:
+async def test_every_route_is_one_the_sandbox_serves_under_its_name(fresh: Sandbox) -> None:
     """Each route of the table, called the way guildgate calls it (the join's, the join link's, the doctor's),
     reaches a route the sandbox knows — none is answered as an unknown route — and is counted under its name."""
 
-    async def go() -> None:
-        rest = DiscordRest(api_base=fresh.api, limiter=Limiter(MemoryBackend()))
-        deadline = time.monotonic() + 20
-        lookups = DiscordLookups(rest)
-        try:
-            user = await rest.current_user(Secret(TOKENS["alice"]), app=APP, deadline=deadline)
-            await rest.resolve_invite("test1", app=APP, deadline=deadline)
-            await lookups.application(APP, deadline=deadline)
-            await rest.bot_get(routes.GET_CURRENT_APPLICATION_OLD, {}, app=APP, deadline=deadline)
-            await lookups.guild(APP, GUILD, deadline=deadline)
-            await rest.call(
-                routes.ADD_GUILD_MEMBER,
-                {"guild_id": GUILD, "user_id": user.id},
-                auth=("Bot", APP.bot_token),
-                deadline=deadline,
-                json_body={"access_token": TOKENS["alice"]},
+    rest = DiscordRest(api_base=fresh.api, limiter=Limiter(MemoryBackend()))
+    deadline = time.monotonic() + 20
+    lookups = DiscordLookups(rest)
+    try:
+        user = await rest.current_user(Secret(TOKENS["alice"]), app=APP, deadline=deadline)
+        await rest.resolve_invite("test1", app=APP, deadline=deadline)
+        await lookups.application(APP, deadline=deadline)
+        await rest.bot_get(routes.GET_CURRENT_APPLICATION_OLD, {}, app=APP, deadline=deadline)
+        await lookups.guild(APP, GUILD, deadline=deadline)
+        await rest.call(
+            routes.ADD_GUILD_MEMBER,
+            {"guild_id": GUILD, "user_id": user.id},
+            auth=("Bot", APP.bot_token),
+            deadline=deadline,
+            json_body={"access_token": TOKENS["alice"]},
+        )
+        assert await rest.get_member(app=APP, guild_id=GUILD, user_id=user.id, deadline=deadline) is True
+        await rest.add_member_role(app=APP, guild_id=GUILD, user_id=user.id, role_id=ROLE_LOW, deadline=deadline)
+        with pytest.raises(Exception, match="authorization code"):
+            await exchange_code(
+                rest, app=APP, code="no-such-code", redirect_uri="http://x/cb", verifier="v", deadline=deadline
             )
-            assert await rest.get_member(app=APP, guild_id=GUILD, user_id=user.id, deadline=deadline) is True
-            await rest.add_member_role(app=APP, guild_id=GUILD, user_id=user.id, role_id=ROLE_LOW, deadline=deadline)
-            with pytest.raises(Exception, match="authorization code"):
-                await exchange_code(
-                    rest, app=APP, code="no-such-code", redirect_uri="http://x/cb", verifier="v", deadline=deadline
-                )
-            assert await revoke(rest, app=APP, token=Secret("no-such-token"), deadline=deadline) is True
-        finally:
-            await rest.aclose()
+        assert await revoke(rest, app=APP, token=Secret("no-such-token"), deadline=deadline) is True
+    finally:
+        await rest.aclose()
 
-    asyncio.run(go())
     counted = fresh.stats()["requests"]
     assert not [name for name in counted if "(unknown)" in name], counted
     assert {route.name for route in routes.ALL} <= set(counted), counted
@@ -93,7 +90,7 @@ def test_a_parameter_stays_in_its_segment() -> None:
         routes.GET_GUILD.path({"guild_id": "1", "user_id": "2"})
 
 
-def test_a_servers_exhausted_bucket_holds_back_that_server_only() -> None:
+async def test_a_servers_exhausted_bucket_holds_back_that_server_only() -> None:
     """Add Guild Member's bucket is split by server (its major): once Discord says server 1's bucket is empty, the
     next add to server 1 — another person — is answered ``rate_limited`` at once without being sent, while an add
     to server 2 goes out."""
@@ -102,30 +99,28 @@ def test_a_servers_exhausted_bucket_holds_back_that_server_only() -> None:
     )
     added = json_answer(b"{}", b"201 Created", headers=empty)
 
-    async def go() -> tuple[Any, list[bytes]]:
-        server = await scripted(answers(added, added))
-        rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
+    server = await scripted(answers(added, added))
+    rest = DiscordRest(api_base=server.base, limiter=Limiter(MemoryBackend()))
 
-        async def add(guild: str, user: str) -> Any:
-            return await rest.call(
-                routes.ADD_GUILD_MEMBER,
-                {"guild_id": guild, "user_id": user},
-                auth=("Bot", APP.bot_token),
-                deadline=time.monotonic() + 5,
-                json_body={"access_token": "t"},
-            )
+    async def add(guild: str, user: str) -> Any:
+        return await rest.call(
+            routes.ADD_GUILD_MEMBER,
+            {"guild_id": guild, "user_id": user},
+            auth=("Bot", APP.bot_token),
+            deadline=time.monotonic() + 5,
+            json_body={"access_token": "t"},
+        )
 
-        try:
-            assert (await add("1", "10")).status == 201
-            with pytest.raises(RateLimited) as held:
-                await add("1", "11")
-            assert (await add("2", "12")).status == 201
-        finally:
-            await rest.aclose()
-            await server.__aexit__()
-        return held.value, server.requests
+    try:
+        assert (await add("1", "10")).status == 201
+        with pytest.raises(RateLimitedError) as held:
+            await add("1", "11")
+        assert (await add("2", "12")).status == 201
+    finally:
+        await rest.aclose()
+        await server.__aexit__()
+    held, sent = held.value, server.requests
 
-    held, sent = asyncio.run(go())
     assert held.retry_after is not None and held.retry_after > 50
     assert [r.split(b" HTTP/1.1")[0] for r in sent] == [
         b"PUT /api/v10/guilds/1/members/10",

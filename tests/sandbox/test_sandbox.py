@@ -18,6 +18,7 @@ from tests.conftest import (
     GUILD,
     GUILD_BOTLESS,
     GUILD_NOPERMS,
+    PUT,
     ROLE_HIGH,
     ROLE_LOW,
     TOKENS,
@@ -28,7 +29,6 @@ from tests.conftest import (
 
 BOT = {"Authorization": "Bot " + WORLD["applications"][0]["bot_token"]}
 SECRET = WORLD["applications"][0]["client_secret"]
-PUT = "PUT /guilds/{guild_id}/members/{user_id}"
 
 
 def put_member(

@@ -13,7 +13,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 
-def write_while_locked(path: Path, write: Callable[[], Awaitable[None]], *, seconds: float = 0.4) -> tuple[bool, int]:
+async def write_while_locked(
+    path: Path, write: Callable[[], Awaitable[None]], *, seconds: float = 0.4
+) -> tuple[bool, int]:
     """Run ``write()`` while another connection holds ``path``'s write lock for ``seconds``. Returns whether the
     lock had been given back when the write finished, and how many 10 ms ticks the event loop ran meanwhile."""
     other = sqlite3.connect(path, check_same_thread=False)
@@ -25,24 +27,20 @@ def write_while_locked(path: Path, write: Callable[[], Awaitable[None]], *, seco
         other.commit()
         released.set()
 
-    async def go() -> int:
-        ticks = 0
+    ticks = 0
 
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
 
-        beat = asyncio.ensure_future(ticker())
+    beat = asyncio.ensure_future(ticker())
+    try:
         threading.Thread(target=release_later).start()
         await write()
-        beat.cancel()
-        return ticks
-
-    try:
-        ticks = asyncio.run(go())
     finally:
+        beat.cancel()
         other.close()
     return released.is_set(), ticks
 

@@ -23,6 +23,7 @@ from tests.conftest import (
     cli,
     own_gateway,
 )
+from tests.helpers import csrf
 from tests.linkflow import admin_api, close_browsers, join_through
 from tests.servers import free_port
 from tests.store.revoked import refused_within
@@ -106,13 +107,7 @@ def test_admin_api_names_the_bad_field(gateway: Gateway, fresh: Sandbox) -> None
     assert any(c["name"] == "role admin" and not c["ok"] and "drag" in c["fix"] for c in doctor.json()["checks"])
 
 
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, page[:500]
-    return found.group(1)
-
-
-def test_dashboard_login_session_and_csrf(gateway: Gateway, fresh: Sandbox) -> None:
+def test_dashboard_login_session_andcsrf(gateway: Gateway, fresh: Sandbox) -> None:
     with httpx.Client(
         base_url=gateway.proc.url, follow_redirects=False, timeout=30, headers={"Accept-Language": "en"}
     ) as browser:
@@ -121,9 +116,9 @@ def test_dashboard_login_session_and_csrf(gateway: Gateway, fresh: Sandbox) -> N
         assert login.status_code == 401 and 'type="password"' in login.text  # refused; the body is the login form
         assert "Recent records" not in login.text
         assert browser.post("/admin/login", data={"token": ADMIN_TOKEN}).status_code == 403  # no CSRF token
-        wrong = browser.post("/admin/login", data={"token": "nope", "csrf": _csrf(login.text)})
+        wrong = browser.post("/admin/login", data={"token": "nope", "csrf": csrf(login.text)})
         assert wrong.status_code == 401 and "That token is not right" in wrong.text
-        ok = browser.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf": _csrf(login.text)})
+        ok = browser.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf": csrf(login.text)})
         assert ok.status_code == 303
         cookie = ok.headers["set-cookie"]
         assert (
@@ -134,9 +129,9 @@ def test_dashboard_login_session_and_csrf(gateway: Gateway, fresh: Sandbox) -> N
         keys = browser.get("/admin/keys")
         assert browser.post("/admin/keys", data={"app_id": APP_A, "name": "x"}).status_code == 403  # no CSRF
         for quota in ("²", "0", "12x", "1000001"):  # "²" passes str.isdigit() but not int()
-            refused = browser.post("/admin/keys", data={"app_id": APP_A, "quota": quota, "csrf": _csrf(keys.text)})
+            refused = browser.post("/admin/keys", data={"app_id": APP_A, "quota": quota, "csrf": csrf(keys.text)})
             assert refused.status_code == 400 and "quota: a whole number from 1 to 1000000" in refused.text, quota
-        made = browser.post("/admin/keys", data={"app_id": APP_A, "name": "from-dashboard", "csrf": _csrf(keys.text)})
+        made = browser.post("/admin/keys", data={"app_id": APP_A, "name": "from-dashboard", "csrf": csrf(keys.text)})
         assert made.status_code == 201
         key = re.search(r'data-testid="new-key">(gg_[^<]+)<', made.text)
         assert key is not None
@@ -152,7 +147,7 @@ def test_dashboard_login_session_and_csrf(gateway: Gateway, fresh: Sandbox) -> N
             )
         )
         revoking = time.monotonic()
-        revoked = browser.post(f"/admin/keys/{row.group(1)}/revoke", data={"csrf": _csrf(listing)})
+        revoked = browser.post(f"/admin/keys/{row.group(1)}/revoke", data={"csrf": csrf(listing)})
         assert revoked.status_code == 303
         if gateway.kind != "sqlite":  # one worker forgets it at once; the others may remember it a few seconds
             refused_within(gateway.proc.url, key.group(1), since=revoking)
@@ -247,7 +242,7 @@ def test_a_dashboard_session_opens_nothing_once_the_token_is_unset(tmp_path: Pat
         with httpx.Client(base_url=on.url, follow_redirects=False, timeout=30) as browser:
             login = browser.get("/admin")
             assert (
-                browser.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf": _csrf(login.text)}).status_code == 303
+                browser.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf": csrf(login.text)}).status_code == 303
             )
             session = browser.cookies.get("gg_admin")
             assert session and browser.get("/admin/keys").status_code == 200

@@ -18,7 +18,7 @@ from tests.conftest import (
     Sandbox,
     one_worker_gateway,
 )
-from tests.linkflow import admin_api, browser, close_browsers, join_through, make_link, text_of
+from tests.linkflow import admin_api, browser, join_through, make_link, text_of
 
 
 @pytest.fixture
@@ -28,7 +28,6 @@ def capped(tmp_path: Path, fresh: Sandbox) -> Iterator[Gateway]:
     )
     yield gateway
     gateway.proc.stop()
-    close_browsers()
 
 
 def test_per_link_and_per_server_caps(capped: Gateway, fresh: Sandbox) -> None:
@@ -57,7 +56,7 @@ def test_a_flood_of_starts_on_a_link_is_capped_too(capped: Gateway, fresh: Sandb
     link = make_link(capped, "--app", APP_A, "--guild", GUILD)
     base, slug = link["url"].rsplit("/j/", 1)
     client = browser()
-    places = [client.post(f"{base}/j/{slug}/start").headers["location"] for _ in range(11)]
+    places = [browser().post(f"{base}/j/{slug}/start").headers["location"] for _ in range(11)]  # 11 visitors
     assert all("/oauth2/authorize?" in place for place in places[:10]), places[:10]
     assert places[10].startswith("/oauth/done?"), places[10]
     page = client.get(capped.proc.url + places[10])

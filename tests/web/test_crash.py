@@ -18,6 +18,7 @@ from tests.conftest import (
     APP_A,
     GUILD,
     OUTPUT,
+    PUT,
     WORLD,
     Proc,
     Sandbox,
@@ -28,7 +29,7 @@ from tests.conftest import (
     new_key,
     start,
 )
-from tests.web.test_faults import PUT, _crowd
+from tests.helpers import children, crowd
 
 JOINS = 24
 
@@ -56,7 +57,7 @@ def _records(env: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def test_sigkill_mid_join_then_restart_settles_every_pending_record(tmp_path: Path, fresh: Sandbox) -> None:
-    world, people = _crowd(JOINS)
+    world, people = crowd(JOINS)
     fresh.reset(world)
     env = base_env(tmp_path, GUILDGATE_DISCORD_API_BASE=fresh.api, GUILDGATE_REQUEST_TIMEOUT="20")
     for app in WORLD["applications"]:
@@ -121,13 +122,13 @@ def test_sigkill_of_a_multi_worker_serve_takes_its_workers_and_a_restart_binds(
         ready_path="/readyz",
         port=port,
     )
-    children = subprocess.run(["pgrep", "-P", str(first.proc.pid)], capture_output=True, text=True).stdout.split()
-    assert len(children) >= 2  # the workers (and multiprocessing's resource tracker, which ends with them)
+    started = children(first.proc.pid)
+    assert len(started) >= 2  # the workers (and multiprocessing's resource tracker, which ends with them)
     # Killed at once: one worker answered /readyz, the other may still be starting.
     os.kill(first.proc.pid, signal.SIGKILL)
     first.proc.wait(10)
     deadline = time.monotonic() + 20
-    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in children):
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in started):
         assert time.monotonic() < deadline, "workers outlived their supervisor"
         time.sleep(0.1)
     second = start(
@@ -154,13 +155,13 @@ def test_sigterm_mid_join_lets_every_join_under_way_answer_and_finish_its_record
     way (a join's deadline, not uvicorn's 5 s): each caller gets its answer and each record its outcome. Before,
     joins longer than 5 s were cancelled, their callers cut off and their records left pending. One worker on
     SQLite, two on SQLite and two on PostgreSQL (a database of its own), sharing Redis."""
-    world, people = _crowd(3 * 12)
+    world, people = crowd(3 * 12)
     fresh.reset(world)
     subprocess.run(["psql", postgres_server.url, "-c", "CREATE DATABASE sigterm"], check=True, capture_output=True)
     postgres = postgres_server.url.rsplit("/", 1)[0] + "/sigterm"
     setups = (("1", "sqlite"), ("2", "sqlite"), ("2", "postgres"))
     for n, (workers, database) in enumerate(setups):
-        crowd = people[12 * n : 12 * (n + 1)]
+        batch = people[12 * n : 12 * (n + 1)]
         (tmp_path / str(n)).mkdir()
         env = base_env(tmp_path / str(n), GUILDGATE_DISCORD_API_BASE=fresh.api, GUILDGATE_REDIS_URL=redis_server.url)
         if database == "postgres":
@@ -178,8 +179,8 @@ def test_sigterm_mid_join_lets_every_join_under_way_answer_and_finish_its_record
         )
         fresh.faults({"routes": {PUT: {"latency_ms": 6000}}})  # Discord answers each add 6 s late
 
-        with concurrent.futures.ThreadPoolExecutor(len(crowd)) as pool:
-            futures = [pool.submit(_join, server.url, key, p) for p in crowd]
+        with concurrent.futures.ThreadPoolExecutor(len(batch)) as pool:
+            futures = [pool.submit(_join, server.url, key, p) for p in batch]
             deadline = time.monotonic() + 20
             while fresh.stats()["requests"].get(PUT, 0) < 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -188,9 +189,9 @@ def test_sigterm_mid_join_lets_every_join_under_way_answer_and_finish_its_record
             answers = [f.result() for f in futures]
             server.proc.wait(60)
         fresh.faults({})
-        assert answers == [(200, "joined")] * len(crowd), (workers, database, answers)
+        assert answers == [(200, "joined")] * len(batch), (workers, database, answers)
         records = _records(env)
-        assert len(records) == len(crowd) and {(r["state"], r["code"]) for r in records} == {("succeeded", "joined")}
+        assert len(records) == len(batch) and {(r["state"], r["code"]) for r in records} == {("succeeded", "joined")}
 
 
 def test_a_killed_servers_metrics_directory_is_removed_at_the_next_start(

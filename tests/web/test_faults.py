@@ -4,7 +4,6 @@ retries stay bounded, no join is reported that did not happen, and no record sta
 from __future__ import annotations
 
 import concurrent.futures
-import copy
 import json
 import time
 from typing import Any
@@ -12,27 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GUILD, WORLD, Gateway, Sandbox
+from tests.conftest import GUILD, PUT, Gateway, Sandbox
+from tests.helpers import crowd
 
-PUT = "PUT /guilds/{guild_id}/members/{user_id}"
 JOINS = 200
 DEADLINE = 4.0  # GUILDGATE_REQUEST_TIMEOUT of the test gateways
-
-
-def _crowd(n: int) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The test world plus ``n`` users, each with a token: (fixture, [(user id, token)])."""
-    world = copy.deepcopy(WORLD)
-    people = [(str(1300000000000010000 + i), f"fault-crowd-token-{i}") for i in range(n)]
-    for user_id, token in people:
-        world["users"].append(
-            {
-                "id": user_id,
-                "username": f"crowd{user_id[-4:]}",
-                "guild_count": 1,
-                "tokens": [{"access_token": token, "application_id": "1100000000000000001"}],
-            }
-        )
-    return world, people
 
 
 def _timed_join(gateway: Gateway, person: tuple[str, str]) -> tuple[str, float, dict[str, Any]]:
@@ -44,7 +27,7 @@ def _timed_join(gateway: Gateway, person: tuple[str, str]) -> tuple[str, float, 
 
 @pytest.mark.parametrize("gateway", ["postgres+redis+4workers"], indirect=True)
 def test_502s_and_hangs_on_add_member(gateway: Gateway, fresh: Sandbox) -> None:
-    world, people = _crowd(JOINS)
+    world, people = crowd(JOINS)
     fresh.reset(world)
     fresh.faults({"seed": 11, "routes": {PUT: {"error_rate": 0.30, "status": 502, "timeout_rate": 0.05}}})
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
@@ -75,7 +58,7 @@ def test_502s_and_hangs_on_add_member(gateway: Gateway, fresh: Sandbox) -> None:
 
 @pytest.mark.parametrize("gateway", ["sqlite"], indirect=True)
 def test_a_caller_who_hangs_up_mid_join_still_leaves_a_finished_record(gateway: Gateway, fresh: Sandbox) -> None:
-    world, people = _crowd(1)
+    world, people = crowd(1)
     fresh.reset(world)
     user_id, token = people[0]
     # Discord adds the member, then answers a second late; the caller gives up after 0.3 s.
@@ -104,7 +87,7 @@ def test_a_caller_who_hangs_up_mid_join_still_leaves_a_finished_record(gateway: 
 def test_a_join_whose_answer_was_lost_is_reported_joined_not_already_member(gateway: Gateway, fresh: Sandbox) -> None:
     # Discord adds the member, then answers 502 (the answer lost on the way): the retry is answered 204, as for
     # someone who was a member already. Five of them were; the others were not.
-    world, people = _crowd(30)
+    world, people = crowd(30)
     already = people[:5]
     for guild in world["guilds"]:
         if guild["id"] == GUILD:
@@ -138,7 +121,7 @@ def test_a_join_whose_answer_was_lost_is_reported_joined_not_already_member(gate
 def test_connection_resets_on_both_join_calls(gateway: Gateway, fresh: Sandbox) -> None:
     # Discord's connection drops mid-request on Get Current User and on Add Guild Member: each join still
     # answers in time, is retried a bounded number of times, and is never reported joined without the member.
-    world, people = _crowd(60)
+    world, people = crowd(60)
     fresh.reset(world)
     routes = {"GET /users/@me": {"reset_rate": 0.2}, PUT: {"reset_rate": 0.3}}
     fresh.faults({"seed": 23, "routes": routes})
@@ -164,7 +147,7 @@ def test_connection_resets_on_both_join_calls(gateway: Gateway, fresh: Sandbox) 
 def test_connections_reset_after_discord_added_the_member(gateway: Gateway, fresh: Sandbox) -> None:
     # The connection drops after Discord made the change, before its answer: the retry is answered 204, and the
     # join is still reported joined (Get Guild Member's joined_at is after the lost attempt), never failed.
-    world, people = _crowd(30)
+    world, people = crowd(30)
     fresh.reset(world)
     fresh.faults({"seed": 29, "routes": {PUT: {"reset_rate": 0.4, "when": "after"}}})
     answers = {user_id: gateway.join({"authorization": token, "guild_id": GUILD}).json() for user_id, token in people}

@@ -7,28 +7,16 @@ import re
 import select
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
 from tests.conftest import ADMIN_TOKEN, APP_A, GUILD, Gateway, Sandbox
+from tests.helpers import csrf, rss_kib
 from tests.linkflow import make_link
 
 FIELD = 1_000_000 - 16  # just under Starlette's 1 MB a field
 BIG = 200  # fields: 200 MB in all
-
-
-def _rss_kib(pid: int) -> int:
-    """The resident memory of ``pid`` and every process under it (``serve``'s workers), in KiB."""
-    total = 0
-    for status in [Path(f"/proc/{pid}/status")]:
-        found = re.search(r"^VmRSS:\s+(\d+) kB", status.read_text(), re.M)
-        total += int(found.group(1)) if found else 0
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in children.read_text().split():
-            total += _rss_kib(int(child))
-    return total
 
 
 def _form_chunks() -> Iterator[bytes]:
@@ -96,7 +84,7 @@ def test_a_200_mb_form_is_refused_with_413_and_the_server_does_not_grow(gateway:
     link = make_link(gateway, "--app", APP_A, "--guild", GUILD)
     start = urlsplit(link["url"]).path + "/start"
     login = {"Content-Type": FORM, "Cookie": _login_cookies(gateway)}
-    before = _rss_kib(pid)
+    before = rss_kib(pid)
     for path, headers in (("/admin/login", login), ("/admin/keys", {"Authorization": f"Bearer {ADMIN_TOKEN}"})):
         # streamed without a length
         status, text = post(url, path, {**headers, "Transfer-Encoding": "chunked"}, _chunked(_form_chunks()))
@@ -112,7 +100,7 @@ def test_a_200_mb_form_is_refused_with_413_and_the_server_does_not_grow(gateway:
     # a piece of one field, no CSRF token)
     status, _ = post(url, "/admin/login", {**login, "Content-Length": "60000"}, _form_chunks())
     assert status in (400, 403)
-    grown = _rss_kib(pid) - before
+    grown = rss_kib(pid) - before
     assert grown < 20 * 1024, f"the server grew by {grown} KiB"
     assert httpx.get(url + "/healthz", timeout=30).status_code == 200
 
@@ -147,11 +135,9 @@ def test_files_are_refused_with_a_session_too(gateway: Gateway, fresh: Sandbox) 
     kind, files = _multipart(60)
     with httpx.Client(base_url=url, timeout=30, headers={"Accept-Language": "en"}) as browser:
         login = browser.get("/admin")
-        csrf = re.search(r'name="csrf" value="([^"]+)"', login.text)
-        assert csrf
         refused = browser.post("/admin/login", content=files, headers={"Content-Type": kind})
         assert refused.status_code == 415 and "no files" in refused.text
-        ok = browser.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf": csrf.group(1)})
+        ok = browser.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf": csrf(login.text)})
         assert ok.status_code == 303
         for path in ("/admin/keys", "/admin/links", "/admin/logout"):
             answer = browser.post(path, content=files, headers={"Content-Type": kind})

@@ -5,23 +5,16 @@ stored or logged."""
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, APP_A, GUILD, Gateway, Sandbox, cli
-from tests.linkflow import admin_api, browser, close_browsers, finish, make_link, start
+from tests.helpers import csrf
+from tests.linkflow import admin_api, browser, finish, make_link, start
 
 NUL = "a\x00b"
-
-
-@pytest.fixture(autouse=True)
-def _browsers() -> Iterator[None]:
-    yield
-    close_browsers()
 
 
 def _state_of(authorize_url: str) -> str:
@@ -103,14 +96,10 @@ def test_control_characters_are_refused_in_every_text_input(gateway: Gateway, fr
         _named(httpx.get(url + "/admin", params={name: NUL}, headers=bearer, timeout=30), name)
     with httpx.Client(base_url=url, timeout=30, headers={"Accept-Language": "en"}) as dashboard:
         login = dashboard.get("/admin")
-        csrf = re.search(r'name="csrf" value="([^"]+)"', login.text)
-        assert csrf
-        assert dashboard.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf": csrf.group(1)}).status_code == 303
-        keys = dashboard.get("/admin/keys")
-        csrf = re.search(r'name="csrf" value="([^"]+)"', keys.text)
-        assert csrf
-        _named(dashboard.post("/admin/keys", data={"app_id": APP_A, "name": NUL, "csrf": csrf.group(1)}), "name")
-        form = {"app_id": APP_A, "guild_id": GUILD, "title": "x\x1b[31m", "csrf": csrf.group(1)}
+        assert dashboard.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf": csrf(login.text)}).status_code == 303
+        token = csrf(dashboard.get("/admin/keys").text)
+        _named(dashboard.post("/admin/keys", data={"app_id": APP_A, "name": NUL, "csrf": token}), "name")
+        form = {"app_id": APP_A, "guild_id": GUILD, "title": "x\x1b[31m", "csrf": token}
         _named(dashboard.post("/admin/links", data=form), "title")
     # the OAuth callback
     link = make_link(gateway, "--app", APP_A, "--guild", GUILD)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import GUILD, OUTPUT, TOKENS, Gateway, Sandbox, base_env, free_port, start
+from tests.helpers import children
 
 
 def test_health_ready_metrics(gateway: Gateway, fresh: Sandbox) -> None:
@@ -55,12 +55,10 @@ def test_openapi_describes_the_join_call(gateway: Gateway) -> None:
 
 def test_serve_workers_starts_that_many_processes(gateway: Gateway) -> None:
     expected = 4 if gateway.kind.endswith("4workers") else 0  # one process serves itself; N workers are children
-    children = subprocess.run(
-        ["pgrep", "-P", str(gateway.proc.proc.pid)], capture_output=True, text=True
-    ).stdout.split()
+    started = children(gateway.proc.proc.pid)
     # multiprocessing's resource tracker is a child too; the workers are the spawned ones
-    workers = [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-    assert len(workers) == expected, children
+    workers = [pid for pid in started if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(workers) == expected, started
 
 
 def test_oversized_headers_get_431_before_any_handler(gateway: Gateway, fresh: Sandbox) -> None:

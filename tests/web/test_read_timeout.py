@@ -25,19 +25,15 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "guildgate"
 READ_TIMEOUT = 0.5
 
 
-def test_the_uvicorn_internals_it_extends_are_still_there() -> None:
+async def test_the_uvicorn_internals_it_extends_are_still_there() -> None:
     protocol_class = httptools_impl.HttpToolsProtocol
     for callback in ("connection_made", "connection_lost", "on_message_begin", "on_headers_complete"):
         assert callable(getattr(protocol_class, callback, None)), callback
     assert callable(getattr(protocol_class, "on_message_complete", None))
     config = uvicorn.Config(_app, http=ReadTimeoutProtocol, log_config=None)
-    loop = asyncio.new_event_loop()
-    try:
-        protocol = ReadTimeoutProtocol(
-            config=config, server_state=uvicorn.server.ServerState(), app_state={}, _loop=loop
-        )
-    finally:
-        loop.close()
+    protocol = ReadTimeoutProtocol(
+        config=config, server_state=uvicorn.server.ServerState(), app_state={}, _loop=asyncio.get_running_loop()
+    )
     for name in RELIES_ON["protocol"]:
         assert hasattr(protocol, name), f"uvicorn's protocol no longer has {name!r}"
     cycle_attributes = set(httptools_impl.RequestResponseCycle.__init__.__code__.co_names)

@@ -1,5 +1,5 @@
 """Redis, the shared limiter's store, goes away while Add Guild Member is under way: Discord's answer still
-decides the join. The limiter fails closed for the next call (tests/discord/test_redis_limiter.py), but a member
+decides the join. The limiter fails closed for the next call (tests/discord/test_ratelimit_redis.py), but a member
 Discord added is reported joined, not unavailable."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import GUILD, Sandbox, own_gateway
+from tests.conftest import GUILD, PUT, Sandbox, own_gateway
+from tests.helpers import crowd
 from tests.servers import start_redis
-from tests.web.test_faults import PUT, _crowd
 
 
 def test_redis_lost_while_discord_adds_the_member_still_reports_the_join(tmp_path: Path, fresh: Sandbox) -> None:
-    world, people = _crowd(2)
+    world, people = crowd(2)
     fresh.reset(world)
     redis = start_redis()
     server, key = own_gateway(tmp_path, fresh, "redis-loss.log", GUILDGATE_REDIS_URL=redis.url)

@@ -6,29 +6,22 @@ given back."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import pytest
 
 from tests.conftest import APP_A, GUILD, TOKENS, Sandbox, one_worker_gateway
-from tests.linkflow import close_browsers, make_link, start
+from tests.helpers import envelope
+from tests.linkflow import make_link, start
 from tests.store.locked import lock_in_another_process
-from tests.web.test_join_outcomes import envelope
 
 LOCKED_FOR = 3.0  # seconds the other process holds the lock
 HEALTHZ_WITHIN = 0.5  # the bound issue 23 sets for /healthz meanwhile
 T = TypeVar("T")
-
-
-@pytest.fixture(autouse=True)
-def _browsers() -> Iterator[None]:
-    yield
-    close_browsers()
 
 
 def test_the_server_answers_while_another_process_holds_the_database(tmp_path: Path, fresh: Sandbox) -> None:

@@ -57,12 +57,12 @@ def db_settings(*, secret: bool = True) -> Settings:
 
 def upgrade(database_url: str) -> tuple[str | None, str]:
     """Bring the schema up to date; returns the revisions it was at and is at."""
-    from guildgate.store.migrate import DatabaseUnreachable
+    from guildgate.store.migrate import DatabaseUnreachableError
     from guildgate.store.migrate import upgrade as do_upgrade
 
     try:
         return do_upgrade(database_url)
-    except DatabaseUnreachable as exc:
+    except DatabaseUnreachableError as exc:
         die(str(exc))
 
 

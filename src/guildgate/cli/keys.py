@@ -24,13 +24,14 @@ def keys_create(
 
     Example: guildgate keys create --app 11... --json"""
     s = db_settings()
-    from guildgate.store.repos import NotFound
+    from guildgate.services.keys import create_key, key_dict
+    from guildgate.store.repos import NotFoundError
 
     async def go() -> None:
         db, _, keys, _ = repos(s)
         try:
-            info, key = await keys.create(app_id=app_id, name=name, quota_per_minute=quota_per_minute)
-        except NotFound as exc:
+            info, key = await create_key(keys, app_id=app_id, name=name, quota_per_minute=quota_per_minute)
+        except NotFoundError as exc:
             die(str(exc))
             return
         except ValueError as exc:
@@ -39,15 +40,7 @@ def keys_create(
         finally:
             await db.dispose()
         if as_json:
-            render.as_json(
-                {
-                    "id": info.id,
-                    "key": key.reveal(),
-                    "app_id": info.app_id,
-                    "name": info.name,
-                    "quota_per_minute": info.quota_per_minute,
-                }
-            )
+            render.as_json(render.times(key_dict(info, secret=key)))
         else:
             print(key.reveal())
             render.note(f"key {info.id} for app {info.app_id}: store it now, it is not shown again")
@@ -59,6 +52,7 @@ def keys_create(
 def keys_list(as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table.")) -> None:
     """List API keys (id, prefix, app, quota, revoked) — never the keys. Needs no GUILDGATE_SECRET_KEY."""
     s = db_settings(secret=False)
+    from guildgate.services.keys import key_dict
 
     async def go() -> None:
         db, _, keys, _ = repos(s)
@@ -67,20 +61,7 @@ def keys_list(as_json: bool = typer.Option(False, "--json", help="Print a JSON a
         finally:
             await db.dispose()
         if as_json:
-            render.as_json(
-                [
-                    {
-                        "id": k.id,
-                        "prefix": k.prefix,
-                        "app_id": k.app_id,
-                        "name": k.name,
-                        "quota_per_minute": k.quota_per_minute,
-                        "created_at": render.when(k.created_at),
-                        "revoked_at": k.revoked_at and render.when(k.revoked_at),
-                    }
-                    for k in rows
-                ]
-            )
+            render.as_json([render.times(key_dict(k)) for k in rows])
         else:
             render.table(
                 "API keys",
@@ -102,21 +83,14 @@ def keys_revoke(
 ) -> None:
     """Revoke an API key at once, named by its id or by the key itself (which is never printed back)."""
     s = db_settings(secret=False)
-    from guildgate.store.repos import NotFound
-
-    given_key = key.startswith("gg_")
+    from guildgate.services.keys import revoke_key
+    from guildgate.store.repos import NotFoundError
 
     async def go() -> None:
         db, _, keys, _ = repos(s)
         try:
-            key_id = key
-            if given_key:
-                found = await keys.authenticate(key)
-                if found is None:
-                    die("no API key in use matches the key given (it may be revoked already: see keys list)")
-                key_id = found.id
-            info = await keys.revoke(key_id)
-        except NotFound as exc:
+            info = await revoke_key(keys, key)
+        except NotFoundError as exc:
             die(str(exc))
             return
         finally:

@@ -44,12 +44,18 @@ def links_create(
         None, "--expires", metavar="AGE", help="Lifetime, like 30m, 12h, 7d or 2w (default: none)."
     ),
     title: str | None = typer.Option(None, "--title", metavar="TITLE", help="A line shown under the server's name."),
+    skip_checks: bool = typer.Option(
+        False,
+        "--skip-checks",
+        help="Make the link even when the doctor finds the bot missing from the server or short of a permission.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (id, url, doctor, ...)."),
 ) -> None:
-    """Create a join link and run the doctor on it.
+    """Run the doctor, then create a join link. When the bot is not in the server or lacks a permission the link
+    needs, no link is made (exit 1) unless --skip-checks.
 
     Example: guildgate links create --app 11... --guild 12... --role 12... --max-uses 50 --expires 7d"""
-    from guildgate.services.links import LinkInputError, create_link, link_dict, report_dict
+    from guildgate.services.links import ChecksFailedError, LinkInputError, create_link, link_dict, report_dict
 
     s = db_settings()
 
@@ -63,14 +69,24 @@ def links_create(
             max_uses=max_uses,
             expires=expires,
             title=title,
+            skip_checks=skip_checks,
         )
-        return link_dict(svc, link), report_dict(report)
+        return link_dict(s.public_url, link), report_dict(report)
 
     try:
         body, report = run(lambda: _with_services(s, go))
+    except ChecksFailedError as exc:
+        if as_json:
+            render.as_json({"error": "checks_failed", "detail": str(exc), "doctor": report_dict(exc.report)})
+        else:
+            render.doctor(report_dict(exc.report))
+        die("the doctor's checks failed, so no link was made: fix what it says, or pass --skip-checks", code=1)
     except LinkInputError as exc:
         die(str(exc))
         return
+    blocking = [c["name"] for c in report["checks"] if not c["ok"] and c.get("blocks")]
+    if blocking:
+        render.warn(f"made with --skip-checks although these checks failed: {', '.join(blocking)}")
     if as_json:
         render.as_json(render.times({**body, "doctor": report}))
         return
@@ -87,24 +103,19 @@ def links_list(
 ) -> None:
     """List links with their use and funnel (opened -> sent to Discord -> joined / failed). Needs no
     GUILDGATE_SECRET_KEY."""
-    from types import SimpleNamespace
-
-    from guildgate.services.links import link_dict
+    from guildgate.services.links import link_dict, links_with_outcomes
     from guildgate.store.db import Database
     from guildgate.store.links import LinkRepo
 
     s = db_settings(secret=False)
-    urls: Any = SimpleNamespace(settings=s)  # what link_dict reads: the public URL
 
     async def go() -> list[dict[str, Any]]:
         db = Database(s.database_url)
         try:
-            repo = LinkRepo(db)
-            links = await repo.list(app_id=app_id)
-            outcomes = await repo.outcomes([link.id for link in links])
+            rows = await links_with_outcomes(LinkRepo(db), app_id=app_id)
         finally:
             await db.dispose()
-        return [render.times(link_dict(urls, link, outcomes.get(link.id, {}))) for link in links]
+        return [render.times(link_dict(s.public_url, link, outcomes)) for link, outcomes in rows]
 
     rows = run(go)
     if as_json:
@@ -133,7 +144,7 @@ def links_list(
 @command(cli, "disable")
 def links_disable(link_id: str = typer.Argument(..., metavar="LINK_ID", help="The link's id (or slug).")) -> None:
     """Turn a link off for good: its page then says so, and nobody can join through it."""
-    from guildgate.store.repos import NotFound
+    from guildgate.store.repos import NotFoundError
 
     s = db_settings()
 
@@ -142,7 +153,7 @@ def links_disable(link_id: str = typer.Argument(..., metavar="LINK_ID", help="Th
 
     try:
         link = run(lambda: _with_services(s, go))
-    except NotFound as exc:
+    except NotFoundError as exc:
         die(str(exc))
         return
     render.out.print(f"link [bold]{link.id}[/] disabled")

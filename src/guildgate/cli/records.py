@@ -55,10 +55,9 @@ def _filters(state: str | None, code: str | None, guild_id: str | None, app_id: 
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
-    from guildgate.services.records import record_msg
-    from guildgate.store.repos import record_dict
+    from guildgate.services.records import shown_record
 
-    return render.times(record_dict(row, msg=record_msg(row, "en")))
+    return render.times(shown_record(row, "en"))
 
 
 APP = typer.Option(None, "--app", metavar="CLIENT_ID", help="Only this app's records.")
@@ -115,13 +114,13 @@ def records_show(
 
     Example: guildgate records show 049bfae2-..."""
     s = db_settings(secret=False)
-    from guildgate.store.repos import NotFound
+    from guildgate.store.repos import NotFoundError
 
     async def go() -> dict[str, Any] | None:
         db, _, _, records = repos(s)
         try:
             return _as_dict(await records.get(record_id, app_id=None))
-        except NotFound:
+        except NotFoundError:
             return None
         finally:
             await db.dispose()

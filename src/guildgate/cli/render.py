@@ -20,6 +20,10 @@ def fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}")
 
 
+def warn(message: str) -> None:
+    err.print(f"[bold yellow]warning:[/] {message}")
+
+
 def note(message: str) -> None:
     err.print(f"[dim]{message}[/]")
 

@@ -32,9 +32,9 @@ def serve(
     """Start the service. GUILDGATE_PUBLIC_URL, when not set, is http://HOST:PORT.
 
     Examples: guildgate serve --sandbox (a demo) or guildgate serve --port 8080"""
-    from guildgate.cli.serving import CannotListen
+    from guildgate.cli.serving import CannotListenError
     from guildgate.cli.serving import serve as do_serve
-    from guildgate.store.migrate import DatabaseUnreachable
+    from guildgate.store.migrate import DatabaseUnreachableError
 
     if sandbox_fixture is not None and not sandbox:
         die("--sandbox-fixture goes with --sandbox")
@@ -46,7 +46,7 @@ def serve(
         )
     try:
         do_serve(s, host=host, port=port, workers=workers, sandbox_fixture=sandbox_fixture, sandbox_port=sandbox_port)
-    except (CannotListen, DatabaseUnreachable) as exc:
+    except (CannotListenError, DatabaseUnreachableError) as exc:
         die(str(exc))
 
 
@@ -77,7 +77,7 @@ def sandbox_cmd(
     Example: guildgate sandbox --fixture f.json --port 8090"""
     import uvicorn
 
-    from guildgate.cli.serving import CannotListen, listen
+    from guildgate.cli.serving import CannotListenError, listen
     from guildgate.sandbox.app import create_sandbox_app
     from guildgate.sandbox.fixture import FixtureError, load_fixture
 
@@ -85,7 +85,7 @@ def sandbox_cmd(
         loaded = load_fixture(fixture)
         asgi = create_sandbox_app(loaded)
         sock = listen(host, port)
-    except (FixtureError, CannotListen) as exc:
+    except (FixtureError, CannotListenError) as exc:
         die(str(exc))
     shown = f"[{host}]" if ":" in host else host
     print(

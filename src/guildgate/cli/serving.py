@@ -32,7 +32,7 @@ from guildgate.web.app import configure_logging, create_front
 from guildgate.web.readtimeout import ReadTimeoutProtocol
 
 
-class CannotListen(Exception):
+class CannotListenError(Exception):
     """The address to serve on is taken, or not one of this host's."""
 
 
@@ -67,6 +67,13 @@ def grace(s: Settings) -> int:
     return int(s.request_timeout) + 2
 
 
+def proxy_headers(s: Settings) -> dict[str, Any]:
+    """uvicorn's handling of X-Forwarded-For: honoured only from GUILDGATE_TRUSTED_PROXIES (then the request's
+    client address, which the admin sign-in limits count by, is the one the proxy names), else ignored. uvicorn on
+    its own would trust 127.0.0.1 (or FORWARDED_ALLOW_IPS); here nothing is trusted unless it is configured."""
+    return {"proxy_headers": bool(s.trusted_proxies), "forwarded_allow_ips": list(s.trusted_proxies)}
+
+
 def listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -75,7 +82,7 @@ def listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise CannotListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -146,7 +153,7 @@ async def _demo_link(s: Settings, fixture: Any) -> str:
     try:
         for link in await svc.links.list(app_id=app.client_id or app.id):
             if link.title == "demo" and link.problem(datetime.now(UTC)) is None:
-                return link_url(svc, link)
+                return link_url(s.public_url, link)
         roles = [r.id for r in guild.roles if r.position < guild.bot_role_position][:1]
         link, _ = await create_link(
             svc,
@@ -158,7 +165,7 @@ async def _demo_link(s: Settings, fixture: Any) -> str:
             expires=None,
             title="demo",
         )
-        return link_url(svc, link)
+        return link_url(s.public_url, link)
     finally:
         await svc.close()
 
@@ -248,6 +255,7 @@ def _serve_workers(s: Settings, sock: socket.socket, *, host: str, port: int, wo
         timeout_graceful_shutdown=grace(s),
         log_config=None,
         http=ReadTimeoutProtocol,
+        **proxy_headers(s),
     )
     if banner:
         print(banner, flush=True)
@@ -349,6 +357,7 @@ def serve(s: Settings, *, host: str, port: int, workers: int, sandbox_fixture: P
             timeout_graceful_shutdown=grace(s),
             log_config=None,
             http=ReadTimeoutProtocol,
+            **proxy_headers(s),
         )
     )
     server.banner = banner

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
 
 from guildgate.client._errors import ConnectionFailedError, error_class
+from guildgate.core.envelope import Envelope, JoinedData
 from guildgate.core.secret import Secret
 
 JOIN_PATH = "/api/wanda/discord/guild"
@@ -127,9 +128,9 @@ def _envelope(response: httpx.Response) -> dict[str, Any]:
 
 def parse_join_answer(response: httpx.Response) -> JoinResult:
     """The join API's answer as a JoinResult; a failure as its GuildgateError."""
-    body = _envelope(response)
+    body = cast(Envelope, _envelope(response))
     try:
-        data = json.loads(body["data"])
+        data = cast(JoinedData, json.loads(body["data"] or ""))
         return JoinResult(
             record_id=str(body["id"]),
             code=str(body["code"]),

@@ -3,7 +3,10 @@
 It asks Discord (through a ``GuildLookups`` port) for the bot's application, the server with its roles, and the
 bot's own member, then checks what Add Guild Member needs: the bot is in the server, has Create Invite (and
 Manage Roles when roles are given), every role exists and sits below the bot's highest role, and the app's
-client id is the bot's application. Each check is one line with the fix when it fails.
+client id is the bot's application. Each check is one line with the fix when it fails. When Discord cannot be
+reached, or its API is not at GUILDGATE_DISCORD_API_BASE (a 404 that is not Discord's), the doctor says so,
+naming the URL it tried, instead of a fix for the bot or the server. A failed check that ``blocks`` (the bot
+missing, a permission the link needs, nothing checkable) stops ``create_link`` unless its checks are skipped.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from guildgate.core.errors import DiscordRefused, JoinError
+from guildgate.core.errors import DiscordRefusedError, DiscordUnavailableError, JoinError
 from guildgate.core.ports import AppCredentials
 
 CREATE_INSTANT_INVITE = 1 << 0
@@ -55,6 +58,8 @@ class BotApplication:
 
 
 class GuildLookups(Protocol):
+    api_base: str  # where the lookups go (GUILDGATE_DISCORD_API_BASE), for a check to name the URL it tried
+
     async def application(self, app: AppCredentials, *, deadline: float) -> BotApplication: ...
 
     async def bot_user_id(self, app: AppCredentials, *, deadline: float) -> str: ...
@@ -70,6 +75,9 @@ class Check:
     ok: bool
     detail: str
     fix: str | None = None
+    # failed, it stops a link from being made (the bot is not there, lacks a permission the link needs, or nothing
+    # could be checked); a failed check that does not block is a warning
+    blocks: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,11 @@ class Report:
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
+
+    @property
+    def blocking(self) -> tuple[Check, ...]:
+        """The failed checks that stop a link from being made."""
+        return tuple(c for c in self.checks if not c.ok and c.blocks)
 
     def role_names(self, role_ids: Sequence[str]) -> list[str]:
         found = [self.guild.role(r) if self.guild else None for r in role_ids]
@@ -100,9 +113,11 @@ async def diagnose(
     try:
         application = await lookups.application(app, deadline=deadline)
     except JoinError as exc:
-        if isinstance(exc, DiscordRefused) and exc.discord_status == 401:
+        if _unreachable(exc):
+            return Report((_api_check(lookups, "/applications/@me", exc),), None)
+        if isinstance(exc, DiscordRefusedError) and exc.discord_status == 401:
             fix = "reset the bot token in the Developer Portal (Bot tab), then run 'guildgate apps add' again"
-            checks.append(Check("bot token", False, f"Discord refused the bot token: {_why(exc)}", fix))
+            checks.append(Check("bot token", False, f"Discord refused the bot token: {_why(exc)}", fix, blocks=True))
             return Report(tuple(checks), None)
         # Not a refusal of the token (an API without the route, a hiccup): check the rest anyway.
         fix = "run the doctor again; if it persists, check the app's id in the Developer Portal"
@@ -123,15 +138,25 @@ async def diagnose(
     try:
         guild = await lookups.guild(app, guild_id, deadline=deadline)
     except JoinError as exc:
+        if _unreachable(exc):
+            checks.append(_api_check(lookups, f"/guilds/{guild_id}", exc))
+            return Report(tuple(checks), None)
         fix = f"invite the bot to the server: {invite_bot_url(app.client_id, bool(roles))}"
-        checks.append(Check("bot in server", False, f"the bot cannot see server {guild_id}: {_why(exc)}", fix))
+        checks.append(
+            Check("bot in server", False, f"the bot cannot see server {guild_id}: {_why(exc)}", fix, blocks=True)
+        )
         return Report(tuple(checks), None)
     checks.append(Check("bot in server", True, f"the bot is in {guild.name}"))
     try:
         bot_id = (application.bot_user_id if application else None) or await lookups.bot_user_id(app, deadline=deadline)
         bot_role_ids = await lookups.member_roles(app, guild_id, bot_id, deadline=deadline)
     except JoinError as exc:
-        checks.append(Check("bot roles", False, f"could not read the bot's roles: {_why(exc)}", "run doctor again"))
+        if _unreachable(exc):
+            checks.append(_api_check(lookups, f"/guilds/{guild_id}/members/…", exc))
+            return Report(tuple(checks), guild)
+        checks.append(
+            Check("bot roles", False, f"could not read the bot's roles: {_why(exc)}", "run doctor again", blocks=True)
+        )
         return Report(tuple(checks), guild)
     checks += _permission_checks(guild, bot_id, bot_role_ids, roles)
     return Report(tuple(checks), guild)
@@ -172,7 +197,35 @@ def _permission_checks(guild: GuildInfo, bot_id: str, bot_role_ids: list[str], w
 def _permission(name: str, ok: bool, role_name: str) -> Check:
     if ok:
         return Check(name, True, "granted")
-    return Check(name, False, "missing", f"in Server Settings → Roles → {role_name}, turn on {name}")
+    return Check(name, False, "missing", f"in Server Settings → Roles → {role_name}, turn on {name}", blocks=True)
+
+
+def _unreachable(error: JoinError) -> bool:
+    """Discord did not answer (no connection, a timeout, 5xx), or what answered at the API base is not Discord's
+    API: a 404 without Discord's code for a missing thing (Unknown Guild is 10004; a path Discord does not know
+    is code 0), which is what a wrong GUILDGATE_DISCORD_API_BASE gets."""
+    if isinstance(error, DiscordUnavailableError):
+        return True
+    return isinstance(error, DiscordRefusedError) and error.discord_status == 404 and not error.discord_code
+
+
+def _api_check(lookups: GuildLookups, path: str, error: JoinError) -> Check:
+    """The check that says Discord could not be asked, with the URL tried and what to look at: not a fix for
+    the bot or the server, which could not be checked."""
+    url = lookups.api_base + path
+    if isinstance(error, DiscordRefusedError):
+        detail = f"GET {url} answered 404 ({_why(error)}): Discord's API is not at that address"
+        fix = (
+            "check GUILDGATE_DISCORD_API_BASE: Discord's is https://discord.com/api/v10 (the sandbox's: "
+            "http://127.0.0.1:PORT/api/v10)"
+        )
+    else:
+        detail = f"could not reach Discord at GET {url}: {_why(error)}"
+        fix = (
+            "check that this host can reach that address (DNS, firewall, an outbound proxy) and that "
+            "GUILDGATE_DISCORD_API_BASE is right; then run the doctor again"
+        )
+    return Check("Discord API", False, detail, fix, blocks=True)
 
 
 def _union(roles: list[Role]) -> int:
@@ -183,7 +236,7 @@ def _union(roles: list[Role]) -> int:
 
 
 def _why(error: JoinError) -> str:
-    if isinstance(error, DiscordRefused) and error.discord_status is not None:
+    if isinstance(error, DiscordRefusedError) and error.discord_status is not None:
         code = f", code {error.discord_code}" if error.discord_code is not None else ""
         return f"{error.detail or error.outcome.value} (HTTP {error.discord_status}{code})"
     return error.detail or error.outcome.value

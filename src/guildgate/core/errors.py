@@ -2,21 +2,30 @@
 
 ::
 
-    JoinError                       (outcome, detail, retryable)
-    ├── CallerError                 found before anything is sent to Discord
-    │   ├── InvalidApiKey           401 invalid_api_key
-    │   ├── InvalidRequest          400/413/415 invalid_request (names the field)
-    │   ├── NotAnOAuthToken         400 not_an_oauth_token
-    │   ├── ProxyNotAllowed         400 proxy_not_allowed
-    │   ├── QuotaExceeded           429 quota_exceeded (retry_after)
-    │   ├── IdempotencyConflict     409 idempotency_conflict
-    │   ├── VelocityCapped          429 velocity_capped: the operator's per-server / per-link cap (retry_after)
-    │   ├── InvalidShareExceeded    429 invalid_request_share_exceeded: a key's share of the invalid-request budget
-    │   └── ReadsExceeded           429 read_quota_exceeded: a key's reads per minute (retry_after)
-    ├── DiscordRefused              Discord answered with a JSON error (status 0, HTTP 200)
-    │                               outcome from discord/codes.py; carries discord_status/discord_code
-    ├── DiscordUnavailable          5xx, timeouts, connection errors after retries (502/503/504)
-    └── RateLimited                 a rate-limit wait would pass the deadline (503, retry_after)
+    JoinError                           (outcome, detail, retryable)
+    ├── CallerError                     found before anything is sent to Discord
+    │   ├── InvalidApiKeyError          401 invalid_api_key
+    │   ├── InvalidRequestError         400/413/415 invalid_request (names the field)
+    │   │   └── RecordNotFoundError     404 invalid_request: no record with this id for this API key
+    │   ├── NotAnOAuthTokenError        400 not_an_oauth_token
+    │   ├── ProxyNotAllowedError        400 proxy_not_allowed
+    │   ├── QuotaExceededError          429 quota_exceeded (retry_after)
+    │   ├── IdempotencyConflictError    409 idempotency_conflict
+    │   ├── VelocityCappedError         429 velocity_capped: the operator's per-server / per-link cap
+    │   │                               (retry_after)
+    │   ├── InvalidShareExceededError   429 invalid_request_share_exceeded: a key's share of the invalid-request
+    │   │                               budget (retry_after)
+    │   └── ReadsExceededError          429 read_quota_exceeded: a key's reads per minute (retry_after)
+    ├── DiscordRefusedError             Discord answered with a JSON error (status 0, HTTP 200)
+    │                                   outcome from discord/codes.py; carries discord_status/discord_code
+    ├── DiscordUnavailableError         5xx, timeouts, connection errors after retries (502/503/504)
+    └── RateLimitedError                a rate-limit wait would pass the deadline (503, retry_after)
+
+Outside the join's tree, each where it is raised: ``discord.transport.TransportError`` (ConnectFailedError,
+DisconnectedError, BadAnswerError: one HTTP exchange failed), ``store.repos.NotFoundError`` and
+``ConflictError``, ``store.migrate.DatabaseUnreachableError``, ``settings.ConfigError``, ``web.signed.BadStateError``
+(StateExpiredError), ``web.forms.FormRefusedError``, ``web.errors.AdminError``, and the client's own tree
+(``guildgate.client``: GuildgateError and its subclasses).
 """
 
 from __future__ import annotations
@@ -52,32 +61,37 @@ class CallerError(JoinError):
     pass
 
 
-class InvalidApiKey(CallerError):
+class InvalidApiKeyError(CallerError):
     outcome = Outcome.INVALID_API_KEY
 
 
-class InvalidRequest(CallerError):
+class InvalidRequestError(CallerError):
     outcome = Outcome.INVALID_REQUEST
 
 
-class NotAnOAuthToken(CallerError):
+class RecordNotFoundError(InvalidRequestError):
+    def __init__(self) -> None:
+        super().__init__("no record with this id for this API key", http_status=404)
+
+
+class NotAnOAuthTokenError(CallerError):
     outcome = Outcome.NOT_AN_OAUTH_TOKEN
 
 
-class ProxyNotAllowed(CallerError):
+class ProxyNotAllowedError(CallerError):
     outcome = Outcome.PROXY_NOT_ALLOWED
 
 
-class QuotaExceeded(CallerError):
+class QuotaExceededError(CallerError):
     outcome = Outcome.QUOTA_EXCEEDED
     retryable = True
 
 
-class IdempotencyConflict(CallerError):
+class IdempotencyConflictError(CallerError):
     outcome = Outcome.IDEMPOTENCY_CONFLICT
 
 
-class VelocityCapped(CallerError):
+class VelocityCappedError(CallerError):
     outcome = Outcome.VELOCITY_CAPPED
     retryable = True
 
@@ -85,7 +99,7 @@ class VelocityCapped(CallerError):
         super().__init__(detail, retry_after=retry_after)
 
 
-class InvalidShareExceeded(CallerError):
+class InvalidShareExceededError(CallerError):
     outcome = Outcome.INVALID_REQUEST_SHARE_EXCEEDED
     retryable = True
 
@@ -93,7 +107,7 @@ class InvalidShareExceeded(CallerError):
         super().__init__(detail, retry_after=retry_after)
 
 
-class ReadsExceeded(CallerError):
+class ReadsExceededError(CallerError):
     outcome = Outcome.READ_QUOTA_EXCEEDED
     retryable = True
 
@@ -101,7 +115,7 @@ class ReadsExceeded(CallerError):
         super().__init__(detail, retry_after=retry_after)
 
 
-class DiscordRefused(JoinError):
+class DiscordRefusedError(JoinError):
     """Discord answered with an error. ``outcome`` comes from the code table in ``discord/codes.py``."""
 
     def __init__(
@@ -117,7 +131,7 @@ class DiscordRefused(JoinError):
         self.discord_code = discord_code
 
 
-class DiscordUnavailable(JoinError):
+class DiscordUnavailableError(JoinError):
     outcome = Outcome.DISCORD_UNAVAILABLE
     retryable = True
 
@@ -136,7 +150,7 @@ class DiscordUnavailable(JoinError):
         self.maybe_sent = maybe_sent
 
 
-class RateLimited(JoinError):
+class RateLimitedError(JoinError):
     outcome = Outcome.RATE_LIMITED
     retryable = True
 

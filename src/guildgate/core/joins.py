@@ -11,7 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from guildgate.core.errors import DiscordRefused, DiscordUnavailable, JoinError
+from guildgate.core.errors import DiscordRefusedError, DiscordUnavailableError, JoinError
 from guildgate.core.outcomes import Outcome, RecordState
 from guildgate.core.ports import (
     AppCredentials,
@@ -39,7 +39,10 @@ class JoinRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class JoinResult:
+class JoinOutcome:
+    """A join the pipeline carried through: its record, its outcome (joined or already a member), the server and
+    the user. The API writes it into its envelope (web/errors.py); the client reads that back as its JoinResult."""
+
     record_id: str
     outcome: Outcome
     guild: GuildRef
@@ -64,9 +67,9 @@ def update_for_error(error: JoinError, **known: str | None) -> RecordUpdate:
     state = RecordState.FAILED
     discord_status: int | None = None
     discord_code: int | None = None
-    if isinstance(error, DiscordRefused):
+    if isinstance(error, DiscordRefusedError):
         discord_status, discord_code = error.discord_status, error.discord_code
-    elif isinstance(error, DiscordUnavailable):
+    elif isinstance(error, DiscordUnavailableError):
         discord_status = error.discord_status
         if error.maybe_sent:
             state = RecordState.UNKNOWN
@@ -99,8 +102,8 @@ async def join(
     deadline: float,
     started: float,
     caps: JoinCaps | None = None,
-) -> JoinResult:
-    """Run one join. Returns a JoinResult, or raises RecordedJoinError carrying the record id.
+) -> JoinOutcome:
+    """Run one join. Returns a JoinOutcome, or raises RecordedJoinError carrying the record id.
 
     ``deadline`` is a ``time.monotonic()`` instant; ``started`` a ``time.perf_counter()`` instant.
     """
@@ -126,7 +129,7 @@ async def join(
     try:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise DiscordUnavailable("request deadline passed before any Discord call", http_status=504)
+            raise DiscordUnavailableError("request deadline passed before any Discord call", http_status=504)
         # Stop a little before the deadline so the record and the answer still make it in time.
         async with asyncio.timeout(remaining - min(ANSWER_MARGIN, remaining / 8)):
             result = await _run(
@@ -151,7 +154,7 @@ async def join(
         )
         return result
     except TimeoutError:
-        error: JoinError = DiscordUnavailable(
+        error: JoinError = DiscordUnavailableError(
             "the request deadline passed while waiting for Discord",
             http_status=504,
             maybe_sent=known.get("sending") == "yes",
@@ -159,7 +162,7 @@ async def join(
         update = update_for_error(error, **known)
         raise RecordedJoinError(error, record_id) from None
     except JoinError as exc:
-        if isinstance(exc, DiscordUnavailable) and known.get("sending") == "yes":
+        if isinstance(exc, DiscordUnavailableError) and known.get("sending") == "yes":
             exc.maybe_sent = True
         update = update_for_error(exc, **known)
         raise RecordedJoinError(exc, record_id) from None
@@ -191,7 +194,7 @@ async def _run(
     caps: JoinCaps | None,
     link_id: str | None,
     ticket: Ticket | None,
-) -> JoinResult:
+) -> JoinOutcome:
     try:
         if request.guild_id is not None:  # (checked against the limiter before its record was written: join())
             guild = GuildRef(id=request.guild_id, name=known.get("guild_name"))
@@ -225,7 +228,7 @@ async def _run(
     finally:
         if ticket is not None:  # the join gave up before its slot (admission closes it otherwise)
             ticket.close()
-    return JoinResult(
+    return JoinOutcome(
         record_id=record_id,
         outcome=Outcome.JOINED if added.joined else Outcome.ALREADY_MEMBER,
         guild=guild,

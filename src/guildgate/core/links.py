@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from guildgate.core.errors import JoinError
-from guildgate.core.joins import JoinRequest, JoinResult, join
+from guildgate.core.joins import JoinOutcome, JoinRequest, join
 from guildgate.core.outcomes import Outcome, Source
 from guildgate.core.patterns import SPACE, positive_at_most
 from guildgate.core.ports import AppCredentials, DiscordPort, JoinCaps, MemberOptions, NewRecord, RecordStore
@@ -108,7 +108,7 @@ class ConsentPort(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ConsentResult:
-    join: JoinResult
+    join: JoinOutcome
     roles_given: tuple[str, ...] = ()
     roles_failed: tuple[str, ...] = ()
     revoked: bool = False

@@ -80,7 +80,7 @@ class Ticket(Protocol):
 
 class DiscordPort(Protocol):
     def precheck(self, *, app: AppCredentials, guild_id: str, deadline: float) -> Ticket:
-        """Raise RateLimited at once when the requests already queued to add members to ``guild_id`` cannot be
+        """Raise RateLimitedError at once when the requests already queued to add members to ``guild_id`` cannot be
         sent before the deadline: such a join spends nothing (not even the identify call). Otherwise the join
         counts as queued until its ticket is closed (``admission`` closes it; close it when giving up)."""
         ...
@@ -89,7 +89,7 @@ class DiscordPort(Protocol):
         self, *, app: AppCredentials, guild_id: str, deadline: float, ticket: Ticket | None = None
     ) -> AbstractAsyncContextManager[object]:
         """Take the slot to add a member to ``guild_id`` (its bucket and the bot's global limit), waiting for
-        one; raises RateLimited at once when none comes before the deadline. Pass the slot to add_member."""
+        one; raises RateLimitedError at once when none comes before the deadline. Pass the slot to add_member."""
         ...
 
     async def resolve_invite(self, code: str, *, app: AppCredentials, deadline: float) -> GuildRef: ...
@@ -119,7 +119,7 @@ class DiscordPort(Protocol):
 
 class JoinCaps(Protocol):
     async def take(self, *, guild_id: str, link_id: str | None) -> None:
-        """Count one join to ``guild_id`` (through ``link_id``); raise VelocityCapped when over a cap."""
+        """Count one join to ``guild_id`` (through ``link_id``); raise VelocityCappedError when over a cap."""
         ...
 
 

@@ -1,4 +1,5 @@
-"""A value that must never be shown: tokens, secrets, API keys.
+"""A value that must never be shown: tokens, secrets, API keys; and ``derive_key``, the one way to a key from
+GUILDGATE_SECRET_KEY.
 
 >>> s = Secret("hunter2")
 >>> s
@@ -55,3 +56,12 @@ class Secret:
 
     def __reduce__(self) -> Any:  # pickling would write the value somewhere: refuse
         raise TypeError("Secret values cannot be pickled")
+
+
+def derive_key(secret_key: str, purpose: bytes) -> bytes:
+    """32 bytes for one ``purpose`` (e.g. ``b"app secrets v1"``), derived from GUILDGATE_SECRET_KEY by HKDF-SHA256:
+    every key the service uses comes from here, so that one purpose's key tells nothing of another's."""
+    from cryptography.hazmat.primitives import hashes  # here: the client imports this module, and needs none of it
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"guildgate", info=purpose).derive(secret_key.encode())

@@ -21,7 +21,7 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from guildgate import __version__
-from guildgate.core.errors import DiscordUnavailable, RateLimited
+from guildgate.core.errors import DiscordUnavailableError, RateLimitedError
 from guildgate.core.ports import Ticket
 from guildgate.core.secret import Secret
 from guildgate.discord.ratelimit import Limiter, Permit, RateLimitHeaders, RouteKey
@@ -177,7 +177,7 @@ class Caller:
                 continue
             except ValueError as exc:  # a header or path the transport will not write (a line break): nothing sent
                 await self.limiter.release(permit, None, sent=False)
-                raise DiscordUnavailable(f"refused to send the call: {exc}") from None
+                raise DiscordUnavailableError(f"refused to send the call: {exc}") from None
             except BaseException:
                 await self.limiter.release(permit, None, sent=True)
                 raise
@@ -189,12 +189,12 @@ class Caller:
             if status == 429 and (not isinstance(body, dict) or body.get("code") == 40333 or "retry_after" not in body):
                 await self.limiter.release(permit, limits, status=status, ban=True, answered=answered)
                 log.error("Discord answered a ban (429 without Discord's JSON); sending stopped")
-                raise DiscordUnavailable(
+                raise DiscordUnavailableError(
                     "Discord is blocking this deployment (Cloudflare ban answer)", http_status=503, discord_status=429
                 )
             try:
                 await self.limiter.release(permit, limits, status=status, answered=answered)
-            except DiscordUnavailable as exc:  # the shared store went away after the call: the answer stands
+            except DiscordUnavailableError as exc:  # the shared store went away after the call: the answer stands
                 log.warning("the rate limiter could not learn from %s's answer: %s", route.name, exc)
             if status == 429:
                 rate_limit_retries += 1
@@ -203,7 +203,7 @@ class Caller:
                 )
                 wait = limits.retry_after or 1.0
                 if time.monotonic() + wait > deadline or rate_limit_retries > 3:
-                    raise RateLimited("Discord asked to slow down", retry_after=wait)
+                    raise RateLimitedError("Discord asked to slow down", retry_after=wait)
                 if limits.scope == "shared":
                     await asyncio.sleep(wait)  # not ours to model: just obey it
                 continue
@@ -215,7 +215,7 @@ class Caller:
                 await self._backoff(attempt, deadline)
                 continue
             return Answer(status=status, headers=reply.headers, body=body, earlier_sent=earlier_sent)
-        raise DiscordUnavailable(
+        raise DiscordUnavailableError(
             f"{last_problem} after {attempt} attempt(s)",
             http_status=504 if timed_out else 502,
             discord_status=last_status,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from guildgate.core.errors import DiscordRefused
+from guildgate.core.errors import DiscordRefusedError
 from guildgate.core.outcomes import Outcome
 from guildgate.core.text import is_control
 from guildgate.discord.routes import GET_CURRENT_USER, GET_INVITE, Route
@@ -27,8 +27,8 @@ CODE_OUTCOMES: Final[dict[int, Outcome]] = {
 }
 
 
-def refusal(status: int, body: object, *, route: Route) -> DiscordRefused:
-    """Turn a Discord 4xx answer into the matching DiscordRefused error.
+def refusal(status: int, body: object, *, route: Route) -> DiscordRefusedError:
+    """Turn a Discord 4xx answer into the matching DiscordRefusedError error.
 
     ``route`` matters for 401: on Get Current User it means the user's token is expired or invalid; elsewhere
     (a Bot call) it means the operator's bot token is wrong, which is passed through as ``discord_error``.
@@ -50,7 +50,7 @@ def refusal(status: int, body: object, *, route: Route) -> DiscordRefused:
         outcome = Outcome.UNKNOWN_INVITE
     else:
         outcome = Outcome.DISCORD_ERROR
-    return DiscordRefused(message, outcome=outcome, discord_status=status, discord_code=code)
+    return DiscordRefusedError(message, outcome=outcome, discord_status=status, discord_code=code)
 
 
 _SPACES = re.compile(" {2,}")

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from guildgate.core.doctor import BotApplication, GuildInfo, Role
-from guildgate.core.errors import DiscordUnavailable
+from guildgate.core.errors import DiscordUnavailableError
 from guildgate.core.ports import AppCredentials
 from guildgate.discord import routes
 from guildgate.discord.calls import Answer
@@ -21,6 +21,7 @@ _ICON = re.compile(r"[A-Za-z0-9_]{1,64}")  # an icon hash: 32 hex digits, "a_" b
 class DiscordLookups:
     def __init__(self, rest: DiscordRest) -> None:
         self.rest = rest
+        self.api_base = rest.api_base
 
     async def application(self, app: AppCredentials, *, deadline: float) -> BotApplication:
         answer = await self.rest.bot_get(routes.GET_CURRENT_APPLICATION, {}, app=app, deadline=deadline)
@@ -67,7 +68,7 @@ def _ok(answer: Answer, route: Route) -> dict[str, Any]:
     if answer.status == 200 and isinstance(answer.body, dict):
         return answer.body
     if answer.status == 200:
-        raise DiscordUnavailable(f"{route.name} answered 200 without a JSON object", discord_status=200)
+        raise DiscordUnavailableError(f"{route.name} answered 200 without a JSON object", discord_status=200)
     raise refusal(answer.status, answer.body, route=route)
 
 

@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from guildgate.core.errors import DiscordRefused, DiscordUnavailable
+from guildgate.core.errors import DiscordRefusedError, DiscordUnavailableError
 from guildgate.core.outcomes import Outcome
 from guildgate.core.ports import AppCredentials
 from guildgate.core.secret import Secret
@@ -76,8 +76,8 @@ class Grant:
 async def exchange_code(
     rest: DiscordRest, *, app: AppCredentials, code: str, redirect_uri: str, verifier: str, deadline: float
 ) -> Grant:
-    """Trade the authorization code for an access token. Raises DiscordRefused (``invalid_oauth_token``) when
-    Discord refuses the code or our client credentials, DiscordUnavailable when it does not answer."""
+    """Trade the authorization code for an access token. Raises DiscordRefusedError (``invalid_oauth_token``) when
+    Discord refuses the code or our client credentials, DiscordUnavailableError when it does not answer."""
     answer = await rest.call(
         routes.TOKEN_EXCHANGE,
         {},
@@ -96,10 +96,10 @@ async def exchange_code(
         scope = body.get("scope")
         return Grant(access_token=Secret(token), scopes=frozenset(str(scope or "").split()))
     if answer.status == 200:
-        raise DiscordUnavailable("Discord's token endpoint answered without an access token", discord_status=200)
+        raise DiscordUnavailableError("Discord's token endpoint answered without an access token", discord_status=200)
     error = discord_text(body.get("error"), limit=60)  # goes into the record's detail
     what = "the client id or secret of this app" if error == "invalid_client" else "the authorization code"
-    raise DiscordRefused(
+    raise DiscordRefusedError(
         f"Discord refused {what} ({error or answer.status})",
         outcome=Outcome.INVALID_OAUTH_TOKEN,
         discord_status=answer.status,

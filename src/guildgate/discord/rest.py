@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Final, TypeGuard
 
-from guildgate.core.errors import DiscordRefused, DiscordUnavailable, JoinError, RateLimited
+from guildgate.core.errors import DiscordRefusedError, DiscordUnavailableError, JoinError, RateLimitedError
 from guildgate.core.outcomes import Outcome
 from guildgate.core.ports import Added, AppCredentials, GuildRef, MemberOptions, Ticket, UserRef
 from guildgate.core.secret import Secret
@@ -55,7 +55,7 @@ class DiscordRest(Caller):
             return GuildRef(id=value["id"], name=value.get("name"))
         wait = await self.windows.window_take("invite-lookups", INVITE_BUDGET, 600.0)
         if wait is not None:
-            raise RateLimited("the invite-lookup budget is spent; use guild_id or retry later", retry_after=wait)
+            raise RateLimitedError("the invite-lookup budget is spent; use guild_id or retry later", retry_after=wait)
         answer = await self.call(
             routes.GET_INVITE,
             {"invite_code": code},
@@ -67,12 +67,12 @@ class DiscordRest(Caller):
             guild = answer.body["guild"]
             guild_id = guild.get("id")
             if not _is_id(guild_id):
-                raise DiscordUnavailable("Discord answered Get Invite without a server id", discord_status=200)
+                raise DiscordUnavailableError("Discord answered Get Invite without a server id", discord_status=200)
             ref = GuildRef(id=guild_id, name=discord_text(guild.get("name")))
             await self.cache.set(f"invite:{code}", json.dumps({"id": ref.id, "name": ref.name}), INVITE_TTL)
             return ref
         if answer.status == 200:  # a group-DM or friend invite: no server to join
-            error = DiscordRefused(
+            error = DiscordRefusedError(
                 "the invite is not for a server",
                 outcome=Outcome.UNKNOWN_INVITE,
                 discord_status=200,
@@ -96,7 +96,7 @@ class DiscordRest(Caller):
         if answer.status == 200 and isinstance(answer.body, dict) and _is_id(answer.body.get("id")):
             return UserRef(id=answer.body["id"], username=discord_text(answer.body.get("username"), limit=100))
         if answer.status == 200:
-            raise DiscordUnavailable("Discord answered Get Current User without a user id", discord_status=200)
+            raise DiscordUnavailableError("Discord answered Get Current User without a user id", discord_status=200)
         error = refusal(answer.status, answer.body, route=routes.GET_CURRENT_USER)
         if answer.status == 401:
             await self._remember_refused(fingerprint, error)
@@ -230,7 +230,7 @@ class DiscordRest(Caller):
         """A read with the bot's token (the doctor's lookups); the caller decides what the answer means."""
         return await self.call(route, params, auth=("Bot", app.bot_token), deadline=deadline)
 
-    async def _remember_refused(self, fingerprint: str, error: DiscordRefused) -> None:
+    async def _remember_refused(self, fingerprint: str, error: DiscordRefusedError) -> None:
         """Remember a refused token by its hash (never the token) so it is not sent again for a while."""
         await self.cache.set(f"badtoken:{fingerprint}", json.dumps(_refusal_dict(error)), REFUSED_TOKEN_TTL)
 
@@ -248,7 +248,7 @@ def _remembered_as(app: AppCredentials, token: Secret) -> str:
     return f"{app.client_id}:{token.fingerprint()}"
 
 
-def _refusal_dict(error: DiscordRefused) -> dict[str, Any]:
+def _refusal_dict(error: DiscordRefusedError) -> dict[str, Any]:
     return {
         "detail": error.detail,
         "outcome": error.outcome.value,
@@ -257,7 +257,7 @@ def _refusal_dict(error: DiscordRefused) -> dict[str, Any]:
     }
 
 
-def _refusal_from(value: dict[str, Any]) -> DiscordRefused:
-    return DiscordRefused(
+def _refusal_from(value: dict[str, Any]) -> DiscordRefusedError:
+    return DiscordRefusedError(
         value["detail"], outcome=Outcome(value["outcome"]), discord_status=value["status"], discord_code=value["code"]
     )

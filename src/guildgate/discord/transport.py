@@ -11,7 +11,7 @@ client. What each exchange is held to:
 * **A bounded answer**: at most ``MAX_ANSWER`` bytes, as they come, and at most ``MAX_ANSWER`` once
   decompressed: a gzip or deflate body is inflated here, a chunk at a time and only so far (aiohttp's own
   decompression is off), so a hostile answer's few kilobytes of zeros never become gigabytes in memory; a body
-  that is not the compression it claims is a ``BadAnswer``.
+  that is not the compression it claims is a ``BadAnswerError``.
 * **Was anything sent?** Each failure says (``TransportError.sent``): a connection that could not be made
   (refused, TLS refused, no free connection or no connection in time, a proxy that would not connect) carried
   nothing and is safe to retry; any later failure (a timeout, a dropped connection, an unreadable answer) may
@@ -50,17 +50,17 @@ class TransportError(Exception):
     sent = True
 
 
-class ConnectFailed(TransportError):
+class ConnectFailedError(TransportError):
     """No connection could be made: nothing was sent."""
 
     sent = False
 
 
-class Disconnected(TransportError):
+class DisconnectedError(TransportError):
     """The connection ended before the answer was complete."""
 
 
-class BadAnswer(TransportError):
+class BadAnswerError(TransportError):
     """The answer was not HTTP the client could read, was too large, or its compressed body was broken."""
 
 
@@ -160,13 +160,15 @@ class Transport:
                     raise
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.ClientHttpProxyError) as exc:
             # before the request: no connection (or no tunnel through the proxy) was made in time
-            raise ConnectFailed(f"could not connect to Discord ({type(exc).__name__})") from exc
+            raise ConnectFailedError(f"could not connect to Discord ({type(exc).__name__})") from exc
         except TimeoutError:
             raise  # after the request went out: it may have been sent
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise Disconnected(f"the connection ended before the answer was complete ({type(exc).__name__})") from exc
+            raise DisconnectedError(
+                f"the connection ended before the answer was complete ({type(exc).__name__})"
+            ) from exc
         except aiohttp.ClientResponseError as exc:
-            raise BadAnswer(f"unreadable answer ({type(exc).__name__})") from exc
+            raise BadAnswerError(f"unreadable answer ({type(exc).__name__})") from exc
         except aiohttp.ClientError as exc:
             raise TransportError(f"the exchange failed ({type(exc).__name__})") from exc
 
@@ -179,7 +181,7 @@ async def _read(response: aiohttp.ClientResponse) -> bytes:
     """The answer's body, decompressed, never more than MAX_ANSWER bytes in memory, raw or inflated."""
     length = response.content_length
     if length is not None and length > MAX_ANSWER:
-        raise BadAnswer("the answer is too large")
+        raise BadAnswerError("the answer is too large")
     coding = response.headers.get("Content-Encoding", "").strip().lower()
     if coding in ("", "identity"):
         if length is not None:  # aiohttp reads exactly Content-Length bytes: already bounded
@@ -188,23 +190,23 @@ async def _read(response: aiohttp.ClientResponse) -> bytes:
     elif coding in _WBITS:
         inflate = zlib.decompressobj(_WBITS[coding])
     else:
-        raise BadAnswer(f"the answer's encoding {coding[:40]!r} was not asked for")
+        raise BadAnswerError(f"the answer's encoding {coding[:40]!r} was not asked for")
     chunks: list[bytes] = []
     size = plain = 0
     content = response.content
     while chunk := await content.readany():
         size += len(chunk)
         if size > MAX_ANSWER:
-            raise BadAnswer("the answer is too large")
+            raise BadAnswerError("the answer is too large")
         if inflate is not None:
             try:
                 chunk = inflate.decompress(chunk, MAX_ANSWER + 1 - plain)  # at most one byte past the limit
             except zlib.error as exc:
-                raise BadAnswer(f"the answer's compressed body is broken ({exc})") from None
+                raise BadAnswerError(f"the answer's compressed body is broken ({exc})") from None
             plain += len(chunk)
             if plain > MAX_ANSWER:
-                raise BadAnswer("the answer is too large once decompressed")
+                raise BadAnswerError("the answer is too large once decompressed")
         chunks.append(chunk)
     if inflate is not None and size and not inflate.eof:
-        raise BadAnswer("the answer's compressed body is broken (it ends early)")
+        raise BadAnswerError("the answer's compressed body is broken (it ends early)")
     return b"".join(chunks)

@@ -1,5 +1,5 @@
-"""Creating links and running the doctor: shared by ``guildgate links create``/``doctor``, the admin JSON API and
-the dashboard. Input problems raise ``LinkInputError`` naming the field."""
+"""Creating and listing links and running the doctor: shared by ``guildgate links``/``doctor``, the admin JSON
+API and the dashboard. Input problems raise ``LinkInputError`` naming the field."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from guildgate.core.outcomes import Outcome
 from guildgate.core.ports import AppCredentials
 from guildgate.core.text import has_control
 from guildgate.services.runtime import Services
-from guildgate.store.repos import NotFound
+from guildgate.store.links import LinkRepo
+from guildgate.store.repos import NotFoundError
 
 LOOKUP_SECONDS = 15.0
 
@@ -25,9 +26,24 @@ class LinkInputError(ValueError):
     (400 for the field itself; 404 for an app or invite that does not exist; 429 or 502 when Discord would not
     say)."""
 
-    def __init__(self, message: str, *, status: int = 400) -> None:
+    def __init__(self, message: str, *, status: int = 400, error: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.error = error  # the admin API's error code, when not the one its status implies
+
+
+class ChecksFailedError(LinkInputError):
+    """The doctor found the bot missing or short of a permission the link needs: no link is made. ``report``
+    is the doctor's whole report."""
+
+    def __init__(self, report: Report) -> None:
+        failed = "; ".join(f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "") for c in report.blocking)
+        super().__init__(
+            f"the doctor's checks failed, so no link was made: {failed}. Fix it and try again, or skip the checks",
+            status=409,
+            error="checks_failed",
+        )
+        self.report = report
 
 
 async def run_doctor(svc: Services, *, app_id: str, guild_id: str, roles: list[str]) -> Report:
@@ -52,9 +68,13 @@ async def create_link(
     max_uses: int | None,
     expires: str | None,
     title: str | None,
+    skip_checks: bool = False,
 ) -> tuple[Link, Report]:
-    """Resolve the server, run the doctor, store the link. The link is created even when a check fails (the
-    report says what to fix); it is refused only for bad input or a server that cannot be named."""
+    """Resolve the server, run the doctor, store the link. A failed check that blocks (the bot is not in the
+    server, or lacks Create Invite, or Manage Roles when the link gives roles; Discord could not be asked)
+    raises ChecksFailedError and no link is made, unless ``skip_checks`` (then the report says what is wrong); a
+    check that does not block (a role above the bot's) is a warning in the report. Bad input, or a server that
+    cannot be named, raises LinkInputError."""
     if (guild_id is None) == (invite is None):
         raise LinkInputError("give exactly one of guild (a server id) and invite (a code or URL)")
     if max_uses is not None and not 1 <= max_uses <= 1_000_000:
@@ -86,6 +106,8 @@ async def create_link(
             raise LinkInputError(detail, status=status) from None
     assert guild_id is not None
     report = await run_doctor(svc, app_id=app_id, guild_id=guild_id, roles=list(dict.fromkeys(roles)))
+    if report.blocking and not skip_checks:
+        raise ChecksFailedError(report)
     guild = report.guild
     link_roles = [LinkRole(id=r, name=n) for r, n in zip(roles, report.role_names(roles), strict=True)]
     link = await svc.links.create(
@@ -106,26 +128,35 @@ async def _credentials(svc: Services, app_id: str) -> AppCredentials:
         raise LinkInputError(f"app: {app_id!r} is not a Discord id (a snowflake of 17 to 20 digits)")
     try:
         return await svc.apps.credentials(app_id)
-    except NotFound as exc:
+    except NotFoundError as exc:
         raise LinkInputError(f"app: {exc}", status=404) from None
     except ValueError as exc:  # secrets stored under another GUILDGATE_SECRET_KEY
         raise LinkInputError(f"app: {exc}", status=409) from None
 
 
-def link_url(svc: Services, link: Link) -> str:
-    return f"{svc.settings.public_url}/j/{link.slug}"
+async def links_with_outcomes(repo: LinkRepo, *, app_id: str | None = None) -> list[tuple[Link, dict[str, int]]]:
+    """The links (an app's, or all), each with its joins' outcome counts (outcome code -> number)."""
+    links = await repo.list(app_id=app_id)
+    outcomes = await repo.outcomes([link.id for link in links])
+    return [(link, outcomes.get(link.id, {})) for link in links]
+
+
+def link_url(public_url: str, link: Link) -> str:
+    """The address people open: ``{public_url}/j/{slug}``."""
+    return f"{public_url}/j/{link.slug}"
 
 
 def _ts(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
-def link_dict(svc: Services, link: Link, outcomes: dict[str, int] | None = None) -> dict[str, Any]:
+def link_dict(public_url: str, link: Link, outcomes: dict[str, int] | None = None) -> dict[str, Any]:
+    """A link as the admin API answers it and the CLI prints it; with its funnel when ``outcomes`` are given."""
     now = datetime.now(UTC)
     problem = link.problem(now)
     body: dict[str, Any] = {
         "id": link.id,
-        "url": link_url(svc, link),
+        "url": link_url(public_url, link),
         "slug": link.slug,
         "app_id": link.app_id,
         "guild_id": link.guild_id,
@@ -158,5 +189,7 @@ def funnel(link: Link, outcomes: dict[str, int]) -> dict[str, Any]:
 def report_dict(report: Report) -> dict[str, Any]:
     return {
         "ok": report.ok,
-        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in report.checks],
+        "checks": [
+            {"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix, "blocks": c.blocks} for c in report.checks
+        ],
     }

@@ -6,7 +6,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from guildgate.core.errors import DiscordUnavailable, QuotaExceeded, ReadsExceeded, VelocityCapped
+from guildgate.core.errors import DiscordUnavailableError, QuotaExceededError, ReadsExceededError, VelocityCappedError
+from guildgate.core.secret import derive_key
 from guildgate.discord.guilds import DiscordLookups
 from guildgate.discord.oauth import DiscordConsent
 from guildgate.discord.ratelimit import Limiter, Stores, Windows
@@ -18,7 +19,6 @@ from guildgate.store.db import Database
 from guildgate.store.links import LinkRepo
 from guildgate.store.repos import AppRepo, KeyInfo, KeyRepo, RecordRepo
 from guildgate.web import metrics
-from guildgate.web.flow import Signer
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Quotas:
             return
         wait = await self.windows.window_take(f"quota:{key.id}", key.quota_per_minute, 60.0)
         if wait is not None:
-            raise QuotaExceeded(f"{key.quota_per_minute} requests per minute", retry_after=max(wait, 0.001))
+            raise QuotaExceededError(f"{key.quota_per_minute} requests per minute", retry_after=max(wait, 0.001))
 
     async def used(self, key_id: str) -> int:
         return await self.windows.window_count(f"quota:{key_id}", 60.0)
@@ -50,10 +50,10 @@ class Quotas:
         )
         try:
             wait = await self.windows.window_take(f"reads:{key.id}", per, window)
-        except DiscordUnavailable:  # Redis is down: reads need only the database, so they go on unlimited
+        except DiscordUnavailableError:  # Redis is down: reads need only the database, so they go on unlimited
             return
         if wait is not None:
-            raise ReadsExceeded(
+            raise ReadsExceededError(
                 f"{self.reads_per_minute} reads per minute, at most {per} in {window:g} s", retry_after=max(wait, 0.001)
             )
 
@@ -77,11 +77,13 @@ class Caps:
         if self.per_guild:
             wait = await self.windows.window_take(f"cap-guild:{guild_id}", self.per_guild, 60.0)
             if wait is not None:
-                raise VelocityCapped(f"{self.per_guild} joins per minute to this server", retry_after=max(wait, 0.001))
+                raise VelocityCappedError(
+                    f"{self.per_guild} joins per minute to this server", retry_after=max(wait, 0.001)
+                )
         if link_id is not None and self.per_link:
             wait = await self.windows.window_take(f"cap-link:{link_id}", self.per_link, 60.0)
             if wait is not None:
-                raise VelocityCapped(
+                raise VelocityCappedError(
                     f"{self.per_link} joins per minute through this link", retry_after=max(wait, 0.001)
                 )
 
@@ -108,7 +110,6 @@ class Services:
     windows: Windows  # the sliding windows behind quotas and caps (admin login attempts use them too)
     hash_key: bytes
     links: LinkRepo
-    signer: Signer
     consent: DiscordConsent
     lookups: DiscordLookups
 
@@ -145,9 +146,8 @@ class Services:
                 stores.windows, limit=settings.invalid_request_limit, share=settings.invalid_request_share
             ),
             windows=stores.windows,
-            hash_key=hashlib.sha256(b"request-hash:" + secret_key.encode()).digest(),
+            hash_key=derive_key(secret_key, b"request hash v1"),
             links=LinkRepo(db),
-            signer=Signer(secret_key),
             consent=DiscordConsent(discord),
             lookups=DiscordLookups(discord),
         )

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from guildgate.core.ports import AppCredentials
 from guildgate.core.secret import Secret
-from guildgate.store.base import NotFound, checked_name, could_be_id
+from guildgate.store.base import NotFoundError, checked_name, could_be_id
 from guildgate.store.crypto import SecretBox
 from guildgate.store.db import Database
 from guildgate.store.models import AppRow, utcnow
@@ -85,11 +85,11 @@ class AppRepo:
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         if not could_be_id(client_id):
-            raise NotFound(f"no app with client id {client_id!r}")
+            raise NotFoundError(f"no app with client id {client_id!r}")
         async with self.db.session() as s:
             row = await s.get(AppRow, client_id)
         if row is None:
-            raise NotFound(f"no app with client id {client_id}")
+            raise NotFoundError(f"no app with client id {client_id}")
         creds = AppCredentials(
             client_id=row.client_id,
             client_secret=self.box.open(row.client_secret_enc),

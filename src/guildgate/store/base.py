@@ -9,7 +9,7 @@ from guildgate.store.db import Database
 from guildgate.store.models import AppRow
 
 
-class NotFound(LookupError):
+class NotFoundError(LookupError):
     pass
 
 
@@ -32,6 +32,6 @@ async def add_for_app(db: Database, row: Any, *, app_id: str) -> None:
     """Insert a row that belongs to an app (an API key, a link), refusing an app that was never added."""
     async with db.session() as s:
         if not could_be_id(app_id) or await s.get(AppRow, app_id) is None:
-            raise NotFound(f"no app with client id {app_id}: add it first with 'guildgate apps add'")
+            raise NotFoundError(f"no app with client id {app_id}: add it first with 'guildgate apps add'")
         s.add(row)
         await s.commit()

@@ -7,20 +7,15 @@ import hashlib
 import secrets
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from guildgate.core.secret import Secret
+from guildgate.core.secret import Secret, derive_key
 
 API_KEY_PREFIX = "gg_"
 
 
 class SecretBox:
     def __init__(self, secret_key: str) -> None:
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"guildgate", info=b"app secrets v1").derive(
-            secret_key.encode()
-        )
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+        self._fernet = Fernet(base64.urlsafe_b64encode(derive_key(secret_key, b"app secrets v1")))
 
     def seal(self, value: Secret) -> str:
         return self._fernet.encrypt(value.reveal().encode()).decode()

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select
 
 from guildgate.core.secret import Secret
-from guildgate.store.base import NotFound, add_for_app, checked_name, could_be_id
+from guildgate.store.base import NotFoundError, add_for_app, checked_name, could_be_id
 from guildgate.store.crypto import hash_api_key, new_api_key
 from guildgate.store.db import Database
 from guildgate.store.models import ApiKeyRow, utcnow
@@ -90,11 +90,11 @@ class KeyRepo:
 
     async def revoke(self, key_id: str) -> KeyInfo:
         if not could_be_id(key_id):
-            raise NotFound(f"no API key with id {key_id!r}")
+            raise NotFoundError(f"no API key with id {key_id!r}")
         async with self.db.session() as s:
             row = await s.get(ApiKeyRow, key_id)
             if row is None:
-                raise NotFound(f"no API key with id {key_id}")
+                raise NotFoundError(f"no API key with id {key_id}")
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
             await s.commit()

@@ -12,13 +12,13 @@ from typing import Any
 from sqlalchemy import Table, func, or_, select, update
 
 from guildgate.core.links import Link, LinkRole
-from guildgate.store.base import NotFound, add_for_app, could_be_id
+from guildgate.store.base import NotFoundError, add_for_app, could_be_id
 from guildgate.store.db import Database
 from guildgate.store.models import LinkRow, OAuthStateRow, RecordRow, utcnow
 
 _LINKS: Table = LinkRow.__table__  # type: ignore[assignment]
 _STATES: Table = OAuthStateRow.__table__  # type: ignore[assignment]
-# A started flow's signed state is dead after ten minutes (web/flow.py): its row is kept an hour, and every
+# A started flow's signed state is dead after ten minutes (web/links/flow.py): its row is kept an hour, and every
 # PRUNE_STATES_EVERY flows a process starts, the older rows go (a link opened over and over, or flooded, keeps
 # an hour's rows, not every one since the last ``guildgate records prune``).
 STATES_KEPT_FOR = timedelta(hours=1)
@@ -76,11 +76,11 @@ class LinkRepo:
 
     async def get(self, id_or_slug: str, *, app_id: str | None = None) -> Link:
         if not could_be_id(id_or_slug):
-            raise NotFound(f"no link with id {id_or_slug[:64]!r}")
+            raise NotFoundError(f"no link with id {id_or_slug[:64]!r}")
         async with self.db.session() as s:
             row = await s.scalar(select(LinkRow).where(or_(LinkRow.id == id_or_slug, LinkRow.slug == id_or_slug)))
         if row is None or (app_id is not None and row.app_id != app_id):
-            raise NotFound(f"no link with id {id_or_slug}")
+            raise NotFoundError(f"no link with id {id_or_slug}")
         return _link(row)
 
     async def disable(self, id_or_slug: str, *, app_id: str | None = None) -> Link:
@@ -93,8 +93,9 @@ class LinkRepo:
     async def opened(self, link_id: str) -> None:
         await self._run(update(_LINKS).where(_LINKS.c.id == link_id).values(opens=_LINKS.c.opens + 1))
 
-    async def start_flow(self, link_id: str) -> str:
-        """A new single-use nonce for a consent flow of this link (counted as 'sent to Discord')."""
+    async def start_flow(self, link_id: str, *, count: bool = True) -> str:
+        """A new single-use nonce for a consent flow of this link; ``count``: counted as 'sent to Discord' (a
+        visitor's first start, web/links/consent.py)."""
         nonce = secrets.token_urlsafe(24)
         self._starts += 1
         prune = self._starts % PRUNE_STATES_EVERY == 0
@@ -102,7 +103,8 @@ class LinkRepo:
         def fn(conn: Any) -> None:
             now = utcnow()
             conn.execute(_STATES.insert().values(nonce=nonce, link_id=link_id, created_at=_naive(now)))
-            conn.execute(update(_LINKS).where(_LINKS.c.id == link_id).values(sends=_LINKS.c.sends + 1))
+            if count:
+                conn.execute(update(_LINKS).where(_LINKS.c.id == link_id).values(sends=_LINKS.c.sends + 1))
             if prune:
                 conn.execute(_STATES.delete().where(_STATES.c.created_at < _naive(now - STATES_KEPT_FOR)))
 

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from guildgate.settings import shown_url, to_async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0005"  # the newest revision in migrations/versions (tests/store/test_migrations.py checks it)
+HEAD = "0006"  # the newest revision in migrations/versions (tests/store/test_migrations.py checks it)
 
 
-class DatabaseUnreachable(Exception):
+class DatabaseUnreachableError(Exception):
     """The database named by ``GUILDGATE_DATABASE_URL`` could not be opened, reached or brought up to date. The
     message names it without its password."""
 
@@ -84,4 +84,4 @@ def upgrade(database_url: str, revision: str = "head") -> tuple[str | None, str]
     except (DBAPIError, OSError) as exc:  # OSError: a server that refuses the connection, a host that is unknown
         reason = exc.orig if isinstance(exc, DBAPIError) else exc
         where = shown_url(database_url)
-        raise DatabaseUnreachable(f"cannot use the database {where} (GUILDGATE_DATABASE_URL): {reason}") from None
+        raise DatabaseUnreachableError(f"cannot use the database {where} (GUILDGATE_DATABASE_URL): {reason}") from None

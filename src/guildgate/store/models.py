@@ -186,3 +186,13 @@ class OAuthStateRow(Base):
     link_id: Mapped[str] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AdminSessionRow(Base):
+    """One dashboard session (store/sessions.py). The cookie carries the session id; the row holds its SHA-256,
+    so logging out (deleting the row) ends it on every worker and host, and across restarts."""
+
+    __tablename__ = "admin_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from guildgate.core.outcomes import Outcome, RecordState
 from guildgate.core.ports import NewRecord, PendingRecord, RecordUpdate
-from guildgate.store.base import NotFound, could_be_id
+from guildgate.store.base import NotFoundError, could_be_id
 from guildgate.store.db import Database
 from guildgate.store.models import RecordRow, UsageDayRow, utcnow
 from guildgate.store.usage import count_finished
@@ -38,7 +38,7 @@ def new_record_id() -> str:
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
-class Conflict(Exception):
+class ConflictError(Exception):
     pass
 
 
@@ -110,7 +110,7 @@ class RecordRepo:
         try:
             await self.writer.insert(values)
         except IntegrityError:
-            raise Conflict("idempotency key already used") from None
+            raise ConflictError("idempotency key already used") from None
         if finished is None:
             self._under_way += 1
         return record_id
@@ -217,11 +217,11 @@ class RecordRepo:
 
     async def get(self, record_id: str, *, app_id: str | None) -> RecordRow:
         if not could_be_id(record_id):
-            raise NotFound("no such record")
+            raise NotFoundError("no such record")
         async with self.db.session() as s:
             row = await s.get(RecordRow, record_id)
         if row is None or (app_id is not None and row.app_id != app_id):
-            raise NotFound("no such record")
+            raise NotFoundError("no such record")
         return row
 
     async def list(

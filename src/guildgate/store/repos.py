@@ -5,12 +5,12 @@ throughout. Importing them from here is the same as from their modules."""
 from __future__ import annotations
 
 from guildgate.store.apps import AppInfo, AppRepo
-from guildgate.store.base import NotFound, add_for_app, checked_name, could_be_id
+from guildgate.store.base import NotFoundError, add_for_app, checked_name, could_be_id
 from guildgate.store.keys import KeyInfo, KeyRepo
 from guildgate.store.records import (
     CURSOR_PATTERN,
     IDEMPOTENCY_WINDOW,
-    Conflict,
+    ConflictError,
     HourOfRecords,
     RecordFilters,
     RecordRepo,
@@ -27,11 +27,11 @@ __all__ = [
     "IDEMPOTENCY_WINDOW",
     "AppInfo",
     "AppRepo",
-    "Conflict",
+    "ConflictError",
     "HourOfRecords",
     "KeyInfo",
     "KeyRepo",
-    "NotFound",
+    "NotFoundError",
     "RecordFilters",
     "RecordRepo",
     "RecordView",

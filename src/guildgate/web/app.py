@@ -31,7 +31,9 @@ from guildgate.web.api import admin as admin_api
 from guildgate.web.api import join as api
 from guildgate.web.api import records
 from guildgate.web.dashboard import admin
+from guildgate.web.dashboard.session import Sessions
 from guildgate.web.links import consent as links
+from guildgate.web.links.flow import FlowSigner
 from guildgate.web.pages import STATIC, render
 
 
@@ -129,9 +131,11 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
+    app.state.flow_signer = FlowSigner(settings.secret_key_value())
+    app.state.sessions = Sessions(settings.secret_key_value())
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     errors.install(app)
-    app.add_exception_handler(forms.FormRefused, forms.on_refused)
+    app.add_exception_handler(forms.FormRefusedError, forms.on_refused)
     app.include_router(api.router, tags=["join"])
     app.include_router(records.router, tags=["records"])
     app.include_router(ops.router, tags=["operations"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from guildgate.core.errors import InvalidApiKey
+from guildgate.core.errors import InvalidApiKeyError
 from guildgate.services.runtime import Services
 from guildgate.store.repos import KeyInfo
 
@@ -18,8 +18,8 @@ def services(request: Request) -> Services:
 async def authenticate(request: Request) -> KeyInfo:
     value = request.headers.get("user-token", "").strip()
     if not value:
-        raise InvalidApiKey("the User-Token header is missing")
+        raise InvalidApiKeyError("the User-Token header is missing")
     key = await services(request).keys.authenticate(value)
     if key is None:
-        raise InvalidApiKey("unknown or revoked API key")
+        raise InvalidApiKeyError("unknown or revoked API key")
     return key

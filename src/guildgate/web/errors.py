@@ -13,8 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from guildgate.core.errors import DiscordRefused, InvalidRequest, JoinError
-from guildgate.core.joins import JoinResult
+from guildgate.core.envelope import Envelope, JoinedData
+from guildgate.core.errors import DiscordRefusedError, InvalidRequestError, JoinError
+from guildgate.core.joins import JoinOutcome
 from guildgate.core.outcomes import Outcome
 from guildgate.web.i18n import Lang, pick_language
 
@@ -43,8 +44,8 @@ def envelope(
     data: str | None,
     cost: str,
     discord_code: int | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
+) -> Envelope:
+    body: Envelope = {
         "status": outcome.status,
         "msg": msg,
         "id": record_id,
@@ -63,8 +64,8 @@ def error_message(error: JoinError, lang: Lang) -> str:
     return error.outcome.message(lang, detail=error.detail, retry=error.retry_after)
 
 
-def error_body(error: JoinError, *, record_id: str | None, lang: Lang, started: float) -> dict[str, Any]:
-    discord_code = error.discord_code if isinstance(error, DiscordRefused) else None
+def error_body(error: JoinError, *, record_id: str | None, lang: Lang, started: float) -> Envelope:
+    discord_code = error.discord_code if isinstance(error, DiscordRefusedError) else None
     return envelope(
         outcome=error.outcome,
         msg=error_message(error, lang),
@@ -85,10 +86,11 @@ def error_response(error: JoinError, *, record_id: str | None, lang: Lang, start
 
 def success_data(*, guild_id: str | None, name: str | None, user_id: str | None, joined: bool) -> str:
     """The envelope's ``data`` on success: a JSON-encoded string (the contract)."""
-    return orjson.dumps({"id": guild_id, "name": name, "user_id": user_id, "joined": joined}).decode()
+    data: JoinedData = {"id": guild_id, "name": name, "user_id": user_id, "joined": joined}
+    return orjson.dumps(data).decode()
 
 
-def success_body(result: JoinResult, *, lang: Lang, started: float) -> dict[str, Any]:
+def success_body(result: JoinOutcome, *, lang: Lang, started: float) -> Envelope:
     return envelope(
         outcome=result.outcome,
         msg=result.outcome.message(lang),
@@ -103,9 +105,10 @@ def success_body(result: JoinResult, *, lang: Lang, started: float) -> dict[str,
 class AdminError(Exception):
     """An admin API refusal: ``{"error": ..., "detail": ...}`` with its HTTP status."""
 
-    def __init__(self, status: int, error: str, detail: str) -> None:
+    def __init__(self, status: int, error: str, detail: str, *, retry_after: float | None = None) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail = status, error, detail
+        self.retry_after = retry_after  # seconds; sent as Retry-After (whole seconds, rounded up)
 
 
 def admin_error_response(exc: AdminError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -113,6 +116,8 @@ def admin_error_response(exc: AdminError, headers: dict[str, str] | None = None)
     headers = dict(headers or {})
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="guildgate admin"'
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(math.ceil(exc.retry_after), 1))
     return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status, headers=headers)
 
 
@@ -152,7 +157,7 @@ def install(app: FastAPI) -> None:
             problems.append(f"{where}: {message}" if where else message)
         if request.url.path.startswith("/api/admin/"):
             return admin_error_response(AdminError(400, "invalid_request", "; ".join(problems)))
-        return await on_join_error(request, InvalidRequest("; ".join(problems) or "invalid request"))
+        return await on_join_error(request, InvalidRequestError("; ".join(problems) or "invalid request"))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

@@ -24,7 +24,7 @@ MAX_FORM = 64 * 1024
 MAX_FIELDS = 64
 
 
-class FormRefused(Exception):
+class FormRefusedError(Exception):
     """A form post that is not read (or not taken): ``status`` and the page text's ``key``; ``detail`` names the
     field when one is at fault. ``close``: the rest of the body is not read (the connection is closed)."""
 
@@ -38,26 +38,26 @@ def _media_type(request: Request) -> str:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """The URL-encoded form of ``request`` (the first value of each field), or FormRefused."""
+    """The URL-encoded form of ``request`` (the first value of each field), or FormRefusedError."""
     media = _media_type(request)
     if media not in ("", "application/x-www-form-urlencoded"):
-        raise FormRefused(415, "a_form_type", f"Content-Type: {media[:60]}", close=True)
+        raise FormRefusedError(415, "a_form_type", f"Content-Type: {media[:60]}", close=True)
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdecimal() or int(declared) > MAX_FORM):
-        raise FormRefused(413, "a_form_large", f"at most {MAX_FORM} bytes", close=True)
+        raise FormRefusedError(413, "a_form_large", f"at most {MAX_FORM} bytes", close=True)
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_FORM:
-            raise FormRefused(413, "a_form_large", f"at most {MAX_FORM} bytes", close=True)
+            raise FormRefusedError(413, "a_form_large", f"at most {MAX_FORM} bytes", close=True)
     try:
         pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="strict")
     except (UnicodeDecodeError, ValueError):  # not URL-encoded (raw bytes, bad UTF-8), or too many fields
-        raise FormRefused(400, "a_form_bad", "the form is not URL-encoded UTF-8 text") from None
+        raise FormRefusedError(400, "a_form_bad", "the form is not URL-encoded UTF-8 text") from None
     form: dict[str, str] = {}
     for name, value in pairs:
         if has_control(name) or has_control(value):
-            raise FormRefused(400, "a_form_bad", f"{_shown(name)}: no control characters (line breaks, tabs, NUL)")
+            raise FormRefusedError(400, "a_form_bad", f"{_shown(name)}: no control characters (line breaks, tabs, NUL)")
         form.setdefault(name, value)
     return form
 
@@ -68,7 +68,7 @@ def _shown(name: str) -> str:
 
 async def on_refused(request: Request, exc: Exception) -> Response:
     """The page for a refused form post: the dashboard's message page under /admin, the result page elsewhere."""
-    assert isinstance(exc, FormRefused)
+    assert isinstance(exc, FormRefusedError)
     lang, _ = page_language(request)
     if request.url.path.startswith("/admin"):
         context: dict[str, Any] = {"message": text(exc.key, lang), "detail": exc.detail}

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from guildgate.core.errors import DiscordUnavailable, RateLimited
+from guildgate.core.errors import DiscordUnavailableError, RateLimitedError
 from guildgate.discord.ratelimit.model import (
     POLL,
     RATE_WINDOW,
@@ -126,8 +126,8 @@ class Limiter:
         self._decide: Callable[..., Decision] | None = getattr(backend, "decide", None)
 
     async def acquire(self, key: RouteKey, *, deadline: float) -> Permit:
-        """Wait for room in the key's bucket and the global window; raise RateLimited at once when the
-        predicted wait passes ``deadline`` (a monotonic instant), DiscordUnavailable when sending must stop."""
+        """Wait for room in the key's bucket and the global window; raise RateLimitedError at once when the
+        predicted wait passes ``deadline`` (a monotonic instant), DiscordUnavailableError when sending must stop."""
         start = self._clock()
         local = (key.identity, key.route, key.major)
         lock = self._locks.get(local)
@@ -148,7 +148,7 @@ class Limiter:
                     async with asyncio.timeout(max(deadline - self._clock(), 0.0)):
                         await lock.acquire()  # FIFO within this process for one bucket
                 except TimeoutError:
-                    raise RateLimited(
+                    raise RateLimitedError(
                         "queued behind other requests for this bucket until the deadline",
                         retry_after=max(self._eta.get(local, 0.0) - self._clock(), 1.0),
                     ) from None
@@ -172,14 +172,14 @@ class Limiter:
         return Heading(self._heading, key.identity)
 
     def check_queue(self, key: RouteKey, *, deadline: float) -> None:
-        """Raise RateLimited when the request at the head of this process's queue for the key's bucket is not
+        """Raise RateLimitedError when the request at the head of this process's queue for the key's bucket is not
         expected to go before ``deadline`` (so one behind it cannot either). Never waits."""
         local = (key.identity, key.route, key.major)
         lock = self._locks.get(local)
         if lock is not None and lock.locked():
             eta = self._eta.get(local, 0.0)
             if eta > deadline:
-                raise RateLimited(
+                raise RateLimitedError(
                     "the requests queued ahead for this bucket cannot go before the deadline",
                     retry_after=eta - self._clock(),
                 )
@@ -205,7 +205,7 @@ class Limiter:
             return
         wait = waiting / rate
         if self._clock() + wait > deadline:
-            raise RateLimited(
+            raise RateLimitedError(
                 f"{waiting} requests of this bot are already waiting for Discord's global limit",
                 retry_after=wait,
             )
@@ -285,7 +285,7 @@ class Limiter:
             async with asyncio.timeout(max(deadline - self._clock(), 0.0)):
                 await gate.acquire()
         except TimeoutError:
-            raise RateLimited(
+            raise RateLimitedError(
                 "queued for Discord's global limit until the deadline",
                 retry_after=max(1.0, gate.waiting / self.global_limit),
             ) from None
@@ -299,13 +299,13 @@ class Limiter:
     async def _wait(self, decision: Decision, deadline: float, local: tuple[str, str, str]) -> None:
         """Sleep as the decision says, or raise when waiting cannot help before ``deadline``."""
         if decision.reason == "banned":
-            raise DiscordUnavailable(
+            raise DiscordUnavailableError(
                 "Discord has blocked this deployment (a ban answer was seen); not sending",
                 http_status=503,
                 retry_after=max(decision.wait, 1.0),
             )
         if decision.reason == "invalid":
-            raise DiscordUnavailable(
+            raise DiscordUnavailableError(
                 "the invalid-request budget is spent (401/403/429 answers in the last 10 minutes); "
                 "not sending until it recovers",
                 http_status=503,
@@ -313,11 +313,11 @@ class Limiter:
             )
         remaining = deadline - self._clock()
         if decision.wait > remaining and not decision.poll:
-            raise RateLimited(
+            raise RateLimitedError(
                 f"Discord's {decision.reason} limit has no room before the deadline", retry_after=decision.wait
             )
         if remaining <= 0:
-            raise RateLimited(
+            raise RateLimitedError(
                 f"still waiting on Discord's {decision.reason} limit at the deadline",
                 retry_after=max(decision.wait, 1.0),
             )

@@ -17,7 +17,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from guildgate.core.errors import DiscordUnavailable
+from guildgate.core.errors import DiscordUnavailableError
 from guildgate.discord.ratelimit.model import (
     HOLD,
     SLIDE_SHIFT,
@@ -239,8 +239,8 @@ def _decision(answer: list[Any]) -> Decision:
     )
 
 
-def unavailable(exc: Exception) -> DiscordUnavailable:
-    return DiscordUnavailable(
+def unavailable(exc: Exception) -> DiscordUnavailableError:
+    return DiscordUnavailableError(
         f"the shared rate-limit store (Redis) is not answering ({type(exc).__name__}); "
         "not sending to Discord unguarded",
         http_status=503,

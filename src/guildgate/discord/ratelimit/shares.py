@@ -21,7 +21,7 @@ import os
 from contextvars import ContextVar, Token
 from typing import Final
 
-from guildgate.core.errors import DiscordUnavailable, InvalidShareExceeded
+from guildgate.core.errors import DiscordUnavailableError, InvalidShareExceededError
 from guildgate.discord.ratelimit.model import INVALID_WINDOW
 from guildgate.discord.ratelimit.stores import Windows
 
@@ -57,14 +57,14 @@ class InvalidShares:
         self.off = share >= 1
 
     async def spend(self, spender: str) -> Spending:
-        """A use of ``spender``'s share for one join (``async with`` it around the join); InvalidShareExceeded
+        """A use of ``spender``'s share for one join (``async with`` it around the join); InvalidShareExceededError
         when the share is spent."""
         key, use = _window(spender), os.urandom(12).hex()
         if self.off:
             return Spending(None, key, use)
         wait = await self.windows.window_take(key, self.allowed, INVALID_WINDOW, use=use)
         if wait is not None:
-            raise InvalidShareExceeded(
+            raise InvalidShareExceededError(
                 f"{self.allowed} invalid requests (401/403/429 answers) in 10 minutes, this key's share of the "
                 "deployment's budget",
                 retry_after=max(wait, 1.0),
@@ -97,7 +97,7 @@ class Spending:
         # settled even when the request is cancelled: a use kept by mistake would count for 10 minutes
         try:
             await asyncio.shield(self._settle())
-        except DiscordUnavailable as exc:  # the shared store went away after the calls: the join's answer stands
+        except DiscordUnavailableError as exc:  # the shared store went away after the calls: the join's answer stands
             log.warning("the invalid-request share could not be settled: %s", exc)
 
     async def _settle(self) -> None:

@@ -7,7 +7,7 @@
 
 With Redis they share the limiter backend's connection pool (``Stores.open``), under the same key prefix, so
 every worker on every host sees the same counts; Redis ``TIME`` is their clock. Without Redis they live in
-this process. If Redis fails, they fail closed like the limiter: ``DiscordUnavailable``.
+this process. If Redis fails, they fail closed like the limiter: ``DiscordUnavailableError``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The admin JSON API: links and the doctor, for scripts. ``Authorization: Bearer <GUILDGATE_ADMIN_TOKEN>``;
-API keys are refused (they belong to an app, not to the operator). Without the admin token it is not there at
+API keys are refused (they belong to an app, not to the operator); wrong tokens are limited per client and in
+total (web/adminauth.py). Without the admin token it is not there at
 all: web/app.py leaves its routes out (404, and not in /openapi.json).
 
     curl -s -X POST $URL/api/admin/links -H "Authorization: Bearer $GUILDGATE_ADMIN_TOKEN" \\
@@ -8,7 +9,6 @@ all: web/app.py leaves its routes out (404, and not in /openapi.json).
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable
 from typing import Any
 
@@ -20,25 +20,33 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from guildgate.core.invites import INVITE_PATTERN
 from guildgate.core.links import Link, duration_pattern
 from guildgate.core.patterns import NOT_CONTROL
-from guildgate.services.links import LinkInputError, create_link, link_dict, report_dict, run_doctor
-from guildgate.store.repos import NotFound
+from guildgate.services.links import (
+    LinkInputError,
+    create_link,
+    link_dict,
+    links_with_outcomes,
+    report_dict,
+    run_doctor,
+)
+from guildgate.store.repos import NotFoundError
+from guildgate.web.adminauth import bearer_value, check_token
 from guildgate.web.api.schemas import AdminErrorBody
 from guildgate.web.deps import services
 from guildgate.web.errors import AdminError
 
 
-def authorize(request: Request) -> None:
-    """The admin token, or AdminError (401 without or with a wrong one, 403 for an API key)."""
+async def authorize(request: Request) -> None:
+    """The admin token, or AdminError (401 without or with a wrong one, 403 for an API key, 429 past the limit
+    of wrong tokens: web/adminauth.py)."""
     token = services(request).settings.admin_token
     if token is None:  # the routes are left out then (web/app.py): as if they were
         raise AdminError(404, "not_found", "Not Found")
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if request.headers.get("user-token") or value.strip().startswith("gg_"):
+    value = bearer_value(request)
+    if request.headers.get("user-token") or (value or "").startswith("gg_"):
         raise AdminError(403, "api_key_not_allowed", "API keys cannot use the admin API: use the admin token")
-    if scheme.lower() != "bearer" or not value.strip():
+    if value is None:
         raise AdminError(401, "admin_token_required", "send Authorization: Bearer <GUILDGATE_ADMIN_TOKEN>")
-    if not hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
+    if not await check_token(request, value):
         raise AdminError(401, "invalid_admin_token", "the admin token is not right")
 
 
@@ -59,6 +67,9 @@ class LinkIn(BaseModel):
     max_uses: int | None = Field(default=None, ge=1, le=1_000_000)
     expires: str | None = Field(default=None, description="Lifetime like 30m, 12h, 7d, 2w", max_length=16)
     title: str | None = Field(default=None, max_length=200)
+    skip_checks: bool = Field(
+        default=False, description="Make the link even when the doctor finds the bot missing or short of a permission"
+    )
 
 
 @router.get("/links", summary="List join links with their funnel")
@@ -66,14 +77,13 @@ async def list_links(
     request: Request, app_id: str | None = Query(default=None, pattern=r"^[0-9]{17,20}$")
 ) -> JSONResponse:
     svc = services(request)
-    links = await svc.links.list(app_id=app_id)
-    outcomes = await svc.links.outcomes([link.id for link in links])
-    return JSONResponse({"links": [link_dict(svc, link, outcomes.get(link.id, {})) for link in links]})
+    rows = await links_with_outcomes(svc.links, app_id=app_id)
+    return JSONResponse({"links": [link_dict(svc.settings.public_url, link, outcomes) for link, outcomes in rows]})
 
 
 @router.post(
     "/links",
-    summary="Create a join link (runs the doctor)",
+    summary="Create a join link (runs the doctor first: 409 checks_failed when the bot cannot add people)",
     status_code=201,
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": LinkIn.model_json_schema()}}}
@@ -96,15 +106,18 @@ async def post_link(request: Request) -> JSONResponse:
             max_uses=body.max_uses,
             expires=body.expires,
             title=body.title,
+            skip_checks=body.skip_checks,
         )
     except LinkInputError as exc:
         raise _refused(exc) from None
-    return JSONResponse({**link_dict(svc, link, {}), "doctor": report_dict(report)}, status_code=201)
+    return JSONResponse(
+        {**link_dict(svc.settings.public_url, link, {}), "doctor": report_dict(report)}, status_code=201
+    )
 
 
 def _refused(exc: LinkInputError) -> AdminError:
     error = {404: "not_found", 409: "conflict", 429: "rate_limited", 502: "discord_unavailable"}
-    return AdminError(exc.status, error.get(exc.status, "invalid_request"), str(exc))
+    return AdminError(exc.status, exc.error or error.get(exc.status, "invalid_request"), str(exc))
 
 
 # No control character (core.text.is_control, Unicode's Cc; its lone surrogates, Cs, are not JSON text and no
@@ -139,7 +152,7 @@ def describe_admin(schema: dict[str, Any], *, snowflake: str) -> None:
 async def _found(coroutine: Awaitable[Link]) -> Link:
     try:
         return await coroutine
-    except NotFound as exc:
+    except NotFoundError as exc:
         raise AdminError(404, "not_found", str(exc)) from None
 
 
@@ -148,14 +161,14 @@ async def get_link(link_id: str, request: Request) -> JSONResponse:
     svc = services(request)
     link = await _found(svc.links.get(link_id))
     outcomes = await svc.links.outcomes([link.id])
-    return JSONResponse(link_dict(svc, link, outcomes.get(link.id, {})))
+    return JSONResponse(link_dict(svc.settings.public_url, link, outcomes.get(link.id, {})))
 
 
 @router.post("/links/{link_id}/disable", summary="Disable a join link")
 async def disable_link(link_id: str, request: Request) -> JSONResponse:
     svc = services(request)
     link = await _found(svc.links.disable(link_id))
-    return JSONResponse(link_dict(svc, link))
+    return JSONResponse(link_dict(svc.settings.public_url, link))
 
 
 @router.get("/doctor", summary="Preflight checks of an app's bot in a server")

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
-from guildgate.core.errors import InvalidRequest, NotAnOAuthToken, ProxyNotAllowed
+from guildgate.core.errors import InvalidRequestError, NotAnOAuthTokenError, ProxyNotAllowedError
 from guildgate.core.invites import (
     INVITE_PATTERN,
     is_snowflake,
@@ -122,13 +122,13 @@ def join_body_schema(*, snowflake: str) -> dict[str, Any]:
 
 def parse_json(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
-        raise InvalidRequest("the body is empty; send a JSON object")
+        raise InvalidRequestError("the body is empty; send a JSON object")
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         value = _strict_loads(raw)  # what orjson refuses (64-bit overflow, say), the standard library decides
     if not isinstance(value, dict):
-        raise InvalidRequest(f"the body must be a JSON object, not {type(value).__name__}")
+        raise InvalidRequestError(f"the body must be a JSON object, not {type(value).__name__}")
     return value
 
 
@@ -136,15 +136,15 @@ def _strict_loads(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except UnicodeDecodeError:
-        raise InvalidRequest("the body is not UTF-8") from None
+        raise InvalidRequestError("the body is not UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise InvalidRequest(
+        raise InvalidRequestError(
             f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from None
     except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits, 4300)
-        raise InvalidRequest("the body has a number too long to read (over 4300 digits)") from None
+        raise InvalidRequestError("the body has a number too long to read (over 4300 digits)") from None
     except RecursionError:  # orjson stops at 1024 levels; the standard library overflows the stack before that
-        raise InvalidRequest("the body is nested too deeply (arrays or objects over 1000 levels)") from None
+        raise InvalidRequestError("the body is nested too deeply (arrays or objects over 1000 levels)") from None
 
 
 _FIELDS = frozenset(JoinBody.model_fields)
@@ -162,53 +162,55 @@ def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> Join
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"
         if first["type"] == "missing":
-            raise InvalidRequest(f"{field} is required") from None
-        raise InvalidRequest(f"{field}: {first['msg']}") from None
+            raise InvalidRequestError(f"{field} is required") from None
+        raise InvalidRequestError(f"{field}: {first['msg']}") from None
 
     token = body.authorization.strip(SPACE_CHARS)
     if token[:7].lower() == "bearer ":
         token = token[7:].strip(SPACE_CHARS)
     if not token:
-        raise InvalidRequest("authorization is required")
+        raise InvalidRequestError("authorization is required")
     if looks_like_account_token(token):
-        raise NotAnOAuthToken()
+        raise NotAnOAuthTokenError()
     # An OAuth2 access token is ASCII (RFC 6750's b64token); the one whitespace character str.isprintable()
     # lets through is the space.
     if not token.isascii() or not token.isprintable() or " " in token or len(token) > 512:
-        raise InvalidRequest("authorization: not an OAuth2 access token (unexpected characters or length)")
+        raise InvalidRequestError("authorization: not an OAuth2 access token (unexpected characters or length)")
 
     if body.proxy is not None and body.proxy not in egress_proxies:
-        raise ProxyNotAllowed()
+        raise ProxyNotAllowedError()
 
     if (body.guild_id is None) == (body.guild_name is None):
         which = "neither was given" if body.guild_id is None else "both were given"
-        raise InvalidRequest(f"exactly one of guild_id and guild_name is required ({which})")
+        raise InvalidRequestError(f"exactly one of guild_id and guild_name is required ({which})")
     guild_id = invite = None
     if body.guild_id is not None:
         guild_id = body.guild_id.strip(SPACE_CHARS)
         if not is_snowflake(guild_id):
-            raise InvalidRequest("guild_id must be a server id (a snowflake: 17-20 digits)")
+            raise InvalidRequestError("guild_id must be a server id (a snowflake: 17-20 digits)")
     else:
         assert body.guild_name is not None
         invite = parse_invite(body.guild_name)
         if invite is None:
-            raise InvalidRequest("guild_name must be an invite code or an invite URL such as https://discord.gg/CODE")
+            raise InvalidRequestError(
+                "guild_name must be an invite code or an invite URL such as https://discord.gg/CODE"
+            )
 
     roles = None
     if body.roles is not None:
         if len(body.roles) > 250:
-            raise InvalidRequest("roles: at most 250 role ids")
+            raise InvalidRequestError("roles: at most 250 role ids")
         for index, role in enumerate(body.roles):
             if not is_snowflake(role):
-                raise InvalidRequest(f"roles.{index} must be a role id (a snowflake: 17-20 digits)")
+                raise InvalidRequestError(f"roles.{index} must be a role id (a snowflake: 17-20 digits)")
         roles = tuple(dict.fromkeys(body.roles))
     nick = None
     if body.nick is not None:
         nick = _WHITESPACE.sub(" ", body.nick).strip(" ")
         if has_control(nick):
-            raise InvalidRequest("nick: no control characters (NUL, DEL, C1; white space becomes a space)")
+            raise InvalidRequestError("nick: no control characters (NUL, DEL, C1; white space becomes a space)")
         if not 1 <= len(nick) <= 32:
-            raise InvalidRequest("nick must be 1-32 characters")
+            raise InvalidRequestError("nick must be 1-32 characters")
     options = MemberOptions(roles=roles, nick=nick, mute=body.mute, deaf=body.deaf)
     request = JoinRequest(
         authorization=Secret(token), guild_id=guild_id, invite_code=invite, options=options, proxy=body.proxy
@@ -220,7 +222,7 @@ def check_developer_id(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     if not DEVELOPER_ID.fullmatch(value):
-        raise InvalidRequest("Developer-Id header must be 1-64 characters of A-Z a-z 0-9 _ -")
+        raise InvalidRequestError("Developer-Id header must be 1-64 characters of A-Z a-z 0-9 _ -")
     return value
 
 
@@ -228,11 +230,11 @@ def check_idempotency_key(value: str | None) -> str | None:
     if not value:  # an empty header counts as absent, as an empty field does
         return None
     if not _IDEMPOTENCY_KEY.fullmatch(value):
-        raise InvalidRequest("Idempotency-Key header must be 1-128 printable ASCII characters")
+        raise InvalidRequestError("Idempotency-Key header must be 1-128 printable ASCII characters")
     return value
 
 
 def check_content_type(value: str | None) -> None:
     media = (value or "").split(";")[0].strip().lower()
     if media != "application/json":
-        raise InvalidRequest(f"Content-Type must be application/json, got {media or 'nothing'}", http_status=415)
+        raise InvalidRequestError(f"Content-Type must be application/json, got {media or 'nothing'}", http_status=415)

@@ -10,14 +10,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from guildgate.core.errors import CallerError, IdempotencyConflict, InvalidRequest
+from guildgate.core.errors import CallerError, IdempotencyConflictError, InvalidRequestError
 from guildgate.core.joins import RecordedJoinError, join, record_refusal
 from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.ports import NewRecord
 from guildgate.discord.ratelimit.shares import key_spender
 from guildgate.services.runtime import Services
 from guildgate.store.models import RecordRow
-from guildgate.store.repos import Conflict, StoredResponse
+from guildgate.store.repos import ConflictError, StoredResponse
 from guildgate.web import errors
 from guildgate.web.api.body import (
     MAX_BODY,
@@ -57,13 +57,13 @@ def describe_join(schema: dict[str, Any], *, snowflake: str) -> None:
 async def read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdecimal() and int(declared) > MAX_BODY:
-        raise InvalidRequest(f"the body is larger than {MAX_BODY} bytes", http_status=413)
+        raise InvalidRequestError(f"the body is larger than {MAX_BODY} bytes", http_status=413)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY:
-            raise InvalidRequest(f"the body is larger than {MAX_BODY} bytes", http_status=413)
+            raise InvalidRequestError(f"the body is larger than {MAX_BODY} bytes", http_status=413)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -168,11 +168,11 @@ async def _handle(request: Request, started: float) -> Response:
                 started=started,
                 caps=svc.caps,
             )
-    except Conflict:
+    except ConflictError:
         assert idem is not None
         existing = await svc.records.idempotent(key_id=key.id, idempotency_key=idem)
         if existing is None:
-            raise IdempotencyConflict("the first request with this key could not be found") from None
+            raise IdempotencyConflictError("the first request with this key could not be found") from None
         return await _replay(svc, existing, request_hash, lang=lang, started=started, deadline=deadline)
     except RecordedJoinError as failure:
         response = errors.error_response(failure.error, record_id=failure.record_id, lang=lang, started=started)
@@ -197,10 +197,10 @@ async def _replay(
     svc: Services, row: RecordRow, request_hash: str, *, lang: Lang, started: float, deadline: float
 ) -> Response:
     if row.request_hash != request_hash:
-        raise IdempotencyConflict()
+        raise IdempotencyConflictError()
     while row.response_body is None and row.state == RecordState.PENDING.value:
         if time.monotonic() >= deadline:
-            raise IdempotencyConflict("the first request with this Idempotency-Key is still being processed")
+            raise IdempotencyConflictError("the first request with this Idempotency-Key is still being processed")
         await asyncio.sleep(0.05)
         row = await svc.records.get(row.id, app_id=None)
     if row.response_body is not None:

@@ -9,24 +9,17 @@ from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
 
-from guildgate.core.errors import InvalidRequest, JoinError
+from guildgate.core.errors import InvalidRequestError, RecordNotFoundError
 from guildgate.core.invites import is_snowflake
 from guildgate.core.outcomes import Outcome, RecordState
-from guildgate.services.records import record_msg
-from guildgate.store.repos import CURSOR_PATTERN, NotFound, RecordFilters, record_dict
+from guildgate.services.records import shown_record
+from guildgate.store.repos import CURSOR_PATTERN, NotFoundError, RecordFilters
 from guildgate.web.api.body import DEVELOPER_ID
 from guildgate.web.api.schemas import Envelope, RecordAnswer, RecordsAnswer, UsageAnswer
 from guildgate.web.deps import authenticate, services
 from guildgate.web.i18n import OK_MSG, pick_language
 
 router = APIRouter()
-
-
-class RecordNotFound(JoinError):
-    outcome = Outcome.INVALID_REQUEST
-
-    def __init__(self) -> None:
-        super().__init__("no record with this id for this API key", http_status=404)
 
 
 # A time as clients write one: RFC 3339's date-time (section 5.6, what the schema's "format: date-time" means: T and
@@ -54,21 +47,21 @@ def _time(name: str, value: str | None) -> datetime | None:
     found = _TIME.fullmatch(value)
     problem = f"{name} must be an RFC 3339 time such as 2026-01-31T12:00:00Z (or a date such as 2026-01-31)"
     if found is None:
-        raise InvalidRequest(problem)
+        raise InvalidRequestError(problem)
     g = found.groupdict()
     hour, minute, second = int(g["hour"] or 0), int(g["minute"] or 0), int(g["second"] or 0)
     off_hour, off_minute, sign = int(g["off_hour"] or 0), int(g["off_minute"] or 0), g["sign"]
     if hour > 23 or minute > 59 or second > 60 or off_hour > 23 or off_minute > 59:
-        raise InvalidRequest(problem)
+        raise InvalidRequestError(problem)
     offset = timedelta(hours=off_hour, minutes=off_minute)
     if second == 60:  # a leap second is 23:59:60 UTC, with its offset written
         in_utc = (hour * 60 + minute - (offset // timedelta(minutes=1)) * (-1 if sign == "-" else 1)) % 1440
         if g["offset"] is None or in_utc != 23 * 60 + 59:
-            raise InvalidRequest(problem)
+            raise InvalidRequestError(problem)
     try:
         at = datetime.fromisoformat(g["day"]).replace(hour=hour, minute=minute, second=min(second, 59))
     except ValueError:  # a day the month does not have, year 0
-        raise InvalidRequest(problem) from None
+        raise InvalidRequestError(problem) from None
     at = at.replace(microsecond=999_999 if second == 60 else int((g["fraction"] or "0")[:6].ljust(6, "0")), tzinfo=UTC)
     try:
         return at - offset if sign == "+" else at + offset
@@ -120,9 +113,9 @@ async def get_record(
     lang = pick_language(accept_language)
     try:
         row = await services(request).records.get(record_id, app_id=key.app_id)
-    except NotFound:
-        raise RecordNotFound() from None
-    return {"status": 1, "msg": OK_MSG[lang], "data": record_dict(row, msg=record_msg(row, lang))}
+    except NotFoundError:
+        raise RecordNotFoundError() from None
+    return {"status": 1, "msg": OK_MSG[lang], "data": shown_record(row, lang)}
 
 
 @router.get(
@@ -149,13 +142,15 @@ async def list_records(
     lang = pick_language(accept_language)
     state, code = state or None, code or None  # "" counts as absent
     if state is not None and state not in {s.value for s in RecordState}:
-        raise InvalidRequest(f"state must be one of {', '.join(s.value for s in RecordState)}")
+        raise InvalidRequestError(f"state must be one of {', '.join(s.value for s in RecordState)}")
     if code is not None and code not in {o.value for o in Outcome}:
-        raise InvalidRequest(f"code {code!r} is not an outcome code")
+        raise InvalidRequestError(f"code {code!r} is not an outcome code")
     if guild_id and not is_snowflake(guild_id):
-        raise InvalidRequest("guild_id must be a server id (a snowflake: 17-20 digits)")
+        raise InvalidRequestError("guild_id must be a server id (a snowflake: 17-20 digits)")
     if developer_id and not DEVELOPER_ID.fullmatch(developer_id):
-        raise InvalidRequest("developer_id must be 1-64 characters of A-Z a-z 0-9 _ - (as the Developer-Id header)")
+        raise InvalidRequestError(
+            "developer_id must be 1-64 characters of A-Z a-z 0-9 _ - (as the Developer-Id header)"
+        )
     filters = RecordFilters(
         state=state,
         code=code,
@@ -169,12 +164,12 @@ async def list_records(
             app_id=key.app_id, filters=filters, limit=limit, cursor=cursor or None
         )
     except ValueError as exc:
-        raise InvalidRequest(f"cursor: {exc}") from None
+        raise InvalidRequestError(f"cursor: {exc}") from None
     return {
         "status": 1,
         "msg": OK_MSG[lang],
         "data": {
-            "records": [record_dict(r, msg=record_msg(r, lang)) for r in rows],
+            "records": [shown_record(r, lang) for r in rows],
             "next_cursor": next_cursor,
         },
     }

@@ -1,20 +1,29 @@
-"""Response shapes, for the OpenAPI document."""
+"""Response shapes, for the OpenAPI document. ``Envelope`` is made from core/envelope.py's definition, the one
+the server writes and the client reads."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_type_hints
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from guildgate.core import envelope
 
 
-class Envelope(BaseModel):
-    status: int = Field(description="1 success, 0 failure")
-    msg: str = Field(description="Human text, zh by default, en by Accept-Language")
-    id: str | None = Field(description="The record id (UUID)")
-    data: str | None = Field(description="On success a JSON-encoded string: id, name, user_id, joined")
-    cost: str = Field(description="Wall time, e.g. '182.40ms'")
-    code: str = Field(description="Stable outcome code")
-    discord_code: int | None = Field(default=None, description="Discord's JSON error code, on Discord failures")
+def _envelope_model() -> type[BaseModel]:
+    """core.envelope.Envelope as a pydantic model: each field with its description; an optional one defaults to
+    None."""
+    fields: dict[str, Any] = {}
+    for name, hint in get_type_hints(envelope.Envelope).items():
+        described = envelope.ENVELOPE_FIELDS[name]
+        if name in envelope.Envelope.__optional_keys__:
+            fields[name] = (hint, Field(default=None, description=described))
+        else:
+            fields[name] = (hint, Field(description=described))
+    return create_model("Envelope", **fields)
+
+
+Envelope = _envelope_model()
 
 
 class Record(BaseModel):

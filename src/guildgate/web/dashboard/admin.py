@@ -1,20 +1,22 @@
 """The admin dashboard (``/admin``): log in with GUILDGATE_ADMIN_TOKEN, then records with filters, the success
-rate and latency chart, links with their funnel (create, disable) and API keys (create, shown once; revoke).
+rate and latency chart, links with their funnel (create, disable; creating is refused when the doctor finds the
+bot missing or short of a permission, unless its checks are skipped) and API keys (create, shown once; revoke).
 
 Without GUILDGATE_ADMIN_TOKEN the dashboard is off: web/app.py serves ``off_router`` instead, which answers 404
 under ``/admin`` with a page saying how to turn it on. Without a session, ``/admin`` answers 401 with the login
-form. A session is a signed cookie (HttpOnly,
-SameSite=Strict, path /admin, 8 hours); scripts may send ``Authorization: Bearer <admin token>`` instead.
+form. A session is a row in the database named by a signed cookie (HttpOnly, SameSite=Strict, path /admin,
+8 hours; web/adminauth.py): logging out (a form post with its CSRF token) deletes the row, and a new admin token
+ends every session. Scripts may send ``Authorization: Bearer <admin token>`` instead.
 Every form carries a CSRF token (an HMAC of the session id; before login, of a pre-login id) and is refused
 without it. A form post's body is read only once the session (for the login form, the pre-login cookie) is
 there, and then at most 64 KiB of it, URL-encoded, without files or control characters (web/forms.py). Filters
-with a control character are refused (400, naming the filter). Login attempts are limited per client address.
-API keys never open the dashboard.
+with a control character are refused (400, naming the filter). Wrong admin tokens (login form or bearer) are
+limited per client address and in total (web/adminauth.py). API keys never open the dashboard.
 """
 
 from __future__ import annotations
 
-import hmac
+import math
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,42 +29,43 @@ from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.text import has_control
 from guildgate.discord.ratelimit.shares import LINKS, key_spender
 from guildgate.services.keys import MAX_QUOTA, create_key, revoke_key
-from guildgate.services.links import LinkInputError, create_link, funnel, link_url, report_dict
+from guildgate.services.links import (
+    ChecksFailedError,
+    LinkInputError,
+    create_link,
+    funnel,
+    link_url,
+    links_with_outcomes,
+    report_dict,
+)
 from guildgate.services.runtime import Services
-from guildgate.store.repos import NotFound, RecordFilters, decode_cursor
+from guildgate.store.repos import NotFoundError, RecordFilters, decode_cursor
+from guildgate.web.adminauth import check_token, end_session, open_session, session
 from guildgate.web.dashboard import charts
+from guildgate.web.dashboard.session import PRE_COOKIE, SESSION_COOKIE, SESSION_SECONDS, sessions
 from guildgate.web.deps import services
-from guildgate.web.flow import PRE_COOKIE, SESSION_COOKIE, SESSION_SECONDS
+from guildgate.web.errors import AdminError
 from guildgate.web.forms import read_form
 from guildgate.web.page_text import text
 from guildgate.web.pages import page_language, render, security_headers
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 off_router = APIRouter(include_in_schema=False)
-LOGIN_ATTEMPTS_PER_MINUTE = 10
 
 
 def _secure(svc: Services) -> bool:
     return svc.settings.public_url.startswith("https://")
 
 
-def _session(request: Request) -> str | None:
-    """The session id from the cookie; or, for scripts, ``Authorization: Bearer <admin token>``."""
-    svc = services(request)
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    token = svc.settings.admin_token
-    if token is not None and scheme.lower() == "bearer" and value.strip():
-        if hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
-            return "bearer"
-    return svc.signer.session_id(request.cookies.get(SESSION_COOKIE))
-
-
 def _page(request: Request, template: str, sid: str, context: dict[str, Any], status: int = 200) -> Response:
-    svc = services(request)
     return render(
         request,
         template,
-        {"csrf": svc.signer.csrf(sid), "section": template.removeprefix("admin_").removesuffix(".html"), **context},
+        {
+            "csrf": sessions(request).csrf(sid),
+            "section": template.removeprefix("admin_").removesuffix(".html"),
+            **context,
+        },
         status=status,
         no_store=True,
     )
@@ -88,11 +91,11 @@ def _to(path: str) -> Response:
 async def _checked(request: Request) -> tuple[str | None, dict[str, str]]:
     """The session id of a valid, CSRF-checked form post, or None; and the form. Without a session the body is
     not read at all (web/forms.py)."""
-    sid = _session(request)
+    sid = await session(request)
     if sid is None:
         return None, {}
     form = await read_form(request)
-    ok = services(request).signer.csrf_ok(sid, form.get("csrf"))
+    ok = sessions(request).csrf_ok(sid, form.get("csrf"))
     return (sid if ok else None), form
 
 
@@ -110,20 +113,19 @@ async def off(request: Request) -> Response:
 # ---- log in / out -----------------------------------------------------------------------------------------
 @router.get("")
 async def home(request: Request) -> Response:
-    sid = _session(request)
+    sid = await session(request)
     if sid is None:  # refused: the body is the login form
         return _login_page(request, error=None, status=401)
     return await _dashboard(request, sid)
 
 
 def _login_page(request: Request, *, error: str | None, status: int) -> Response:
-    svc = services(request)
     pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(16)
     lang, _ = page_language(request)
     response = render(
         request,
         "admin_login.html",
-        {"csrf": svc.signer.csrf("pre:" + pre), "error": text(error, lang) if error else None},
+        {"csrf": sessions(request).csrf("pre:" + pre), "error": text(error, lang) if error else None},
         status=status,
         no_store=True,
     )
@@ -141,18 +143,20 @@ async def login(request: Request) -> Response:
     if not pre or len(pre) > 64:  # no login form was given to this browser: its post is not read
         return _login_page(request, error="a_expired", status=403)
     form = await read_form(request)
-    if not svc.signer.csrf_ok("pre:" + pre, form.get("csrf")):
+    if not sessions(request).csrf_ok("pre:" + pre, form.get("csrf")):
         return _login_page(request, error="a_expired", status=403)
-    client = request.client.host if request.client else "unknown"
-    if await svc.windows.window_take(f"admin-login:{client}", LOGIN_ATTEMPTS_PER_MINUTE, 60.0) is not None:
-        return _login_page(request, error="a_too_many", status=429)
-    expected = token.get_secret_value().encode()
-    if not hmac.compare_digest(form.get("token", "").strip().encode(), expected):
+    try:
+        right = await check_token(request, form.get("token", "").strip())
+    except AdminError as exc:
+        response = _login_page(request, error="a_too_many", status=429)
+        response.headers["Retry-After"] = str(max(math.ceil(exc.retry_after or 1), 1))
+        return response
+    if not right:
         return _login_page(request, error="a_wrong", status=401)
     response = _to("/admin")
     response.set_cookie(
         SESSION_COOKIE,
-        svc.signer.session(),
+        await open_session(request),
         max_age=SESSION_SECONDS,
         path="/admin",
         httponly=True,
@@ -165,8 +169,11 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    if _session(request) is not None:
-        await read_form(request)  # held to the same limits as every form, though nothing in it is needed
+    """Ends the session on the server (its cookie, saved or not, opens nothing after); needs the CSRF token."""
+    sid, _ = await _checked(request)
+    if sid is None:
+        return _message(request, "a_expired", 403)
+    await end_session(services(request), sid)
     response = _to("/admin")
     response.delete_cookie(SESSION_COOKIE, path="/admin")
     return response
@@ -235,17 +242,15 @@ async def _links_page(
     request: Request, sid: str, *, created: dict[str, Any] | None = None, error: str | None = None, status: int = 200
 ) -> Response:
     svc = services(request)
-    links = await svc.links.list()
-    outcomes = await svc.links.outcomes([link.id for link in links])
     now = datetime.now(UTC)
     rows = [
         {
             "link": link,
-            "url": link_url(svc, link),
+            "url": link_url(svc.settings.public_url, link),
             "status": (link.problem(now) or "active"),
-            "funnel": funnel(link, outcomes.get(link.id, {})),
+            "funnel": funnel(link, outcomes),
         }
-        for link in links
+        for link, outcomes in await links_with_outcomes(svc.links)
     ]
     return _page(
         request,
@@ -258,7 +263,7 @@ async def _links_page(
 
 @router.get("/links")
 async def links_page(request: Request) -> Response:
-    sid = _session(request)
+    sid = await session(request)
     return _to("/admin") if sid is None else await _links_page(request, sid)
 
 
@@ -283,10 +288,12 @@ async def links_create(request: Request) -> Response:
             max_uses=max_uses,
             expires=form.get("expires", "").strip() or None,
             title=form.get("title", "").strip() or None,
+            skip_checks=form.get("skip_checks") == "1",
         )
-    except LinkInputError as exc:
-        return await _links_page(request, sid, error=str(exc), status=400)
-    created = {"url": link_url(svc, link), "doctor": report_dict(report)}
+    except LinkInputError as exc:  # ChecksFailedError too: no link, and what the doctor found
+        status = 409 if isinstance(exc, ChecksFailedError) else 400
+        return await _links_page(request, sid, error=str(exc), status=status)
+    created = {"url": link_url(svc.settings.public_url, link), "doctor": report_dict(report)}
     return await _links_page(request, sid, created=created, status=201)
 
 
@@ -297,7 +304,7 @@ async def links_disable(link_id: str, request: Request) -> Response:
         return _message(request, "a_expired", 403)
     try:
         await services(request).links.disable(link_id)
-    except NotFound as exc:
+    except NotFoundError as exc:
         return _message(request, "a_error", 404, str(exc))
     return _to("/admin/links")
 
@@ -324,7 +331,7 @@ async def _keys_page(
 
 @router.get("/keys")
 async def keys_page(request: Request) -> Response:
-    sid = _session(request)
+    sid = await session(request)
     return _to("/admin") if sid is None else await _keys_page(request, sid)
 
 
@@ -342,7 +349,7 @@ async def keys_create(request: Request) -> Response:
         _, key = await create_key(
             svc.keys, app_id=form.get("app_id", ""), name=name, quota_per_minute=int(quota_text) if quota_text else None
         )
-    except (NotFound, ValueError) as exc:
+    except (NotFoundError, ValueError) as exc:
         return await _keys_page(request, sid, error=str(exc), status=400)
     return await _keys_page(request, sid, new_key=key.reveal(), status=201)
 
@@ -354,6 +361,6 @@ async def keys_revoke(key_id: str, request: Request) -> Response:
         return _message(request, "a_expired", 403)
     try:
         await revoke_key(services(request).keys, key_id)
-    except NotFound as exc:
+    except NotFoundError as exc:
         return _message(request, "a_error", 404, str(exc))
     return _to("/admin/keys")

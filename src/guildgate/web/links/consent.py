@@ -3,7 +3,8 @@ the result in plain words (``/oauth/done``).
 
 The callback never renders the result itself: it redirects to ``/oauth/done?r=...`` (a signed, one-hour summary
 of what happened), so the result page can be reloaded or switched to the other language without replaying the
-callback. Every failure, forged or replayed ``state`` included, ends on a page that says what to do next.
+callback. The funnel (opened, sent to Discord) counts each browser once per link and step (``SEEN_COOKIE``).
+Every failure, forged or replayed ``state`` included, ends on a page that says what to do next.
 Discord's ``error`` is shown and recorded as a fixed text per RFC 6749 code (``OAUTH_ERRORS``), never the
 ``error_description`` (anyone can put any text there); a parameter with a control character gets a 400 page
 naming it, and nothing of the callback is stored.
@@ -29,14 +30,20 @@ from guildgate.core.text import has_control
 from guildgate.discord.oauth import authorize_url, new_pkce
 from guildgate.discord.ratelimit.shares import LINKS
 from guildgate.services.runtime import Services
-from guildgate.store.repos import NotFound
+from guildgate.store.repos import NotFoundError
 from guildgate.web.deps import services
-from guildgate.web.flow import FLOW_COOKIE, BadState, StateExpired
 from guildgate.web.forms import read_form
+from guildgate.web.links.flow import FLOW_COOKIE, flow_signer
 from guildgate.web.page_text import text
 from guildgate.web.pages import origin_of, page_language, render, security_headers
+from guildgate.web.signed import BadStateError, StateExpiredError
 
 router = APIRouter(include_in_schema=False)
+# The links funnel counts each visitor once per step: a browser's first open of a link, and its first Continue.
+# This cookie (one per link, path /j/{slug}) says which it was counted in; reloads and second tries are not.
+SEEN_COOKIE = "gg_seen"
+SEEN_SECONDS = 365 * 24 * 3600
+OPENED, SENT = "o", "s"
 log = logging.getLogger("guildgate.links")
 
 GOOD = {Outcome.JOINED.value, Outcome.ALREADY_MEMBER.value}
@@ -72,7 +79,7 @@ async def _link_or_none(svc: Services, value: str, *, by: str = "slug") -> Link 
         return None
     try:
         link = await svc.links.get(value)
-    except NotFound:
+    except NotFoundError:
         return None
     return link if getattr(link, by) == value else None
 
@@ -101,7 +108,7 @@ async def _usable(svc: Services, slug: str, request: Request) -> Link | Response
         return _not_found(request)
     problem = link.problem(datetime.now(UTC))
     if problem is not None:
-        return _result_redirect(svc, {"o": problem.value, **_about(link)}, request)
+        return _result_redirect(request, {"o": problem.value, **_about(link)}, carry_lang=True)
     return link
 
 
@@ -111,10 +118,12 @@ async def link_page(slug: str, request: Request) -> Response:
     link = await _usable(svc, slug, request)
     if not isinstance(link, Link):
         return link
-    if "lang" not in request.query_params:
+    seen = request.cookies.get(SEEN_COOKIE, "")
+    first_open = "lang" not in request.query_params and OPENED not in seen
+    if first_open:
         await svc.links.opened(link.id)
     expires = link.expires_at.strftime("%Y-%m-%d %H:%M") if link.expires_at else None
-    return render(
+    response = render(
         request,
         "link.html",
         {
@@ -124,6 +133,22 @@ async def link_page(slug: str, request: Request) -> Response:
             "expires": expires,
         },
         form_targets=(origin_of(svc.settings.authorize_url),),
+    )
+    if first_open:
+        _seen(svc, response, link, seen + OPENED)
+    return response
+
+
+def _seen(svc: Services, response: Response, link: Link, steps: str) -> None:
+    """Remember in this browser which of the funnel's steps it was counted in, for this link only."""
+    response.set_cookie(
+        SEEN_COOKIE,
+        "".join(sorted(set(steps) & {OPENED, SENT})),
+        max_age=SEEN_SECONDS,
+        path=f"/j/{link.slug}",
+        httponly=True,
+        samesite="lax",  # sent when the link is opened from another site (a chat, a mail)
+        secure=svc.settings.public_url.startswith("https://"),
     )
 
 
@@ -135,27 +160,30 @@ async def start(slug: str, request: Request) -> Response:
     if not isinstance(link, Link):
         return link
     if await svc.caps.take_start(link.id) is not None:  # a flood of starts: nothing written, nothing sent
-        return _result_redirect(svc, {"o": Outcome.VELOCITY_CAPPED.value, **_about(link)}, request)
-    nonce = await svc.links.start_flow(link.id)
+        return _result_redirect(request, {"o": Outcome.VELOCITY_CAPPED.value, **_about(link)}, carry_lang=True)
+    seen = request.cookies.get(SEEN_COOKIE, "")
+    nonce = await svc.links.start_flow(link.id, count=SENT not in seen)
     pkce = new_pkce()
     url = authorize_url(
         base=svc.settings.authorize_url,
         client_id=link.app_id,
         redirect_uri=_redirect_uri(svc),
-        state=svc.signer.state(nonce=nonce, link_id=link.id),
+        state=flow_signer(request).state(nonce=nonce, link_id=link.id),
         challenge=pkce.challenge,
     )
     response = RedirectResponse(url, status_code=303)
     security_headers(response, no_store=True)
     response.set_cookie(
         FLOW_COOKIE,
-        svc.signer.flow_cookie(nonce=nonce, verifier=pkce.verifier),
+        flow_signer(request).flow_cookie(nonce=nonce, verifier=pkce.verifier),
         max_age=600,
         path="/oauth",
         httponly=True,
         samesite="lax",  # sent on the top-level GET back from Discord, not on cross-site subrequests
         secure=svc.settings.public_url.startswith("https://"),
     )
+    if SENT not in seen:
+        _seen(svc, response, link, seen + SENT)
     return response
 
 
@@ -168,9 +196,9 @@ def _redirect_uri(svc: Services) -> str:
     return f"{svc.settings.public_url}/oauth/callback"
 
 
-def _result_redirect(svc: Services, data: dict[str, Any], request: Request | None = None) -> Response:
-    query = {"r": svc.signer.result(data)}
-    asked = request.query_params.get("lang") if request is not None else None
+def _result_redirect(request: Request, data: dict[str, Any], *, carry_lang: bool = False) -> Response:
+    query = {"r": flow_signer(request).result(data)}
+    asked = request.query_params.get("lang") if carry_lang else None
     if asked in ("en", "zh"):
         query["lang"] = asked  # a language picked on the link page carries over
     response = RedirectResponse("/oauth/done?" + urlencode(query), status_code=303)
@@ -193,17 +221,19 @@ async def _callback(svc: Services, request: Request) -> Response:
         if has_control(name) or has_control(value):  # never looked at further, nor stored
             return _bad_parameter(request, name)
     try:
-        state = svc.signer.read_state(q.get("state") or "")
-    except BadState as exc:
-        return _result_redirect(svc, {"o": "state", "w": "expired" if isinstance(exc, StateExpired) else "bad"})
-    flow = svc.signer.read_flow_cookie(request.cookies.get(FLOW_COOKIE))
+        state = flow_signer(request).read_state(q.get("state") or "")
+    except BadStateError as exc:
+        return _result_redirect(
+            request, {"o": "state", "w": "expired" if isinstance(exc, StateExpiredError) else "bad"}
+        )
+    flow = flow_signer(request).read_flow_cookie(request.cookies.get(FLOW_COOKIE))
     link = await _link_or_none(svc, state.link_id, by="id")
     slug = link.slug if link else None
     if flow is None or flow[0] != state.nonce:
         why = "used" if await svc.links.state_used(state.nonce) else "browser"  # a reload, or another browser
-        return _result_redirect(svc, {"o": "state", "w": why, "slug": slug})
+        return _result_redirect(request, {"o": "state", "w": why, "slug": slug})
     if await svc.links.use_state(state.nonce, max_age=STATE_TTL) is None or link is None:
-        return _result_redirect(svc, {"o": "state", "w": "used", "slug": slug})
+        return _result_redirect(request, {"o": "state", "w": "used", "slug": slug})
     summary: dict[str, Any] = _about(link)
     new = NewRecord(
         app_id=link.app_id,
@@ -222,12 +252,12 @@ async def _callback(svc: Services, request: Request) -> Response:
         outcome = Outcome.CANCELLED if kind in (None, "access_denied") else Outcome.DISCORD_ERROR
         detail = OAUTH_ERRORS[kind] if kind else "Discord sent no code"
         await record_refusal(svc.records, new, JoinError(detail, outcome=outcome), started)
-        return _result_redirect(svc, {**summary, "o": outcome.value, "d": detail})
+        return _result_redirect(request, {**summary, "o": outcome.value, "d": detail})
     if not await svc.links.claim_use(link.id):
         fresh = await svc.links.get(link.id)
         outcome = fresh.problem(datetime.now(UTC)) or Outcome.LINK_USED_UP
         await record_refusal(svc.records, new, JoinError(outcome.value, outcome=outcome), started)
-        return _result_redirect(svc, {**summary, "o": outcome.value})
+        return _result_redirect(request, {**summary, "o": outcome.value})
     try:
         # every link's joins together spend one share of the invalid-request budget (past it: a refusal, recorded)
         async with await svc.shares.spend(LINKS):
@@ -247,14 +277,14 @@ async def _callback(svc: Services, request: Request) -> Response:
             )
     except RecordedJoinError as exc:
         await svc.links.release_use(link.id)
-        return _result_redirect(svc, {**summary, "o": exc.error.outcome.value, "d": exc.error.detail[:200]})
+        return _result_redirect(request, {**summary, "o": exc.error.outcome.value, "d": exc.error.detail[:200]})
     except JoinError as exc:  # the code exchange failed: no token, no join record yet
         await svc.links.release_use(link.id)
         await record_refusal(svc.records, new, exc, started)
-        return _result_redirect(svc, {**summary, "o": exc.outcome.value, "d": exc.detail[:200]})
+        return _result_redirect(request, {**summary, "o": exc.outcome.value, "d": exc.detail[:200]})
     names = {r.id: r.name for r in link.roles}
     return _result_redirect(
-        svc,
+        request,
         {
             **summary,
             "o": result.join.outcome.value,
@@ -280,8 +310,7 @@ def _bad_parameter(request: Request, name: str) -> Response:
 
 @router.get("/oauth/done")
 async def done(request: Request) -> Response:
-    svc = services(request)
-    data = svc.signer.read_result(request.query_params.get("r") or "")
+    data = flow_signer(request).read_result(request.query_params.get("r") or "")
     lang, _ = page_language(request)
     if data is None:
         data = {"o": "state", "w": "bad"}

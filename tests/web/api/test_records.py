@@ -6,7 +6,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 from tests.conftest import GUILD, GUILD_NOPERMS, TOKENS, USER_IDS, Gateway, Sandbox
-from tests.web.test_join_outcomes import envelope
+from tests.helpers import envelope
 
 FIELDS = {
     "id",

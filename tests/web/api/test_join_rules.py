@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import APP_A, EGRESS_PROXY, GUILD, TOKENS, Gateway, Sandbox, cli, new_key
+from tests.helpers import UUID, envelope
 from tests.store.revoked import refused_within
-from tests.web.test_join_outcomes import UUID, envelope
 
 EXISTING_CLIENT_BODY = {
     "authorization": "",  # filled in per test
@@ -251,10 +251,10 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_join(gateway: Gat
     body = {"authorization": TOKENS["carol"], "guild_id": GUILD}
     answers: list[dict[str, Any]] = []
 
-    def go() -> None:
+    def send() -> None:
         answers.append(gateway.join(body, headers={"Idempotency-Key": "same-moment"}).json())
 
-    threads = [threading.Thread(target=go) for _ in range(4)]
+    threads = [threading.Thread(target=send) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -24,17 +23,11 @@ from tests.conftest import (
     add_app,
     cli,
 )
-from tests.linkflow import browser, cli_link, close_browsers, consent, finish, join_through, make_link, start, text_of
+from tests.linkflow import browser, cli_link, consent, finish, join_through, make_link, start, text_of
 
 # The flow's store-dependent parts (single-use state, atomic uses, records) run on both set-ups; the pages'
 # words, headers and the doctor do not depend on the store and run on SQLite only (to keep the suite short).
 SQLITE_ONLY = pytest.mark.parametrize("gateway", ["sqlite"], indirect=True)
-
-
-@pytest.fixture(autouse=True)
-def _browsers() -> Iterator[None]:
-    yield
-    close_browsers()
 
 
 def _grants(sandbox: Sandbox, user: str) -> list[dict[str, object]]:

@@ -4,7 +4,6 @@ figures). Each statement the repository sends is checked with SQLite's own query
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import statistics
 from collections import Counter
@@ -15,16 +14,14 @@ from typing import Any
 from sqlalchemy import event
 
 from guildgate.store.db import Database
-from guildgate.store.migrate import upgrade
-from guildgate.store.repos import HourOfRecords, RecordFilters, RecordRepo
+from guildgate.store.repos import RecordFilters, RecordRepo
 
 APP = "1100000000000000001"
 STORED = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a time in SQLite
 
 
-def test_every_page_of_records_is_read_through_an_index_without_sorting_the_table(tmp_path: Path) -> None:
-    path = tmp_path / "pages.db"
-    upgrade(f"sqlite:///{path}")
+async def test_every_page_of_records_is_read_through_an_index_without_sorting_the_table(migrated_path: Path) -> None:
+    path = migrated_path
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA foreign_keys=OFF")
         conn.executemany(
@@ -50,14 +47,13 @@ def test_every_page_of_records_is_read_through_an_index_without_sorting_the_tabl
             if cursor is None:
                 return ids
 
-    async def walk() -> list[list[str]]:
-        try:
-            return [await pages(None, None), await pages(APP, None), await pages(None, "succeeded")]
-        finally:
-            await db.dispose()
+    try:
+        walked = [await pages(None, None), await pages(APP, None), await pages(None, "succeeded")]
+    finally:
+        await db.dispose()
 
     newest_first = [f"rec-{i}" for i in reversed(range(7))]  # same time: the larger id first
-    assert asyncio.run(walk()) == [newest_first] * 3  # nothing lost or repeated at a page's edge
+    assert walked == [newest_first] * 3  # nothing lost or repeated at a page's edge
     assert len(sent) == 12
     with sqlite3.connect(path) as conn:
         for statement, parameters in sent:
@@ -65,12 +61,11 @@ def test_every_page_of_records_is_read_through_an_index_without_sorting_the_tabl
             assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, (statement, plan)
 
 
-def test_the_dashboards_hours_count_every_record_however_many(tmp_path: Path) -> None:
+async def test_the_dashboards_hours_count_every_record_however_many(migrated_path: Path) -> None:
     """The dashboard's last 24 hours: 60,000 finished records (more than it ever loaded one by one) are all
     counted, hour by hour, with their successes; pending and older records are not; an hour's median is exact
     when the hour holds fewer records than the sample."""
-    path = tmp_path / "hours.db"
-    upgrade(f"sqlite:///{path}")
+    path = migrated_path
     now = datetime.now(UTC).replace(tzinfo=None)
     first = (now - timedelta(hours=23)).replace(minute=0, second=0, microsecond=0)
     rows = [  # (hour, code, cost, at): spread over the first 23 hours
@@ -97,13 +92,10 @@ def test_the_dashboards_hours_count_every_record_however_many(tmp_path: Path) ->
         )
     db = Database(f"sqlite:///{path}")
 
-    async def hours() -> list[HourOfRecords]:
-        try:
-            return await RecordRepo(db).per_hour(first=first.replace(tzinfo=UTC), hours=24)
-        finally:
-            await db.dispose()
-
-    got = asyncio.run(hours())
+    try:
+        got = await RecordRepo(db).per_hour(first=first.replace(tzinfo=UTC), hours=24)
+    finally:
+        await db.dispose()
     assert [h.start for h in got] == [(first + timedelta(hours=i)).replace(tzinfo=UTC) for i in range(24)]
     assert sum(h.total for h in got) == 60_005
     totals = Counter(h for h, _, _, _ in rows)

@@ -9,7 +9,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guildgate.core.errors import DiscordRefused, JoinError
+from guildgate.core.errors import DiscordRefusedError, JoinError
 from guildgate.core.outcomes import Outcome
 from guildgate.web.errors import error_body
 
@@ -37,6 +37,6 @@ def test_every_error_envelope_has_the_contract_shape(
 
 @given(status=st.integers(min_value=400, max_value=499), code=st.integers(min_value=0, max_value=10**6))
 def test_discord_codes_ride_along_on_refusals(status: int, code: int) -> None:
-    error = DiscordRefused("refused", outcome=Outcome.DISCORD_ERROR, discord_status=status, discord_code=code)
+    error = DiscordRefusedError("refused", outcome=Outcome.DISCORD_ERROR, discord_status=status, discord_code=code)
     body = error_body(error, record_id=None, lang="en", started=time.perf_counter())
     assert body["discord_code"] == code and body["status"] == 0 and set(body) == KEYS | {"discord_code"}

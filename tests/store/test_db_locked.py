@@ -3,7 +3,6 @@ link's consent flow, settling, pruning) waits for it without stopping the event 
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -15,9 +14,9 @@ from guildgate.core.outcomes import Outcome, RecordState, Source
 from guildgate.core.ports import NewRecord, RecordUpdate
 from guildgate.store.db import Database
 from guildgate.store.links import LinkRepo
-from guildgate.store.models import AppRow, utcnow
+from guildgate.store.models import utcnow
 from guildgate.store.repos import RecordRepo
-from tests.store.conftest import states
+from tests.store.conftest import app_with_link, states
 from tests.store.locked import write_while_locked
 
 APP = "1100000000000000001"
@@ -26,22 +25,10 @@ DONE = RecordUpdate(state=RecordState.SUCCEEDED, code=Outcome.JOINED)
 
 async def _prepared(db: Database) -> tuple[RecordRepo, LinkRepo, str, str]:
     """A record pending since two days ago and a link, made before the lock is taken."""
-    async with db.session() as s:
-        s.add(AppRow(client_id=APP, name="a", client_secret_enc="x", bot_token_enc="y"))
-        await s.commit()
+    link = await app_with_link(db, APP)
     records, links = RecordRepo(db), LinkRepo(db)
     old = await records.create(NewRecord(app_id=APP, key_id=None, source=Source.API))
     await db.run(lambda c: c.exec_driver_sql("UPDATE records SET created_at = ?", (utcnow() - timedelta(days=2),)))
-    link = await links.create(
-        app_id=APP,
-        guild_id="1200000000000000001",
-        guild_name=None,
-        guild_icon=None,
-        roles=[],
-        title=None,
-        max_uses=None,
-        expires_at=None,
-    )
     return records, links, old, link.id
 
 
@@ -56,9 +43,9 @@ WRITES: dict[str, Write] = {
 
 
 @pytest.mark.parametrize("what", list(WRITES))
-def test_a_write_waits_for_another_process_lock_without_blocking_the_loop(sqlite_path: Path, what: str) -> None:
+async def test_a_write_waits_for_another_process_lock_without_blocking_the_loop(sqlite_path: Path, what: str) -> None:
     url = f"sqlite:///{sqlite_path}"
-    prepared = asyncio.run(_setup(url))
+    prepared = await _setup(url)
     got: list[object] = []
 
     async def write() -> None:
@@ -70,7 +57,7 @@ def test_a_write_waits_for_another_process_lock_without_blocking_the_loop(sqlite
         await records.aclose(within=0)  # a record created here stays pending: no join is waited for
         await db.dispose()
 
-    released, ticks = write_while_locked(sqlite_path, write)
+    released, ticks = await write_while_locked(sqlite_path, write)
     assert released  # the write went through only after the lock was given back...
     assert ticks >= 10, f"the event loop ran {ticks} times in the 0.4 s wait: it was blocked"  # ...off the loop
     with sqlite3.connect(sqlite_path) as conn:

@@ -13,6 +13,7 @@ from tests.conftest import (
     GUILD,
     GUILD_BOTLESS,
     GUILD_NOPERMS,
+    PUT,
     ROLE_HIGH,
     ROLE_LOW,
     TOKENS,
@@ -21,17 +22,7 @@ from tests.conftest import (
     Gateway,
     Sandbox,
 )
-
-COST = re.compile(r"^\d+\.\d{2}ms$")
-PUT = "PUT /guilds/{guild_id}/members/{user_id}"
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-
-
-def envelope(response: Any) -> dict[str, Any]:
-    body = response.json()
-    assert list(body)[:6] == ["status", "msg", "id", "data", "cost", "code"], body
-    assert COST.match(body["cost"]), body["cost"]
-    return dict(body)
+from tests.helpers import UUID, envelope
 
 
 def test_joined_by_guild_id_gives_member_and_data_string(gateway: Gateway, fresh: Sandbox) -> None:
