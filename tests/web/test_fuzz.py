@@ -8,9 +8,10 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, BIN, OUTPUT, Gateway, Sandbox, one_worker_gateway
+from tests.conftest import ADMIN_TOKEN, BIN, OUTPUT, Gateway, Sandbox, one_worker_gateway, own_gateway
 
 CHECKS = "all"
 
@@ -66,3 +67,22 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
     summary = run.stdout[run.stdout.find("SUMMARY") :]
     assert "Tested: " in summary, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.returncode == 0, summary or run.stdout[-4000:]
+
+
+def test_schemathesis_finds_no_server_error_with_the_admin_token_unset(
+    session_dir: Path, sandbox: Sandbox, fresh: Sandbox
+) -> None:
+    """Without GUILDGATE_ADMIN_TOKEN the admin API is not there: not in the schema, and nothing under it answers
+    a server error (it answered 503 when it was listed but off)."""
+    home = session_dir / "fuzz-admin-off"
+    home.mkdir(exist_ok=True)
+    server, key = own_gateway(home, sandbox, "gateway-fuzz-admin-off.log")
+    try:
+        paths = httpx.get(server.url + "/openapi.json", timeout=30).json()["paths"]
+        assert paths and not [p for p in paths if p.startswith("/api/admin")]
+        run = schemathesis(server.url, f"User-Token: {key}", "schemathesis-admin-off.xml")
+        summary = run.stdout[run.stdout.find("SUMMARY") :]
+        assert "Tested: " in summary, run.stdout[-3000:] + run.stderr[-2000:]
+        assert run.returncode == 0, summary or run.stdout[-4000:]
+    finally:
+        server.stop()
