@@ -200,18 +200,8 @@ async def offered(send: Any, rate: float, seconds: float) -> tuple[int, list[flo
 async def measure_rate(stack: Stack, rate: float, seconds: float) -> dict[str, Any]:
     """``rate`` joins/s offered for ``seconds`` through guildgate, then the same straight to the sandbox."""
     async with _Client("aiohttp", int(rate)) as client:
-
-        async def through(user: int) -> bool:
-            status, body = await client.send(
-                "POST",
-                f"{stack.url}/api/wanda/discord/guild",
-                {"authorization": f"load-user-{user}", "guild_id": GUILD},
-                {"User-Token": stack.key},
-            )
-            return status == 200 and body.get("status") == 1
-
         cpu_before = cpu_seconds(stack.gateway.pid)
-        g_count, g_lat, g_fail = await offered(through, rate, seconds)
+        g_count, g_lat, g_fail = await offered(gateway_join(stack, client), rate, seconds)
         cpu = cpu_seconds(stack.gateway.pid) - cpu_before
         _, f_lat, f_fail = await offered(floor(stack, client), rate, seconds)
     g = (pct(g_lat, 50), pct(g_lat, 99))
@@ -275,10 +265,8 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] * 1000 if len(values) >= 2 else float("nan")
 
 
-async def through_gateway(
-    stack: Stack, client: _Client, concurrency: int, seconds: float
-) -> tuple[int, list[float], int, float]:
-    """Joins through guildgate for ``seconds``: (count, latencies, failures, the gateway's CPU seconds)."""
+def gateway_join(stack: Stack, client: _Client) -> Callable[[int], Awaitable[bool]]:
+    """One join through guildgate's join API, for user number ``user``: True when it joined."""
 
     async def one(user: int) -> bool:
         status, body = await client.send(
@@ -289,8 +277,15 @@ async def through_gateway(
         )
         return status == 200 and body.get("status") == 1
 
+    return one
+
+
+async def through_gateway(
+    stack: Stack, client: _Client, concurrency: int, seconds: float
+) -> tuple[int, list[float], int, float]:
+    """Joins through guildgate for ``seconds``: (count, latencies, failures, the gateway's CPU seconds)."""
     cpu_before = cpu_seconds(stack.gateway.pid)
-    count, latencies, failures = await drive(one, concurrency, seconds)
+    count, latencies, failures = await drive(gateway_join(stack, client), concurrency, seconds)
     return count, latencies, failures, cpu_seconds(stack.gateway.pid) - cpu_before
 
 

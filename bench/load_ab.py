@@ -21,7 +21,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import load
@@ -56,75 +59,68 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="open loop at this many joins/s (see load.py --rate)")
     parser.add_argument("--discord-latency", type=float, default=0.0, metavar="MS", help="sandbox answers this late")
     args = parser.parse_args()
+    with side_by_side(args.base, args.discord_latency) as stacks:
+        if args.rate:
+            rows = take_turns(
+                stacks, args.turns, lambda s, t: asyncio.run(load.measure_rate(s, args.rate, t)), args.seconds
+            )
+        else:
+            rows = take_turns(stacks, args.turns, lambda s, t: asyncio.run(turn(s, args.concurrency, t)), args.seconds)
     if args.rate:
-        rate_ab(args)
+        print_rate(args, rows)  # type: ignore[arg-type]
         return
+    print(f"\nconcurrency {args.concurrency}, {args.turns} turns of {args.seconds:.0f} s each\n")
+    print("| version | joins/s (median) | server CPU ms/join (median) | CPU ms/join, each turn |")
+    print("|---|---|---|---|")
+    for name, turns in rows.items():
+        each = ", ".join(f"{c:.2f}" for _, c in turns)
+        rps = statistics.median(r for r, _ in turns)
+        cpu = statistics.median(c for _, c in turns)
+        print(f"| {name} ({args.base if name == 'base' else 'HEAD + changes'}) | {rps:.0f} | {cpu:.2f} | {each} |")
+
+
+@contextmanager
+def side_by_side(base: str, latency_ms: float) -> Iterator[dict[str, load.Stack]]:
+    """A stack of the ``base`` revision (from a temporary worktree) and one of the working tree, both running."""
     with tempfile.TemporaryDirectory(prefix="guildgate-ab-") as tmp:
         tree = Path(tmp) / "base"
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.base], check=True, capture_output=True)
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), base], check=True, capture_output=True)
         stacks: dict[str, load.Stack] = {}
         try:
             (Path(tmp) / "a").mkdir()
             (Path(tmp) / "b").mkdir()
             os.environ["PYTHONPATH"] = str(tree / "src")  # the base's package, ahead of the installed one
-            stacks["base"] = load.Stack(Path(tmp) / "a", command=[sys.executable, "-c", LAUNCH])
+            stacks["base"] = load.Stack(Path(tmp) / "a", latency_ms=latency_ms, command=[sys.executable, "-c", LAUNCH])
             del os.environ["PYTHONPATH"]
-            stacks["work tree"] = load.Stack(Path(tmp) / "b")
-            for stack in stacks.values():  # warm both
-                asyncio.run(turn(stack, args.concurrency, 2))
-            results: dict[str, list[tuple[float, float]]] = {name: [] for name in stacks}
-            order = list(stacks)
-            for i in range(args.turns):
-                for name in order if i % 2 == 0 else order[::-1]:
-                    rps, cpu = asyncio.run(turn(stacks[name], args.concurrency, args.seconds))
-                    results[name].append((rps, cpu))
-                    print(f"turn {i + 1} {name}: {rps:.0f} joins/s, {cpu:.2f} ms CPU/join", file=sys.stderr, flush=True)
+            stacks["work tree"] = load.Stack(Path(tmp) / "b", latency_ms=latency_ms)
+            yield stacks
         finally:
             for stack in stacks.values():
                 stack.stop()
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], capture_output=True)
-    print(f"\nconcurrency {args.concurrency}, {args.turns} turns of {args.seconds:.0f} s each\n")
-    print("| version | joins/s (median) | server CPU ms/join (median) | CPU ms/join, each turn |")
-    print("|---|---|---|---|")
-    for name, rows in results.items():
-        each = ", ".join(f"{c:.2f}" for _, c in rows)
-        rps = statistics.median(r for r, _ in rows)
-        cpu = statistics.median(c for _, c in rows)
-        print(f"| {name} ({args.base if name == 'base' else 'HEAD + changes'}) | {rps:.0f} | {cpu:.2f} | {each} |")
 
 
-def rate_ab(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory(prefix="guildgate-ab-") as tmp:
-        tree = Path(tmp) / "base"
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.base], check=True, capture_output=True)
-        stacks: dict[str, load.Stack] = {}
-        try:
-            (Path(tmp) / "a").mkdir()
-            (Path(tmp) / "b").mkdir()
-            os.environ["PYTHONPATH"] = str(tree / "src")
-            stacks["base"] = load.Stack(
-                Path(tmp) / "a", latency_ms=args.discord_latency, command=[sys.executable, "-c", LAUNCH]
-            )
-            del os.environ["PYTHONPATH"]
-            stacks["work tree"] = load.Stack(Path(tmp) / "b", latency_ms=args.discord_latency)
-            for stack in stacks.values():  # warm both
-                asyncio.run(load.measure_rate(stack, args.rate, 2))
-            results: dict[str, list[dict[str, object]]] = {name: [] for name in stacks}
-            order = list(stacks)
-            for i in range(args.turns):
-                for name in order if i % 2 == 0 else order[::-1]:
-                    row = asyncio.run(load.measure_rate(stacks[name], args.rate, args.seconds))
-                    results[name].append(row)
-                    print(f"turn {i + 1} {name}: {load.rate_table([(name, row)]).splitlines()[-1]}", file=sys.stderr)
-        finally:
-            for stack in stacks.values():
-                stack.stop()
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], capture_output=True)
+def take_turns(
+    stacks: dict[str, load.Stack], turns: int, run: Callable[[load.Stack, float], Any], seconds: float
+) -> dict[str, list[Any]]:
+    """Warm both, then ``turns`` turns each — base, work tree, work tree, base, … — so drift hits both alike."""
+    for stack in stacks.values():
+        run(stack, 2)
+    results: dict[str, list[Any]] = {name: [] for name in stacks}
+    order = list(stacks)
+    for i in range(turns):
+        for name in order if i % 2 == 0 else order[::-1]:
+            results[name].append(run(stacks[name], seconds))
+            print(f"turn {i + 1} {name}: {results[name][-1]}", file=sys.stderr, flush=True)
+    return results
+
+
+def print_rate(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -> None:
     print(
         f"\n{args.rate:g} joins/s offered, sandbox {args.discord_latency:g} ms late per call, "
         f"{args.turns} turns of {args.seconds:g} s each; each turn, then the median per version\n"
     )
-    rows: list[tuple[str, dict[str, object]]] = []
+    rows: list[tuple[str, dict[str, Any]]] = []
     for name, turns in results.items():
         label = f"{name} ({args.base if name == 'base' else 'HEAD + changes'})"
         rows += [(f"{label}, turn {i + 1}", r) for i, r in enumerate(turns)]
@@ -133,9 +129,9 @@ def rate_ab(args: argparse.Namespace) -> None:
         "\n| version | added p50 ms (median) | added p99 ms (median) | server CPU ms/join (median) |\n|---|---|---|---|"
     )
     for name, turns in results.items():
-        p50 = statistics.median(r["added"][0] for r in turns)  # type: ignore[index]
-        p99 = statistics.median(r["added"][1] for r in turns)  # type: ignore[index]
-        cpu = statistics.median(r["cpu_ms_per_join"] for r in turns)  # type: ignore[misc]
+        p50 = statistics.median(r["added"][0] for r in turns)
+        p99 = statistics.median(r["added"][1] for r in turns)
+        cpu = statistics.median(r["cpu_ms_per_join"] for r in turns)
         print(f"| {name} | {p50:.1f} | {p99:.1f} | {cpu:.2f} |")
 
 
