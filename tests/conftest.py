@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,6 +305,45 @@ def one_worker_gateway(home: Path, sandbox: Sandbox, name: str, **settings: str)
     log = OUTPUT / f"gateway-{name}.log"
     proc = start(["serve", "--port", str(port)], env=env, log=log, ready_path="/readyz", port=port)
     return Gateway(proc=proc, env=env, db_files=[], kind=f"sqlite-{name}", keys=keys)
+
+
+@contextmanager
+def gateway_with_keys(
+    home: Path, sandbox: Sandbox, name: str, keys: dict[str, str], *, redis: bool, **settings: str
+) -> Iterator[tuple[str, dict[str, dict[str, Any]]]]:
+    """``serve`` with ``settings``: one worker with in-process windows, or (``redis``) two workers sharing a Redis
+    of its own (another test's counts in a shared Redis would count here); with the fixture's apps and a key
+    named N of app A for each ``keys`` item N: A. Yields the URL and each key as ``keys create --json`` shows it;
+    its log is test-output/gateway-NAME.log."""
+    port = free_port()
+    own_redis = start_redis() if redis else None
+    if own_redis is not None:
+        settings["GUILDGATE_REDIS_URL"] = own_redis.url
+    try:
+        env = gateway_env(home, sandbox, port, **settings)
+        for app in WORLD["applications"]:
+            add_app(env, app)
+        made: dict[str, dict[str, Any]] = {}
+        for key_name, app_id in keys.items():
+            made[key_name] = json.loads(
+                cli(["keys", "create", "--app", app_id, "--json", "--name", key_name], env=env).stdout
+            )
+            SECRETS.add(made[key_name]["key"])
+        workers = "2" if own_redis is not None else "1"
+        proc = start(
+            ["serve", "--port", str(port), "--workers", workers],
+            env=env,
+            log=OUTPUT / f"gateway-{name}.log",
+            ready_path="/readyz",
+            port=port,
+        )
+        try:
+            yield proc.url, made
+        finally:
+            proc.stop()
+    finally:
+        if own_redis is not None:
+            own_redis.stop()
 
 
 @pytest.fixture

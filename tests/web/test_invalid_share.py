@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,17 +21,11 @@ from tests.conftest import (
     APP_A,
     APP_B,
     GUILD,
-    OUTPUT,
-    SECRETS,
     TOKENS,
     WORLD,
     Sandbox,
-    add_app,
-    cli,
-    gateway_env,
-    start,
+    gateway_with_keys,
 )
-from tests.servers import free_port, start_redis
 
 BUDGET = 20
 SHARE = 5  # 0.25 of the budget
@@ -47,30 +40,16 @@ def small_budget(
     world: dict[str, Any] = copy.deepcopy(WORLD)
     world["rate_limits"]["invalid_requests_per_10_minutes"] = 1000  # the sandbox never bans in this test
     fresh.reset(world)
-    port = free_port()
     settings = {"GUILDGATE_INVALID_REQUEST_LIMIT": str(BUDGET), "GUILDGATE_REQUEST_TIMEOUT": "10"}
-    redis = start_redis() if request.param.startswith("redis") else None
-    if redis is not None:
-        settings["GUILDGATE_REDIS_URL"] = redis.url
-    env = gateway_env(tmp_path, fresh, port, **settings)
-    for app in WORLD["applications"]:
-        add_app(env, app)
-    keys: dict[str, str] = {}
-    for name, app in (("a", APP_A), ("b", APP_B)):
-        made = json.loads(cli(["keys", "create", "--app", app, "--json", "--name", name], env=env).stdout)
-        SECRETS.add(made["key"])
-        keys[name], keys[f"{name}_id"] = made["key"], made["id"]
-    workers = "2" if redis is not None else "1"
-    log = OUTPUT / f"gateway-invalid-share-{request.param}.log"
-    proc = start(
-        ["serve", "--port", str(port), "--workers", workers], env=env, log=log, ready_path="/readyz", port=port
-    )
-    try:
-        yield proc.url, keys
-    finally:
-        proc.stop()
-        if redis is not None:
-            redis.stop()
+    with gateway_with_keys(
+        tmp_path,
+        fresh,
+        f"invalid-share-{request.param}",
+        {"a": APP_A, "b": APP_B},
+        redis=request.param.startswith("redis"),
+        **settings,
+    ) as (url, made):
+        yield url, {**{n: k["key"] for n, k in made.items()}, **{f"{n}_id": k["id"] for n, k in made.items()}}
 
 
 def _join(url: str, key: str, token: str, guild: str = GUILD) -> httpx.Response:

@@ -5,15 +5,13 @@ of the test's own."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import APP_A, GUILD, OUTPUT, SECRETS, TOKENS, WORLD, Sandbox, add_app, cli, gateway_env, start
-from tests.servers import free_port, start_redis
+from tests.conftest import APP_A, GUILD, TOKENS, Sandbox, gateway_with_keys
 
 PER_MINUTE = 60
 READS = PER_MINUTE // 6  # in any 10 s
@@ -21,30 +19,15 @@ READS = PER_MINUTE // 6  # in any 10 s
 
 @pytest.fixture(params=["memory-1worker", "redis-2workers"])
 def limited(request: pytest.FixtureRequest, tmp_path: Path, fresh: Sandbox) -> Iterator[tuple[str, list[str]]]:
-    port = free_port()
-    redis = start_redis() if request.param.startswith("redis") else None
-    settings = {"GUILDGATE_READS_PER_MINUTE": str(PER_MINUTE)}
-    if redis is not None:
-        settings["GUILDGATE_REDIS_URL"] = redis.url
-    env = gateway_env(tmp_path, fresh, port, **settings)
-    for app in WORLD["applications"]:
-        add_app(env, app)
-    keys = []
-    for _ in range(2):
-        key = json.loads(cli(["keys", "create", "--app", APP_A, "--json"], env=env).stdout)["key"]
-        SECRETS.add(key)
-        keys.append(key)
-    workers = "2" if redis is not None else "1"
-    log = OUTPUT / f"gateway-read-limit-{request.param}.log"
-    proc = start(
-        ["serve", "--port", str(port), "--workers", workers], env=env, log=log, ready_path="/readyz", port=port
-    )
-    try:
-        yield proc.url, keys
-    finally:
-        proc.stop()
-        if redis is not None:
-            redis.stop()
+    with gateway_with_keys(
+        tmp_path,
+        fresh,
+        f"read-limit-{request.param}",
+        {"r1": APP_A, "r2": APP_A},
+        redis=request.param.startswith("redis"),
+        GUILDGATE_READS_PER_MINUTE=str(PER_MINUTE),
+    ) as (url, made):
+        yield url, [made["r1"]["key"], made["r2"]["key"]]
 
 
 def test_a_key_past_its_reads_per_minute_gets_429_and_others_go_on(
