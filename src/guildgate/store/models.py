@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -196,3 +197,92 @@ class AdminSessionRow(Base):
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class GrantRow(Base):
+    """A grant (``../shared/spec/access.md``, "Grants"): this user holds these roles in this server until
+    ``ends_at`` (or open-ended), and then ``on_end`` is done. ``lease_token``/``lease_until`` claim a due grant for
+    one worker (the sweep, workers/); ``next_try_at`` holds a retried end back; ``reminders`` lists the offsets
+    (seconds before the end) whose ``grant.ending_soon`` was emitted."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        Index("ix_grants_app_created", "app_id", "created_at", "id"),
+        Index("ix_grants_member", "guild_id", "user_id", "state"),
+        Index(
+            "ix_grants_due",
+            "ends_at",
+            sqlite_where=text("state = 'active' AND ends_at IS NOT NULL"),
+            postgresql_where=text("state = 'active' AND ends_at IS NOT NULL"),
+        ),
+        # At most one active grant per app and server carries a given external_ref.
+        Index(
+            "uq_grants_external_ref",
+            "app_id",
+            "guild_id",
+            "external_ref",
+            unique=True,
+            sqlite_where=text("state = 'active' AND external_ref IS NOT NULL"),
+            postgresql_where=text("state = 'active' AND external_ref IS NOT NULL"),
+        ),
+        # One grant per link and person.
+        Index(
+            "uq_grants_link_user",
+            "link_id",
+            "user_id",
+            unique=True,
+            sqlite_where=text("link_id IS NOT NULL"),
+            postgresql_where=text("link_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_grants_external_ref",
+            "app_id",
+            "external_ref",
+            sqlite_where=text("external_ref IS NOT NULL"),
+            postgresql_where=text("external_ref IS NOT NULL"),
+        ),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    app_id: Mapped[str] = mapped_column(String(20))
+    guild_id: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[str] = mapped_column(String(20))
+    roles: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of role ids
+    roles_preexisting: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of role ids
+    state: Mapped[str] = mapped_column(String(12), default="active")
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    on_end: Mapped[str] = mapped_column(String(16), default="remove_roles")
+    external_ref: Mapped[str | None] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(8))
+    link_id: Mapped[str | None] = mapped_column(String(32))
+    record_id: Mapped[str | None] = mapped_column(String(36))
+    absent_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    as_of: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(12))
+    end_action: Mapped[str | None] = mapped_column(String(16))
+    last_error: Mapped[str | None] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    reminders: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of offsets (seconds) already emitted
+
+
+class EventRow(Base):
+    """The outbox (store/events.py): one event, written in the transaction of the change it reports. ``body`` is
+    the exact bytes every delivery attempt and replay sends."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_app_created", "app_id", "created_at", "id"),
+        Index("ix_events_created", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # evt_ + 26 base32 characters
+    app_id: Mapped[str] = mapped_column(String(20))
+    type: Mapped[str] = mapped_column(String(40))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
