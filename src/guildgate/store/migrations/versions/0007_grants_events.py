@@ -8,6 +8,8 @@ Revises: 0006
 Create Date: 2026-12-06
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -17,7 +19,7 @@ branch_labels = None
 depends_on = None
 
 
-def _partial(condition: str) -> dict[str, sa.TextClause]:
+def _partial(condition: str) -> dict[str, Any]:
     return {"sqlite_where": sa.text(condition), "postgresql_where": sa.text(condition)}
 
 
