@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -177,6 +178,11 @@ class LinkRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Access (migration 0007): with one of these, each person who gets in through the link gets a grant.
+    access_for: Mapped[str | None] = mapped_column(String(16))  # a DURATION as given ("30d"), from their join
+    access_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a fixed end
+    access_open: Mapped[bool] = mapped_column(Boolean, default=False)  # a grant that never ends by itself
+    on_end: Mapped[str | None] = mapped_column(String(16))  # remove_roles | kick | keep (None: remove_roles)
 
 
 class OAuthStateRow(Base):

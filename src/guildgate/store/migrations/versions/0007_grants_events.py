@@ -1,5 +1,6 @@
 """grants and events: access that lasts and ends, and the outbox of what happened
 
+``links`` gain the access options (``--access-for``, ``--access-until``, ``--access-open``, ``--on-end``);
 ``grants`` holds each grant with the lease that lets one worker end it; ``events`` is the outbox the webhook
 sender reads, written in the transaction of the change each event reports.
 
@@ -24,6 +25,11 @@ def _partial(condition: str) -> dict[str, Any]:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("links") as links:
+        links.add_column(sa.Column("access_for", sa.String(16)))
+        links.add_column(sa.Column("access_until", sa.DateTime()))
+        links.add_column(sa.Column("access_open", sa.Boolean(), nullable=False, server_default=sa.false()))
+        links.add_column(sa.Column("on_end", sa.String(16)))
     op.create_table(
         "grants",
         sa.Column("id", sa.String(32), primary_key=True),
@@ -86,3 +92,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("events")
     op.drop_table("grants")
+    with op.batch_alter_table("links") as links:
+        for column in ("on_end", "access_open", "access_until", "access_for"):
+            links.drop_column(column)
