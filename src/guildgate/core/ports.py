@@ -59,6 +59,7 @@ class NewRecord:
     idempotency_key: str | None = None
     request_hash: str | None = None
     link_id: str | None = None
+    grant_id: str | None = None  # the grant this join makes or renews (picked before the join; join.succeeded names it)
 
 
 @dataclass(slots=True)

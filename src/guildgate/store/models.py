@@ -133,6 +133,7 @@ class RecordRow(Base):
     user_id: Mapped[str | None] = mapped_column(String(20))
     developer_id: Mapped[str | None] = mapped_column(String(64))
     link_id: Mapped[str | None] = mapped_column(String(32))
+    grant_id: Mapped[str | None] = mapped_column(String(32))  # the grant the join makes or renews (migration 0007)
     cost_ms: Mapped[float | None] = mapped_column(Float)
     discord_status: Mapped[int | None] = mapped_column(Integer)
     discord_code: Mapped[int | None] = mapped_column(Integer)

@@ -103,6 +103,7 @@ class RecordRepo:
             "idempotency_key": new.idempotency_key,
             "request_hash": new.request_hash,
             "link_id": new.link_id,
+            "grant_id": new.grant_id,
             "created_at": now,
         }
         if finished is not None:

@@ -1,5 +1,6 @@
 """grants and events: access that lasts and ends, and the outbox of what happened
 
+``records`` gain ``grant_id`` (the grant a join makes or renews, named by its ``join.succeeded`` event);
 ``links`` gain the access options (``--access-for``, ``--access-until``, ``--access-open``, ``--on-end``);
 ``grants`` holds each grant with the lease that lets one worker end it; ``events`` is the outbox the webhook
 sender reads, written in the transaction of the change each event reports.
@@ -25,6 +26,8 @@ def _partial(condition: str) -> dict[str, Any]:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("records") as records:
+        records.add_column(sa.Column("grant_id", sa.String(32)))
     with op.batch_alter_table("links") as links:
         links.add_column(sa.Column("access_for", sa.String(16)))
         links.add_column(sa.Column("access_until", sa.DateTime()))
@@ -95,3 +98,5 @@ def downgrade() -> None:
     with op.batch_alter_table("links") as links:
         for column in ("on_end", "access_open", "access_until", "access_for"):
             links.drop_column(column)
+    with op.batch_alter_table("records") as records:
+        records.drop_column("grant_id")
