@@ -15,8 +15,9 @@ from starlette.responses import Response
 
 from guildgate.sandbox.calls import Call, audit_reason, member_call
 from guildgate.sandbox.fixture import PERMISSIONS
+from guildgate.sandbox.objects import bot_role_id, member_object
 from guildgate.sandbox.responses import VIA, djson, error
-from guildgate.sandbox.state import GuildState, Member, World, bot_role_id
+from guildgate.sandbox.state import GuildState, Member, World
 
 AUDIT_KEEP = 10_000  # the newest audit entries kept for /_sandbox/audit
 MEMBER_KICK, MEMBER_ROLE_UPDATE = 20, 25  # audit-log.mdx action types
@@ -68,7 +69,7 @@ async def get_member(call: Call) -> Response:
     found = member_call(call)
     if isinstance(found, Response):
         return found
-    return djson(call.world.member_object(found[1]))
+    return djson(member_object(call.world, found[1]))
 
 
 def _role_call(call: Call) -> tuple[GuildState, Member, str] | Response:
