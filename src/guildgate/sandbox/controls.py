@@ -45,7 +45,7 @@ def _guild(world: World, request: Request) -> GuildState | Response:
 def _role_ids(world: World, guild: GuildState, value: object) -> list[str] | Response:
     if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
         return _problem(400, "roles must be a list of role ids")
-    unknown = [r for r in value if role_info(world, guild, r) is None]
+    unknown = [r for r in value if role_info(guild, r) is None]
     if unknown:
         return _problem(400, f"roles: unknown role(s) {unknown} in guild {guild.id}")
     return list(dict.fromkeys(value))
@@ -110,7 +110,7 @@ async def member_role(world: World, request: Request) -> Response:
     member = guild.members.get(user_id)
     if member is None:
         return _problem(404, f"{user_id} is not a member of guild {guild.id}")
-    if role_info(world, guild, role_id) is None:
+    if role_info(guild, role_id) is None:
         return _problem(404, f"unknown role {role_id} in guild {guild.id}")
     if request.method == "PUT" and role_id not in member.roles:
         member.roles.append(role_id)

@@ -21,7 +21,7 @@ from guildgate.sandbox.calls import (
     unauthorized,
 )
 from guildgate.sandbox.fixture import PERMISSIONS
-from guildgate.sandbox.members import delete_member_role, get_member, kick_member, put_member_role
+from guildgate.sandbox.members import delete_member_role, get_member, kick_member, put_member_role, role_info
 from guildgate.sandbox.objects import (
     application_object,
     guild_object,
@@ -107,10 +107,11 @@ def _perm_problem(guild: GuildState, app_id: str, body: dict[str, Any]) -> Respo
     if not admin and any(not bits & PERMISSIONS[n] for n in needed):
         return error(403, 50013, "Missing Permissions")
     for role_id in body.get("roles") or []:
-        role = guild.roles.get(role_id)
+        role = role_info(guild, role_id)
         if role is None:
             return error(404, 10011, "Unknown Role")
-        if role["position"] >= guild.bot_role_position or role["managed"]:
+        position, managed = role
+        if position >= guild.bot_role_position or managed:
             return error(403, 50013, "Missing Permissions")
     return None
 
