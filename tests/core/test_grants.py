@@ -18,7 +18,7 @@ from sqlalchemy import select
 from guildgate.core.errors import GrantEndedError, NotAMemberError, UnknownGrantError
 from guildgate.core.grants import EndReason, GrantState, GrantTerms, OnEnd, parse_time
 from guildgate.services.grant_ends import Ended
-from guildgate.services.grants import GrantService
+from guildgate.services.grants import GrantFilters, GrantService
 from guildgate.store.models import EventRow
 from guildgate.workers.grants import GrantSweeper
 from tests.conftest import APP_A, APP_B, GUILD, ROLE_LOW, SECRETS, USER_IDS, WORLD
@@ -338,3 +338,33 @@ async def test_a_past_end_in_a_change_revokes_the_grant_now(core: Core, svc: Gra
     )
     assert changed.grant.state is GrantState.ENDED and changed.grant.end_reason is EndReason.REVOKED
     assert [e["type"] for e in await events(core, made.grant.id)] == ["grant.started", "grant.updated", "grant.ended"]
+
+
+async def test_grants_are_read_newest_first_in_pages_with_filters(core: Core, svc: GrantService) -> None:
+    app = await core.app()
+    made = [
+        await svc.create(
+            app=app,
+            app_id=APP_A,
+            guild_id=GUILD,
+            user_id=BOB,
+            roles=(ROLE_LOW,),
+            terms=terms(external_ref=f"ref_{n}"),
+        )
+        for n in range(5)
+    ]
+    await svc.end(app=app, app_id=APP_A, grant_id=made[0].grant.id)
+    first, cursor = await svc.page(app_id=APP_A, filters=GrantFilters(), cursor=None, limit=3)
+    assert [g.id for g in first] == [m.grant.id for m in made[::-1][:3]] and cursor is not None
+    rest, end = await svc.page(app_id=APP_A, filters=GrantFilters(), cursor=cursor, limit=3)
+    assert [g.id for g in rest] == [m.grant.id for m in made[::-1][3:]] and end is None
+    ended, _ = await svc.page(
+        app_id=APP_A, filters=GrantFilters(state=GrantState.ENDED, user_id=BOB), cursor=None, limit=10
+    )
+    assert [g.id for g in ended] == [made[0].grant.id]
+    by_ref, _ = await svc.page(app_id=APP_A, filters=GrantFilters(external_ref="ref_3"), cursor=None, limit=10)
+    assert [g.id for g in by_ref] == [made[3].grant.id]
+    assert (await svc.page(app_id=APP_B, filters=GrantFilters(), cursor=None, limit=10))[0] == []
+    assert len((await svc.page(app_id=None, filters=GrantFilters(absent=False), cursor=None, limit=10))[0]) == 5
+    soon = await svc.ending_soon(within=timedelta(days=7))
+    assert {g.id for g in soon} == {m.grant.id for m in made[1:]}
