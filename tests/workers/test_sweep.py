@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,18 +26,20 @@ from sqlalchemy import select
 from guildgate.core.grants import Grant, GrantState, OnEnd, new_grant_id
 from guildgate.store.db import Database
 from guildgate.store.grants import GrantRepo
-from guildgate.store.models import EventRow
+from guildgate.store.models import EventRow, GrantRow
 from tests.conftest import (
     APP_A,
     GUILD,
     OUTPUT,
     ROLE_LOW,
+    TOKENS,
     WORLD,
     Proc,
     Sandbox,
     add_app,
     free_port,
     gateway_env,
+    new_key,
     start,
 )
 from tests.servers import Server, start_redis
@@ -134,6 +137,23 @@ async def wait_ended(url: str, count: int, *, within: float) -> None:
         await db.dispose()
 
 
+async def until_removals(sandbox: Sandbox, count: int) -> None:
+    give_up = time.monotonic() + 30
+    while sum(sandbox.stats()["role_removals"].values()) < count:
+        assert time.monotonic() < give_up, "the sweep never started"
+        await asyncio.sleep(0.2)
+
+
+def join(proc: Proc, key: str, token: str) -> dict[str, Any]:
+    response = httpx.post(
+        proc.url + "/api/wanda/discord/guild",
+        json={"authorization": token, "guild_id": GUILD},
+        headers={"User-Token": key},
+        timeout=10,
+    )
+    return dict(response.json())
+
+
 def serve(env: dict[str, str], *, name: str, workers: int = 1) -> Proc:
     port = int(env["GUILDGATE_PUBLIC_URL"].rsplit(":", 1)[1])
     return start(
@@ -180,10 +200,17 @@ async def test_due_grants_end_exactly_once_with_four_workers_on_postgres_and_red
     users = paced(world, per_second=20, members=300)
     redis = start_redis()
     try:
-        env = server_env(tmp_path, world, GUILDGATE_DATABASE_URL=pg_url, GUILDGATE_REDIS_URL=redis.url)
+        env = server_env(
+            tmp_path, world, GUILDGATE_DATABASE_URL=pg_url, GUILDGATE_REDIS_URL=redis.url, GUILDGATE_REQUEST_TIMEOUT="4"
+        )
+        key = new_key(env, APP_A)
         proc = serve(env, name="sweep-postgres", workers=4)
         try:
             await write_grants(pg_url, users, ends_at=datetime.now(UTC) + timedelta(seconds=3))
+            await until_removals(world, 20)
+            # joins meanwhile are answered, within their 4 s deadline, through the same limiter
+            answers = [join(proc, key, TOKENS[user]) for user in ("alice", "carol")]
+            assert [a.get("code") for a in answers] == ["joined"] * 2, answers
             # the removal bucket lets 20 a second through: 300 need 15 s, and the sweep may add its interval
             await wait_ended(pg_url, len(users), within=300 / 20 + 15 + 3)
         finally:
@@ -201,10 +228,7 @@ async def test_a_server_killed_while_grants_are_due_ends_them_all_after_restart(
     url = env["GUILDGATE_DATABASE_URL"]
     proc = serve(env, name="sweep-killed")
     await write_grants(url, users, ends_at=datetime.now(UTC))
-    give_up = time.monotonic() + 30
-    while sum(world.stats()["role_removals"].values()) < 4:  # the sweep is under way
-        assert time.monotonic() < give_up, "the sweep never started"
-        await asyncio.sleep(0.2)
+    await until_removals(world, 4)  # the sweep is under way
     proc.proc.send_signal(signal.SIGKILL)
     proc.proc.wait(10)
     before = sum(world.stats()["role_removals"].values())
@@ -242,3 +266,29 @@ async def test_a_reminder_is_emitted_once_before_the_end(tmp_path: Path, world: 
     # "5s" once each; "1h" never: each grant was made less than an hour before its end
     assert soon == {g.id: 1 for g in made}
     assert all(0 <= b["data"]["ends_in"] <= 5 for b in bodies if b["type"] == "grant.ending_soon"), bodies
+
+
+async def test_a_server_stopped_mid_sweep_hands_its_grants_over_at_once(tmp_path: Path, world: Sandbox) -> None:
+    """SIGTERM while grants are being ended: the stopping process gives up the leases it still holds, so the
+    next process ends the rest without waiting for those leases to run out (60 s)."""
+    users = paced(world, per_second=2, members=30)
+    env = server_env(tmp_path, world)
+    url = env["GUILDGATE_DATABASE_URL"]
+    proc = serve(env, name="sweep-stopped")
+    await write_grants(url, users, ends_at=datetime.now(UTC))
+    await until_removals(world, 4)
+    proc.stop()  # SIGTERM, then waits for the exit
+    assert sum(world.stats()["role_removals"].values()) < len(users)
+    db = Database(url)
+    async with db.session() as s:
+        held = (await s.scalars(select(GrantRow.id).where(GrantRow.lease_token.is_not(None)))).all()
+    await db.dispose()
+    assert held == []  # nothing left leased by the stopped process
+
+    again = serve(env, name="sweep-resumed")
+    try:
+        await wait_ended(url, len(users), within=30 / 2 + 30)
+    finally:
+        again.stop()
+    ends = await ended_events(url)
+    assert len(ends) == len(users) and set(ends.values()) == {1}
