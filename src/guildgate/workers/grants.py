@@ -73,7 +73,9 @@ class GrantSweeper:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database or Redis away for a moment: the next tick tries again
-                log.warning("grant sweep failed (%s: %s); trying again in %s s", type(exc).__name__, exc, self.interval)
+                log.warning(
+                    "grant sweep failed (%s: %.300s); trying again in %s s", type(exc).__name__, exc, self.interval
+                )
                 log.debug("grant sweep failure", exc_info=True)
             await asyncio.sleep(self.interval)
 
