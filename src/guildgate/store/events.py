@@ -109,11 +109,25 @@ async def add_event(
     return str(values["id"])
 
 
-def add_event_sync(conn: Connection, *, app_id: str, type: str, data: dict[str, Any]) -> str:
-    return add_events_sync(conn, [(app_id, type, data)])[0]
+def add_event_sync(
+    conn: Connection,
+    *,
+    app_id: str,
+    type: str,
+    data: dict[str, Any],
+    only: str | None = None,
+    exclude: str | None = None,
+) -> str:
+    return add_events_sync(conn, [(app_id, type, data)], only=only, exclude=exclude)[0]
 
 
-def add_events_sync(conn: Connection, events: Sequence[tuple[str, str, dict[str, Any]]]) -> list[str]:
+def add_events_sync(
+    conn: Connection,
+    events: Sequence[tuple[str, str, dict[str, Any]]],
+    *,
+    only: str | None = None,
+    exclude: str | None = None,
+) -> list[str]:
     """Write ``events`` ((app_id, type, data) each) and their deliveries in ``conn``'s transaction: one
     statement each for the endpoints, the events and the deliveries, however many events."""
     if not events:
@@ -121,7 +135,7 @@ def add_events_sync(conn: Connection, events: Sequence[tuple[str, str, dict[str,
     rows = [event_values(app_id=app_id, type=type, data=data) for app_id, type, data in events]
     conn.execute(insert(EventRow), rows)
     endpoints = conn.execute(_endpoints(r["app_id"] for r in rows)).all()
-    deliveries = deliveries_for(rows, endpoints)
+    deliveries = deliveries_for(rows, endpoints, only=only, exclude=exclude)
     if deliveries:
         conn.execute(insert(WebhookDeliveryRow), deliveries)
     return [str(r["id"]) for r in rows]
