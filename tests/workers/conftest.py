@@ -38,7 +38,8 @@ class Receiver:
     base: str
     messages: list[Message] = field(default_factory=list)
     script: dict[str, list[int]] = field(default_factory=dict)
-    delay: dict[str, float] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)  # paths whose answers wait until the test ends
+    release: asyncio.Event = field(default_factory=asyncio.Event)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def url(self, path: str) -> str:
@@ -71,8 +72,9 @@ async def receiver() -> AsyncIterator[Receiver]:
         rec = holder["r"]
         body = await request.read()
         rec.messages.append(Message(request.path, dict(request.headers), body))
-        if request.path in rec.delay:
-            await asyncio.sleep(rec.delay[request.path])
+        if request.path in rec.held:
+            rec.arrived.set()
+            await rec.release.wait()
         statuses = rec.script.get(request.path) or []
         status = statuses.pop(0) if statuses else 200
         rec.arrived.set()
@@ -87,6 +89,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     holder["r"] = Receiver(base=f"http://127.0.0.1:{port}")
     yield holder["r"]
+    holder["r"].release.set()
     await runner.cleanup()
 
 
