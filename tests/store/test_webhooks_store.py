@@ -1,0 +1,140 @@
+"""The webhooks' store: the outbox's fan-out in the change's transaction, claims and their leases, retention,
+and secrets never in clear in the database."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, select, update
+
+from guildgate.core.secret import Secret
+from guildgate.services.webhooks import WebhookService
+from guildgate.settings import Settings
+from guildgate.store import deliveries
+from guildgate.store.crypto import SecretBox
+from guildgate.store.db import Database
+from guildgate.store.events import add_event_sync
+from guildgate.store.models import WebhookDeliveryRow
+from guildgate.store.repos import AppRepo
+
+APP = "1100000000000000001"
+KEY = "test-secret-key-0123456789abcdef-Zq"
+
+
+@pytest.fixture
+async def hooks(migrated_path: Path) -> AsyncIterator[WebhookService]:
+    url = f"sqlite:///{migrated_path}"
+    db = Database(url)
+    box = SecretBox(KEY)
+    await AppRepo(db, box).add(client_id=APP, name="a", client_secret=Secret("s" * 32), bot_token=Secret("t" * 40))
+    yield WebhookService(db, box, Settings(database_url=url, secret_key=KEY))
+    await db.dispose()
+
+
+async def emit(db: Database, type: str = "link.used_up") -> str:
+    data = {"link_id": "lnk_1", "app_id": APP, "guild_id": "1200000000000000001", "uses": 3}
+    return await db.run(lambda conn: add_event_sync(conn, app_id=APP, type=type, data=data))
+
+
+async def states(hooks: WebhookService, event_id: str) -> dict[str, str]:
+    event = await hooks.event(app_id=APP, event_id=event_id)
+    return {d.endpoint_id: d.state for d in event.deliveries}
+
+
+async def test_an_event_is_written_for_each_subscribed_endpoint_made_before_it(hooks: WebhookService) -> None:
+    every, _ = await hooks.add(app_id=APP, url="https://hooks.example.com/all", events=None)
+    joins, _ = await hooks.add(app_id=APP, url="https://hooks.example.com/joins", events=["join.succeeded"])
+    off, _ = await hooks.add(app_id=APP, url="https://hooks.example.com/off", events=None)
+    await hooks.disable(app_id=APP, endpoint_id=off.id)
+    event_id = await emit(hooks.db)
+    later, _ = await hooks.add(app_id=APP, url="https://hooks.example.com/later", events=None)
+    assert await states(hooks, event_id) == {every.id: "pending", off.id: "skipped"}
+    assert joins.id not in await states(hooks, event_id) and later.id not in await states(hooks, event_id)
+    page, cursor = await hooks.events_page(
+        app_id=APP, type=None, since=None, endpoint_id=None, delivery="skipped", cursor=None, limit=10
+    )
+    assert [e.id for e in page] == [event_id] and cursor is None
+    assert (await hooks.event(app_id=APP, event_id=event_id)).as_json()["data"]["uses"] == 3
+
+
+async def test_an_event_of_a_change_rolled_back_is_not_there(hooks: WebhookService) -> None:
+    await hooks.add(app_id=APP, url="https://hooks.example.com/all", events=None)
+    made: list[str] = []
+
+    def change(conn: Connection) -> None:
+        made.append(add_event_sync(conn, app_id=APP, type="link.used_up", data={"link_id": "lnk_x"}))
+        raise RuntimeError("the change fails")
+
+    with pytest.raises(RuntimeError):
+        await hooks.db.run(change)
+    page, _ = await hooks.events_page(
+        app_id=APP, type=None, since=None, endpoint_id=None, delivery=None, cursor=None, limit=10
+    )
+    assert made and page == []
+    assert await hooks.db.run(lambda conn: conn.execute(select(WebhookDeliveryRow.id)).all()) == []
+
+
+async def test_at_most_ten_leases_per_endpoint_and_a_taken_over_lease_records_nothing(hooks: WebhookService) -> None:
+    busy, _ = await hooks.add(app_id=APP, url="https://hooks.example.com/busy", events=None)
+    for _ in range(25):
+        await emit(hooks.db)
+    first = await hooks.db.run(lambda conn: deliveries.claim(conn, lease_seconds=20))
+    assert len(first) == 10 and {c.endpoint_id for c in first} == {busy.id}
+    assert await hooks.db.run(lambda conn: deliveries.claim(conn, lease_seconds=20)) == []  # 10 in flight
+    # the first worker's leases run out (it hangs); another takes them over
+    await hooks.db.run(lambda conn: conn.execute(update(WebhookDeliveryRow).values(lease_until=datetime(2000, 1, 1))))
+    second = await hooks.db.run(lambda conn: deliveries.claim(conn, lease_seconds=20))
+    assert {c.id for c in second} == {c.id for c in first}
+    ok = deliveries.Result(at=datetime.now(UTC), status=200, duration_ms=5, error=None, answer="ok")
+    late = deliveries.Result(at=datetime.now(UTC), status=500, duration_ms=5, error="HTTP 500", answer="no")
+    taken = second[0]
+    done = await hooks.db.run(lambda conn: deliveries.record(conn, taken, ok, schedule=(1.0,), jitter=False))
+    stale = next(c for c in first if c.id == taken.id)
+    lost = await hooks.db.run(lambda conn: deliveries.record(conn, stale, late, schedule=(1.0,), jitter=False))
+    assert done.kept and not lost.kept
+    attempts = await hooks.deliveries(app_id=APP, endpoint_id=busy.id)
+    assert [(a.event_id, a.status) for a in attempts] == [(taken.event_id, 200)]
+    assert await states(hooks, taken.event_id) == {busy.id: "delivered"}
+
+
+async def test_prune_takes_delivered_events_and_their_attempts_never_one_waiting(hooks: WebhookService) -> None:
+    endpoint, _ = await hooks.add(app_id=APP, url="https://hooks.example.com/p", events=None)
+    delivered, waiting = await emit(hooks.db), await emit(hooks.db)
+    [claim, _] = await hooks.db.run(lambda conn: deliveries.claim(conn, lease_seconds=20))
+    assert claim.event_id == delivered
+    ok = deliveries.Result(at=datetime.now(UTC), status=204, duration_ms=1, error=None, answer=None)
+    await hooks.db.run(lambda conn: deliveries.record(conn, claim, ok, schedule=(1.0,), jitter=False))
+    assert await hooks.prune(before=datetime.now(UTC) + timedelta(minutes=1)) == 1
+    assert await hooks.deliveries(app_id=APP, endpoint_id=endpoint.id) == []
+    page, _ = await hooks.events_page(
+        app_id=APP, type=None, since=None, endpoint_id=None, delivery=None, cursor=None, limit=10
+    )
+    assert [e.id for e in page] == [waiting]
+
+
+def everything_stored(path: Path) -> tuple[str, bytes]:
+    """Every row as SQL text, and the database file's bytes (the WAL checkpointed into it)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        dump = "\n".join(conn.iterdump())
+    return dump, path.read_bytes()
+
+
+async def test_no_webhook_secret_is_in_the_database_in_clear(hooks: WebhookService, migrated_path: Path) -> None:
+    endpoint, first = await hooks.add(app_id=APP, url="https://hooks.example.com/s", events=None)
+    second = await hooks.rotate_secret(app_id=APP, endpoint_id=endpoint.id)
+    await hooks.test(app_id=APP, endpoint_id=endpoint.id)
+    await hooks.db.dispose()
+    dump, raw = everything_stored(migrated_path)
+    for secret in (first, second):
+        key_bytes = base64.b64decode(secret.removeprefix("whsec_"))
+        for needle in (secret, secret.removeprefix("whsec_"), key_bytes.hex()):
+            assert needle not in dump
+            assert needle.encode() not in raw
+        assert key_bytes not in raw
+    assert "whsec_" not in dump
