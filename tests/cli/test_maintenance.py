@@ -154,3 +154,31 @@ def test_an_export_keeps_the_files_mode_and_link_and_writes_a_pipe_as_it_goes(tm
         assert len(read.result(timeout=60).splitlines()) == 1_200
     assert stat.S_ISFIFO(pipe.stat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == []
+
+
+def test_records_prune_takes_old_webhook_events_no_delivery_waits_for(tmp_path: Path, sandbox: Sandbox) -> None:
+    env = base_env(tmp_path)
+    add_app(env, WORLD["applications"][0])
+    old = "2020-01-01 00:00:00"
+    with sqlite3.connect(tmp_path / "guildgate.db") as conn:
+        for event_id, state in (("evt_delivered", "delivered"), ("evt_failed", "failed"), ("evt_waiting", "pending")):
+            conn.execute(
+                "INSERT INTO events (id, app_id, type, body, created_at) VALUES (?, ?, 'link.used_up', X'7B7D', ?)",
+                (event_id, APP_A, old),
+            )
+            conn.execute(
+                "INSERT INTO webhook_deliveries (event_id, endpoint_id, app_id, state, attempts, tries, created_at) "
+                "VALUES (?, 'whe_1', ?, ?, 1, 1, ?)",
+                (event_id, APP_A, state, old),
+            )
+            conn.execute(
+                "INSERT INTO webhook_attempts (event_id, endpoint_id, attempt, at, status, duration_ms) "
+                "VALUES (?, 'whe_1', 1, ?, 500, 3)",
+                (event_id, old),
+            )
+    done = cli(["records", "prune", "--older-than", "90d"], env=env)
+    assert "2 webhook event(s) with their attempts" in done.stdout
+    with sqlite3.connect(tmp_path / "guildgate.db") as conn:
+        assert conn.execute("SELECT id FROM events").fetchall() == [("evt_waiting",)]
+        assert conn.execute("SELECT event_id FROM webhook_deliveries").fetchall() == [("evt_waiting",)]
+        assert conn.execute("SELECT event_id FROM webhook_attempts").fetchall() == [("evt_waiting",)]

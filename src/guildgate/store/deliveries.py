@@ -268,7 +268,10 @@ def stats(conn: Connection) -> tuple[int, float | None, int]:
     return int(waiting), age, int(disabled or 0)
 
 
-def prune(conn: Connection, *, before: datetime, batch: int = 5000) -> int:
+PRUNE_EVENTS_BATCH = 5000
+
+
+def prune(conn: Connection, *, before: datetime, batch: int = PRUNE_EVENTS_BATCH) -> int:
     """Delete up to ``batch`` events made before ``before`` that no delivery is waiting for, with their deliveries
     and attempts; how many events."""
     cutoff = before.astimezone(UTC).replace(tzinfo=None)
