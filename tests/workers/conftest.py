@@ -114,3 +114,53 @@ async def db(db_url: str) -> AsyncIterator[Database]:
     )
     yield database
     await database.dispose()
+
+
+class ThreadReceiver:
+    """A receiver in a thread of the test (for tests that drive a ``serve`` process with blocking calls):
+    answers ``status`` (503 until told otherwise, say) and keeps every message."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.status = 200
+        self.messages: list[Message] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                with outer.lock:
+                    outer.messages.append(Message(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    status = outer.status
+                self.send_response(status)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def delivered(self, secret: str) -> dict[str, Any]:
+        """Every message's body by event id, each verified with ``secret`` (raises on one that does not)."""
+        with self.lock:
+            messages = list(self.messages)
+        return {m.headers["webhook-id"]: Webhook(secret).verify(m.body, m.headers) for m in messages}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def thread_receiver() -> Any:
+    receiver = ThreadReceiver()
+    yield receiver
+    receiver.close()
