@@ -182,3 +182,35 @@ def test_records_prune_takes_old_webhook_events_no_delivery_waits_for(tmp_path: 
         assert conn.execute("SELECT id FROM events").fetchall() == [("evt_waiting",)]
         assert conn.execute("SELECT event_id FROM webhook_deliveries").fetchall() == [("evt_waiting",)]
         assert conn.execute("SELECT event_id FROM webhook_attempts").fetchall() == [("evt_waiting",)]
+
+
+def test_secrets_rotate_re_encrypts_the_webhook_endpoints_secrets_too(tmp_path: Path, sandbox: Sandbox) -> None:
+    import asyncio
+
+    from guildgate.services.webhooks import WebhookService
+    from guildgate.settings import Settings
+    from guildgate.store.crypto import SecretBox
+    from guildgate.store.db import Database
+    from guildgate.store.webhooks import open_secrets
+
+    env = base_env(tmp_path)
+    for app in WORLD["applications"]:
+        add_app(env, app)
+    url, old_key = env["GUILDGATE_DATABASE_URL"], env["GUILDGATE_SECRET_KEY"]
+
+    async def add() -> str:
+        db = Database(url)
+        try:
+            hooks = WebhookService(db, SecretBox(old_key), Settings(database_url=url, secret_key=old_key))
+            return (await hooks.add(app_id=APP_A, url="https://hooks.example.com/x", events=None))[1]
+        finally:
+            await db.dispose()
+
+    secret = asyncio.run(add())
+    SECRETS.add(secret)
+    new_env = {**env, "GUILDGATE_SECRET_KEY": NEW_KEY, "OLD_KEY": old_key}
+    done = cli(["secrets", "rotate", "--old-key-env", "OLD_KEY"], env=new_env)
+    assert "re-encrypted 1 webhook endpoint(s)' secrets; 0 already were" in done.stdout
+    with sqlite3.connect(tmp_path / "guildgate.db") as conn:
+        [(sealed,)] = conn.execute("SELECT secrets_enc FROM webhook_endpoints").fetchall()
+    assert [e["secret"] for e in open_secrets(SecretBox(NEW_KEY), sealed)] == [secret]
