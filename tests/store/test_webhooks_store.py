@@ -138,3 +138,71 @@ async def test_no_webhook_secret_is_in_the_database_in_clear(hooks: WebhookServi
             assert needle.encode() not in raw
         assert key_bytes not in raw
     assert "whsec_" not in dump
+
+
+async def test_the_use_that_reaches_max_uses_writes_link_used_up(hooks: WebhookService) -> None:
+    from guildgate.store.links import LinkRepo
+
+    endpoint, _ = await hooks.add(app_id=APP, url="https://hooks.example.com/l", events=["link.used_up"])
+    links = LinkRepo(hooks.db)
+    link = await links.create(
+        app_id=APP,
+        guild_id="1200000000000000001",
+        guild_name=None,
+        guild_icon=None,
+        roles=[],
+        title=None,
+        max_uses=2,
+        expires_at=None,
+    )
+
+    async def used_up() -> list[dict[str, object]]:
+        page, _ = await hooks.events_page(
+            app_id=APP, type="link.used_up", since=None, endpoint_id=endpoint.id, delivery=None, cursor=None, limit=10
+        )
+        return [e.as_json() for e in page]
+
+    assert await links.claim_use(link.id)
+    assert await used_up() == []
+    assert await links.claim_use(link.id)
+    assert not await links.claim_use(link.id)  # used up: no third use, no second event
+    [event] = await used_up()
+    assert event["data"] == {"link_id": link.id, "app_id": APP, "guild_id": "1200000000000000001", "uses": 2}
+    assert event["deliveries"] == [{"endpoint_id": endpoint.id, "state": "pending", "attempts": 0}]
+
+
+async def test_records_finished_by_the_group_writer_make_their_join_events(hooks: WebhookService) -> None:
+    from guildgate.core.outcomes import Outcome, RecordState, Source
+    from guildgate.core.ports import NewRecord, RecordUpdate
+    from guildgate.store.repos import RecordRepo
+
+    records = RecordRepo(hooks.db)
+    new = NewRecord(app_id=APP, key_id=None, source=Source.LINK, developer_id=None, guild_id="1200000000000000001")
+    pending = await records.create(new)
+    refused = await records.create(
+        new,
+        finished=RecordUpdate(state=RecordState.FAILED, code=Outcome.LINK_USED_UP, detail="used up"),
+    )
+    page, _ = await hooks.events_page(
+        app_id=APP, type=None, since=None, endpoint_id=None, delivery=None, cursor=None, limit=10
+    )
+    assert [(e.type, e.as_json()["data"]["record_id"]) for e in page] == [("join.failed", refused)]
+    await records.finish(
+        pending,
+        RecordUpdate(state=RecordState.SUCCEEDED, code=Outcome.ALREADY_MEMBER, user_id="1300000000000000001"),
+    )
+    interrupted = await records.create(new)
+    settled = RecordUpdate(state=RecordState.FAILED, code=Outcome.DISCORD_UNAVAILABLE, detail="settled at start-up")
+    assert await records.settle(interrupted, settled)  # the crash's reconcile at the next start
+    assert not await records.settle(interrupted, settled)  # already finished: no second event
+    await records.aclose()
+    failed, _ = await hooks.events_page(
+        app_id=APP, type="join.failed", since=None, endpoint_id=None, delivery=None, cursor=None, limit=10
+    )
+    assert sorted(e.as_json()["data"]["record_id"] for e in failed) == sorted([refused, interrupted])
+    page, _ = await hooks.events_page(
+        app_id=APP, type="join.succeeded", since=None, endpoint_id=None, delivery=None, cursor=None, limit=10
+    )
+    [event] = [e.as_json() for e in page]
+    assert event["data"]["record_id"] == pending and event["data"]["joined"] is False
+    assert event["data"]["user_id"] == "1300000000000000001" and event["data"]["source"] == "link"
