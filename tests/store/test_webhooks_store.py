@@ -21,19 +21,36 @@ from guildgate.store.db import Database
 from guildgate.store.events import add_event_sync
 from guildgate.store.models import WebhookDeliveryRow
 from guildgate.store.repos import AppRepo
+from tests.workers.conftest import migrated_url
 
 APP = "1100000000000000001"
 KEY = "test-secret-key-0123456789abcdef-Zq"
 
 
-@pytest.fixture
-async def hooks(migrated_path: Path) -> AsyncIterator[WebhookService]:
-    url = f"sqlite:///{migrated_path}"
+async def service_on(url: str) -> WebhookService:
     db = Database(url)
     box = SecretBox(KEY)
     await AppRepo(db, box).add(client_id=APP, name="a", client_secret=Secret("s" * 32), bot_token=Secret("t" * 40))
-    yield WebhookService(db, box, Settings(database_url=url, secret_key=KEY))
-    await db.dispose()
+    return WebhookService(db, box, Settings(database_url=url, secret_key=KEY))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def hooks_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return migrated_url(request, tmp_path, request.param)
+
+
+@pytest.fixture
+async def hooks(hooks_url: str) -> AsyncIterator[WebhookService]:
+    service = await service_on(hooks_url)
+    yield service
+    await service.db.dispose()
+
+
+@pytest.fixture
+async def sqlite_hooks(migrated_path: Path) -> AsyncIterator[WebhookService]:
+    service = await service_on(f"sqlite:///{migrated_path}")
+    yield service
+    await service.db.dispose()
 
 
 async def emit(db: Database, type: str = "link.used_up") -> str:
@@ -125,7 +142,8 @@ def everything_stored(path: Path) -> tuple[str, bytes]:
     return dump, path.read_bytes()
 
 
-async def test_no_webhook_secret_is_in_the_database_in_clear(hooks: WebhookService, migrated_path: Path) -> None:
+async def test_no_webhook_secret_is_in_the_database_in_clear(sqlite_hooks: WebhookService, migrated_path: Path) -> None:
+    hooks = sqlite_hooks
     endpoint, first = await hooks.add(app_id=APP, url="https://hooks.example.com/s", events=None)
     second = await hooks.rotate_secret(app_id=APP, endpoint_id=endpoint.id)
     await hooks.test(app_id=APP, endpoint_id=endpoint.id)

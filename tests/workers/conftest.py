@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,11 +94,33 @@ async def receiver() -> AsyncIterator[Receiver]:
     await runner.cleanup()
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'hooks.db'}"
+def migrated_url(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> str:
+    """A database brought to the newest schema: a SQLite file, or a database of its own on the session's
+    PostgreSQL."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hooks.db'}"
+    else:
+        import asyncpg
+
+        server = request.getfixturevalue("postgres_server")
+        name = "hooks_" + secrets.token_hex(6)
+
+        async def create() -> None:
+            conn = await asyncpg.connect(server.url)
+            try:
+                await conn.execute(f"CREATE DATABASE {name}")
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+        url = server.url.rsplit("/", 1)[0] + "/" + name
     upgrade(url)
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return migrated_url(request, tmp_path, request.param)
 
 
 def settings_for(db_url: str, **extra: Any) -> Settings:
