@@ -224,3 +224,33 @@ async def test_records_finished_by_the_group_writer_make_their_join_events(hooks
     [event] = [e.as_json() for e in page]
     assert event["data"]["record_id"] == pending and event["data"]["joined"] is False
     assert event["data"]["user_id"] == "1300000000000000001" and event["data"]["source"] == "link"
+
+
+async def test_five_days_without_success_disables_and_tells_the_apps_other_endpoints(hooks: WebhookService) -> None:
+    from guildgate.store.models import WebhookEndpointRow
+
+    failing, _ = await hooks.add(app_id=APP, url="https://hooks.example.com/down", events=None)
+    other, _ = await hooks.add(app_id=APP, url="https://hooks.example.com/up", events=None)
+    since = datetime.now(UTC) - timedelta(days=4, hours=23)
+    await hooks.db.run(
+        lambda conn: conn.execute(
+            update(WebhookEndpointRow).where(WebhookEndpointRow.id == failing.id).values(failing_since=since)
+        )
+    )
+    assert await hooks.db.run(deliveries.disable_failing) == []  # not 5 days yet
+    since = datetime.now(UTC) - timedelta(days=5, minutes=1)
+    await hooks.db.run(
+        lambda conn: conn.execute(
+            update(WebhookEndpointRow).where(WebhookEndpointRow.id == failing.id).values(failing_since=since)
+        )
+    )
+    [(endpoint_id, reason)] = await hooks.db.run(deliveries.disable_failing)
+    assert endpoint_id == failing.id and "5 days" in reason
+    assert (await hooks.get(app_id=APP, endpoint_id=failing.id)).disabled_reason == reason
+    page, _ = await hooks.events_page(
+        app_id=APP, type="webhook.endpoint_disabled", since=None, endpoint_id=None, delivery=None, cursor=None, limit=5
+    )
+    [told] = [e.as_json() for e in page]
+    assert told["data"] == {"endpoint_id": failing.id, "url": "https://hooks.example.com/down", "reason": reason}
+    assert told["deliveries"] == [{"endpoint_id": other.id, "state": "pending", "attempts": 0}]  # not to itself
+    assert (await hooks.stats())[2] == 1

@@ -40,6 +40,8 @@ class Receiver:
     messages: list[Message] = field(default_factory=list)
     script: dict[str, list[int]] = field(default_factory=dict)
     held: set[str] = field(default_factory=set)  # paths whose answers wait until the test ends
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # extra answer headers per path
+    bodies: dict[str, bytes] = field(default_factory=dict)  # answer bodies per path
     release: asyncio.Event = field(default_factory=asyncio.Event)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -79,7 +81,9 @@ async def receiver() -> AsyncIterator[Receiver]:
         statuses = rec.script.get(request.path) or []
         status = statuses.pop(0) if statuses else 200
         rec.arrived.set()
-        return web.Response(status=status, text=f"answer {status}")
+        if request.path in rec.bodies:
+            return web.Response(status=status, body=rec.bodies[request.path], headers=rec.headers.get(request.path))
+        return web.Response(status=status, text=f"answer {status}", headers=rec.headers.get(request.path))
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", handle)
