@@ -92,8 +92,12 @@ def test_joins_through_the_api_make_signed_events_with_the_contracts_fields(
         assert joined["code"] == "joined" and refused["status"] == 0 and no_record.status_code == 401
         wait_until(lambda: len(thread_receiver.messages) >= 2, "two events")
         time.sleep(1.0)  # a third, if there were one, would come by now
+        metrics = httpx.get(server.url + "/metrics").text
     finally:
         server.stop()
+    assert 'guildgate_webhook_attempts_total{outcome="delivered"} 2.0' in metrics
+    assert "guildgate_webhook_events_waiting 0.0" in metrics
+    assert "guildgate_webhook_oldest_waiting_seconds 0.0" in metrics
     events = thread_receiver.delivered(secret)  # every message verifies with the library
     by_type = {body["type"]: body for body in events.values()}
     assert sorted(by_type) == ["join.failed", "join.succeeded"] and len(events) == 2
