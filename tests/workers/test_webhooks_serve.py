@@ -169,3 +169,28 @@ def test_sigkill_with_events_waiting_then_restart_delivers_every_committed_one(
     assert arrived_after_restart() == wanted  # each committed join's event, and no other
     events = thread_receiver.delivered(secret)
     assert {body["type"] for body in events.values()} == {"join.succeeded"} and len(events) == len(wanted)
+
+
+def test_a_join_through_a_link_makes_its_events_and_the_last_use_link_used_up(
+    tmp_path: Path, fresh: Sandbox, thread_receiver: ThreadReceiver
+) -> None:
+    from tests.conftest import one_worker_gateway
+    from tests.linkflow import cli_link, join_through
+
+    fresh.reset(WORLD)
+    gateway = one_worker_gateway(tmp_path, fresh, "webhooks-link", GUILDGATE_WEBHOOK_ALLOW_INSECURE="1")
+    try:
+        _, secret = add_endpoint(gateway.env, thread_receiver.url)
+        link = cli_link(gateway, "--app", APP_A, "--guild", GUILD, "--max-uses", "1")
+        flow = join_through(link["url"], USER_IDS["erin"])
+        assert flow.outcome == "joined"
+        wait_until(lambda: len(thread_receiver.messages) >= 2, "the join's and the link's events")
+        time.sleep(1.0)
+    finally:
+        gateway.proc.stop()
+    by_type = {body["type"]: body["data"] for body in thread_receiver.delivered(secret).values()}
+    assert sorted(by_type) == ["join.succeeded", "link.used_up"]
+    joined = by_type["join.succeeded"]
+    assert (joined["source"], joined["link_id"], joined["user_id"]) == ("link", link["id"], USER_IDS["erin"])
+    assert joined["joined"] is True and set(joined) == JOINED
+    assert by_type["link.used_up"] == {"link_id": link["id"], "app_id": APP_A, "guild_id": GUILD, "uses": 1}
