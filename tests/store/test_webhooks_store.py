@@ -3,10 +3,12 @@ and secrets never in clear in the database."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -254,3 +256,24 @@ async def test_five_days_without_success_disables_and_tells_the_apps_other_endpo
     assert told["data"] == {"endpoint_id": failing.id, "url": "https://hooks.example.com/down", "reason": reason}
     assert told["deliveries"] == [{"endpoint_id": other.id, "state": "pending", "attempts": 0}]  # not to itself
     assert (await hooks.stats())[2] == 1
+
+
+async def test_senders_claiming_at_once_stay_within_ten_in_flight_per_endpoint(
+    hooks: WebhookService, hooks_url: str
+) -> None:
+    busy, _ = await hooks.add(app_id=APP, url="https://hooks.example.com/busy", events=None)
+    calm, _ = await hooks.add(app_id=APP, url="https://hooks.example.com/calm", events=None)
+    for _ in range(40):
+        await emit(hooks.db)
+    senders = [Database(hooks_url) for _ in range(4)]  # four processes' connections
+    try:
+        claims = await asyncio.gather(
+            *(db.run(partial(deliveries.claim, lease_seconds=20, first=n)) for n, db in enumerate(senders))
+        )
+    finally:
+        for db in senders:
+            await db.dispose()
+    taken = [c for batch in claims for c in batch]
+    assert len({c.id for c in taken}) == len(taken)  # no delivery leased twice
+    for endpoint in (busy, calm):
+        assert sum(c.endpoint_id == endpoint.id for c in taken) == 10
