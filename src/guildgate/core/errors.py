@@ -19,7 +19,9 @@
     │   ├── UnknownGrantError           404 unknown_grant: no such grant, or another app's
     │   ├── GrantEndedError             409 grant_ended: an ended grant cannot be changed
     │   ├── NotAMemberError             409 not_a_member: a grant for someone not in the server
-    │   └── AccessEndedError            403 access_ended: a link refusing a person whose grant through it ended
+    │   ├── AccessEndedError            403 access_ended: a link refusing a person whose grant through it ended
+    │   ├── UnknownEndpointError        404 unknown_endpoint: no webhook endpoint with this id (for this app)
+    │   └── UnknownEventError           404 unknown_event: no event with this id (for this app)
     ├── DiscordRefusedError             Discord answered with a JSON error (status 0, HTTP 200)
     │                                   outcome from discord/codes.py; carries discord_status/discord_code
     ├── DiscordUnavailableError         5xx, timeouts, connection errors after retries (502/503/504)
@@ -176,3 +178,21 @@ class NotAMemberError(CallerError):
 
 class AccessEndedError(CallerError):
     outcome = Outcome.ACCESS_ENDED
+
+
+class UnknownEndpointError(CallerError):
+    """No webhook endpoint with this id, or it is another app's (the same answer: nothing is told about it)."""
+
+    outcome = Outcome.UNKNOWN_ENDPOINT
+
+    def __init__(self, endpoint_id: str) -> None:
+        super().__init__(endpoint_id[:64])
+
+
+class UnknownEventError(CallerError):
+    """No event with this id, or it is another app's."""
+
+    outcome = Outcome.UNKNOWN_EVENT
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(event_id[:64])

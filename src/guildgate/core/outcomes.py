@@ -62,6 +62,9 @@ class Outcome(StrEnum):
     GRANT_ENDED = "grant_ended"
     NOT_A_MEMBER = "not_a_member"
     ACCESS_ENDED = "access_ended"
+    # Webhooks (endpoints and the event log):
+    UNKNOWN_ENDPOINT = "unknown_endpoint"
+    UNKNOWN_EVENT = "unknown_event"
 
     @property
     def row(self) -> _Row:
@@ -178,4 +181,6 @@ _TABLE: dict[Outcome, _Row] = {
         "The user is not a member of this server: they join first, with their consent",
     ),
     Outcome.ACCESS_ENDED: _Row(0, 403, "你通过此链接获得的访问权限已结束", "Your access through this link has ended"),
+    Outcome.UNKNOWN_ENDPOINT: _Row(0, 404, "没有该 webhook 端点：{detail}", "No such webhook endpoint: {detail}"),
+    Outcome.UNKNOWN_EVENT: _Row(0, 404, "没有该事件：{detail}", "No such event: {detail}"),
 }

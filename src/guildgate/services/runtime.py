@@ -14,6 +14,7 @@ from guildgate.discord.ratelimit import Limiter, Stores, Windows
 from guildgate.discord.ratelimit.shares import InvalidShares
 from guildgate.discord.rest import DiscordRest
 from guildgate.services.grants import GrantService
+from guildgate.services.webhooks import WebhookService
 from guildgate.settings import Settings
 from guildgate.store.crypto import SecretBox
 from guildgate.store.db import Database
@@ -114,6 +115,7 @@ class Services:
     consent: DiscordConsent
     lookups: DiscordLookups
     grants: GrantService
+    webhooks: WebhookService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -154,6 +156,7 @@ class Services:
             consent=DiscordConsent(discord),
             lookups=DiscordLookups(discord),
             grants=GrantService(db=db, apps=apps, discord=discord),
+            webhooks=WebhookService(db, SecretBox(secret_key), settings),
         )
 
     async def close(self) -> None:

@@ -36,6 +36,7 @@ from guildgate.web.links import consent as links
 from guildgate.web.links.flow import FlowSigner
 from guildgate.web.pages import STATIC, render
 from guildgate.workers.grants import GrantSweeper
+from guildgate.workers.webhooks import WebhookSender
 
 
 class _NoQueryStrings(logging.Filter):
@@ -128,7 +129,10 @@ def create_app(settings: Settings) -> FastAPI:
             windows=services.windows,
         )
         sweeper.start()  # the grant sweep, at start (catch-up) and every GUILDGATE_GRANT_SWEEP_INTERVAL s
+        sender = WebhookSender(services.db, services.webhooks.box, settings)  # delivers the outbox's events
+        sender.start()
         yield
+        await sender.stop()
         await sweeper.stop()
         await services.close()
 
