@@ -55,7 +55,12 @@ def _id_option(name: str, value: str | None) -> str | None:
 
 
 def _shown(grant: Grant) -> dict[str, Any]:
-    return grant.as_json()
+    """The contract's grant object, its times in the CLI's one format (RFC 3339 in UTC, to the second)."""
+    row = grant.as_json()
+    return {k: render.when(v) if isinstance(v, str) and k in _TIMES else v for k, v in row.items()}
+
+
+_TIMES = frozenset({"starts_at", "ends_at", "absent_since", "as_of", "ended_at", "created_at", "updated_at"})
 
 
 def _one(grant: Grant, as_json: bool, headline: str | None = None) -> None:
@@ -64,7 +69,8 @@ def _one(grant: Grant, as_json: bool, headline: str | None = None) -> None:
         return
     if headline:
         render.out.print(headline)
-    render.record(_shown(grant))
+    shown = _shown(grant)
+    render.record({k: " ".join(v) if isinstance(v, list) else v for k, v in shown.items()})
 
 
 @command(cli, "list")
