@@ -303,3 +303,19 @@ def test_paging_newest_first_and_every_filter(gateway: Gateway, fresh: Sandbox) 
     assert ids_for(absent="true") == []
     assert ids_for(absent="false") == ids
     assert ids_for(state="", user_id="") == ids  # an empty value counts as absent
+
+
+def test_discords_refusal_answers_as_the_join_api_does_and_makes_no_grant(gateway: Gateway, fresh: Sandbox) -> None:
+    (server,) = servers(fresh)
+    response = post(gateway, grant(server, roles=[server.high], duration="1d"))  # a role above the bot's
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["code"], body["discord_code"], body["data"]) == (
+        0,
+        "bot_missing_permissions",
+        50013,
+        None,
+    )
+    listed = data(call(gateway.proc.url, "GET", "/api/grants", gateway.keys["a"], params={"guild_id": server.id}))
+    assert listed["grants"] == []
+    assert roles_at(fresh, server, BOB) == set()
