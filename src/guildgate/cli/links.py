@@ -160,20 +160,40 @@ def links_disable(link_id: str = typer.Argument(..., metavar="LINK_ID", help="Th
 
 
 def doctor(
-    app_id: str = APP,
-    guild: str = typer.Option(..., "--guild", metavar="GUILD_ID", help="The server's id."),
+    app_id: str | None = typer.Option(None, "--app", metavar="CLIENT_ID", help="The app's client id."),
+    guild: str | None = typer.Option(None, "--guild", metavar="GUILD_ID", help="The server's id."),
     role: list[str] = ROLES,
+    on_end: str | None = typer.Option(
+        None,
+        "--on-end",
+        metavar="ACTION",
+        help="What ends the access: remove_roles, kick (checks Kick Members too) or keep.",
+    ),
+    link: str | None = typer.Option(
+        None,
+        "--link",
+        metavar="LINK_ID",
+        help="Check a join link as it is (its app, server, roles and end) instead of --app/--guild/--role.",
+    ),
     as_json: bool = JSON,
 ) -> None:
-    """Check, through Discord's API, that the app's bot can add people to the server (exit 1 if not).
+    """Check, through Discord's API, that the app's bot can add people to the server (exit 1 if not); with
+    --on-end kick, or a --link whose access ends with a kick, that it may kick them too.
 
-    Example: guildgate doctor --app 11... --guild 12... --role 12..."""
-    from guildgate.services.links import LinkInputError, report_dict, run_doctor
+    Example: guildgate doctor --app 11... --guild 12... --role 12... --on-end kick"""
+    from guildgate.services.links import LinkInputError, report_dict, run_doctor, run_link_doctor
 
+    if link is not None and (app_id or guild or role or on_end):
+        die("give either --link, or --app and --guild (with --role and --on-end): not both")
+    if link is None and not (app_id and guild):
+        die("give --app and --guild (the app's client id and the server's id), or --link LINK_ID")
     s = db_settings()
 
     async def go(svc: Any) -> dict[str, Any]:
-        return report_dict(await run_doctor(svc, app_id=app_id, guild_id=guild, roles=role))
+        if link is not None:
+            return report_dict((await run_link_doctor(svc, link_id=link))[1])
+        assert app_id is not None and guild is not None
+        return report_dict(await run_doctor(svc, app_id=app_id, guild_id=guild, roles=role, on_end=on_end))
 
     try:
         report = run(lambda: _with_services(s, go))

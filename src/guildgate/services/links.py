@@ -46,16 +46,39 @@ class ChecksFailedError(LinkInputError):
         self.report = report
 
 
-async def run_doctor(svc: Services, *, app_id: str, guild_id: str, roles: list[str]) -> Report:
+ON_END = ("remove_roles", "kick", "keep")  # core.grants.OnEnd's values: what a grant does when it ends
+
+
+async def run_doctor(
+    svc: Services, *, app_id: str, guild_id: str, roles: list[str], on_end: str | None = None
+) -> Report:
+    """The doctor's checks for adding people to ``guild_id`` with ``roles``; with ``on_end`` ``kick``, Kick Members
+    too (access that ends with a kick)."""
+    if on_end is not None and on_end not in ON_END:
+        raise LinkInputError(f"on_end: {on_end[:40]!r} is not one of {', '.join(ON_END)}")
     if not is_snowflake(guild_id):
         raise LinkInputError(f"guild: {guild_id!r} is not a Discord id (a snowflake of 17 to 20 digits)")
     for role in roles:
         if not is_snowflake(role):
             raise LinkInputError(f"role: {role!r} is not a Discord id (a snowflake of 17 to 20 digits)")
     app = await _credentials(svc, app_id)
+    deadline = time.monotonic() + LOOKUP_SECONDS
     return await diagnose(
-        svc.lookups, app=app, guild_id=guild_id, roles=roles, deadline=time.monotonic() + LOOKUP_SECONDS
+        svc.lookups, app=app, guild_id=guild_id, roles=roles, deadline=deadline, kick=on_end == "kick"
     )
+
+
+async def run_link_doctor(svc: Services, *, link_id: str) -> tuple[Link, Report]:
+    """The doctor's checks for a link as it is: its app, server and roles, and Kick Members when its access
+    ends with a kick. An unknown link raises LinkInputError (404)."""
+    try:
+        link = await svc.links.get(link_id)
+        on_end = await svc.links.on_end(link.id)
+    except NotFoundError as exc:
+        raise LinkInputError(f"link: {exc}", status=404) from None
+    roles = [r.id for r in link.roles]
+    report = await run_doctor(svc, app_id=link.app_id, guild_id=link.guild_id, roles=roles, on_end=on_end)
+    return link, report
 
 
 async def create_link(

@@ -10,7 +10,7 @@ all: web/app.py leaves its routes out (404, and not in /openapi.json).
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +27,7 @@ from guildgate.services.links import (
     links_with_outcomes,
     report_dict,
     run_doctor,
+    run_link_doctor,
 )
 from guildgate.store.repos import NotFoundError
 from guildgate.web.adminauth import bearer_value, check_token
@@ -177,10 +178,24 @@ async def doctor(
     app_id: str = Query(max_length=20),
     guild_id: str = Query(max_length=20),
     role: list[str] = Query(default_factory=list, max_length=20),
+    on_end: Literal["remove_roles", "kick", "keep"] | None = Query(
+        default=None, description="What ends the access: with kick, Kick Members is checked too"
+    ),
 ) -> JSONResponse:
     try:
-        report = await run_doctor(services(request), app_id=app_id, guild_id=guild_id, roles=role)
+        report = await run_doctor(services(request), app_id=app_id, guild_id=guild_id, roles=role, on_end=on_end)
     except LinkInputError as exc:
         raise _refused(exc) from None
     body: dict[str, Any] = report_dict(report)
     return JSONResponse(body)
+
+
+@router.get(
+    "/links/{link_id}/doctor", summary="Preflight checks of a join link as it is (Kick Members when it ends with kick)"
+)
+async def link_doctor(link_id: str, request: Request) -> JSONResponse:
+    try:
+        link, report = await run_link_doctor(services(request), link_id=link_id)
+    except LinkInputError as exc:
+        raise _refused(exc) from None
+    return JSONResponse({"link_id": link.id, **report_dict(report)})
