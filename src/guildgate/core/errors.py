@@ -15,7 +15,11 @@
     │   │                               (retry_after)
     │   ├── InvalidShareExceededError   429 invalid_request_share_exceeded: a key's share of the invalid-request
     │   │                               budget (retry_after)
-    │   └── ReadsExceededError          429 read_quota_exceeded: a key's reads per minute (retry_after)
+    │   ├── ReadsExceededError          429 read_quota_exceeded: a key's reads per minute (retry_after)
+    │   ├── UnknownGrantError           404 unknown_grant: no such grant, or another app's
+    │   ├── GrantEndedError             409 grant_ended: an ended grant cannot be changed
+    │   ├── NotAMemberError             409 not_a_member: a grant for someone not in the server
+    │   └── AccessEndedError            403 access_ended: a link refusing a person whose grant through it ended
     ├── DiscordRefusedError             Discord answered with a JSON error (status 0, HTTP 200)
     │                                   outcome from discord/codes.py; carries discord_status/discord_code
     ├── DiscordUnavailableError         5xx, timeouts, connection errors after retries (502/503/504)
@@ -156,3 +160,19 @@ class RateLimitedError(JoinError):
 
     def __init__(self, detail: str = "", *, retry_after: float) -> None:
         super().__init__(detail, retry_after=retry_after)
+
+
+class UnknownGrantError(CallerError):
+    outcome = Outcome.UNKNOWN_GRANT
+
+
+class GrantEndedError(CallerError):
+    outcome = Outcome.GRANT_ENDED
+
+
+class NotAMemberError(CallerError):
+    outcome = Outcome.NOT_A_MEMBER
+
+
+class AccessEndedError(CallerError):
+    outcome = Outcome.ACCESS_ENDED

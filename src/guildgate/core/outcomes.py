@@ -57,6 +57,11 @@ class Outcome(StrEnum):
     LINK_EXPIRED = "link_expired"
     LINK_USED_UP = "link_used_up"
     LINK_DISABLED = "link_disabled"
+    # Grants (access.md, "Grants"):
+    UNKNOWN_GRANT = "unknown_grant"
+    GRANT_ENDED = "grant_ended"
+    NOT_A_MEMBER = "not_a_member"
+    ACCESS_ENDED = "access_ended"
 
     @property
     def row(self) -> _Row:
@@ -164,4 +169,13 @@ _TABLE: dict[Outcome, _Row] = {
     Outcome.LINK_EXPIRED: _Row(0, 410, "该加入链接已过期", "This join link has expired"),
     Outcome.LINK_USED_UP: _Row(0, 410, "该加入链接的使用次数已用完", "This join link has been used up"),
     Outcome.LINK_DISABLED: _Row(0, 410, "该加入链接已被停用", "This join link has been disabled"),
+    Outcome.UNKNOWN_GRANT: _Row(0, 404, "没有该授权（或它不属于此应用）", "No such grant for this app"),
+    Outcome.GRANT_ENDED: _Row(0, 409, "该授权已结束，无法再修改", "This grant has ended and cannot be changed"),
+    Outcome.NOT_A_MEMBER: _Row(
+        0,
+        409,
+        "该用户不在此服务器中：请先让其经授权加入",
+        "The user is not a member of this server: they join first, with their consent",
+    ),
+    Outcome.ACCESS_ENDED: _Row(0, 403, "你通过此链接获得的访问权限已结束", "Your access through this link has ended"),
 }

@@ -125,9 +125,11 @@ class Caller:
         query: dict[str, str] | None = None,
         proxy: str | None = None,
         slot: Slot | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> Answer:
         """One Discord call with rate limiting and retries. Returns the final answer (2xx, 3xx or 4xx).
-        ``slot``: a permit taken beforehand (``admission``) for the first attempt."""
+        ``slot``: a permit taken beforehand (``admission``) for the first attempt. ``extra_headers``: sent as they
+        are (``X-Audit-Log-Reason``)."""
         scheme, secret = auth
         key = self.key(route, auth, route.major_value(params))
         path = route.path(params)
@@ -136,6 +138,8 @@ class Caller:
         if proxy is not None and proxy not in self.egress_proxies:
             raise ValueError("proxy is not one of the operator's egress proxies")  # checked at the API already
         headers = {"Authorization": f"{scheme} {secret.reveal()}"}
+        if extra_headers:
+            headers.update(extra_headers)
         payload, content_type = _payload(json_body, form)
         last_problem, last_status, timed_out = "no attempt was made", None, False
         attempt = rate_limit_retries = 0

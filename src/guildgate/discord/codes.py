@@ -18,6 +18,7 @@ from guildgate.discord.routes import GET_CURRENT_USER, GET_INVITE, Route
 CODE_OUTCOMES: Final[dict[int, Outcome]] = {
     10004: Outcome.UNKNOWN_GUILD,
     10006: Outcome.UNKNOWN_INVITE,
+    10007: Outcome.NOT_A_MEMBER,  # Unknown Member: the bot's member calls (grants); a join never meets it
     50001: Outcome.BOT_NOT_IN_GUILD,
     50013: Outcome.BOT_MISSING_PERMISSIONS,
     40007: Outcome.BANNED,

@@ -1,5 +1,5 @@
-"""DiscordPort over ``calls.Caller``: the calls a join, a join link and the doctor make, what their answers
-mean, and what is remembered between them — the invite cache (``INVITE_TTL``; a refusal for
+"""DiscordPort over ``calls.Caller``: the calls a join, a join link and the doctor make (a member's roles, the
+kick: ``members.py``), what their answers mean, and what is remembered between them — the invite cache (``INVITE_TTL``; a refusal for
 ``INVITE_NEGATIVE_TTL``), the invite-lookup budget, and refused tokens, by fingerprint (``Cache``, ``Windows``:
 this process's or Redis's, beside the limiter)."""
 
@@ -17,8 +17,9 @@ from guildgate.core.outcomes import Outcome
 from guildgate.core.ports import Added, AppCredentials, GuildRef, MemberOptions, Ticket, UserRef
 from guildgate.core.secret import Secret
 from guildgate.discord import routes
-from guildgate.discord.calls import Admission, Answer, Caller, CallObserver, Slot
+from guildgate.discord.calls import Admission, Answer, CallObserver, Slot
 from guildgate.discord.codes import discord_text, refusal
+from guildgate.discord.members import MemberCalls
 from guildgate.discord.ratelimit import Cache, Heading, Limiter, MemoryCache, MemoryWindows, RouteKey, Windows
 from guildgate.discord.routes import Route
 
@@ -31,7 +32,7 @@ REFUSED_TOKEN_TTL: Final = 600.0  # a token Discord refused is not sent again fo
 ADMISSION_MARGIN: Final = 1.0  # seconds kept after a rate-limit wait for the record and the Add Guild Member call
 
 
-class DiscordRest(Caller):
+class DiscordRest(MemberCalls):
     def __init__(
         self,
         *,
@@ -212,19 +213,6 @@ class DiscordRest(Caller):
             auth=("Bot", app.bot_token),
             deadline=deadline,
         )
-
-    async def add_member_role(
-        self, *, app: AppCredentials, guild_id: str, user_id: str, role_id: str, deadline: float
-    ) -> None:
-        """Give an existing member a role (Add Guild Member Role); Add Guild Member ignores roles for members."""
-        answer = await self.call(
-            routes.ADD_GUILD_MEMBER_ROLE,
-            {"guild_id": guild_id, "user_id": user_id, "role_id": role_id},
-            auth=("Bot", app.bot_token),
-            deadline=deadline,
-        )
-        if answer.status not in (200, 204):
-            raise refusal(answer.status, answer.body, route=routes.ADD_GUILD_MEMBER_ROLE)
 
     async def bot_get(self, route: Route, params: dict[str, str], *, app: AppCredentials, deadline: float) -> Answer:
         """A read with the bot's token (the doctor's lookups); the caller decides what the answer means."""

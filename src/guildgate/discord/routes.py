@@ -62,6 +62,8 @@ GET_GUILD: Final = Route("GET", "/guilds/{guild_id}")
 ADD_GUILD_MEMBER: Final = Route("PUT", "/guilds/{guild_id}/members/{user_id}")
 GET_GUILD_MEMBER: Final = Route("GET", "/guilds/{guild_id}/members/{user_id}")
 ADD_GUILD_MEMBER_ROLE: Final = Route("PUT", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}")
+REMOVE_GUILD_MEMBER_ROLE: Final = Route("DELETE", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}")
+REMOVE_GUILD_MEMBER: Final = Route("DELETE", "/guilds/{guild_id}/members/{user_id}")
 TOKEN_EXCHANGE: Final = Route("POST", "/oauth2/token")
 TOKEN_REVOKE: Final = Route("POST", "/oauth2/token/revoke")
 
@@ -74,6 +76,8 @@ ALL: Final = (
     ADD_GUILD_MEMBER,
     GET_GUILD_MEMBER,
     ADD_GUILD_MEMBER_ROLE,
+    REMOVE_GUILD_MEMBER_ROLE,
+    REMOVE_GUILD_MEMBER,
     TOKEN_EXCHANGE,
     TOKEN_REVOKE,
 )

@@ -13,6 +13,7 @@ from guildgate.discord.oauth import DiscordConsent
 from guildgate.discord.ratelimit import Limiter, Stores, Windows
 from guildgate.discord.ratelimit.shares import InvalidShares
 from guildgate.discord.rest import DiscordRest
+from guildgate.services.grants import GrantService
 from guildgate.settings import Settings
 from guildgate.store.crypto import SecretBox
 from guildgate.store.db import Database
@@ -112,6 +113,7 @@ class Services:
     links: LinkRepo
     consent: DiscordConsent
     lookups: DiscordLookups
+    grants: GrantService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -132,10 +134,11 @@ class Services:
             cache=stores.cache,
             windows=stores.windows,
         )
+        apps = AppRepo(db, SecretBox(secret_key))
         return cls(
             settings=settings,
             db=db,
-            apps=AppRepo(db, SecretBox(secret_key)),
+            apps=apps,
             keys=KeyRepo(db),
             records=RecordRepo(db),
             discord=discord,
@@ -150,6 +153,7 @@ class Services:
             links=LinkRepo(db),
             consent=DiscordConsent(discord),
             lookups=DiscordLookups(discord),
+            grants=GrantService(db=db, apps=apps, discord=discord),
         )
 
     async def close(self) -> None:
