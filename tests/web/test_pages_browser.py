@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -271,10 +272,13 @@ def test_the_grants_page_and_the_overview_with_grants_ending_soon(
     actions, in English and in Chinese."""
     own = one_worker_gateway(tmp_path, fresh, "browser-grants")
     try:
+        make_link(own, "--app", APP_A, "--guild", GUILD, "--role", ROLE_LOW)  # the page names the role as links do
         for user in ("alice", "carol"):
             answer = own.join({"authorization": fresh.mint(user), "guild_id": GUILD})
             assert answer.json()["code"] == "joined", answer.text
-        soon, later, failed = asyncio.run(_grants_for_the_pictures(own.env["GUILDGATE_DATABASE_URL"], fresh))
+        made = _grants_for_the_pictures(own.env["GUILDGATE_DATABASE_URL"], fresh)
+        with ThreadPoolExecutor(1) as thread:  # Playwright's own event loop runs in this one
+            soon, later, failed = thread.submit(asyncio.run, made).result()
         page.goto(own.proc.url + "/admin")
         page.fill("#token", ADMIN_TOKEN)
         page.get_by_role("button", name="Log in").click()
@@ -293,6 +297,7 @@ def test_the_grants_page_and_the_overview_with_grants_ending_soon(
         expect(rows).to_have_count(3)
         expect(page.locator(f"tr[data-grant='{failed}'] [data-testid=last-error]")).to_contain_text("Why it could")
         expect(page.locator(f"tr[data-grant='{soon}'] [data-testid=ends-at]")).to_contain_text("in 2d 2h")
+        expect(page.locator(f"tr[data-grant='{soon}'] [data-testid=roles]")).to_have_text("@member")
         shot(page, "admin-grants-en")
         page.select_option("select[name=state]", "end_failed")
         page.get_by_role("button", name="Filter").click()

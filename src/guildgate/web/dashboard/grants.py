@@ -56,6 +56,11 @@ def _row(grant: Grant, now: datetime) -> dict[str, Any]:
     return {"g": grant, "left": left(grant.ends_at, now), "can_end": grant.state is not GrantState.ENDED}
 
 
+async def role_names(svc: Services) -> dict[str, str]:
+    """Role id -> name, as the links know them (a grant holds ids only; Discord is not asked for a page)."""
+    return {role.id: role.name for link in await svc.links.list() for role in link.roles}
+
+
 async def overview(svc: Services) -> dict[str, Any]:
     """The overview's grant panels: active grants ending within 7 days (soonest first) and end failures."""
     now = datetime.now(UTC)
@@ -110,6 +115,7 @@ async def _grants_page(request: Request, sid: str, *, error: str | None = None, 
         "on_ends": [o.value for o in OnEnd],
         "older": older,
         "back": request.url.path + ("?" + urlencode(shown) if shown else ""),
+        "role_names": await role_names(svc),
         "error": error,
     }
     return _page(request, "admin_grants.html", sid, context, status=status)
