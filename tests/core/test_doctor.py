@@ -100,6 +100,7 @@ async def test_the_cli_checks_kick_members_for_on_end_kick_and_for_a_link_that_e
     assert json.loads(plain.stdout)["ok"] is True
     kick = cli(["doctor", "--app", APP_A, "--guild", GUILD, "--on-end", "kick"], env=env, check=False)
     assert kick.returncode == 1 and "Kick Members" in kick.stdout and "turn on Kick Members" in kick.stdout
+    assert "ends with a kick will fail (end_failed)" in kick.stdout and "joins through" not in kick.stdout
     bad = cli(["doctor", "--app", APP_A, "--guild", GUILD, "--on-end", "ban"], env=env, check=False)
     assert bad.returncode == 2 and "on_end" in bad.stderr
     link = await core.links.create(

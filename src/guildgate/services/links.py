@@ -9,6 +9,7 @@ from typing import Any
 
 from guildgate.core.doctor import Report, diagnose
 from guildgate.core.errors import JoinError
+from guildgate.core.grants import OnEnd
 from guildgate.core.invites import is_snowflake, parse_invite
 from guildgate.core.links import Link, LinkRole, parse_duration
 from guildgate.core.outcomes import Outcome
@@ -46,7 +47,7 @@ class ChecksFailedError(LinkInputError):
         self.report = report
 
 
-ON_END = ("remove_roles", "kick", "keep")  # core.grants.OnEnd's values: what a grant does when it ends
+ON_END = tuple(o.value for o in OnEnd)  # what a grant does when it ends
 
 
 async def run_doctor(
