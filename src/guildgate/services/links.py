@@ -138,7 +138,8 @@ async def create_link(
             detail = f"invite: Discord could not resolve it ({exc.outcome.value}: {exc.detail})"
             raise LinkInputError(detail, status=status) from None
     assert guild_id is not None
-    report = await run_doctor(svc, app_id=app_id, guild_id=guild_id, roles=list(dict.fromkeys(roles)))
+    unique = list(dict.fromkeys(roles))
+    report = await run_doctor(svc, app_id=app_id, guild_id=guild_id, roles=unique, on_end=access.on_end)
     if report.blocking and not skip_checks:
         raise ChecksFailedError(report)
     guild = report.guild

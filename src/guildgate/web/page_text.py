@@ -208,6 +208,7 @@ TEXT: Final[dict[str, dict[str, str]]] = {  # key: {"en": ..., "zh": ...}
         "zh": "Discord 拒绝了这些结束操作。请按原因修复（权限、身份组顺序），"
         "然后在访问授权页面再次结束；每次同步也会重试。",
     },
+    "a_ending_none": {"en": "No grant ends in the next 7 days.", "zh": "未来 7 天内没有要结束的访问授权。"},
     "a_more": {"en": "and {n} more", "zh": "另有 {n} 条"},
     "a_see_all": {"en": "See them all", "zh": "查看全部"},
     "a_form_large": {"en": "The form is too large", "zh": "表单过大"},
