@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -305,5 +306,29 @@ def test_the_grants_page_and_the_overview_with_grants_ending_soon(
         page.get_by_role("link", name="中文").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("访问授权")
         shot(page, "admin-grants-zh")
+    finally:
+        own.proc.stop()
+
+
+def test_a_link_that_gives_access_for_30_days_says_so_before_and_after(
+    gateway: Gateway, fresh: Sandbox, page: Page, tmp_path: Path
+) -> None:
+    """The link page and the result page say how long access lasts (on a gateway of its own: the grant it makes
+    would count in other tests' overlap rule)."""
+    own = one_worker_gateway(tmp_path, fresh, "browser-access")
+    try:
+        body = {"app_id": APP_A, "guild_id": GUILD, "roles": [ROLE_LOW], "title": "30-day pass", "access_for": "30d"}
+        made = httpx.post(
+            own.proc.url + "/api/admin/links", json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        )
+        assert made.status_code == 201, made.text
+        page.goto(made.json()["url"])
+        expect(page.get_by_test_id("access")).to_contain_text("Access for 30 days")
+        shot(page, "link-access-en")
+        page.get_by_test_id("continue").click()
+        consent_on_discord(page, "alice")
+        expect(page.get_by_test_id("result-title")).to_have_text("You're in Test Server")
+        expect(page.locator("main")).to_contain_text("Access for 30 days")
+        shot(page, "result-access-en")
     finally:
         own.proc.stop()
