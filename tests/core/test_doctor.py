@@ -7,10 +7,8 @@ import json
 import time
 from pathlib import Path
 
-from sqlalchemy import update
-
 from guildgate.core.doctor import Report, diagnose
-from guildgate.store.models import LinkRow
+from guildgate.core.grants import OnEnd
 from tests.conftest import APP_A, APP_B, GUILD, GUILD_NOPERMS, ROLE_HIGH, ROLE_LOW, WORLD, base_env, cli
 from tests.core.conftest import Core
 
@@ -104,20 +102,18 @@ async def test_the_cli_checks_kick_members_for_on_end_kick_and_for_a_link_that_e
     assert "ends with a kick will fail (end_failed)" in kick.stdout and "joins through" not in kick.stdout
     bad = cli(["doctor", "--app", APP_A, "--guild", GUILD, "--on-end", "ban"], env=env, check=False)
     assert bad.returncode == 2 and "on_end" in bad.stderr
-    link = await core.links.create(
+    kicking = await core.links.create(
         app_id=APP_A, guild_id=GUILD, guild_name=None, guild_icon=None, roles=[], title=None, max_uses=None,
-        expires_at=None,
+        expires_at=None, access_for="2w", on_end=OnEnd.KICK,
     )  # fmt: skip
-    async with core.db.session() as s:
-        await s.execute(update(LinkRow).where(LinkRow.id == link.id).values(on_end="kick"))
-        await s.commit()
-    by_link = cli(["doctor", "--link", link.id, "--json"], env=env, check=False)
+    by_link = cli(["doctor", "--link", kicking.id, "--json"], env=env, check=False)
     assert by_link.returncode == 1, by_link.stderr
     checks = {c["name"]: c for c in json.loads(by_link.stdout)["checks"]}
     assert checks["Kick Members"]["ok"] is False and "turn on Kick Members" in checks["Kick Members"]["fix"]
-    async with core.db.session() as s:
-        await s.execute(update(LinkRow).where(LinkRow.id == link.id).values(on_end="remove_roles"))
-        await s.commit()
+    link = await core.links.create(
+        app_id=APP_A, guild_id=GUILD, guild_name=None, guild_icon=None, roles=[], title=None, max_uses=None,
+        expires_at=None, access_for="2w", on_end=OnEnd.REMOVE_ROLES,
+    )  # fmt: skip
     removing = cli(["doctor", "--link", link.id, "--json"], env=env)
     assert "Kick Members" not in {c["name"] for c in json.loads(removing.stdout)["checks"]}
     both = cli(["doctor", "--link", link.id, "--app", APP_A], env=env, check=False)

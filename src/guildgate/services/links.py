@@ -77,11 +77,10 @@ async def run_link_doctor(svc: Services, *, link_id: str) -> tuple[Link, Report]
     ends with a kick. An unknown link raises LinkInputError (404)."""
     try:
         link = await svc.links.get(link_id)
-        on_end = await svc.links.on_end(link.id)
     except NotFoundError as exc:
         raise LinkInputError(f"link: {exc}", status=404) from None
     roles = [r.id for r in link.roles]
-    report = await run_doctor(svc, app_id=link.app_id, guild_id=link.guild_id, roles=roles, on_end=on_end)
+    report = await run_doctor(svc, app_id=link.app_id, guild_id=link.guild_id, roles=roles, on_end=link.on_end)
     return link, report
 
 

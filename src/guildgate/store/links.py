@@ -183,12 +183,6 @@ class LinkRepo:
             await self.db.run(lambda c: c.execute(_STATES.delete().where(_STATES.c.created_at < cutoff)).rowcount)
         )
 
-    async def on_end(self, link_id: str) -> str | None:
-        """What the grants this link makes do when they end (None: remove_roles, or a link without access)."""
-        query = select(LinkRow.on_end).where(LinkRow.id == link_id)
-        async with self.db.session() as s:
-            return await s.scalar(query)
-
     async def _run(self, statement: Any) -> None:
         await self.db.run(lambda conn: conn.execute(statement))
 
