@@ -24,7 +24,7 @@ from tests.conftest import (
     own_gateway,
 )
 from tests.helpers import csrf
-from tests.linkflow import admin_api, close_browsers, join_through
+from tests.linkflow import admin_api, close_browsers, join_through, make_link
 from tests.servers import free_port
 from tests.store.revoked import refused_within
 
@@ -105,6 +105,37 @@ def test_admin_api_names_the_bad_field(gateway: Gateway, fresh: Sandbox) -> None
     )
     assert doctor.status_code == 200 and doctor.json()["ok"] is False
     assert any(c["name"] == "role admin" and not c["ok"] and "drag" in c["fix"] for c in doctor.json()["checks"])
+
+
+def test_the_admin_doctor_checks_kick_members_for_access_that_ends_with_a_kick(
+    gateway: Gateway, fresh: Sandbox
+) -> None:
+    """``on_end=kick`` adds Kick Members, which the fixture's bot lacks (a warning, with the fix); a
+    link's own doctor reads the link (one that ends by removing roles is not asked about kicking)."""
+    params = {"app_id": APP_A, "guild_id": GUILD, "role": ROLE_LOW}
+    plain = admin_api(gateway, "GET", "/api/admin/doctor", params=params)
+    assert plain.status_code == 200 and plain.json()["ok"] is True
+    assert "Kick Members" not in {c["name"] for c in plain.json()["checks"]}
+    kick = admin_api(gateway, "GET", "/api/admin/doctor", params={**params, "on_end": "kick"})
+    assert kick.status_code == 200 and kick.json()["ok"] is False
+    [check] = [c for c in kick.json()["checks"] if not c["ok"]]
+    assert check["name"] == "Kick Members" and not check["blocks"] and "turn on Kick Members" in check["fix"]
+    bad = admin_api(gateway, "GET", "/api/admin/doctor", params={**params, "on_end": "ban"})
+    assert bad.status_code == 400 and "on_end" in bad.json()["detail"], bad.text
+    link = make_link(gateway, "--app", APP_A, "--guild", GUILD, "--role", ROLE_LOW)
+    own = admin_api(gateway, "GET", f"/api/admin/links/{link['id']}/doctor")
+    assert own.status_code == 200 and own.json()["link_id"] == link["id"] and own.json()["ok"] is True
+    assert [c["name"] for c in own.json()["checks"]][-2:] == ["Manage Roles", "role member"]
+    # a link whose grants end with a kick: made (a warning), and its own doctor says the same
+    body = {"app_id": APP_A, "guild_id": GUILD, "roles": [ROLE_LOW], "access_for": "30d", "on_end": "kick"}
+    kicking = admin_api(gateway, "POST", "/api/admin/links", json=body)
+    assert kicking.status_code == 201, kicking.text
+    warned = {c["name"]: c for c in kicking.json()["doctor"]["checks"] if not c["ok"]}
+    assert list(warned) == ["Kick Members"] and "turn on Kick Members" in warned["Kick Members"]["fix"]
+    again = admin_api(gateway, "GET", f"/api/admin/links/{kicking.json()['id']}/doctor").json()
+    assert [c["name"] for c in again["checks"] if not c["ok"]] == ["Kick Members"]
+    missing = admin_api(gateway, "GET", "/api/admin/links/lnk_missing/doctor")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
 
 def test_dashboard_login_session_andcsrf(gateway: Gateway, fresh: Sandbox) -> None:

@@ -3,15 +3,33 @@ sandbox. Screenshots go to test-output/screenshots/ (``make screenshots`` copies
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import ADMIN_TOKEN, APP_A, GUILD, OUTPUT, ROLE_LOW, USER_IDS, Gateway, Sandbox
+from guildgate.core.grants import GrantTerms, OnEnd
+from guildgate.services.runtime import Services
+from guildgate.settings import load_settings
+from tests.conftest import (
+    ADMIN_TOKEN,
+    APP_A,
+    GUILD,
+    OUTPUT,
+    ROLE_LOW,
+    SECRET_KEY,
+    USER_IDS,
+    Gateway,
+    Sandbox,
+    one_worker_gateway,
+)
 from tests.linkflow import make_link
 
 CHROMIUM = "/usr/bin/chromium"
@@ -221,3 +239,96 @@ def test_the_api_docs_render_their_operations_under_their_csp(gateway: Gateway, 
     page.locator('[data-path="/api/wanda/discord/guild"]').first.click()
     expect(page.get_by_role("button", name="Try it out").first).to_be_visible()
     shot(page, "api-docs")
+
+
+async def _grants_for_the_pictures(database_url: str, sandbox: Sandbox) -> list[str]:
+    """Three grants as the service makes them: two ending in 2 and 5 days, and a kick the fixture's bot may not do
+    (no Kick Members), ended by hand so that it is end_failed with Discord's reason."""
+    svc = Services.build(load_settings(database_url=database_url, secret_key=SECRET_KEY, discord_api_base=sandbox.api))
+    try:
+        app = await svc.apps.credentials(APP_A)
+        now = datetime.now(UTC)
+        made = []
+        for user, days, ref, on_end in (
+            ("bob", 2, "sub_1Q2w3E", OnEnd.REMOVE_ROLES),
+            ("alice", 5, "order_8841", OnEnd.REMOVE_ROLES),
+            ("carol", 20, "trial_17", OnEnd.KICK),
+        ):
+            terms = GrantTerms(ends_at=now + timedelta(days=days, hours=3), on_end=on_end, external_ref=ref)
+            result = await svc.grants.create(
+                app=app, app_id=APP_A, guild_id=GUILD, user_id=USER_IDS[user], roles=(ROLE_LOW,), terms=terms
+            )
+            made.append(result.grant.id)
+        await svc.grants.end(app=None, app_id=None, grant_id=made[-1])
+        return made
+    finally:
+        await svc.close()
+
+
+def test_the_grants_page_and_the_overview_with_grants_ending_soon(
+    gateway: Gateway, fresh: Sandbox, page: Page, tmp_path: Path
+) -> None:
+    """On a gateway of its own (its grants would count in other tests' overlap rule): the overview shows the
+    grants ending within 7 days and the end failure with its reason; the Grants page lists them with their
+    actions, in English and in Chinese."""
+    own = one_worker_gateway(tmp_path, fresh, "browser-grants")
+    try:
+        make_link(own, "--app", APP_A, "--guild", GUILD, "--role", ROLE_LOW)  # the page names the role as links do
+        for user in ("alice", "carol"):
+            answer = own.join({"authorization": fresh.mint(user), "guild_id": GUILD})
+            assert answer.json()["code"] == "joined", answer.text
+        made = _grants_for_the_pictures(own.env["GUILDGATE_DATABASE_URL"], fresh)
+        with ThreadPoolExecutor(1) as thread:  # Playwright's own event loop runs in this one
+            soon, later, failed = thread.submit(asyncio.run, made).result()
+        page.goto(own.proc.url + "/admin")
+        page.fill("#token", ADMIN_TOKEN)
+        page.get_by_role("button", name="Log in").click()
+        ending = page.get_by_test_id("ending-soon")
+        expect(ending.locator("tbody tr")).to_have_count(2)
+        expect(ending).to_contain_text(soon)
+        expect(ending).to_contain_text(later)
+        failures = page.get_by_test_id("end-failures")
+        expect(failures).to_contain_text(failed)
+        expect(failures.get_by_test_id("last-error")).not_to_be_empty()
+        page.get_by_test_id("ending-soon").scroll_into_view_if_needed()
+        shot(page, "admin-overview-grants-en")
+        page.get_by_role("link", name="Grants").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Grants")
+        rows = page.get_by_test_id("grants").locator("tbody tr")
+        expect(rows).to_have_count(3)
+        expect(page.locator(f"tr[data-grant='{failed}'] [data-testid=last-error]")).to_contain_text("Why it could")
+        expect(page.locator(f"tr[data-grant='{soon}'] [data-testid=ends-at]")).to_contain_text("in 2d 2h")
+        expect(page.locator(f"tr[data-grant='{soon}'] [data-testid=roles]")).to_have_text("@member")
+        shot(page, "admin-grants-en")
+        page.select_option("select[name=state]", "end_failed")
+        page.get_by_role("button", name="Filter").click()
+        expect(rows).to_have_count(1)
+        page.get_by_role("link", name="中文").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("访问授权")
+        shot(page, "admin-grants-zh")
+    finally:
+        own.proc.stop()
+
+
+def test_a_link_that_gives_access_for_30_days_says_so_before_and_after(
+    gateway: Gateway, fresh: Sandbox, page: Page, tmp_path: Path
+) -> None:
+    """The link page and the result page say how long access lasts (on a gateway of its own: the grant it makes
+    would count in other tests' overlap rule)."""
+    own = one_worker_gateway(tmp_path, fresh, "browser-access")
+    try:
+        body = {"app_id": APP_A, "guild_id": GUILD, "roles": [ROLE_LOW], "title": "30-day pass", "access_for": "30d"}
+        made = httpx.post(
+            own.proc.url + "/api/admin/links", json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        )
+        assert made.status_code == 201, made.text
+        page.goto(made.json()["url"])
+        expect(page.get_by_test_id("access")).to_contain_text("Access for 30 days")
+        shot(page, "link-access-en")
+        page.get_by_test_id("continue").click()
+        consent_on_discord(page, "alice")
+        expect(page.get_by_test_id("result-title")).to_have_text("You're in Test Server")
+        expect(page.locator("main")).to_contain_text("Access for 30 days")
+        shot(page, "result-access-en")
+    finally:
+        own.proc.stop()

@@ -3,7 +3,8 @@
 It asks Discord (through a ``GuildLookups`` port) for the bot's application, the server with its roles, and the
 bot's own member, then checks what Add Guild Member needs: the bot is in the server, has Create Invite (and
 Manage Roles when roles are given), every role exists and sits below the bot's highest role, and the app's
-client id is the bot's application. Each check is one line with the fix when it fails. When Discord cannot be
+client id is the bot's application; asked about access that ends with a kick (``kick``: a link or role whose
+``on_end`` is ``kick``), also Kick Members. Each check is one line with the fix when it fails. When Discord cannot be
 reached, or its API is not at GUILDGATE_DISCORD_API_BASE (a 404 that is not Discord's), the doctor says so,
 naming the URL it tried, instead of a fix for the bot or the server. A failed check that ``blocks`` (the bot
 missing, a permission the link needs, nothing checkable) stops ``create_link`` unless its checks are skipped.
@@ -19,6 +20,7 @@ from guildgate.core.errors import DiscordRefusedError, DiscordUnavailableError, 
 from guildgate.core.ports import AppCredentials
 
 CREATE_INSTANT_INVITE = 1 << 0
+KICK_MEMBERS = 1 << 1
 ADMINISTRATOR = 1 << 3
 MANAGE_ROLES = 1 << 28
 
@@ -99,15 +101,22 @@ class Report:
         return [r.name if r else rid for r, rid in zip(found, role_ids, strict=True)]
 
 
-def invite_bot_url(client_id: str, with_roles: bool) -> str:
-    permissions = CREATE_INSTANT_INVITE | (MANAGE_ROLES if with_roles else 0)
+def invite_bot_url(client_id: str, with_roles: bool, *, kick: bool = False) -> str:
+    permissions = CREATE_INSTANT_INVITE | (MANAGE_ROLES if with_roles else 0) | (KICK_MEMBERS if kick else 0)
     return f"https://discord.com/oauth2/authorize?client_id={client_id}&scope=bot&permissions={permissions}"
 
 
 async def diagnose(
-    lookups: GuildLookups, *, app: AppCredentials, guild_id: str, roles: Sequence[str], deadline: float
+    lookups: GuildLookups,
+    *,
+    app: AppCredentials,
+    guild_id: str,
+    roles: Sequence[str],
+    deadline: float,
+    kick: bool = False,
 ) -> Report:
-    """Run every check that can run; a failed lookup fails its check and skips the ones that need it."""
+    """Run every check that can run; a failed lookup fails its check and skips the ones that need it. ``kick``:
+    the access ends with a kick, so Kick Members is checked too."""
     checks: list[Check] = []
     application: BotApplication | None = None
     try:
@@ -141,7 +150,7 @@ async def diagnose(
         if _unreachable(exc):
             checks.append(_api_check(lookups, f"/guilds/{guild_id}", exc))
             return Report(tuple(checks), None)
-        fix = f"invite the bot to the server: {invite_bot_url(app.client_id, bool(roles))}"
+        fix = f"invite the bot to the server: {invite_bot_url(app.client_id, bool(roles), kick=kick)}"
         checks.append(
             Check("bot in server", False, f"the bot cannot see server {guild_id}: {_why(exc)}", fix, blocks=True)
         )
@@ -158,11 +167,13 @@ async def diagnose(
             Check("bot roles", False, f"could not read the bot's roles: {_why(exc)}", "run doctor again", blocks=True)
         )
         return Report(tuple(checks), guild)
-    checks += _permission_checks(guild, bot_id, bot_role_ids, roles)
+    checks += _permission_checks(guild, bot_id, bot_role_ids, roles, kick=kick)
     return Report(tuple(checks), guild)
 
 
-def _permission_checks(guild: GuildInfo, bot_id: str, bot_role_ids: list[str], wanted: Sequence[str]) -> list[Check]:
+def _permission_checks(
+    guild: GuildInfo, bot_id: str, bot_role_ids: list[str], wanted: Sequence[str], *, kick: bool
+) -> list[Check]:
     everyone = guild.role(guild.id)
     own = [r for r in (guild.role(rid) for rid in bot_role_ids) if r is not None]
     permissions = (everyone.permissions if everyone else 0) | _union(own)
@@ -173,6 +184,8 @@ def _permission_checks(guild: GuildInfo, bot_id: str, bot_role_ids: list[str], w
     checks = [_permission("Create Invite", admin or bool(permissions & CREATE_INSTANT_INVITE), top_name)]
     if wanted:
         checks.append(_permission("Manage Roles", admin or bool(permissions & MANAGE_ROLES), top_name))
+    if kick:
+        checks.append(_kick_check(admin or bool(permissions & KICK_MEMBERS), top_name))
     for role_id in wanted:
         role = guild.role(role_id)
         if role is None:
@@ -198,6 +211,21 @@ def _permission(name: str, ok: bool, role_name: str) -> Check:
     if ok:
         return Check(name, True, "granted")
     return Check(name, False, "missing", f"in Server Settings → Roles → {role_name}, turn on {name}", blocks=True)
+
+
+def _kick_check(ok: bool, role_name: str) -> Check:
+    """Kick Members, which an end with ``kick`` needs; Discord also refuses to kick a member whose highest role is
+    not below the bot's, which no check made before the end can know. A warning, as a role above the bot's is:
+    people still get in, and an end that Discord refuses is ``end_failed`` with the reason, ended again once
+    fixed."""
+    if ok:
+        detail = f"granted (Discord kicks only members whose highest role is below the bot's, {role_name})"
+        return Check("Kick Members", True, detail)
+    fix = (
+        f"in Server Settings → Roles → {role_name}, turn on Kick Members (or end this access with remove_roles): "
+        "without it every end with kick fails (end_failed)"
+    )
+    return Check("Kick Members", False, "missing: the access ends with a kick", fix)
 
 
 def _unreachable(error: JoinError) -> bool:

@@ -3,7 +3,7 @@ one definition of its fields, which web/api/schemas.py also turns into the OpenA
 
 from __future__ import annotations
 
-from typing import Final, TypedDict
+from typing import Final, NotRequired, TypedDict
 
 
 class _Always(TypedDict):
@@ -29,6 +29,7 @@ class JoinedData(TypedDict):
     name: str | None
     user_id: str | None
     joined: bool
+    grant_id: NotRequired[str | None]  # when the request asked for a grant: the one the join made or renewed
 
 
 ENVELOPE_FIELDS: Final[dict[str, str]] = {

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from guildgate.core.access import GrantAsk
 from guildgate.core.errors import DiscordRefusedError, DiscordUnavailableError, JoinError
 from guildgate.core.outcomes import Outcome, RecordState
 from guildgate.core.ports import (
@@ -36,6 +38,13 @@ class JoinRequest:
     invite_code: str | None = None
     options: MemberOptions = field(default_factory=MemberOptions)
     proxy: str | None = None
+    grant: GrantAsk | None = None  # the join API's ``grant`` field: a grant to make when the join succeeds
+
+
+# Called once the user is known, before anything is added at Discord: (guild id, user id) -> the id of the grant
+# this join makes or renews (noted on the record), or None; raise a JoinError to refuse the join (its record is
+# finished with that error, nothing is added).
+Admit = Callable[[str, str], Awaitable[str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +111,12 @@ async def join(
     deadline: float,
     started: float,
     caps: JoinCaps | None = None,
+    admit: Admit | None = None,
 ) -> JoinOutcome:
     """Run one join. Returns a JoinOutcome, or raises RecordedJoinError carrying the record id.
 
-    ``deadline`` is a ``time.monotonic()`` instant; ``started`` a ``time.perf_counter()`` instant.
+    ``deadline`` is a ``time.monotonic()`` instant; ``started`` a ``time.perf_counter()`` instant. ``admit``: see
+    ``Admit``; awaited right after the user is identified.
     """
     ticket: Ticket | None = None
     if request.guild_id is not None:
@@ -143,6 +154,7 @@ async def join(
                 caps=caps,
                 link_id=new_record.link_id,
                 ticket=ticket,
+                admit=admit,
             )
         update = RecordUpdate(
             state=RecordState.SUCCEEDED,
@@ -194,6 +206,7 @@ async def _run(
     caps: JoinCaps | None,
     link_id: str | None,
     ticket: Ticket | None,
+    admit: Admit | None = None,
 ) -> JoinOutcome:
     try:
         if request.guild_id is not None:  # (checked against the limiter before its record was written: join())
@@ -208,11 +221,12 @@ async def _run(
             await caps.take(guild_id=guild.id, link_id=link_id)
         user = await discord.current_user(request.authorization, app=app, deadline=deadline, proxy=request.proxy)
         known["user_id"] = user.id
+        grant_id = await admit(guild.id, user.id) if admit is not None else None
         # Written before the PUT: after a crash, the record says whom to look up (core/reconcile.py). Written
         # before the slot is taken, too: a global slot counts from when it is taken until a second after Discord
         # answers, so every millisecond it is held before the PUT (a database write waiting for a lock, say) is
         # limit lost.
-        await records.sending(record_id, guild_id=guild.id, guild_name=guild.name, user_id=user.id)
+        await records.sending(record_id, guild_id=guild.id, guild_name=guild.name, user_id=user.id, grant_id=grant_id)
         async with discord.admission(app=app, guild_id=guild.id, deadline=deadline, ticket=ticket) as slot:
             known["sending"] = "yes"
             added = await discord.add_member(

@@ -12,10 +12,12 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from guildgate.core.access import GrantsPort, link_terms, settle_join
 from guildgate.core.errors import JoinError
+from guildgate.core.grants import Grant, GrantTerms, OnEnd
 from guildgate.core.joins import JoinOutcome, JoinRequest, join
 from guildgate.core.outcomes import Outcome, Source
 from guildgate.core.patterns import SPACE, positive_at_most
@@ -25,6 +27,7 @@ from guildgate.core.secret import Secret
 log = logging.getLogger("guildgate.links")
 
 STATE_TTL = timedelta(minutes=10)
+ACCESS_MAX_DAYS = 3660  # --access-for: up to ten years
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,25 @@ class Link:
     expires_at: datetime | None
     disabled_at: datetime | None
     created_at: datetime
+    # how long the access of each person who gets in lasts (at most one of the three; none: no grant is made)
+    access_for: str | None = None  # a DURATION as given ("30d"), counted from each person's join
+    access_until: datetime | None = None  # a fixed end
+    access_open: bool = False  # a grant that never ends by itself
+    on_end: OnEnd = OnEnd.REMOVE_ROLES
+
+    @property
+    def makes_grant(self) -> bool:
+        return self.access_for is not None or self.access_until is not None or self.access_open
+
+    def terms(self, *, joined_at: datetime) -> GrantTerms | None:
+        """The terms of the grant a join through this link at ``joined_at`` makes; None: it makes none."""
+        return link_terms(
+            access_for=parse_duration(self.access_for, max_days=ACCESS_MAX_DAYS) if self.access_for else None,
+            access_until=self.access_until,
+            access_open=self.access_open,
+            on_end=self.on_end,
+            joined_at=joined_at,
+        )
 
     def problem(self, now: datetime) -> Outcome | None:
         """Why the link cannot be used now, or None."""
@@ -112,6 +134,7 @@ class ConsentResult:
     roles_given: tuple[str, ...] = ()
     roles_failed: tuple[str, ...] = ()
     revoked: bool = False
+    grant: Grant | None = None  # the grant the join made or renewed (a link with an access option)
 
 
 async def consent_join(
@@ -127,8 +150,14 @@ async def consent_join(
     deadline: float,
     started: float,
     caps: JoinCaps | None = None,
+    grants: GrantsPort | None = None,
 ) -> ConsentResult:
     """Exchange the code, join with the link's roles, fix up roles for an existing member, revoke the token.
+
+    With ``grants``: once the person is known and before anything is added, a person whose grant through this
+    link ended is refused (AccessEndedError, ``access_ended``: nothing is added at Discord); after the join, the
+    grants hear of it (``after_join``: an absent person's roles come back; a link with an access option makes the
+    person's grant, or renews it: one grant per link and person).
 
     Raises RecordedJoinError (from the join) or JoinError (the exchange failed: no token, nothing to revoke).
     """
@@ -136,6 +165,19 @@ async def consent_join(
         app=app, code=code, redirect_uri=redirect_uri, verifier=verifier, deadline=deadline
     )
     role_ids = tuple(r.id for r in link.roles)
+    noted: list[str] = []
+
+    async def admit(guild_id: str, user_id: str) -> str | None:
+        if grants is None or not link.makes_grant:
+            return None
+        await grants.check_link_access(link_id=link.id, user_id=user_id)
+        grant_id = await grants.prepare(
+            app_id=link.app_id, guild_id=guild_id, external_ref=None, link_id=link.id, user_id=user_id
+        )
+        noted.append(grant_id)
+        return grant_id
+
+    grant: Grant | None = None
     try:
         result = await join(
             JoinRequest(authorization=token, guild_id=link.guild_id, options=MemberOptions(roles=role_ids or None)),
@@ -153,33 +195,63 @@ async def consent_join(
             deadline=deadline,
             started=started,
             caps=caps,
+            admit=admit,
         )
         given: list[str] = list(role_ids) if result.joined else []
         failed: list[str] = []
-        if result.outcome is Outcome.ALREADY_MEMBER:
-            given, failed = await _give_roles(consent, app=app, link=link, user_id=result.user_id, deadline=deadline)
+
+        async def give(roles: tuple[str, ...]) -> tuple[list[str], list[str]]:
+            return await give_roles(
+                consent, app=app, guild_id=link.guild_id, user_id=result.user_id, roles=roles, deadline=deadline
+            )
+
+        if grants is None:
+            if result.outcome is Outcome.ALREADY_MEMBER:
+                given, failed = await give(role_ids)
+        else:
+            settled = await settle_join(
+                grants=grants,
+                give=give,
+                app=app,
+                app_id=link.app_id,
+                guild_id=link.guild_id,
+                user_id=result.user_id,
+                joined=result.joined,
+                roles=role_ids,
+                terms=link.terms(joined_at=datetime.now(UTC)),
+                source="link",
+                link_id=link.id,
+                record_id=result.record_id,
+                grant_id=noted[0] if noted else None,
+            )
+            grant, given, failed = settled.grant, list(settled.given), list(settled.failed)
+            if settled.error is not None:
+                log.warning(
+                    "a link's join succeeded but its grant could not be made or renewed: %s", settled.error.detail
+                )
     except BaseException:
         await _revoke(consent, app=app, token=token)
         raise
     revoked = await _revoke(consent, app=app, token=token)
-    return ConsentResult(join=result, roles_given=tuple(given), roles_failed=tuple(failed), revoked=revoked)
+    return ConsentResult(
+        join=result, roles_given=tuple(given), roles_failed=tuple(failed), revoked=revoked, grant=grant
+    )
 
 
-async def _give_roles(
-    consent: ConsentPort, *, app: AppCredentials, link: Link, user_id: str, deadline: float
+async def give_roles(
+    consent: ConsentPort, *, app: AppCredentials, guild_id: str, user_id: str, roles: tuple[str, ...], deadline: float
 ) -> tuple[list[str], list[str]]:
-    # Add Guild Member ignores roles for someone already in the server: give them one by one.
+    """Give ``roles`` to someone already in the server, one by one (Add Guild Member ignores roles for a
+    member): the roles given, and those Discord refused."""
     given: list[str] = []
     failed: list[str] = []
-    for role in link.roles:
+    for role in roles:
         try:
-            await consent.add_member_role(
-                app=app, guild_id=link.guild_id, user_id=user_id, role_id=role.id, deadline=deadline
-            )
-            given.append(role.id)
+            await consent.add_member_role(app=app, guild_id=guild_id, user_id=user_id, role_id=role, deadline=deadline)
+            given.append(role)
         except JoinError as exc:
-            log.warning("could not give role %s to an existing member: %s", role.id, exc.detail)
-            failed.append(role.id)
+            log.warning("could not give role %s to an existing member: %s", role, exc.detail)
+            failed.append(role)
     return given, failed
 
 

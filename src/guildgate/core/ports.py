@@ -132,8 +132,12 @@ class RecordStore(Protocol):
 
     async def finish(self, record_id: str, update: RecordUpdate) -> None: ...
 
-    async def sending(self, record_id: str, *, guild_id: str, guild_name: str | None, user_id: str) -> None:
-        """Note, durably, who is about to be added where: what a restart needs to find out what happened."""
+    async def sending(
+        self, record_id: str, *, guild_id: str, guild_name: str | None, user_id: str, grant_id: str | None = None
+    ) -> None:
+        """Note, durably, who is about to be added where: what a restart needs to find out what happened; and,
+        when known only now (a link's grant, a grant by external_ref in a server named by an invite), the grant the
+        join makes or renews."""
         ...
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, func, or_, select, update
 
+from guildgate.core.grants import OnEnd
 from guildgate.core.links import Link, LinkRole
 from guildgate.store.base import NotFoundError, add_for_app, could_be_id
 from guildgate.store.db import Database
@@ -46,6 +47,10 @@ class LinkRepo:
         title: str | None,
         max_uses: int | None,
         expires_at: datetime | None,
+        access_for: str | None = None,
+        access_until: datetime | None = None,
+        access_open: bool = False,
+        on_end: OnEnd | None = None,
     ) -> Link:
         row = LinkRow(
             id="lnk_" + secrets.token_hex(6),
@@ -61,6 +66,10 @@ class LinkRepo:
             opens=0,
             sends=0,
             expires_at=expires_at,
+            access_for=access_for,
+            access_until=access_until,
+            access_open=access_open,
+            on_end=on_end.value if on_end is not None else None,
             created_at=utcnow(),
         )
         await add_for_app(self.db, row, app_id=app_id)
@@ -209,4 +218,8 @@ def _link(row: LinkRow) -> Link:
         expires_at=row.expires_at,
         disabled_at=row.disabled_at,
         created_at=row.created_at,
+        access_for=row.access_for,
+        access_until=row.access_until,
+        access_open=bool(row.access_open),
+        on_end=OnEnd(row.on_end) if row.on_end else OnEnd.REMOVE_ROLES,
     )

@@ -124,8 +124,12 @@ class RecordRepo:
             if not self._under_way and self._settled is not None:
                 self._settled.set()
 
-    async def sending(self, record_id: str, *, guild_id: str, guild_name: str | None, user_id: str) -> None:
+    async def sending(
+        self, record_id: str, *, guild_id: str, guild_name: str | None, user_id: str, grant_id: str | None = None
+    ) -> None:
         values: dict[str, Any] = {"guild_id": guild_id, "user_id": user_id}
+        if grant_id is not None:
+            values["grant_id"] = grant_id
         if guild_name is not None:
             values["guild_name"] = guild_name[:200]
         await self.writer.update(record_id, values)

@@ -32,6 +32,7 @@ from guildgate.web.api import grants as grants_api
 from guildgate.web.api import join as api
 from guildgate.web.api import records
 from guildgate.web.dashboard import admin
+from guildgate.web.dashboard import grants as dashboard_grants
 from guildgate.web.dashboard.session import Sessions
 from guildgate.web.links import consent as links
 from guildgate.web.links.flow import FlowSigner
@@ -160,6 +161,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(links.router)
     app.include_router(apidocs.router)
     app.include_router(admin.router if settings.admin_token is not None else admin.off_router)
+    if settings.admin_token is not None:  # the dashboard's Grants page
+        app.include_router(dashboard_grants.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/", _home, methods=["GET"], include_in_schema=False)
     return app

@@ -84,19 +84,28 @@ def error_response(error: JoinError, *, record_id: str | None, lang: Lang, start
     )
 
 
-def success_data(*, guild_id: str | None, name: str | None, user_id: str | None, joined: bool) -> str:
-    """The envelope's ``data`` on success: a JSON-encoded string (the contract)."""
+def success_data(
+    *, guild_id: str | None, name: str | None, user_id: str | None, joined: bool, grant_id: str | None = None
+) -> str:
+    """The envelope's ``data`` on success: a JSON-encoded string (the contract); ``grant_id`` when the join made
+    or renewed a grant."""
     data: JoinedData = {"id": guild_id, "name": name, "user_id": user_id, "joined": joined}
+    if grant_id is not None:
+        data["grant_id"] = grant_id
     return orjson.dumps(data).decode()
 
 
-def success_body(result: JoinOutcome, *, lang: Lang, started: float) -> Envelope:
+def success_body(result: JoinOutcome, *, lang: Lang, started: float, grant_id: str | None = None) -> Envelope:
     return envelope(
         outcome=result.outcome,
         msg=result.outcome.message(lang),
         record_id=result.record_id,
         data=success_data(
-            guild_id=result.guild.id, name=result.guild.name, user_id=result.user_id, joined=result.joined
+            guild_id=result.guild.id,
+            name=result.guild.name,
+            user_id=result.user_id,
+            joined=result.joined,
+            grant_id=grant_id,
         ),
         cost=cost_text(started),
     )

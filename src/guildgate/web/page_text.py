@@ -169,6 +169,48 @@ TEXT: Final[dict[str, dict[str, str]]] = {  # key: {"en": ..., "zh": ...}
     "a_revoked": {"en": "revoked", "zh": "已吊销"},
     "a_active": {"en": "active", "zh": "有效"},
     "a_no_apps": {"en": "Add an app first: guildgate apps add", "zh": "请先添加应用：guildgate apps add"},
+    # the Grants page and the overview's grant panels
+    "a_grants": {"en": "Grants", "zh": "访问授权"},
+    "a_grant": {"en": "Grant", "zh": "授权"},
+    "a_user_id": {"en": "User id", "zh": "用户 ID"},
+    "a_external_ref": {"en": "External ref", "zh": "外部引用"},
+    "a_absent": {"en": "In the server", "zh": "是否在服务器中"},
+    "a_absent_yes": {"en": "left (absent)", "zh": "已离开（缺席）"},
+    "a_absent_no": {"en": "still there", "zh": "仍在服务器中"},
+    "a_absent_since": {"en": "left the server {when} UTC", "zh": "已于 {when}（UTC）离开服务器"},
+    "a_grant_roles": {"en": "Roles", "zh": "身份组"},
+    "a_preexisting": {"en": "held before: never removed", "zh": "授权前已有：不会被移除"},
+    "a_ends_at": {"en": "Ends (UTC)", "zh": "结束时间（UTC）"},
+    "a_in": {"en": "in {left}", "zh": "还剩 {left}"},
+    "a_ended_at": {"en": "ended {when}", "zh": "已于 {when} 结束"},
+    "a_open_ended": {"en": "never (open-ended)", "zh": "不限期"},
+    "a_on_end": {"en": "At the end", "zh": "结束时"},
+    "a_on_end_own": {"en": "as set ({on_end})", "zh": "按设置（{on_end}）"},
+    "a_last_error": {"en": "Why it could not end", "zh": "未能结束的原因"},
+    "a_actions": {"en": "Actions", "zh": "操作"},
+    "a_end_now": {"en": "End now", "zh": "立即结束"},
+    "a_extend": {"en": "Extend", "zh": "延长"},
+    "a_extend_by": {"en": "Extend by (7d, 12h)", "zh": "延长时长（7d、12h）"},
+    "a_extend_until": {"en": "Or until (RFC 3339 time)", "zh": "或延长至（RFC 3339 时间）"},
+    "a_extend_help": {
+        "en": "Extend by a duration (from the current end) or until a time such as 2027-01-05T10:00:00Z. "
+        "Ending a grant now takes away its roles (never a role the person held before, or one another active "
+        "grant gives), or kicks, or does nothing at Discord, as chosen.",
+        "zh": "可按时长延长（从当前结束时间起算），或延长至某个时间，例如 2027-01-05T10:00:00Z。"
+        "立即结束会按所选方式移除其身份组（不会移除授权前已有的、或其他有效授权给予的身份组）、"
+        "踢出成员，或不在 Discord 上做任何操作。",
+    },
+    "a_ending_soon": {"en": "Grants ending in the next 7 days", "zh": "7 天内结束的访问授权"},
+    "a_end_failures": {"en": "Grants that could not be ended", "zh": "未能结束的访问授权"},
+    "a_end_failures_help": {
+        "en": "Discord refused these ends. Fix what the reason says (a permission, the role order), then end "
+        "them again on the Grants page; every sync tries them again too.",
+        "zh": "Discord 拒绝了这些结束操作。请按原因修复（权限、身份组顺序），"
+        "然后在访问授权页面再次结束；每次同步也会重试。",
+    },
+    "a_ending_none": {"en": "No grant ends in the next 7 days.", "zh": "未来 7 天内没有要结束的访问授权。"},
+    "a_more": {"en": "and {n} more", "zh": "另有 {n} 条"},
+    "a_see_all": {"en": "See them all", "zh": "查看全部"},
     "a_form_large": {"en": "The form is too large", "zh": "表单过大"},
     "a_form_type": {"en": "Only plain forms are taken here (no files)", "zh": "此处只接受普通表单（不接受文件）"},
     "a_form_bad": {"en": "The form could not be read", "zh": "无法读取该表单"},

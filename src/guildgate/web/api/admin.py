@@ -10,23 +10,27 @@ all: web/app.py leaves its routes out (404, and not in /openapi.json).
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from guildgate.core.access import ON_END_VALUES, future_time_pattern
 from guildgate.core.invites import INVITE_PATTERN
-from guildgate.core.links import Link, duration_pattern
+from guildgate.core.links import ACCESS_MAX_DAYS, Link, duration_pattern
 from guildgate.core.patterns import NOT_CONTROL
 from guildgate.services.links import (
+    ACCESS_FOR_LENGTH,
     LinkInputError,
     create_link,
     link_dict,
     links_with_outcomes,
     report_dict,
     run_doctor,
+    run_link_doctor,
 )
 from guildgate.store.repos import NotFoundError
 from guildgate.web.adminauth import bearer_value, check_token
@@ -70,6 +74,14 @@ class LinkIn(BaseModel):
     skip_checks: bool = Field(
         default=False, description="Make the link even when the doctor finds the bot missing or short of a permission"
     )
+    access_for: str | None = Field(
+        default=None, max_length=ACCESS_FOR_LENGTH, description="Each person's grant ends this long after their join"
+    )
+    access_until: str | None = Field(default=None, max_length=40, description="Every grant ends at this RFC 3339 time")
+    access_open: StrictBool = Field(default=False, description="Each person's grant never ends by itself")
+    on_end: str | None = Field(
+        default=None, description="What a grant's end does: remove_roles (default), kick or keep; with an access option"
+    )
 
 
 @router.get("/links", summary="List join links with their funnel")
@@ -107,6 +119,10 @@ async def post_link(request: Request) -> JSONResponse:
             expires=body.expires,
             title=body.title,
             skip_checks=body.skip_checks,
+            access_for=body.access_for,
+            access_until=body.access_until,
+            access_open=body.access_open,
+            on_end=body.on_end,
         )
     except LinkInputError as exc:
         raise _refused(exc) from None
@@ -141,12 +157,45 @@ def describe_admin(schema: dict[str, Any], *, snowflake: str) -> None:
     }
     props["title"] = {"anyOf": [{"type": "string", "pattern": _NO_CONTROL, "maxLength": 200}, {"type": "null"}]}
     body["oneOf"] = [{"required": [name], "properties": {name: {"type": "string"}}} for name in ("guild_id", "invite")]
+    _describe_access(props, body)
     paths["/api/admin/links"]["post"]["requestBody"]["content"]["application/json"]["schema"] = body
     for parameter in paths["/api/admin/doctor"]["get"]["parameters"]:
         if parameter["name"] in ("app_id", "guild_id"):
             parameter["schema"] = {"type": "string", "pattern": f"^{snowflake}$"}
         elif parameter["name"] == "role":
             parameter["schema"]["items"] = {"type": "string", "pattern": f"^{snowflake}$"}
+
+
+def _describe_access(props: dict[str, Any], body: dict[str, Any]) -> None:
+    """The access options: at most one of access_for, access_until (later than now) and access_open; on_end only
+    with one of them; "" counts as absent."""
+    props["access_for"] = {
+        "anyOf": [
+            {
+                "type": "string",
+                "pattern": f"^(?:{duration_pattern(max_days=ACCESS_MAX_DAYS)})?$",
+                "maxLength": ACCESS_FOR_LENGTH,
+            },
+            {"type": "null"},
+        ],
+        "description": "Each person's grant ends this long after their join: 90s, 30m, 12h, 30d, 2w",
+    }
+    props["access_until"] = {
+        "anyOf": [{"type": "string", "pattern": f"^(?:{future_time_pattern(datetime.now(UTC))})?$"}, {"type": "null"}],
+        "description": "Every grant ends at this RFC 3339 time, later than now",
+    }
+    props["on_end"] = {"anyOf": [{"type": "string", "enum": ["", *ON_END_VALUES]}, {"type": "null"}]}
+    filled = {"type": "string", "minLength": 1}
+    given = {
+        "access_for": {"required": ["access_for"], "properties": {"access_for": filled}},
+        "access_until": {"required": ["access_until"], "properties": {"access_until": filled}},
+        "access_open": {"required": ["access_open"], "properties": {"access_open": {"const": True}}},
+    }
+    names = list(given)
+    both = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    body["allOf"] = [{"not": {"allOf": [given[a], given[b]]}} for a, b in both] + [
+        {"anyOf": [{"not": {"required": ["on_end"], "properties": {"on_end": filled}}}, *given.values()]}
+    ]
 
 
 async def _found(coroutine: Awaitable[Link]) -> Link:
@@ -177,10 +226,24 @@ async def doctor(
     app_id: str = Query(max_length=20),
     guild_id: str = Query(max_length=20),
     role: list[str] = Query(default_factory=list, max_length=20),
+    on_end: Literal["remove_roles", "kick", "keep"] | None = Query(
+        default=None, description="What ends the access: with kick, Kick Members is checked too"
+    ),
 ) -> JSONResponse:
     try:
-        report = await run_doctor(services(request), app_id=app_id, guild_id=guild_id, roles=role)
+        report = await run_doctor(services(request), app_id=app_id, guild_id=guild_id, roles=role, on_end=on_end)
     except LinkInputError as exc:
         raise _refused(exc) from None
     body: dict[str, Any] = report_dict(report)
     return JSONResponse(body)
+
+
+@router.get(
+    "/links/{link_id}/doctor", summary="Preflight checks of a join link as it is (Kick Members when it ends with kick)"
+)
+async def link_doctor(link_id: str, request: Request) -> JSONResponse:
+    try:
+        link, report = await run_link_doctor(services(request), link_id=link_id)
+    except LinkInputError as exc:
+        raise _refused(exc) from None
+    return JSONResponse({"link_id": link.id, **report_dict(report)})

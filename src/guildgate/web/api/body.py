@@ -4,13 +4,14 @@ Rules: a JSON object of at most 16 KiB; unknown fields ignored; an empty string 
 clients send the unused one of guild_id/guild_name as ""); no control character in any field (beyond the white
 space trimmed around a value, and collapsed inside ``nick``); exactly one of guild_id and guild_name; an
 account- or bot-shaped ``authorization`` is refused before anything is sent; ``proxy`` only when it is one
-of the operator's egress proxies.
+of the operator's egress proxies; ``grant`` as web/api/join_grant.py says.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -28,6 +29,7 @@ from guildgate.core.patterns import NOT_CONTROL_OR_SPACE, SPACE, SPACE_CHARS, an
 from guildgate.core.ports import MemberOptions
 from guildgate.core.secret import Secret
 from guildgate.core.text import has_control
+from guildgate.web.api.join_grant import grant_schema, parse_grant
 
 MAX_BODY = 16 * 1024
 DEVELOPER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -53,6 +55,7 @@ class JoinBody(BaseModel):
     mute: StrictBool | None = None
     deaf: StrictBool | None = None
     proxy: StrictStr | None = Field(default=None, max_length=MAX_PROXY)
+    grant: dict[str, Any] | None = None  # checked by parse_grant (web/api/join_grant.py)
 
 
 # The rules as JSON Schema patterns, for the OpenAPI schema (what clients and fuzzers read). White space is
@@ -66,10 +69,11 @@ _NICK = rf"^(?:{SPACE}*{_C}(?:{_C}|{SPACE}+(?={_C})){{0,31}}{SPACE}*)?$"
 _EMPTY = {"type": "string", "maxLength": 0}  # "" counts as absent
 
 
-def join_body_schema(*, snowflake: str) -> dict[str, Any]:
+def join_body_schema(*, snowflake: str, now: datetime | None = None) -> dict[str, Any]:
     """The join body's JSON Schema with every rule parse_join applies: what it describes is taken (up to the
     16 KiB body limit), what it does not is refused. ``snowflake``: core.invites.snowflake_pattern, the ids that
-    can exist by now. The one exception: ``proxy`` is shown empty, as without egress proxies; the operator's own are
+    can exist by now; ``now``: the time the ``grant`` field's ``ends_at`` must be later than (default: now). The
+    one exception: ``proxy`` is shown empty, as without egress proxies; the operator's own are
     not published (the schema is public, and a proxy's URL may hold a password or an internal host)."""
 
     def string(pattern: str, max_length: int, description: str) -> dict[str, Any]:
@@ -112,6 +116,7 @@ def join_body_schema(*, snowflake: str) -> dict[str, Any]:
                     "any other value is refused with proxy_not_allowed.",
                 }
             ),
+            "grant": optional(_EMPTY, grant_schema(now=now or datetime.now(UTC))),
         },
         "oneOf": [
             {"required": ["guild_id"], "properties": {"guild_id": {"type": "string", "pattern": guild_id}}},
@@ -212,8 +217,14 @@ def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> Join
         if not 1 <= len(nick) <= 32:
             raise InvalidRequestError("nick must be 1-32 characters")
     options = MemberOptions(roles=roles, nick=nick, mute=body.mute, deaf=body.deaf)
+    grant = parse_grant(body.grant) if body.grant is not None else None
     request = JoinRequest(
-        authorization=Secret(token), guild_id=guild_id, invite_code=invite, options=options, proxy=body.proxy
+        authorization=Secret(token),
+        guild_id=guild_id,
+        invite_code=invite,
+        options=options,
+        proxy=body.proxy,
+        grant=grant,
     )
     return request
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from guildgate.core.access import Settled, settle_join
 from guildgate.core.errors import CallerError, IdempotencyConflictError, InvalidRequestError
-from guildgate.core.joins import RecordedJoinError, join, record_refusal
+from guildgate.core.joins import JoinOutcome, JoinRequest, RecordedJoinError, join, record_refusal
+from guildgate.core.links import give_roles
 from guildgate.core.outcomes import Outcome, RecordState, Source
-from guildgate.core.ports import NewRecord
+from guildgate.core.ports import AppCredentials, NewRecord
 from guildgate.discord.ratelimit.shares import key_spender
 from guildgate.services.runtime import Services
 from guildgate.store.models import RecordRow
@@ -34,6 +38,7 @@ from guildgate.web.i18n import Lang, pick_language
 from guildgate.web.metrics import JOIN_SECONDS, count_join
 
 router = APIRouter()
+log = logging.getLogger("guildgate.join")
 
 # Refusals that write no record: a flood past a key's quota or its share of the invalid-request budget must not
 # fill the database.
@@ -146,6 +151,26 @@ async def _handle(request: Request, started: float) -> Response:
         )
         record_id = await record_refusal(svc.records, plain, exc, started)
         return errors.error_response(exc, record_id=record_id, lang=lang, started=started)
+    ask = join_request.grant
+    grant_ids: list[str] = []
+    if ask is not None and guild_id is not None:  # the grant this join makes or renews, named before the join
+        grant_ids.append(
+            await svc.grants.prepare(
+                app_id=key.app_id, guild_id=guild_id, external_ref=ask.external_ref, link_id=None, user_id=None
+            )
+        )
+
+    async def admit(guild: str, user_id: str) -> str | None:
+        # A server named by an invite is known only now: the grant is named before anything is added.
+        if ask is None or grant_ids:
+            return None
+        grant_ids.append(
+            await svc.grants.prepare(
+                app_id=key.app_id, guild_id=guild, external_ref=ask.external_ref, link_id=None, user_id=user_id
+            )
+        )
+        return grant_ids[0]
+
     new = NewRecord(
         app_id=key.app_id,
         key_id=key.id,
@@ -154,6 +179,7 @@ async def _handle(request: Request, started: float) -> Response:
         guild_id=guild_id,
         idempotency_key=idem,
         request_hash=request_hash if idem is not None else None,
+        grant_id=grant_ids[0] if grant_ids else None,
     )
     try:
         async with spending:  # the join's invalid answers count against this key's share
@@ -167,7 +193,9 @@ async def _handle(request: Request, started: float) -> Response:
                 deadline=deadline,
                 started=started,
                 caps=svc.caps,
+                admit=admit,
             )
+            settled = await _settle(svc, app, key.app_id, join_request, result, grant_ids, deadline)
     except ConflictError:
         assert idem is not None
         existing = await svc.records.idempotent(key_id=key.id, idempotency_key=idem)
@@ -180,11 +208,50 @@ async def _handle(request: Request, started: float) -> Response:
         if idem is not None and failure.record_id is not None:
             await _remember(svc, failure.record_id, response)
         return response
-    response = errors.EnvelopeResponse(errors.success_body(result, lang=lang, started=started))
+    grant_id = settled.grant.id if settled.grant is not None else None
+    response = errors.EnvelopeResponse(errors.success_body(result, lang=lang, started=started, grant_id=grant_id))
     count_join(result.outcome.value)
     if idem is not None:
         await _remember(svc, result.record_id, response)
     return response
+
+
+async def _settle(
+    svc: Services,
+    app: AppCredentials,
+    app_id: str,
+    request: JoinRequest,
+    result: JoinOutcome,
+    grant_ids: list[str],
+    deadline: float,
+) -> Settled:
+    """After a successful join: the requested roles for someone already in the server, and the grants (an absent
+    person's roles come back; with ``grant``, the grant is made or renewed)."""
+    roles = request.options.roles or ()
+
+    async def give(wanted: tuple[str, ...]) -> tuple[list[str], list[str]]:
+        return await give_roles(
+            svc.consent, app=app, guild_id=result.guild.id, user_id=result.user_id, roles=wanted, deadline=deadline
+        )
+
+    settled = await settle_join(
+        grants=svc.grants,
+        give=give,
+        app=app,
+        app_id=app_id,
+        guild_id=result.guild.id,
+        user_id=result.user_id,
+        joined=result.joined,
+        roles=roles,
+        terms=request.grant.terms(joined_at=datetime.now(UTC)) if request.grant is not None else None,
+        source="api",
+        link_id=None,
+        record_id=result.record_id,
+        grant_id=grant_ids[0] if grant_ids else None,
+    )
+    if settled.error is not None:
+        log.warning("a join succeeded but its grant could not be made or renewed: %s", settled.error.detail)
+    return settled
 
 
 async def _remember(svc: Services, record_id: str, response: JSONResponse) -> None:
@@ -216,7 +283,11 @@ async def _replay(
     data = None
     if outcome.succeeded:
         data = errors.success_data(
-            guild_id=row.guild_id, name=row.guild_name, user_id=row.user_id, joined=outcome is Outcome.JOINED
+            guild_id=row.guild_id,
+            name=row.guild_name,
+            user_id=row.user_id,
+            joined=outcome is Outcome.JOINED,
+            grant_id=row.grant_id,
         )
     msg = outcome.message(lang, detail=row.detail or "")
     body = errors.envelope(

@@ -216,6 +216,8 @@ async def _dashboard(request: Request, sid: str) -> Response:
     buckets = charts.hourly(await svc.records.per_hour(first=now - timedelta(hours=23), hours=24))
     lang, _ = page_language(request)
     links = await svc.links.list()
+    from guildgate.web.dashboard import grants  # it imports this module's helpers
+
     older = None
     if next_cursor:
         older = "?" + urlencode({**{k: v for k, v in chosen.items() if v}, "cursor": next_cursor})
@@ -233,6 +235,7 @@ async def _dashboard(request: Request, sid: str) -> Response:
             "summary": charts.summary(buckets),
             "chart": charts.svg(buckets, label=text("a_chart", lang)),
             "older": older,
+            **await grants.overview(svc),
         },
     )
 

@@ -33,6 +33,7 @@ from guildgate.services.runtime import Services
 from guildgate.store.repos import NotFoundError
 from guildgate.web.deps import services
 from guildgate.web.forms import read_form
+from guildgate.web.links.access_text import access_lines, access_result_lines, access_summary, say
 from guildgate.web.links.flow import FLOW_COOKIE, flow_signer
 from guildgate.web.page_text import text
 from guildgate.web.pages import origin_of, page_language, render, security_headers
@@ -123,11 +124,13 @@ async def link_page(slug: str, request: Request) -> Response:
     if first_open:
         await svc.links.opened(link.id)
     expires = link.expires_at.strftime("%Y-%m-%d %H:%M") if link.expires_at else None
+    lang, _ = page_language(request)
     response = render(
         request,
         "link.html",
         {
             "link": link,
+            "access": access_lines(lang, link),
             "initials": _initials(link.guild_name or "?"),
             "uses_left": None if link.max_uses is None else max(link.max_uses - link.uses, 0),
             "expires": expires,
@@ -274,6 +277,7 @@ async def _callback(svc: Services, request: Request) -> Response:
                 deadline=time.monotonic() + svc.settings.request_timeout,
                 started=started,
                 caps=svc.caps,
+                grants=svc.grants,
             )
     except RecordedJoinError as exc:
         await svc.links.release_use(link.id)
@@ -290,6 +294,7 @@ async def _callback(svc: Services, request: Request) -> Response:
             "o": result.join.outcome.value,
             "rg": [names.get(r, r) for r in result.roles_given],
             "rf": [names.get(r, r) for r in result.roles_failed],
+            **access_summary(link, result.grant),
         },
     )
 
@@ -321,6 +326,8 @@ async def done(request: Request) -> Response:
     status = 200 if data.get("o") in GOOD or data.get("o") == Outcome.CANCELLED.value else 400
     if data.get("o") in LINK_PROBLEMS:
         status = 410
+    elif data.get("o") == Outcome.ACCESS_ENDED.value:
+        status = 403
     return render(request, "result.html", context, status=status, no_store=True)
 
 
@@ -335,6 +342,8 @@ def describe(data: dict[str, Any], lang: str) -> dict[str, Any]:
         lines.append(text("roles_given", lang, roles=", ".join("@" + r for r in data["rg"])))
     if data.get("rf"):
         lines.append(text("roles_failed", lang, roles=", ".join("@" + r for r in data["rf"])))
+    if outcome in GOOD:
+        lines.extend(access_result_lines(data, lang))
     tone, discord_url = "bad", None
     if outcome in GOOD:
         title, next_step, tone, again = (
@@ -351,6 +360,8 @@ def describe(data: dict[str, Any], lang: str) -> dict[str, Any]:
         again = again if outcome == Outcome.MAX_GUILDS.value else None
     elif outcome in LINK_PROBLEMS:
         title, next_step, again = text(f"r_{outcome}", lang), text("n_link", lang), None
+    elif outcome == Outcome.ACCESS_ENDED.value:
+        title, next_step, again = say("r_access_ended", lang, server=server), say("n_access_ended", lang), None
     elif outcome == Outcome.VELOCITY_CAPPED.value:
         title, next_step = text("r_velocity_capped", lang), text("n_velocity_capped", lang)
     elif outcome in UNAVAILABLE:

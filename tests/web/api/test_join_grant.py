@@ -1,0 +1,133 @@
+"""The join API's ``grant`` field over HTTP, against the sandbox, with the gateway's own database: a join makes a
+grant (or renews the one its external_ref names), gives the requested roles to someone already in the server
+(the roles they held before are noted, never the grant's to take), and gives an absent person's roles back."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from tests.conftest import GUILD, ROLE_LOW, TOKENS, USER_IDS, Gateway, Sandbox
+from tests.grantdb import grants_of, operator
+from tests.helpers import envelope
+
+ROLE_2 = "1200000000000000021"  # a second role below the bot's, added per test
+
+
+def control(sandbox: Sandbox, method: str, path: str, body: dict[str, Any] | None = None) -> None:
+    response = httpx.request(method, sandbox.proc.url + "/_sandbox" + path, json=body)
+    assert response.status_code == 200, response.text
+
+
+def join(gateway: Gateway, user: str, **fields: Any) -> dict[str, Any]:
+    r = gateway.join({"authorization": TOKENS[user], "guild_id": GUILD, **fields})
+    body = envelope(r)
+    assert r.status_code == 200 and body["status"] == 1, body
+    return {**body, "data": json.loads(body["data"])}
+
+
+def ref() -> str:
+    return "sub_" + secrets.token_hex(6)  # the gateway's database outlives each test: a reference of its own
+
+
+def test_a_join_with_a_duration_makes_a_grant_and_the_same_reference_extends_it(
+    gateway: Gateway, fresh: Sandbox
+) -> None:
+    sub = ref()
+    before = datetime.now(UTC)
+    first = join(gateway, "alice", roles=[ROLE_LOW], grant={"duration": "5s", "external_ref": sub})
+    after = datetime.now(UTC)
+    assert first["code"] == "joined"
+    grant_id = first["data"]["grant_id"]
+    assert grant_id.startswith("grt_")
+    [grant] = [g for g in grants_of(gateway, USER_IDS["alice"]) if g.id == grant_id]
+    assert grant.external_ref == sub and grant.roles == (ROLE_LOW,) and grant.source == "api"
+    assert grant.record_id == first["id"] and grant.state.value == "active"
+    assert grant.ends_at is not None
+    assert before + timedelta(seconds=5) <= grant.ends_at <= after + timedelta(seconds=5)
+    member = fresh.member(GUILD, USER_IDS["alice"])
+    assert member is not None and ROLE_LOW in member["roles"]
+    record = gateway.get(f"/api/record/{first['id']}").json()["data"]
+    assert record["code"] == "joined"
+
+    again = join(gateway, "alice", roles=[ROLE_LOW], grant={"duration": "60s", "external_ref": sub})
+    assert again["code"] == "already_member" and again["data"]["grant_id"] == grant_id
+    mine = [g for g in grants_of(gateway, USER_IDS["alice"]) if g.external_ref == sub]
+    assert [g.id for g in mine] == [grant_id]  # no second grant
+    assert mine[0].ends_at is not None and mine[0].ends_at > grant.ends_at + timedelta(seconds=50)
+    assert mine[0].revision > grant.revision
+
+
+def test_an_end_time_and_an_open_grant(gateway: Gateway, fresh: Sandbox) -> None:
+    until = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    made = join(gateway, "carol", roles=[ROLE_LOW], grant={"ends_at": until.isoformat(), "on_end": "kick"})
+    [grant] = [g for g in grants_of(gateway, USER_IDS["carol"]) if g.id == made["data"]["grant_id"]]
+    assert grant.ends_at == until and grant.on_end.value == "kick"
+    opened = join(gateway, "carol", roles=[ROLE_LOW], grant={})
+    [grant] = [g for g in grants_of(gateway, USER_IDS["carol"]) if g.id == opened["data"]["grant_id"]]
+    assert grant.ends_at is None and grant.on_end.value == "remove_roles"
+
+
+def test_an_existing_member_gets_the_roles_and_those_held_before_are_noted(gateway: Gateway, fresh: Sandbox) -> None:
+    bob = USER_IDS["bob"]  # a member in the fixture
+    control(fresh, "PATCH", f"/guilds/{GUILD}", {"roles": {ROLE_2: {"name": "cohort", "position": 2}}})
+    control(fresh, "PUT", f"/guilds/{GUILD}/members/{bob}/roles/{ROLE_LOW}")  # held before the grant
+    made = join(gateway, "bob", roles=[ROLE_LOW, ROLE_2], grant={"duration": "1h", "external_ref": ref()})
+    assert made["code"] == "already_member" and made["data"]["joined"] is False
+    member = fresh.member(GUILD, bob)
+    assert member is not None and set(member["roles"]) == {ROLE_LOW, ROLE_2}
+    [grant] = [g for g in grants_of(gateway, bob) if g.id == made["data"]["grant_id"]]
+    assert grant.roles == (ROLE_LOW, ROLE_2) and grant.roles_preexisting == (ROLE_LOW,)
+
+
+def test_plain_roles_make_no_grant_but_a_member_gets_them(gateway: Gateway, fresh: Sandbox) -> None:
+    bob = USER_IDS["bob"]
+    control(fresh, "PATCH", f"/guilds/{GUILD}", {"roles": {ROLE_2: {"name": "cohort", "position": 2}}})
+    known = {g.id for g in grants_of(gateway, bob)}
+    made = join(gateway, "bob", roles=[ROLE_2])
+    assert made["code"] == "already_member" and "grant_id" not in made["data"]
+    member = fresh.member(GUILD, bob)
+    assert member is not None and ROLE_2 in member["roles"]
+    assert {g.id for g in grants_of(gateway, bob)} == known
+
+
+def test_a_bad_grant_is_refused_naming_the_field_and_nothing_is_sent(gateway: Gateway, fresh: Sandbox) -> None:
+    cases = {
+        "grant: give at most one of ends_at and duration": {"ends_at": "2099-01-01T00:00:00Z", "duration": "5s"},
+        "grant.ends_at is not in the future": {"ends_at": "2020-01-01T00:00:00Z"},
+        "grant.ends_at: '2027-02-30T00:00:00Z' is not an RFC 3339 time": {"ends_at": "2027-02-30T00:00:00Z"},
+        "grant.duration:": {"duration": "forever"},
+        "grant.on_end must be remove_roles, kick or keep": {"on_end": "ban"},
+        "grant.external_ref must be 1-128 printable ASCII": {"external_ref": "x" * 129},
+        "grant: Input should be a valid dictionary": "30d",
+    }
+    for message, grant in cases.items():
+        r = gateway.join(
+            {"authorization": TOKENS["alice"], "guild_id": GUILD, "grant": grant}, headers={"Accept-Language": "en"}
+        )
+        body = envelope(r)
+        assert r.status_code == 400 and body["code"] == "invalid_request", body
+        assert message in body["msg"], (message, body["msg"])
+    assert fresh.stats()["requests"].get("PUT /guilds/{guild_id}/members/{user_id}", 0) == 0
+    assert fresh.member(GUILD, USER_IDS["alice"]) is None
+
+
+def test_an_absent_person_who_joins_again_gets_the_roles_back(gateway: Gateway, fresh: Sandbox) -> None:
+    carol = USER_IDS["carol"]
+    made = join(gateway, "carol", roles=[ROLE_LOW], grant={"duration": "1h", "external_ref": ref()})
+    control(fresh, "DELETE", f"/guilds/{GUILD}/members/{carol}")  # carol leaves the server
+    summary = operator(gateway, "sync", GUILD)
+    assert int(str(summary["absent"])) >= 1, summary
+    [grant] = [g for g in grants_of(gateway, carol) if g.id == made["data"]["grant_id"]]
+    assert grant.absent_since is not None and grant.state.value == "active"
+
+    back = join(gateway, "carol")  # no roles asked, no grant: the grant's roles come back all the same
+    assert back["code"] == "joined" and "grant_id" not in back["data"]
+    member = fresh.member(GUILD, carol)
+    assert member is not None and ROLE_LOW in member["roles"]
+    [grant] = [g for g in grants_of(gateway, carol) if g.id == made["data"]["grant_id"]]
+    assert grant.absent_since is None and grant.state.value == "active"
