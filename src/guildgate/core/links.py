@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from guildgate.core.access import GrantsPort, link_terms, settle_join
-from guildgate.core.errors import JoinError
+from guildgate.core.errors import AccessEndedError, JoinError
 from guildgate.core.grants import Grant, GrantTerms, OnEnd
 from guildgate.core.joins import JoinOutcome, JoinRequest, join
 from guildgate.core.outcomes import Outcome, Source
@@ -170,6 +170,9 @@ async def consent_join(
     async def admit(guild_id: str, user_id: str) -> str | None:
         if grants is None or not link.makes_grant:
             return None
+        if link.access_until is not None and link.access_until <= datetime.now(UTC):
+            # every grant through this link has ended: a join now would give roles only to take them at once
+            raise AccessEndedError("the access this link gives ended at its access_until")
         await grants.check_link_access(link_id=link.id, user_id=user_id)
         grant_id = await grants.prepare(
             app_id=link.app_id, guild_id=guild_id, external_ref=None, link_id=link.id, user_id=user_id

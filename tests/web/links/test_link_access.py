@@ -6,7 +6,8 @@ anything is added at Discord."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,6 +25,10 @@ def _admin_link(*, gateway: Gateway, **fields: Any) -> dict[str, Any]:
     r = admin_api(gateway, "POST", "/api/admin/links", json={"app_id": APP_A, "guild_id": GUILD, **fields})
     assert r.status_code == 201, r.text
     return dict(r.json())
+
+
+def _in_seconds(seconds: int) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _records(gateway: Gateway, link_id: str) -> list[dict[str, Any]]:
@@ -93,6 +98,14 @@ def test_until_a_date_and_with_no_end_date_in_both_languages(gateway: Gateway, f
     assert flow.outcome == "joined" and "Access with no end date" in flow.words
     [grant] = [g for g in grants_of(gateway, USER_IDS["carol"]) if g.link_id == opened["id"]]
     assert grant.ends_at is None and grant.on_end.value == "keep"
+
+    # a fixed end that has come: the link refuses everyone with access_ended, nothing added
+    soon = _admin_link(gateway=gateway, roles=[ROLE_LOW], access_until=_in_seconds(3))
+    time.sleep(4)
+    adds = fresh.stats()["requests"].get(ADD, 0)
+    late = join_through(soon["url"], USER_IDS["alice"])
+    assert late.outcome == "access_ended" and "has ended" in late.words
+    assert fresh.stats()["requests"].get(ADD, 0) == adds and fresh.member(GUILD, USER_IDS["alice"]) is None
 
     plain = make_link(gateway, "--app", APP_A, "--guild", GUILD, "--role", ROLE_LOW)
     assert plain["on_end"] is None and "Access" not in text_of(browser().get(plain["url"]).text)
