@@ -8,6 +8,7 @@ once the join's time is known. ``future_time_pattern`` is the schema's picture o
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from typing import Literal, Protocol
 from guildgate.core.errors import JoinError
 from guildgate.core.grants import Grant, GrantTerms, OnEnd
 from guildgate.core.ports import AppCredentials
+
+log = logging.getLogger("guildgate.grants")
 
 ON_END_VALUES: tuple[str, ...] = ("remove_roles", "kick", "keep")
 
@@ -208,6 +211,9 @@ async def settle_join(
         )
     except JoinError as exc:
         return Settled(grant=None, given=tuple(given), failed=tuple(failed), error=exc)
+    except Exception:  # the join succeeded and is recorded: its answer must say so, whatever broke here
+        log.exception("a join succeeded but its grants could not be updated")
+        return Settled(grant=None, given=tuple(given), failed=tuple(failed))
     return Settled(grant=grant, given=tuple(given), failed=tuple(failed))
 
 
