@@ -15,7 +15,9 @@
     │   │                               (retry_after)
     │   ├── InvalidShareExceededError   429 invalid_request_share_exceeded: a key's share of the invalid-request
     │   │                               budget (retry_after)
-    │   └── ReadsExceededError          429 read_quota_exceeded: a key's reads per minute (retry_after)
+    │   ├── ReadsExceededError          429 read_quota_exceeded: a key's reads per minute (retry_after)
+    │   ├── UnknownEndpointError        404 unknown_endpoint: no webhook endpoint with this id (for this app)
+    │   └── UnknownEventError           404 unknown_event: no event with this id (for this app)
     ├── DiscordRefusedError             Discord answered with a JSON error (status 0, HTTP 200)
     │                                   outcome from discord/codes.py; carries discord_status/discord_code
     ├── DiscordUnavailableError         5xx, timeouts, connection errors after retries (502/503/504)
@@ -156,3 +158,21 @@ class RateLimitedError(JoinError):
 
     def __init__(self, detail: str = "", *, retry_after: float) -> None:
         super().__init__(detail, retry_after=retry_after)
+
+
+class UnknownEndpointError(CallerError):
+    """No webhook endpoint with this id, or it is another app's (the same answer: nothing is told about it)."""
+
+    outcome = Outcome.UNKNOWN_ENDPOINT
+
+    def __init__(self, endpoint_id: str) -> None:
+        super().__init__(endpoint_id[:64])
+
+
+class UnknownEventError(CallerError):
+    """No event with this id, or it is another app's."""
+
+    outcome = Outcome.UNKNOWN_EVENT
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(event_id[:64])

@@ -57,6 +57,9 @@ class Outcome(StrEnum):
     LINK_EXPIRED = "link_expired"
     LINK_USED_UP = "link_used_up"
     LINK_DISABLED = "link_disabled"
+    # Webhooks (endpoints and the event log):
+    UNKNOWN_ENDPOINT = "unknown_endpoint"
+    UNKNOWN_EVENT = "unknown_event"
 
     @property
     def row(self) -> _Row:
@@ -164,4 +167,6 @@ _TABLE: dict[Outcome, _Row] = {
     Outcome.LINK_EXPIRED: _Row(0, 410, "该加入链接已过期", "This join link has expired"),
     Outcome.LINK_USED_UP: _Row(0, 410, "该加入链接的使用次数已用完", "This join link has been used up"),
     Outcome.LINK_DISABLED: _Row(0, 410, "该加入链接已被停用", "This join link has been disabled"),
+    Outcome.UNKNOWN_ENDPOINT: _Row(0, 404, "没有该 webhook 端点：{detail}", "No such webhook endpoint: {detail}"),
+    Outcome.UNKNOWN_EVENT: _Row(0, 404, "没有该事件：{detail}", "No such event: {detail}"),
 }

@@ -13,6 +13,7 @@ from guildgate.discord.oauth import DiscordConsent
 from guildgate.discord.ratelimit import Limiter, Stores, Windows
 from guildgate.discord.ratelimit.shares import InvalidShares
 from guildgate.discord.rest import DiscordRest
+from guildgate.services.webhooks import WebhookService
 from guildgate.settings import Settings
 from guildgate.store.crypto import SecretBox
 from guildgate.store.db import Database
@@ -112,6 +113,7 @@ class Services:
     links: LinkRepo
     consent: DiscordConsent
     lookups: DiscordLookups
+    webhooks: WebhookService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -150,6 +152,7 @@ class Services:
             links=LinkRepo(db),
             consent=DiscordConsent(discord),
             lookups=DiscordLookups(discord),
+            webhooks=WebhookService(db, SecretBox(secret_key), settings),
         )
 
     async def close(self) -> None:
