@@ -28,8 +28,8 @@ from guildgate.services.runtime import Services
 from guildgate.settings import Settings
 from guildgate.web import apidocs, errors, forms, ops
 from guildgate.web.api import admin as admin_api
+from guildgate.web.api import admin_webhooks, events, records
 from guildgate.web.api import join as api
-from guildgate.web.api import records
 from guildgate.web.dashboard import admin
 from guildgate.web.dashboard.session import Sessions
 from guildgate.web.links import consent as links
@@ -138,9 +138,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(forms.FormRefusedError, forms.on_refused)
     app.include_router(api.router, tags=["join"])
     app.include_router(records.router, tags=["records"])
+    app.include_router(events.router, tags=["events"])
     app.include_router(ops.router, tags=["operations"])
     if settings.admin_token is not None:  # off, the admin API and the dashboard are not there (404)
         app.include_router(admin_api.router, tags=["admin"])
+        app.include_router(admin_webhooks.router, tags=["admin"])
     app.include_router(links.router)
     app.include_router(apidocs.router)
     app.include_router(admin.router if settings.admin_token is not None else admin.off_router)
@@ -216,6 +218,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         api.describe_join(schema, snowflake=snowflake)
         records.describe_records(schema, snowflake=snowflake)
         admin_api.describe_admin(schema, snowflake=snowflake)
+        events.describe_events(schema)
+        admin_webhooks.describe_admin_webhooks(schema, snowflake=snowflake)
         app.openapi_schema = schema
         app.state.openapi_made = time.monotonic()
     return app.openapi_schema

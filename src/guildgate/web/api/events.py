@@ -26,6 +26,8 @@ router = APIRouter()
 
 ENDPOINT_ID_PATTERN = r"whe_[0-9a-f]{16}"
 EVENT_ID_PATTERN = r"evt_[a-z2-7]{26}"
+# the cursor events_page gives out (services/webhooks.py): microseconds since the epoch, ".", the last event's id
+CURSOR_PATTERN = r"[0-9]{1,16}\.evt_[a-z2-7]{26}"
 DELIVERY_FILTERS = (DeliveryState.FAILED.value, DeliveryState.SKIPPED.value)
 
 
@@ -129,22 +131,27 @@ def _full(pattern: str, value: str) -> bool:
     return re.fullmatch(pattern, value) is not None
 
 
-def describe_events(schema: dict[str, Any], *, cursor_pattern: str) -> None:
+def time_schema() -> dict[str, Any]:
+    """A time as ``_time`` takes it (web/api/records.py): what the schema can say of it; "" counts as absent."""
+    return {
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "format": "date"},
+            {"type": "string", "pattern": _TIME_PATTERN},
+            {"type": "string", "maxLength": 0},
+        ],
+        "description": "RFC 3339 (2026-01-31T12:00:00Z), or a date, or without seconds or offset (UTC)",
+    }
+
+
+def describe_events(schema: dict[str, Any]) -> None:
     """Every filter of GET /api/events as this service takes it ("" counts as absent), into ``schema``."""
     exact: dict[str, dict[str, Any]] = {
-        "cursor": {"type": "string", "pattern": f"^(?:{cursor_pattern})?$"},
+        "cursor": {"type": "string", "pattern": f"^(?:{CURSOR_PATTERN})?$"},
         "type": {"type": "string", "enum": ["", *EVENT_TYPES]},
         "endpoint_id": {"type": "string", "pattern": f"^(?:{ENDPOINT_ID_PATTERN})?$"},
         "delivery": {"type": "string", "enum": ["", *DELIVERY_FILTERS]},
-        "since": {
-            "anyOf": [
-                {"type": "string", "format": "date-time"},
-                {"type": "string", "format": "date"},
-                {"type": "string", "pattern": _TIME_PATTERN},
-                {"type": "string", "maxLength": 0},
-            ],
-            "description": "RFC 3339 (2026-01-31T12:00:00Z), or a date, or without seconds or offset (UTC)",
-        },
+        "since": time_schema(),
     }
     for parameter in schema["paths"]["/api/events"]["get"]["parameters"]:
         if parameter["in"] == "query" and parameter["name"] in exact:
