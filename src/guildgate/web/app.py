@@ -31,6 +31,7 @@ from guildgate.web.api import admin as admin_api
 from guildgate.web.api import admin_webhooks, events, records
 from guildgate.web.api import join as api
 from guildgate.web.dashboard import admin
+from guildgate.web.dashboard import webhooks as dashboard_webhooks
 from guildgate.web.dashboard.session import Sessions
 from guildgate.web.links import consent as links
 from guildgate.web.links.flow import FlowSigner
@@ -146,6 +147,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(links.router)
     app.include_router(apidocs.router)
     app.include_router(admin.router if settings.admin_token is not None else admin.off_router)
+    if settings.admin_token is not None:
+        app.include_router(dashboard_webhooks.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/", _home, methods=["GET"], include_in_schema=False)
     return app
