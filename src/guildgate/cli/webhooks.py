@@ -195,7 +195,7 @@ def webhooks_deliveries(
 ) -> None:
     """One row per delivery attempt to this endpoint, newest first: event id, type, attempt number, time, HTTP
     status (empty when no answer came), duration, error."""
-    s = db_settings(secret=False)
+    s = db_settings()
     attempts = _call(
         s, lambda hooks: hooks.deliveries(app_id=None, endpoint_id=endpoint_id, failed_only=failed, limit=limit)
     )

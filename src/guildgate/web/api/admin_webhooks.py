@@ -110,7 +110,7 @@ async def _done(coroutine: Awaitable[T]) -> T:
         return await coroutine
     except CallerError as exc:
         status = exc.http_status if exc.http_status in (400, 404) else 400
-        raise AdminError(status, exc.outcome.value, exc.detail or exc.outcome.value) from None
+        raise AdminError(status, exc.outcome.value, exc.outcome.message("en", detail=exc.detail)) from None
 
 
 async def _body(request: Request, model: type[BaseModel]) -> Any:

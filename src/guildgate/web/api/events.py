@@ -92,6 +92,8 @@ async def list_events(
         raise InvalidRequestError("endpoint_id must be an endpoint's id: whe_ and 16 hex digits")
     if delivery is not None and delivery not in DELIVERY_FILTERS:
         raise InvalidRequestError("delivery must be failed or skipped")
+    if cursor and not _full(CURSOR_PATTERN, cursor):
+        raise InvalidRequestError("cursor is not one this service gave out (next_cursor of a page)")
     try:
         events, next_cursor = await svc.webhooks.events_page(
             app_id=key.app_id,
