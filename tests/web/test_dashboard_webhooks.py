@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, APP_A, Gateway, Sandbox, one_worker_gateway
+from tests.conftest import ADMIN_TOKEN, APP_A, SECRETS, Gateway, Sandbox, one_worker_gateway
 from tests.helpers import csrf
 from tests.webhook_receiver import Receiver
 
@@ -49,6 +49,7 @@ def receiver() -> Iterator[Receiver]:
 def secret_on(page: str) -> str:
     found = re.search(r'data-testid="new-secret">.*?<p class="secret">(whsec_[A-Za-z0-9+/=]+)</p>', page, re.S)
     assert found, page[:3000]
+    SECRETS.add(found.group(1))
     return found.group(1)
 
 

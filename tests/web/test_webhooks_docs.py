@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import APP_A, ROOT, Gateway, Sandbox, cli, one_worker_gateway
+from tests.conftest import APP_A, ROOT, SECRETS, Gateway, Sandbox, cli, one_worker_gateway
 from tests.servers import free_port
 from tests.webhook_receiver import Receiver
 
@@ -42,7 +42,9 @@ def hooked(session_dir: Path, sandbox: Sandbox) -> Iterator[Gateway]:
 
 def add(gateway: Gateway, url: str) -> dict[str, str]:
     out = cli(["webhooks", "add", "--app", APP_A, "--url", url, "--event", "join.succeeded", "--json"], env=gateway.env)
-    return dict(json.loads(out.stdout))
+    made = dict(json.loads(out.stdout))
+    SECRETS.add(made["secret"])
+    return made
 
 
 def test_the_receiver_example_verifies_a_real_delivery_and_applies_a_replay_once(

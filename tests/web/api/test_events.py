@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import APP_A, APP_B, GUILD, TOKENS, Gateway, Sandbox, cli, new_key, one_worker_gateway
+from tests.conftest import APP_A, APP_B, GUILD, SECRETS, TOKENS, Gateway, Sandbox, cli, new_key, one_worker_gateway
 from tests.webhook_receiver import Receiver
 
 
@@ -47,7 +47,9 @@ def data(response: httpx.Response) -> dict[str, Any]:
 
 def add(gateway: Gateway, url: str, *extra: str) -> dict[str, Any]:
     out = cli(["webhooks", "add", "--app", APP_A, "--url", url, "--json", *extra], env=gateway.env).stdout
-    return dict(json.loads(out))
+    made = dict(json.loads(out))
+    SECRETS.add(made["secret"])
+    return made
 
 
 def test_a_join_is_an_event_with_the_contracts_fields_and_its_deliveries(
