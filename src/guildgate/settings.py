@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     link_joins_per_minute: int = Field(default=60, ge=0, le=1_000_000)  # 0: no cap
     sandbox: bool = False
     log_level: str = "info"
+    # Webhooks (../shared/spec/access.md, "Webhooks"): an attempt's time limit in seconds; the retry schedule
+    # (comma-separated seconds, used exactly as given; unset: 5 s … 24 h, about 3 days, with jitter); http:// and
+    # any address allowed (development and tests; serve --sandbox sets it); the operator's internal networks
+    # (CIDRs, comma-separated) a webhook may reach besides the globally routable addresses
+    webhook_timeout: float = Field(default=15.0, gt=0, le=300)
+    webhook_retry_schedule: str | None = None
+    webhook_allow_insecure: bool = False
+    webhook_allow_networks: Annotated[tuple[str, ...], NoDecode] = ()
 
     @field_validator("egress_proxies", mode="before")
     @classmethod
@@ -103,6 +111,33 @@ class Settings(BaseSettings):
         if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"must start with redis://, rediss:// or unix://, got {shown_url(value)!r}")
         return value
+
+    @field_validator("webhook_allow_networks", mode="before")
+    @classmethod
+    def _webhook_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(p.strip() for p in value.split(",") if p.strip())
+        for entry in value if isinstance(value, tuple) else ():
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"each entry must be a CIDR like 10.0.0.0/8, got {entry[:60]!r}") from None
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _webhook_schedule(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            from guildgate.core.webhooks import parse_schedule
+
+            parse_schedule(value)
+            return value
+        return None
+
+    @property
+    def webhook_insecure(self) -> bool:
+        """http:// and any address allowed for webhooks: GUILDGATE_WEBHOOK_ALLOW_INSECURE=1, or sandbox mode."""
+        return self.webhook_allow_insecure or self.sandbox
 
     @cached_property
     def authorize_url(self) -> str:

@@ -9,11 +9,12 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Connection, Table, func, or_, select, update
 
 from guildgate.core.links import Link, LinkRole
 from guildgate.store.base import NotFoundError, add_for_app, could_be_id
 from guildgate.store.db import Database
+from guildgate.store.events import add_event_sync
 from guildgate.store.models import LinkRow, OAuthStateRow, RecordRow, utcnow
 
 _LINKS: Table = LinkRow.__table__  # type: ignore[assignment]
@@ -145,8 +146,9 @@ class LinkRepo:
                 or_(_LINKS.c.max_uses.is_(None), _LINKS.c.uses < _LINKS.c.max_uses),
             )
             .values(uses=_LINKS.c.uses + 1)
+            .returning(_LINKS.c.uses, _LINKS.c.max_uses, _LINKS.c.app_id, _LINKS.c.guild_id)
         )
-        return bool(await self.db.run(lambda conn: conn.execute(statement).rowcount == 1))
+        return await self.db.run(lambda conn: _claimed(conn, statement, link_id))
 
     async def release_use(self, link_id: str) -> None:
         """Give a claimed use back (the person did not get in)."""
@@ -176,6 +178,17 @@ class LinkRepo:
 
     async def _run(self, statement: Any) -> None:
         await self.db.run(lambda conn: conn.execute(statement))
+
+
+def _claimed(conn: Connection, statement: Any, link_id: str) -> bool:
+    """Run the claim; the use that reaches ``max_uses`` writes ``link.used_up`` in its transaction."""
+    row = conn.execute(statement).first()
+    if row is None:
+        return False
+    if row.max_uses is not None and row.uses >= row.max_uses:
+        data = {"link_id": link_id, "app_id": row.app_id, "guild_id": row.guild_id, "uses": row.uses}
+        add_event_sync(conn, app_id=row.app_id, type="link.used_up", data=data)
+    return True
 
 
 def _link(row: LinkRow) -> Link:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from guildgate.settings import shown_url, to_async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0007"  # the newest revision in migrations/versions (tests/store/test_migrations.py checks it)
+HEAD = "0008"  # the newest revision in migrations/versions (tests/store/test_migrations.py checks it)
 
 
 class DatabaseUnreachableError(Exception):

@@ -293,3 +293,70 @@ class EventRow(Base):
     type: Mapped[str] = mapped_column(String(40))
     body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookEndpointRow(Base):
+    """A webhook endpoint (services/webhooks.py). ``secrets_enc``: its secrets, newest first, sealed together with
+    GUILDGATE_SECRET_KEY like the apps' (a JSON list of ``{"secret", "retired_at"}`` inside the seal)."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_app", "app_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # whe_ + 16 hex
+    app_id: Mapped[str] = mapped_column(String(20))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[str | None] = mapped_column(Text)  # JSON list of types; NULL: every type
+    secrets_enc: Mapped[str] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookDeliveryRow(Base):
+    """One event for one endpoint: written with the event (store/events.py), claimed with a lease by a sender
+    (workers/webhooks.py); every write of an attempt's result names the lease token it was claimed with."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("uq_webhook_deliveries", "event_id", "endpoint_id", unique=True),
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
+        Index(
+            "ix_webhook_deliveries_waiting",
+            "endpoint_id",
+            "next_at",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(32))
+    endpoint_id: Mapped[str] = mapped_column(String(32))
+    app_id: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(10))  # core.webhooks.DeliveryState
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # over its whole life (replays continue the count)
+    tries: Mapped[int] = mapped_column(Integer, default=0)  # failed attempts in this round (the retry schedule)
+    next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # the event's time
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookAttemptRow(Base):
+    """One delivery attempt's log line: never a secret; the answer's first 2 KiB."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        Index("ix_webhook_attempts_endpoint", "endpoint_id", "id"),
+        Index("ix_webhook_attempts_event", "event_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(32))
+    endpoint_id: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(400))
+    answer: Mapped[str | None] = mapped_column(Text)

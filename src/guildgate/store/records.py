@@ -21,8 +21,8 @@ from guildgate.core.outcomes import Outcome, RecordState
 from guildgate.core.ports import NewRecord, PendingRecord, RecordUpdate
 from guildgate.store.base import NotFoundError, could_be_id
 from guildgate.store.db import Database
+from guildgate.store.joinevents import records_finished
 from guildgate.store.models import RecordRow, UsageDayRow, utcnow
-from guildgate.store.usage import count_finished
 from guildgate.store.writer import GroupWriter
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -73,7 +73,7 @@ class RecordRepo:
     @property
     def writer(self) -> GroupWriter:
         if self._writer is None:
-            self._writer = GroupWriter(self.db, _RECORDS, finished=count_finished)
+            self._writer = GroupWriter(self.db, _RECORDS, finished=records_finished)
         return self._writer
 
     async def aclose(self, *, within: float = 5.0) -> None:
@@ -184,7 +184,7 @@ class RecordRepo:
         def settle(conn: Connection) -> bool:
             if conn.execute(statement).rowcount != 1:
                 return False
-            count_finished(conn, [record_id])  # in the same transaction
+            records_finished(conn, [record_id])  # its event and its count, in the same transaction
             return True
 
         return await self.db.run(settle)

@@ -36,6 +36,7 @@ from guildgate.web.dashboard.session import Sessions
 from guildgate.web.links import consent as links
 from guildgate.web.links.flow import FlowSigner
 from guildgate.web.pages import STATIC, render
+from guildgate.workers.webhooks import WebhookSender
 
 
 class _NoQueryStrings(logging.Filter):
@@ -120,7 +121,10 @@ def create_app(settings: Settings) -> FastAPI:
         # collector's view, so its collections walk only what requests create (docs/performance.md).
         gc.collect()
         gc.freeze()
+        sender = WebhookSender(services.db, services.webhooks.box, settings)  # delivers the outbox's events
+        sender.start()
         yield
+        await sender.stop()
         await services.close()
 
     app = FastAPI(

@@ -126,3 +126,50 @@ async def refresh(svc: Services) -> None:
         GLOBAL_SLOTS.labels(app.client_id).set(
             await svc.limiter.backend.global_used(f"bot:{creds.bot_token.fingerprint()}")
         )
+    await refresh_webhooks(svc)
+
+
+# Webhooks (workers/webhooks.py): attempts by outcome (delivered, failed, refused: an address webhooks may not
+# reach; superseded: a lease taken over meanwhile, nothing recorded), and what /metrics reads from the database.
+WEBHOOK_ATTEMPTS = Counter(
+    "guildgate_webhook_attempts_total", "Webhook delivery attempts, by outcome", ["outcome"], registry=REGISTRY
+)
+WEBHOOK_DISABLED_TOTAL = Counter(
+    "guildgate_webhook_endpoints_disabled_total",
+    "Webhook endpoints disabled by the sender (410 Gone, or 5 days of failure)",
+    registry=REGISTRY,
+)
+WEBHOOK_WAITING = Gauge(
+    "guildgate_webhook_events_waiting",
+    "Webhook deliveries waiting to be sent (one per event and endpoint)",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+WEBHOOK_OLDEST = Gauge(
+    "guildgate_webhook_oldest_waiting_seconds",
+    "Age of the oldest webhook delivery still waiting (0 when none)",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+WEBHOOK_ENDPOINTS_DISABLED = Gauge(
+    "guildgate_webhook_disabled_endpoints",
+    "Webhook endpoints disabled now",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+_webhook_child = functools.cache(WEBHOOK_ATTEMPTS.labels)
+
+
+def count_webhook_attempt(outcome: str) -> None:
+    _webhook_child(outcome).inc()
+
+
+def count_webhook_endpoint_disabled() -> None:
+    WEBHOOK_DISABLED_TOTAL.inc()
+
+
+async def refresh_webhooks(svc: Services) -> None:
+    waiting, oldest, disabled = await svc.webhooks.stats()
+    WEBHOOK_WAITING.set(waiting)
+    WEBHOOK_OLDEST.set(oldest or 0.0)
+    WEBHOOK_ENDPOINTS_DISABLED.set(disabled)

@@ -1,0 +1,1 @@
+"""Background work each ``serve`` process runs beside its requests (started and stopped with the app's lifespan)."""
