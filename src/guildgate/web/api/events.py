@@ -9,7 +9,9 @@ delivered, failed, skipped), ``attempts``}]. Newest first, cursor-paged like /ap
 
 from __future__ import annotations
 
+import base64
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -26,8 +28,10 @@ router = APIRouter()
 
 ENDPOINT_ID_PATTERN = r"whe_[0-9a-f]{16}"
 EVENT_ID_PATTERN = r"evt_[a-z2-7]{26}"
-# the cursor events_page gives out (services/webhooks.py): microseconds since the epoch, ".", the last event's id
+# A cursor as this API gives it out, like /api/records': the last event's time (microseconds since 1970, UTC), ".",
+# its id; so the schema can say exactly which are taken. The service's own cursor is made from the same two.
 CURSOR_PATTERN = r"[0-9]{1,16}\.evt_[a-z2-7]{26}"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DELIVERY_FILTERS = (DeliveryState.FAILED.value, DeliveryState.SKIPPED.value)
 
 
@@ -101,7 +105,7 @@ async def list_events(
             since=_time("since", since),
             endpoint_id=endpoint_id,
             delivery=delivery,  # type: ignore[arg-type]
-            cursor=cursor or None,
+            cursor=_inner(cursor) if cursor else None,
             limit=limit,
         )
     except ValueError as exc:
@@ -109,7 +113,7 @@ async def list_events(
     return {
         "status": 1,
         "msg": OK_MSG[lang],
-        "data": {"events": [e.as_json() for e in events], "next_cursor": next_cursor},
+        "data": {"events": [e.as_json() for e in events], "next_cursor": _outer(next_cursor)},
     }
 
 
@@ -127,6 +131,23 @@ async def get_event(
     lang = pick_language(accept_language)
     event = await svc.webhooks.event(app_id=key.app_id, event_id=event_id)
     return {"status": 1, "msg": OK_MSG[lang], "data": event.as_json()}
+
+
+def _inner(cursor: str) -> str:
+    """The service's cursor (services/webhooks.py: base64url of "ISO time|id") for one of this API's."""
+    micros, event_id = cursor.split(".", 1)
+    at = _EPOCH + timedelta(microseconds=int(micros))
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{event_id}".encode()).decode().rstrip("=")
+
+
+def _outer(cursor: str | None) -> str | None:
+    """This API's cursor for one of the service's."""
+    if cursor is None:
+        return None
+    at, event_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|", 1)
+    moment = datetime.fromisoformat(at)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return f"{(moment - _EPOCH) // timedelta(microseconds=1)}.{event_id}"
 
 
 def _full(pattern: str, value: str) -> bool:
