@@ -112,7 +112,7 @@ def test_events_are_newest_first_and_cursor_paged_without_gaps(hooked: Gateway, 
 
 def test_filters_type_since_endpoint_and_failed_delivery(hooked: Gateway, receiver: Receiver) -> None:
     receiver.status["/down"] = 500
-    down = add(hooked, receiver.url("/down"), "--event", "webhook.test")
+    down = add(hooked, receiver.url("/down"), "--event", "link.used_up")  # and its own tests
     event_id = json.loads(cli(["webhooks", "test", down["id"], "--json"], env=hooked.env).stdout)["event_id"]
 
     def failed() -> list[str]:

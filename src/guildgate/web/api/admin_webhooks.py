@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from guildgate.core.errors import CallerError, InvalidRequestError
 from guildgate.core.webhooks import EVENT_TYPES
+from guildgate.web.dashboard.webhooks import SUBSCRIBABLE
 from guildgate.web.api.admin import authorize
 from guildgate.web.api.events import time_schema
 from guildgate.web.api.records import _time
@@ -240,7 +241,7 @@ def describe_admin_webhooks(schema: dict[str, Any], *, snowflake: str) -> None:
     props["app_id"] = {"type": "string", "pattern": f"^{snowflake}$", "description": "The app's client id"}
     props["events"] = {
         "anyOf": [
-            {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}, "maxItems": len(EVENT_TYPES)},
+            {"type": "array", "items": {"type": "string", "enum": list(SUBSCRIBABLE)}, "maxItems": len(SUBSCRIBABLE)},
             {"type": "null"},
         ]
     }

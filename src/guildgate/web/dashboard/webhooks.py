@@ -19,6 +19,7 @@ from guildgate.web.deps import services
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 RECENT = 10  # attempts shown under each endpoint
+SUBSCRIBABLE = tuple(t for t in EVENT_TYPES if t != "webhook.test")  # a test goes to the endpoint tested only
 
 
 def _refusal(exc: CallerError) -> str:
@@ -42,7 +43,7 @@ async def _webhooks_page(
     context = {
         "rows": rows,
         "apps": await svc.apps.list(),
-        "types": EVENT_TYPES,
+        "types": SUBSCRIBABLE,
         "secret": secret,
         "notice": notice,
         "error": error,
@@ -62,7 +63,7 @@ async def webhooks_add(request: Request) -> Response:
     if sid is None:
         return _message(request, "a_expired", 403)
     svc = services(request)
-    chosen = [t for t in EVENT_TYPES if form.get(f"event.{t}") == "1"]
+    chosen = [t for t in SUBSCRIBABLE if form.get(f"event.{t}") == "1"]
     try:
         endpoint, secret = await svc.webhooks.add(
             app_id=form.get("app_id", ""), url=form.get("url", "").strip(), events=chosen or None
