@@ -19,11 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from guildgate.core.errors import CallerError, InvalidRequestError
 from guildgate.core.webhooks import EVENT_TYPES
-from guildgate.web.dashboard.webhooks import SUBSCRIBABLE
 from guildgate.web.api.admin import authorize
 from guildgate.web.api.events import time_schema
 from guildgate.web.api.records import _time
 from guildgate.web.api.schemas import AdminErrorBody
+from guildgate.web.dashboard.webhooks import SUBSCRIBABLE
 from guildgate.web.deps import services
 from guildgate.web.errors import AdminError
 
