@@ -47,7 +47,11 @@ def _call(s: Settings, fn: Callable[[WebhookService], Awaitable[T]]) -> T:
 
 
 def _times(row: dict[str, Any]) -> dict[str, Any]:
-    return render.times(row)
+    """The row with its times (``…_at``, an attempt's ``at``) as the CLI prints every time."""
+    shown = render.times(row)
+    if isinstance(shown.get("at"), str):
+        shown["at"] = render.when(shown["at"])
+    return shown
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
