@@ -219,7 +219,8 @@ def main() -> None:
     runs = {"healthy alone": run_once(args, slow=False), "healthy + slow": run_once(args, slow=True)}
     print()
     print(
-        f"{'run':<16} {'endpoint':<9} {'lag p50':>9} {'lag p99':>9} {'attempts/event':>15} {'lost':>5} {'bad sig':>8}"
+        f"{'run':<16} {'endpoint':<9} {'lag p50':>9} {'lag p99':>9} {'attempts/event':>15} {'delivered/s':>12} "
+        f"{'lost':>5} {'bad sig':>8}"
     )
     for run, result in runs.items():
         for name, r in result.items():
