@@ -42,8 +42,6 @@ def _call(s: Settings, fn: Callable[[WebhookService], Awaitable[T]]) -> T:
         return run(go)
     except CallerError as exc:
         die(exc.outcome.message("en", detail=exc.detail))
-    except ValueError as exc:
-        die(str(exc))
 
 
 def _times(row: dict[str, Any]) -> dict[str, Any]:
