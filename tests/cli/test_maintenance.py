@@ -154,3 +154,63 @@ def test_an_export_keeps_the_files_mode_and_link_and_writes_a_pipe_as_it_goes(tm
         assert len(read.result(timeout=60).splitlines()) == 1_200
     assert stat.S_ISFIFO(pipe.stat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == []
+
+
+def test_records_prune_takes_old_webhook_events_no_delivery_waits_for(tmp_path: Path, sandbox: Sandbox) -> None:
+    env = base_env(tmp_path)
+    add_app(env, WORLD["applications"][0])
+    old = "2020-01-01 00:00:00"
+    with sqlite3.connect(tmp_path / "guildgate.db") as conn:
+        for event_id, state in (("evt_delivered", "delivered"), ("evt_failed", "failed"), ("evt_waiting", "pending")):
+            conn.execute(
+                "INSERT INTO events (id, app_id, type, body, created_at) VALUES (?, ?, 'link.used_up', X'7B7D', ?)",
+                (event_id, APP_A, old),
+            )
+            conn.execute(
+                "INSERT INTO webhook_deliveries (event_id, endpoint_id, app_id, state, attempts, tries, created_at) "
+                "VALUES (?, 'whe_1', ?, ?, 1, 1, ?)",
+                (event_id, APP_A, state, old),
+            )
+            conn.execute(
+                "INSERT INTO webhook_attempts (event_id, endpoint_id, attempt, at, status, duration_ms) "
+                "VALUES (?, 'whe_1', 1, ?, 500, 3)",
+                (event_id, old),
+            )
+    done = cli(["records", "prune", "--older-than", "90d"], env=env)
+    assert "2 webhook event(s) with their attempts" in done.stdout
+    with sqlite3.connect(tmp_path / "guildgate.db") as conn:
+        assert conn.execute("SELECT id FROM events").fetchall() == [("evt_waiting",)]
+        assert conn.execute("SELECT event_id FROM webhook_deliveries").fetchall() == [("evt_waiting",)]
+        assert conn.execute("SELECT event_id FROM webhook_attempts").fetchall() == [("evt_waiting",)]
+
+
+def test_secrets_rotate_re_encrypts_the_webhook_endpoints_secrets_too(tmp_path: Path, sandbox: Sandbox) -> None:
+    import asyncio
+
+    from guildgate.services.webhooks import WebhookService
+    from guildgate.settings import Settings
+    from guildgate.store.crypto import SecretBox
+    from guildgate.store.db import Database
+    from guildgate.store.webhooks import open_secrets
+
+    env = base_env(tmp_path)
+    for app in WORLD["applications"]:
+        add_app(env, app)
+    url, old_key = env["GUILDGATE_DATABASE_URL"], env["GUILDGATE_SECRET_KEY"]
+
+    async def add() -> str:
+        db = Database(url)
+        try:
+            hooks = WebhookService(db, SecretBox(old_key), Settings(database_url=url, secret_key=old_key))
+            return (await hooks.add(app_id=APP_A, url="https://hooks.example.com/x", events=None))[1]
+        finally:
+            await db.dispose()
+
+    secret = asyncio.run(add())
+    SECRETS.add(secret)
+    new_env = {**env, "GUILDGATE_SECRET_KEY": NEW_KEY, "OLD_KEY": old_key}
+    done = cli(["secrets", "rotate", "--old-key-env", "OLD_KEY"], env=new_env)
+    assert "re-encrypted 1 webhook endpoint(s)' secrets; 0 already were" in done.stdout
+    with sqlite3.connect(tmp_path / "guildgate.db") as conn:
+        [(sealed,)] = conn.execute("SELECT secrets_enc FROM webhook_endpoints").fetchall()
+    assert [e["secret"] for e in open_secrets(SecretBox(NEW_KEY), sealed)] == [secret]

@@ -150,3 +150,31 @@ async def test_a_name_resolving_to_loopback_is_refused_at_delivery(
     assert attempt.status is None and attempt.error is not None
     assert attempt.error.startswith("refused:") and "loopback" in attempt.error
     assert receiver.messages == []  # nothing reached the listener
+
+
+async def test_no_redirect_is_followed_and_a_large_answers_first_2_kib_are_kept(
+    db: Database, db_url: str, receiver: Receiver
+) -> None:
+    hooks = service(db, db_url)
+    moved, _ = await hooks.add(app_id=APP, url=receiver.url("/moved"), events=None)
+    big, _ = await hooks.add(app_id=APP, url=receiver.url("/big"), events=None)
+    receiver.script["/moved"] = [307]
+    receiver.headers["/moved"] = {"Location": receiver.url("/elsewhere")}
+    receiver.bodies["/big"] = b"x" * 5_000_000
+    await emit(db)
+    worker = sender(db, db_url, webhook_retry_schedule="60")
+    worker.start()
+    try:
+        for _ in range(200):
+            if await hooks.deliveries(app_id=APP, endpoint_id=moved.id) and await hooks.deliveries(
+                app_id=APP, endpoint_id=big.id
+            ):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.stop()
+    [redirected] = await hooks.deliveries(app_id=APP, endpoint_id=moved.id)
+    assert redirected.status == 307 and redirected.error == "HTTP 307"
+    assert receiver.at("/elsewhere") == []  # the redirect was not followed
+    [answered] = await hooks.deliveries(app_id=APP, endpoint_id=big.id)
+    assert answered.status == 200 and answered.answer == "x" * 2048

@@ -231,11 +231,14 @@ def records_prune(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be deleted."),
 ) -> None:
     """Delete finished records older than the given age (pending ones are kept), 5,000 at a time, with
-    progress on standard error. Safe while the service runs.
+    progress on standard error; and the webhook events as old that no delivery still waits for, with their
+    attempts. Safe while the service runs.
 
     Example: guildgate records prune --older-than 90d"""
     from guildgate.core.links import parse_duration
     from guildgate.store.db import Database
+    from guildgate.store.deliveries import PRUNE_EVENTS_BATCH
+    from guildgate.store.deliveries import prune as prune_events
     from guildgate.store.links import LinkRepo
     from guildgate.store.repos import RecordRepo
 
@@ -253,21 +256,28 @@ def records_prune(
             records = RecordRepo(db)
             total = await records.count_before(before=before)
             if dry_run:
-                return total, 0
+                return total, (0, 0)
 
             def progress(deleted: int) -> None:
                 render.note(f"deleted {deleted} of {total} records…")
 
             deleted = await records.prune(before=before, progress=progress if total else None)
             states = await LinkRepo(db).prune_states(older_than=age)
-            return deleted, states
+            events = 0
+            while True:  # webhook events no delivery waits for, with their attempts: a batch a transaction
+                count = await db.run(lambda conn: prune_events(conn, before=before))
+                events += count
+                if count < PRUNE_EVENTS_BATCH:
+                    break
+            return deleted, (states, events)
         finally:
             await db.dispose()
 
-    count, states = run(go)
+    count, (states, events) = run(go)
     if dry_run:
         render.out.print(f"{count} record(s) created before {render.when(before)} would be deleted")
     else:
         render.out.print(
-            f"deleted {count} record(s) created before {render.when(before)} ({states} old sign-in states)"
+            f"deleted {count} record(s) created before {render.when(before)} ({states} old sign-in states, "
+            f"{events} webhook event(s) with their attempts)"
         )

@@ -20,7 +20,8 @@ def secrets_rotate(
         help="Environment variable holding the previous GUILDGATE_SECRET_KEY (else standard input or a prompt).",
     ),
 ) -> None:
-    """Re-encrypt every app's client secret and bot token under the current GUILDGATE_SECRET_KEY. Set the new
+    """Re-encrypt every app's client secret and bot token, and every webhook endpoint's signing secrets, under
+    the current GUILDGATE_SECRET_KEY. Set the new
     key in GUILDGATE_SECRET_KEY, give the old one through an environment variable, then restart the service.
     Safe to run again: apps already under the new key are left as they are. Join links' sign-ins in progress
     and admin sessions signed with the old key end (people open the link again, admins log in again).
@@ -29,6 +30,7 @@ def secrets_rotate(
     from guildgate.store.crypto import SecretBox
     from guildgate.store.db import Database
     from guildgate.store.repos import AppRepo
+    from guildgate.store.webhooks import reseal_all
 
     s = db_settings()
     old = read_secret(old_key_env, "previous secret key").reveal()
@@ -36,16 +38,27 @@ def secrets_rotate(
     if old == new:
         die("the previous key equals GUILDGATE_SECRET_KEY: set GUILDGATE_SECRET_KEY to the new key first")
 
-    async def go() -> tuple[int, int]:
+    async def go() -> tuple[tuple[int, int], tuple[int, int] | str]:
         db = Database(s.database_url)
         try:
-            return await AppRepo(db, SecretBox(new)).rotate(SecretBox(old))
+            apps = await AppRepo(db, SecretBox(new)).rotate(SecretBox(old))
+            try:  # the webhook endpoints' secrets, in a transaction of their own
+                hooks: tuple[int, int] | str = await db.run(
+                    lambda conn: reseal_all(conn, old=SecretBox(old), new=SecretBox(new))
+                )
+            except ValueError as exc:
+                hooks = str(exc)
+            return apps, hooks
         finally:
             await db.dispose()
 
     try:
-        moved, kept = run(go)
+        (moved, kept), hooks = run(go)
     except ValueError as exc:
         die(f"nothing was changed: {exc}")
         return
     render.out.print(f"re-encrypted {moved} app(s) under the new key; {kept} already were")
+    if isinstance(hooks, str):
+        die(f"the apps are under the new key, but no webhook endpoint's secrets were re-encrypted: {hooks}")
+    elif hooks != (0, 0):
+        render.out.print(f"re-encrypted {hooks[0]} webhook endpoint(s)' secrets; {hooks[1]} already were")

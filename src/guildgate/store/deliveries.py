@@ -93,8 +93,19 @@ def claim(conn: Connection, *, lease_seconds: float, first: int = 0) -> list[Cla
             .group_by(d.endpoint_id)
         ).all()
     )
-    enabled = set(conn.execute(select(e.id).where(e.id.in_(list(due)), e.disabled_at.is_(None))).scalars())
-    order = [endpoint for endpoint in due if endpoint in enabled]
+    wanted = [endpoint for endpoint in due if busy.get(endpoint, 0) < MAX_IN_FLIGHT]
+    if not wanted:
+        return []
+    # Lock the endpoints (rows on PostgreSQL, in id order so that two senders never wait for each other; the write
+    # lock on SQLite), then count their leases: two senders claiming for one endpoint at once take turns, so
+    # together they stay within MAX_IN_FLIGHT.
+    enabled = select(e.id).where(e.id.in_(wanted), e.disabled_at.is_(None)).order_by(e.id)
+    if conn.dialect.name == "postgresql":
+        unlocked = set(conn.execute(enabled.with_for_update()).scalars())
+    else:
+        conn.execute(update(ENDPOINTS).where(e.id.in_(wanted)).values(disabled_at=e.disabled_at))
+        unlocked = set(conn.execute(enabled).scalars())
+    order = [endpoint for endpoint in wanted if endpoint in unlocked]
     if not order:
         return []
     first %= len(order)
@@ -103,7 +114,10 @@ def claim(conn: Connection, *, lease_seconds: float, first: int = 0) -> list[Cla
     until = now + timedelta(seconds=lease_seconds)
     taken = 0
     for endpoint_id in order:
-        room = min(MAX_IN_FLIGHT - int(busy.get(endpoint_id, 0)), CLAIM_AT_MOST - taken)
+        out = conn.execute(
+            select(func.count()).where(d.endpoint_id == endpoint_id, d.state == PENDING, d.lease_until >= now)
+        ).scalar()
+        room = min(MAX_IN_FLIGHT - int(out or 0), CLAIM_AT_MOST - taken)
         if room <= 0:
             continue
         ids = list(
@@ -268,7 +282,10 @@ def stats(conn: Connection) -> tuple[int, float | None, int]:
     return int(waiting), age, int(disabled or 0)
 
 
-def prune(conn: Connection, *, before: datetime, batch: int = 5000) -> int:
+PRUNE_EVENTS_BATCH = 5000
+
+
+def prune(conn: Connection, *, before: datetime, batch: int = PRUNE_EVENTS_BATCH) -> int:
     """Delete up to ``batch`` events made before ``before`` that no delivery is waiting for, with their deliveries
     and attempts; how many events."""
     cutoff = before.astimezone(UTC).replace(tzinfo=None)

@@ -188,3 +188,26 @@ def delivery_rows(conn: Connection, event_ids: Sequence[str]) -> Sequence[Any]:
         .where(d.event_id.in_(list(event_ids)))
         .order_by(d.endpoint_id)
     ).all()
+
+
+def reseal_all(conn: Connection, *, old: SecretBox, new: SecretBox) -> tuple[int, int]:
+    """Re-encrypt every endpoint's secrets from ``old`` to ``new`` (``guildgate secrets rotate``); (re-encrypted,
+    already under the new key). ValueError naming an endpoint neither key opens."""
+    moved = kept = 0
+    for endpoint_id, sealed in conn.execute(select(ENDPOINTS.c.id, ENDPOINTS.c.secrets_enc).order_by(ENDPOINTS.c.id)):
+        try:
+            entries = open_secrets(old, sealed)
+        except ValueError:
+            try:
+                open_secrets(new, sealed)
+            except ValueError:
+                raise ValueError(
+                    f"webhook endpoint {endpoint_id}: neither the old nor the new key opens its secrets"
+                ) from None
+            kept += 1
+            continue
+        conn.execute(
+            update(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id).values(secrets_enc=seal_secrets(new, entries))
+        )
+        moved += 1
+    return moved, kept
