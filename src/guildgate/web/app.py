@@ -28,11 +28,12 @@ from guildgate.services.runtime import Services
 from guildgate.settings import Settings
 from guildgate.web import apidocs, errors, forms, ops
 from guildgate.web.api import admin as admin_api
+from guildgate.web.api import admin_webhooks, events, records
 from guildgate.web.api import grants as grants_api
 from guildgate.web.api import join as api
-from guildgate.web.api import records
 from guildgate.web.dashboard import admin
 from guildgate.web.dashboard import grants as dashboard_grants
+from guildgate.web.dashboard import webhooks as dashboard_webhooks
 from guildgate.web.dashboard.session import Sessions
 from guildgate.web.links import consent as links
 from guildgate.web.links.flow import FlowSigner
@@ -155,14 +156,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router, tags=["join"])
     app.include_router(records.router, tags=["records"])
     app.include_router(grants_api.router, tags=["grants"])
+    app.include_router(events.router, tags=["events"])
     app.include_router(ops.router, tags=["operations"])
     if settings.admin_token is not None:  # off, the admin API and the dashboard are not there (404)
         app.include_router(admin_api.router, tags=["admin"])
+        app.include_router(admin_webhooks.router, tags=["admin"])
     app.include_router(links.router)
     app.include_router(apidocs.router)
     app.include_router(admin.router if settings.admin_token is not None else admin.off_router)
     if settings.admin_token is not None:  # the dashboard's Grants page
         app.include_router(dashboard_grants.router)
+    if settings.admin_token is not None:
+        app.include_router(dashboard_webhooks.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/", _home, methods=["GET"], include_in_schema=False)
     return app
@@ -236,6 +241,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         records.describe_records(schema, snowflake=snowflake)
         admin_api.describe_admin(schema, snowflake=snowflake)
         grants_api.describe_grants(schema, snowflake=snowflake)
+        events.describe_events(schema)
+        admin_webhooks.describe_admin_webhooks(schema, snowflake=snowflake)
         app.openapi_schema = schema
         app.state.openapi_made = time.monotonic()
     return app.openapi_schema

@@ -215,6 +215,28 @@ TEXT: Final[dict[str, dict[str, str]]] = {  # key: {"en": ..., "zh": ...}
     "a_form_type": {"en": "Only plain forms are taken here (no files)", "zh": "此处只接受普通表单（不接受文件）"},
     "a_form_bad": {"en": "The form could not be read", "zh": "无法读取该表单"},
     "a_error": {"en": "Could not do that", "zh": "无法完成"},
+    # the Webhooks page (web/dashboard/webhooks.py)
+    "a_webhooks": {"en": "Webhooks", "zh": "Webhooks"},
+    "a_wh_add": {"en": "Add an endpoint", "zh": "添加端点"},
+    "a_wh_events": {"en": "Event types", "zh": "事件类型"},
+    "a_wh_every_type": {"en": "every type", "zh": "全部类型"},
+    "a_wh_none_is_every": {"en": "none ticked: every type", "zh": "不勾选即全部类型"},
+    "a_wh_secret_once": {
+        "en": "The signing secret: copy it now, it is shown only once.",
+        "zh": "签名密钥：请立即复制，它只会显示这一次。",
+    },
+    "a_wh_disabled": {"en": "Disabled since {when}", "zh": "自 {when} 起已停用"},
+    "a_wh_enable": {"en": "Enable", "zh": "启用"},
+    "a_wh_test": {"en": "Send a test", "zh": "发送测试"},
+    "a_wh_test_sent": {"en": "Test event queued", "zh": "测试事件已排队"},
+    "a_wh_rotate": {"en": "New secret", "zh": "更换密钥"},
+    "a_wh_deliveries": {"en": "Recent deliveries", "zh": "最近投递"},
+    "a_wh_event": {"en": "Event", "zh": "事件"},
+    "a_wh_attempt": {"en": "Attempt", "zh": "第几次"},
+    "a_wh_error": {"en": "Error", "zh": "错误"},
+    "a_wh_no_answer": {"en": "no answer", "zh": "无应答"},
+    "a_wh_last_success": {"en": "last success", "zh": "上次成功"},
+    "a_wh_failing_since": {"en": "failing since", "zh": "失败始于"},
     # the home page (GET /); a leading or trailing space is where the language puts one next to the markup
     "home_about_1": {
         "en": "guildgate adds people to Discord servers after they consent, through Discord's OAuth2",
