@@ -14,6 +14,7 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
-from guildgate.sandbox import oauth
+from guildgate.sandbox import controls, oauth
 from guildgate.sandbox.fixture import Faults, Fixture, FixtureError, load_fixture, parse_fixture
 from guildgate.sandbox.limits import SandboxLimits
 from guildgate.sandbox.responses import ban, djson, http_error
@@ -58,6 +59,9 @@ class Sandbox:
             "responses": {route: dict(c) for route, c in self.responses.items()},
             "faults_injected": dict(self.faults_injected),
             **self.limits.stats(),
+            "role_additions": dict(self.world.role_additions),
+            "role_removals": dict(self.world.role_removals),
+            "kicks": dict(self.world.kicks),
         }
 
     def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | Response:
@@ -226,6 +230,12 @@ def create_sandbox_app(fixture: Fixture | None = None, *, fixture_path: str | Pa
         tokens = {g.access_token for g in world.grants.values()} | {t for t in world.refresh}
         return djson({"tokens": sorted(tokens), "codes": sorted(world.codes)})
 
+    def control(handler: Callable[[World, Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return await handler(sandbox.world, request)
+
+        return endpoint
+
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     app = Starlette(
         routes=[
@@ -238,6 +248,23 @@ def create_sandbox_app(fixture: Fixture | None = None, *, fixture_path: str | Pa
             StarletteRoute("/_sandbox/faults", put_faults, methods=["PUT"]),
             StarletteRoute("/_sandbox/tokens", mint, methods=["POST"]),
             StarletteRoute("/_sandbox/issued", issued, methods=["GET"]),
+            StarletteRoute("/_sandbox/audit", control(controls.audit), methods=["GET"]),
+            StarletteRoute("/_sandbox/guilds/{guild_id}", control(controls.patch_guild), methods=["PATCH"]),
+            StarletteRoute(
+                "/_sandbox/guilds/{guild_id}/members/{user_id}",
+                control(controls.put_member),
+                methods=["PUT"],
+            ),
+            StarletteRoute(
+                "/_sandbox/guilds/{guild_id}/members/{user_id}",
+                control(controls.delete_member),
+                methods=["DELETE"],
+            ),
+            StarletteRoute(
+                "/_sandbox/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
+                control(controls.member_role),
+                methods=["PUT", "DELETE"],
+            ),
         ]
     )
     return SandboxApp(app, sandbox)

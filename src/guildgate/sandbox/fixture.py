@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guildgate.core.invites import is_snowflake
 
@@ -59,6 +59,11 @@ class Role(_Model):
     id: str
     name: str
     position: int = 1
+    color: int = Field(default=0, ge=0, le=0xFFFFFF)  # extra
+    hoist: bool = False  # extra
+    mentionable: bool = False  # extra
+    managed: bool = False  # extra: an integration's role (a booster or another bot's); nobody can give or take it
+    unicode_emoji: str | None = None  # extra
 
     _ids = field_validator("id")(_snowflake)
 
@@ -74,8 +79,26 @@ class Guild(_Model):
     members: list[str] = Field(default_factory=list)
     bans: list[str] = Field(default_factory=list)
     screening: bool = False
+    owner_id: str | None = None  # extra: the guild's owner (cannot be kicked); default a user not in the world
+    member_roles: dict[str, list[str]] = Field(default_factory=dict)  # extra: roles members hold at the start
 
     _ids = field_validator("id")(_snowflake)
+
+    @field_validator("owner_id")
+    @classmethod
+    def _owner(cls, value: str | None) -> str | None:
+        return None if value is None else _snowflake(value)
+
+    @model_validator(mode="after")
+    def _member_roles(self) -> Guild:
+        known = {r.id for r in self.roles}
+        for user_id, role_ids in self.member_roles.items():
+            if user_id not in self.members:
+                raise ValueError(f"member_roles: {user_id} is not in this guild's members")
+            unknown = [r for r in role_ids if r not in known]
+            if unknown:
+                raise ValueError(f"member_roles: {user_id} holds unknown role(s) {unknown}; known: {sorted(known)}")
+        return self
 
     @field_validator("bots")
     @classmethod

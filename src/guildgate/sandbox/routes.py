@@ -4,70 +4,28 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from guildgate.core.invites import is_snowflake
-from guildgate.sandbox.fixture import PERMISSIONS, Application
-from guildgate.sandbox.responses import djson, error, form_error, http_error, not_snowflake
-from guildgate.sandbox.state import Grant, GuildState, Member, UserState, World
+from guildgate.sandbox.calls import (
+    Call,
+    Handler,
+    bot_guild_call,
+    check_ids,
+    guild_for_bot,
+    parse_auth,
+    unauthorized,
+)
+from guildgate.sandbox.fixture import PERMISSIONS
+from guildgate.sandbox.members import delete_member_role, get_member, kick_member, put_member_role
+from guildgate.sandbox.responses import djson, error, form_error, not_snowflake
+from guildgate.sandbox.state import GuildState, Member, UserState
 
-
-@dataclass(frozen=True)
-class Auth:
-    kind: str  # "bot", "bearer" or "none"
-    raw: str
-    app: Application | None = None
-    grant: Grant | None = None
-
-
-@dataclass(frozen=True)
-class Call:
-    request: Request
-    world: World
-    params: dict[str, str]
-    auth: Auth
-
-
-Handler = Callable[[Call], Awaitable[Response]]
-
-
-def parse_auth(world: World, header: str | None) -> Auth:
-    if not header:
-        return Auth(kind="none", raw="")
-    scheme, _, value = header.partition(" ")
-    if scheme == "Bot":
-        return Auth(kind="bot", raw=header, app=world.bots.get(value.strip()))
-    if scheme == "Bearer":
-        grant = world.grants.get(value.strip())
-        return Auth(kind="bearer", raw=header, grant=grant if grant is not None and grant.valid else None)
-    return Auth(kind="invalid", raw=header)
-
-
-def unauthorized() -> Response:
-    return http_error(401, "Unauthorized")
-
-
-def _guild_for_bot(call: Call, guild_id: str) -> GuildState | Response:
-    guild = call.world.guilds.get(guild_id)
-    assert call.auth.app is not None
-    if guild is None or call.auth.app.id not in guild.bots:
-        if call.world.fixture.options.bot_not_in_guild == "50001" and guild is not None:
-            return error(403, 50001, "Missing Access")
-        return error(404, 10004, "Unknown Guild")
-    return guild
-
-
-def _check_ids(params: dict[str, str]) -> Response | None:
-    for name, value in params.items():
-        if name.endswith("_id") and not is_snowflake(value):
-            return not_snowflake(name, value)
-    return None
+__all__ = ["ROUTES", "Call", "Route", "parse_auth"]
 
 
 async def users_me(call: Call) -> Response:
@@ -105,18 +63,8 @@ async def oauth2_me(call: Call) -> Response:
     return djson(body)
 
 
-def _bot_guild_call(call: Call) -> GuildState | Response:
-    """Bot auth, path ids, and the guild with the bot in it: the shared checks of guild routes."""
-    if call.auth.kind != "bot" or call.auth.app is None:
-        return unauthorized()
-    problem = _check_ids(call.params)
-    if problem is not None:
-        return problem
-    return _guild_for_bot(call, call.params["guild_id"])
-
-
 async def get_guild(call: Call) -> Response:
-    guild = _bot_guild_call(call)
+    guild = bot_guild_call(call)
     if isinstance(guild, Response):
         return guild
     return djson(call.world.guild_object(guild))
@@ -208,7 +156,7 @@ async def put_member(call: Call) -> Response:
     if call.auth.kind != "bot" or call.auth.app is None:
         return unauthorized()
     # 2. path snowflakes
-    problem = _check_ids(call.params)
+    problem = check_ids(call.params)
     if problem is not None:
         return problem
     # 3. body
@@ -231,7 +179,7 @@ async def put_member(call: Call) -> Response:
         if flag in body and not isinstance(body[flag], bool):
             return form_error(flag, "BASE_TYPE_BOOLEAN", "Must be either true or false.")
     # 4. guild exists and the bot is in it
-    guild = _guild_for_bot(call, call.params["guild_id"])
+    guild = guild_for_bot(call, call.params["guild_id"])
     if isinstance(guild, Response):
         return guild
     # 5. the token: valid, guilds.join, same application, same user as the path
@@ -277,38 +225,6 @@ async def put_member(call: Call) -> Response:
     return djson(call.world.member_object(member), 201)
 
 
-def _member_call(call: Call) -> tuple[GuildState, Member] | Response:
-    """Bot auth, path ids, the guild (with the bot in it) and the member: the shared checks of member routes."""
-    guild = _bot_guild_call(call)
-    if isinstance(guild, Response):
-        return guild
-    member = guild.members.get(call.params["user_id"])
-    if member is None:
-        return error(404, 10007, "Unknown Member")
-    return guild, member
-
-
-async def get_member(call: Call) -> Response:
-    found = _member_call(call)
-    if isinstance(found, Response):
-        return found
-    return djson(call.world.member_object(found[1]))
-
-
-async def put_member_role(call: Call) -> Response:
-    found = _member_call(call)
-    if isinstance(found, Response):
-        return found
-    guild, member = found
-    assert call.auth.app is not None
-    problem = _perm_problem(guild, call.auth.app.id, {"roles": [call.params["role_id"]]})
-    if problem is not None:
-        return problem
-    if call.params["role_id"] not in member.roles:
-        member.roles.append(call.params["role_id"])
-    return Response(status_code=204, headers={"Via": "1.1 google"})
-
-
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -334,5 +250,7 @@ ROUTES: list[Route] = [
     Route("GET", "/guilds/{guild_id}", get_guild, major="guild_id"),
     Route("PUT", "/guilds/{guild_id}/members/{user_id}", put_member, major="guild_id"),
     Route("GET", "/guilds/{guild_id}/members/{user_id}", get_member, major="guild_id"),
+    Route("DELETE", "/guilds/{guild_id}/members/{user_id}", kick_member, major="guild_id"),
     Route("PUT", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", put_member_role, major="guild_id"),
+    Route("DELETE", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", delete_member_role, major="guild_id"),
 ]

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +56,7 @@ class GuildState:
     members: dict[str, Member]
     bans: set[str]
     screening: bool
+    owner_id: str = "1000000000000000001"
     left: set[str] = field(default_factory=set)
 
 
@@ -94,7 +96,7 @@ class World:
                 for name in names:
                     bits |= PERMISSIONS[name]
                 bots[app_id] = bits
-            members = {uid: Member(user_id=uid, roles=[]) for uid in g.members}
+            members = {uid: Member(user_id=uid, roles=list(g.member_roles.get(uid, []))) for uid in g.members}
             for app_id in g.bots:
                 app = self.apps.get(app_id)
                 if app is not None:
@@ -106,11 +108,12 @@ class World:
                 icon=g.icon,
                 invites=list(g.invites),
                 bots=bots,
-                roles={r.id: {"id": r.id, "name": r.name, "position": r.position} for r in g.roles},
+                roles={r.id: r.model_dump() for r in g.roles},
                 bot_role_position=g.bot_role_position,
                 members=members,
                 bans=set(g.bans),
                 screening=g.screening,
+                owner_id=g.owner_id or "1000000000000000001",
             )
             for code in g.invites:
                 self.invites[code] = g.id
@@ -118,6 +121,12 @@ class World:
         self.grants: dict[str, Grant] = {}  # by access token
         self.refresh: dict[str, Grant] = {}
         self.codes: dict[str, AuthCode] = {}
+        # Successful member changes made through the API, by "GUILD/USER/ROLE" or "GUILD/USER", and their
+        # audit entries (with the decoded X-Audit-Log-Reason): what /_sandbox/stats and /_sandbox/audit show.
+        self.role_additions: Counter[str] = Counter()
+        self.role_removals: Counter[str] = Counter()
+        self.kicks: Counter[str] = Counter()
+        self.audit: list[dict[str, Any]] = []
         now = time.time()
         for u in fixture.users:
             self.users[u.id] = UserState(
