@@ -333,7 +333,7 @@ async def offer_joins(stack: Stack, run: Run, rate: float, stop: asyncio.Event) 
         await asyncio.gather(*tasks)
 
 
-async def measure(stack: Stack, run: Run, lead: float, join_rate: float) -> None:
+async def measure(stack: Stack, run: Run, lead: float, join_rate: float, patience: float) -> None:
 
     due = datetime.fromtimestamp(math.ceil(time.time() + lead), UTC)
     await write_grants(stack, run.grants, due)
@@ -342,7 +342,7 @@ async def measure(stack: Stack, run: Run, lead: float, join_rate: float) -> None
     stop = asyncio.Event()
     joins = asyncio.create_task(offer_joins(stack, run, join_rate, stop)) if join_rate > 0 else None
     db = Database(stack.database_url)
-    deadline = due_mono + run.bucket_time + 120
+    deadline = due_mono + run.bucket_time + patience
     try:
         await asyncio.sleep(max(0.0, due_mono - 3 - time.monotonic()))
         while time.monotonic() < deadline:
@@ -405,6 +405,12 @@ def main() -> None:
     parser.add_argument("--window", choices=("sliding", "fixed"), default="sliding", help="how that bucket refills")
     parser.add_argument("--join-rate", type=float, default=4.0, help="joins offered per second meanwhile (0: none)")
     parser.add_argument("--lead", type=float, default=8.0, help="seconds from writing the grants to their end")
+    parser.add_argument(
+        "--patience",
+        type=float,
+        default=120.0,
+        help="seconds past the bucket's time for N removals to wait for the last end before giving up",
+    )
     args = parser.parse_args()
     try:
         limit, seconds = args.bucket.split("/")
@@ -421,13 +427,13 @@ def main() -> None:
     for count in workers:
         run = Run(workers=count, grants=args.grants, bucket=bucket)
         # Each join takes a user of its own: enough users for the whole run at the offered rate.
-        joiners = int(args.join_rate * (args.lead + run.bucket_time + 150)) + 10
+        joiners = int(args.join_rate * (args.lead + run.bucket_time + args.patience + 30)) + 10
         print(f"{count} worker(s), {args.grants} grants: starting…", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix="guildgate-expiry-") as tmp:
             stack = Stack(Path(tmp), count, args.grants, joiners, bucket)
             run.database = stack.database
             try:
-                asyncio.run(measure(stack, run, args.lead, args.join_rate))
+                asyncio.run(measure(stack, run, args.lead, args.join_rate, args.patience))
             finally:
                 tail = stack.log_tail()
                 stack.stop()
