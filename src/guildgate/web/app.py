@@ -28,6 +28,7 @@ from guildgate.services.runtime import Services
 from guildgate.settings import Settings
 from guildgate.web import apidocs, errors, forms, ops
 from guildgate.web.api import admin as admin_api
+from guildgate.web.api import grants as grants_api
 from guildgate.web.api import join as api
 from guildgate.web.api import records
 from guildgate.web.dashboard import admin
@@ -138,6 +139,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(forms.FormRefusedError, forms.on_refused)
     app.include_router(api.router, tags=["join"])
     app.include_router(records.router, tags=["records"])
+    app.include_router(grants_api.router, tags=["grants"])
     app.include_router(ops.router, tags=["operations"])
     if settings.admin_token is not None:  # off, the admin API and the dashboard are not there (404)
         app.include_router(admin_api.router, tags=["admin"])
@@ -216,6 +218,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         api.describe_join(schema, snowflake=snowflake)
         records.describe_records(schema, snowflake=snowflake)
         admin_api.describe_admin(schema, snowflake=snowflake)
+        grants_api.describe_grants(schema, snowflake=snowflake)
         app.openapi_schema = schema
         app.state.openapi_made = time.monotonic()
     return app.openapi_schema

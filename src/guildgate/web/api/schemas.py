@@ -72,3 +72,70 @@ class AdminErrorBody(BaseModel):
 
     error: str
     detail: str
+
+
+class Grant(BaseModel):
+    """A grant (access.md, "Grants"): times RFC 3339 in UTC, ids as strings."""
+
+    id: str
+    app_id: str
+    guild_id: str
+    user_id: str
+    roles: list[str]
+    state: str
+    starts_at: str
+    ends_at: str | None
+    on_end: str
+    external_ref: str | None
+    source: str
+    link_id: str | None
+    record_id: str | None
+    roles_preexisting: list[str]
+    absent_since: str | None
+    revision: int
+    as_of: str | None
+    ended_at: str | None
+    end_reason: str | None
+    last_error: str | None
+    created_at: str
+    updated_at: str
+
+
+class WrittenGrant(Grant):
+    """A grant as a write answers it; ``stale``: the call's ``as_of`` was older than the grant's, so nothing
+    was changed."""
+
+    stale: bool
+
+
+class GrantAnswer(BaseModel):
+    status: int
+    msg: str
+    data: Grant
+
+
+class GrantWritten(BaseModel):
+    status: int
+    msg: str
+    data: WrittenGrant
+
+
+class GrantsWritten(BaseModel):
+    grants: list[WrittenGrant]
+
+
+class GrantListWritten(BaseModel):
+    status: int
+    msg: str
+    data: GrantsWritten
+
+
+class GrantPage(BaseModel):
+    grants: list[Grant]
+    next_cursor: str | None
+
+
+class GrantPageAnswer(BaseModel):
+    status: int
+    msg: str
+    data: GrantPage
