@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from functools import cached_property
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -14,6 +15,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # Every token setting (a bearer secret a person or script presents) is at least this long; empty means off.
 MIN_TOKEN_LENGTH = 24
 TOKEN_SETTINGS = ("admin_token", "metrics_token")
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}  # a DURATION's units (core/links.py)
 
 # A fixed key for sandbox mode only: sandbox apps hold fixture secrets, nothing real.
 SANDBOX_SECRET_KEY = "guildgate-sandbox-mode-only-not-a-secret"
@@ -51,6 +54,11 @@ class Settings(BaseSettings):
     link_joins_per_minute: int = Field(default=60, ge=0, le=1_000_000)  # 0: no cap
     sandbox: bool = False
     log_level: str = "info"
+    # grants (workers/grants.py): how often each serve process looks for due grants (seconds); the reminders'
+    # offsets before an end (DURATIONs, comma-separated; empty: off); the periodic sync (hours; 0: off)
+    grant_sweep_interval: float = Field(default=15.0, gt=0, le=3600)
+    grant_remind_before: Annotated[tuple[int, ...], NoDecode] = (3 * 86400,)
+    grant_sync_interval: float = Field(default=24.0, ge=0, le=24 * 366)
 
     @field_validator("egress_proxies", mode="before")
     @classmethod
@@ -61,6 +69,20 @@ class Settings(BaseSettings):
             parts = urlsplit(proxy)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"each proxy must be an http(s) URL (http://host:port), got {shown_url(proxy)!r}")
+        return value
+
+    @field_validator("grant_remind_before", mode="before")
+    @classmethod
+    def _offsets(cls, value: object) -> object:
+        if isinstance(value, str):
+            offsets = []
+            for part in (p.strip() for p in value.split(",")):
+                if part:
+                    match = re.fullmatch(r"([0-9]{1,7})\s*([smhdw])", part)
+                    if match is None or int(match.group(1)) == 0:
+                        raise ValueError(f"each offset must be a DURATION like 3d, 12h or 30m, got {part!r}")
+                    offsets.append(int(match.group(1)) * _UNITS[match.group(2)])
+            return tuple(offsets)
         return value
 
     @field_validator("trusted_proxies", mode="before")

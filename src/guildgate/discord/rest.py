@@ -1,7 +1,7 @@
 """DiscordPort over ``calls.Caller``: the calls a join, a join link and the doctor make (a member's roles, the
-kick: ``members.py``), what their answers mean, and what is remembered between them — the invite cache (``INVITE_TTL``; a refusal for
-``INVITE_NEGATIVE_TTL``), the invite-lookup budget, and refused tokens, by fingerprint (``Cache``, ``Windows``:
-this process's or Redis's, beside the limiter)."""
+kick: ``members.py``), what their answers mean, and what is remembered between them — the invite cache
+(``INVITE_TTL``; a refusal for ``INVITE_NEGATIVE_TTL``), the invite-lookup budget, and refused tokens, by
+fingerprint (``Cache``, ``Windows``: this process's or Redis's, beside the limiter)."""
 
 from __future__ import annotations
 

@@ -14,18 +14,49 @@ act on one grant at once.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from guildgate.core.grants import Grant, GrantState, GrantTerms, OnEnd
+from sqlalchemy import ColumnElement
+
+from guildgate.core.errors import (
+    AccessEndedError,
+    DiscordUnavailableError,
+    GrantEndedError,
+    InvalidRequestError,
+    JoinError,
+    NotAMemberError,
+    UnknownGrantError,
+)
+from guildgate.core.grants import (
+    EndReason,
+    Grant,
+    GrantState,
+    GrantTerms,
+    OnEnd,
+    check_external_ref,
+    check_roles,
+    new_grant_id,
+    stale,
+)
 from guildgate.core.ports import AppCredentials
 from guildgate.discord.rest import DiscordRest
+from guildgate.services.grant_ends import Ended, GrantEnds, reason_text, utcnow
+from guildgate.services.grant_sync import SyncSummary, sync_grants
 from guildgate.store.apps import AppRepo
+from guildgate.store.base import NotFoundError
 from guildgate.store.db import Database
-from guildgate.store.grants import GrantRepo
+from guildgate.store.grants import GrantConflictError, GrantRepo, new_lease_token, to_grant
+from guildgate.store.models import GrantRow
+
+log = logging.getLogger("guildgate.grants")
+HOLD_SECONDS: Final = 30.0  # how long an API call waits for a grant another worker is acting on
 
 
 class _Unset(Enum):
@@ -58,13 +89,11 @@ class GrantFilters:
     absent: bool | None = None  # True: only absent members' grants; False: only present ones
 
 
-@dataclass
-class SyncSummary:
-    checked: int = 0  # active grants looked up at Discord
-    repaired: int = 0  # grants whose missing roles were given again
-    absent: int = 0  # grants newly marked absent (the person left)
-    retried: int = 0  # end_failed grants tried again (and ended)
-    failed: int = 0  # grants that could not be checked, repaired or ended (with the reason on the grant)
+__all__ = ["UNSET", "GrantFilters", "GrantResult", "GrantService", "SyncSummary"]
+
+
+def _unknown() -> UnknownGrantError:
+    return UnknownGrantError("no such grant")
 
 
 class GrantService:
@@ -73,24 +102,38 @@ class GrantService:
         self.apps = apps
         self.discord = discord
         self.repo = GrantRepo(db)
+        self.ends = GrantEnds(repo=self.repo, apps=apps, discord=discord)
 
+    # -- the join and link flows ------------------------------------------------------------------------------
     async def prepare(
         self, *, app_id: str, guild_id: str, external_ref: str | None, link_id: str | None, user_id: str | None
     ) -> str:
         """The id of the grant a join will make or renew (it goes into ``NewRecord.grant_id`` before the join):
         the active grant of the app with ``external_ref`` in that server, or the link's grant for that user, or
         a new id."""
-        raise NotImplementedError
+        if external_ref is not None:
+            found = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=external_ref)
+            if found is not None:
+                return found.id
+        if link_id is not None and user_id is not None:
+            mine = await self.repo.link_grant(link_id=link_id, user_id=user_id)
+            if mine is not None:
+                return mine.id
+        return new_grant_id()
 
     async def check_link_access(self, *, link_id: str, user_id: str) -> None:
         """Raise ``AccessEndedError`` when this person's grant through this link has ended (or failed to end)."""
-        raise NotImplementedError
+        mine = await self.repo.link_grant(link_id=link_id, user_id=user_id)
+        if mine is not None and not mine.active:
+            raise AccessEndedError("this person's access through this link has ended")
 
     async def read_roles(self, *, app: AppCredentials, guild_id: str, user_id: str) -> tuple[str, ...] | None:
         """The member's roles now (Get Guild Member), or None when they are not in the server. A join flow that
         gives roles to someone already in the server calls this *before* giving them, and passes the answer to
         ``after_join(preexisting=...)``, so that roles the person held before are never taken by the end."""
-        raise NotImplementedError
+        return await self.discord.member_roles(
+            app=app, guild_id=guild_id, user_id=user_id, deadline=time.monotonic() + 30
+        )
 
     async def after_join(
         self,
@@ -114,8 +157,99 @@ class GrantService:
         renewed (a link's: the same grant, no new time; an ``external_ref``'s: updated as the contract says).
         ``preexisting``: the roles the member held before the join gave any (``read_roles``); when left out and
         not ``joined``, read from Discord now. Returns the grant made or renewed (None without ``terms``)."""
-        raise NotImplementedError
+        await self.restore(guild_id=guild_id, user_id=user_id, app=app)
+        if terms is None:
+            return None
+        existing: Grant | None = None
+        if grant_id is not None:
+            try:
+                existing = await self.repo.get(grant_id, app_id=app_id)
+            except NotFoundError:
+                existing = None
+        if existing is None and link_id is not None:
+            existing = await self.repo.link_grant(link_id=link_id, user_id=user_id)
+        if existing is None and terms.external_ref is not None:
+            existing = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=terms.external_ref)
+        if existing is not None and existing.active:
+            if existing.link_id is not None:  # one grant per link and person: its roles are back, no new time
+                return existing
+            result = await self.update(
+                app=app,
+                app_id=app_id,
+                grant_id=existing.id,
+                ends_at=terms.ends_at,
+                roles=roles or existing.roles,
+                on_end=terms.on_end,
+                as_of=terms.as_of,
+            )
+            return result.grant
+        if existing is not None and existing.link_id is not None:
+            return existing  # an ended link grant: the link refuses the person before the join (check_link_access)
+        if preexisting is None:
+            current = () if joined else await self.read_roles(app=app, guild_id=guild_id, user_id=user_id)
+            preexisting = current or ()
+        now = utcnow()
+        grant = Grant(
+            id=grant_id if grant_id is not None and existing is None else new_grant_id(),
+            app_id=app_id,
+            guild_id=guild_id,
+            user_id=user_id,
+            roles=check_roles(roles, allow_empty=True),
+            state=GrantState.ACTIVE,
+            starts_at=now,
+            ends_at=terms.ends_at,
+            on_end=terms.on_end,
+            external_ref=terms.external_ref,
+            source=source,
+            link_id=link_id,
+            record_id=record_id,
+            roles_preexisting=tuple(r for r in roles if r in preexisting),
+            absent_since=None,
+            revision=1,
+            as_of=terms.as_of,
+            ended_at=None,
+            end_reason=None,
+            last_error=None,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            return await self.repo.insert(grant)
+        except GrantConflictError:  # another request made it a moment ago: that one stands
+            again = await (
+                self.repo.link_grant(link_id=link_id, user_id=user_id)
+                if link_id is not None
+                else self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=terms.external_ref or "")
+            )
+            if again is None:
+                raise
+            return again
 
+    async def restore(self, *, guild_id: str, user_id: str, app: AppCredentials | None = None) -> list[Grant]:
+        """Give back the roles of every active grant of this person in this server that is marked absent
+        (any app's, each with its own bot), clear ``absent_since`` and emit ``grant.restored``. Failures are logged:
+        the join that called this has succeeded."""
+        restored: list[Grant] = []
+        for grant in await self.repo.member_grants(guild_id=guild_id, user_id=user_id):
+            if grant.absent_since is None:
+                continue
+            token = new_lease_token()
+            if await self.repo.claim(grant.id, token=token) is None:
+                continue
+            try:
+                await self.ends.give_roles(grant, roles=grant.roles, why="restored", app=app)
+            except (JoinError, NotFoundError) as exc:
+                log.warning("grant %s: roles not given back: %s", grant.id, exc)
+                await self.repo.release(grant.id, token=token)
+                continue
+            done = await self.repo.change(
+                grant.id, values={"absent_since": None}, event="grant.restored", lease_token=token, release=True
+            )
+            if done is not None:
+                restored.append(done)
+        return restored
+
+    # -- the API ----------------------------------------------------------------------------------------------
     async def create(
         self,
         *,
@@ -129,7 +263,88 @@ class GrantService:
         """``POST /api/grants``: ``NotAMemberError`` when the person is not in the server; with an
         ``external_ref`` naming an active grant of the app in that server, that grant is updated
         (``created=False``; ``roles`` replaces its set; a past ``ends_at`` ends it)."""
-        raise NotImplementedError
+        roles = _checked_roles(roles)
+        if terms.external_ref is not None:
+            _checked_ref(terms.external_ref)
+            found = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=terms.external_ref)
+            if found is not None:
+                return await self.update(
+                    app=app,
+                    app_id=app_id,
+                    grant_id=found.id,
+                    ends_at=terms.ends_at,
+                    roles=roles,
+                    on_end=terms.on_end,
+                    as_of=terms.as_of,
+                )
+        now = utcnow()
+        if terms.ends_at is not None and terms.ends_at <= now:
+            raise InvalidRequestError("ends_at: the end of a new grant must be in the future")
+        current = await self.read_roles(app=app, guild_id=guild_id, user_id=user_id)
+        if current is None:
+            raise NotAMemberError("the user is not a member of this server")
+        grant = Grant(
+            id=new_grant_id(),
+            app_id=app_id,
+            guild_id=guild_id,
+            user_id=user_id,
+            roles=roles,
+            state=GrantState.ACTIVE,
+            starts_at=now,
+            ends_at=terms.ends_at,
+            on_end=terms.on_end,
+            external_ref=terms.external_ref,
+            source="api",
+            link_id=None,
+            record_id=None,
+            roles_preexisting=tuple(r for r in roles if r in current),
+            absent_since=None,
+            revision=1,
+            as_of=terms.as_of,
+            ended_at=None,
+            end_reason=None,
+            last_error=None,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.ends.give_roles(grant, roles=tuple(r for r in roles if r not in current), why="granted", app=app)
+        try:
+            return GrantResult(await self.repo.insert(grant), created=True)
+        except GrantConflictError:
+            if terms.external_ref is None:
+                raise
+            found = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=terms.external_ref)
+            if found is None:
+                raise
+            return await self.update(
+                app=app,
+                app_id=app_id,
+                grant_id=found.id,
+                ends_at=terms.ends_at,
+                roles=roles,
+                on_end=terms.on_end,
+                as_of=terms.as_of,
+            )
+
+    async def _hold(self, grant_id: str, *, app_id: str | None, token: str) -> GrantRow:
+        """Take the grant's lease, waiting (HOLD_SECONDS at most) while the sweep or another call acts on it."""
+        await self._row(grant_id, app_id=app_id)
+        give_up = time.monotonic() + HOLD_SECONDS
+        while True:
+            row = await self.repo.claim(grant_id, token=token)
+            if row is not None:
+                return row
+            if time.monotonic() > give_up:
+                raise DiscordUnavailableError(
+                    "the grant is being changed by another request; retry", http_status=503, retry_after=1.0
+                )
+            await asyncio.sleep(0.2)
+
+    async def _row(self, grant_id: str, *, app_id: str | None) -> GrantRow:
+        try:
+            return await self.repo.row(grant_id, app_id=app_id)
+        except NotFoundError:
+            raise _unknown() from None
 
     async def update(
         self,
@@ -144,7 +359,83 @@ class GrantService:
     ) -> GrantResult:
         """``PATCH``: ``GrantEndedError`` when the grant is no longer active; an older ``as_of`` answers it
         unchanged with ``stale=True``; a past ``ends_at`` ends it now (``revoked``)."""
-        raise NotImplementedError
+        if not isinstance(roles, _Unset):
+            roles = _checked_roles(roles)
+        first = to_grant(await self._row(grant_id, app_id=app_id))
+        if not first.active:
+            raise GrantEndedError("this grant has ended")
+        if stale(first.as_of, as_of):
+            return GrantResult(first, stale=True)
+        token = new_lease_token()
+        row = await self._hold(grant_id, app_id=app_id, token=token)
+        try:
+            grant = to_grant(row)
+            if not grant.active:
+                raise GrantEndedError("this grant has ended")
+            if stale(grant.as_of, as_of):
+                return GrantResult(grant, stale=True)
+            values: dict[str, Any] = {}
+            if as_of is not None:
+                values["as_of"] = as_of
+            if not isinstance(on_end, _Unset):
+                values["on_end"] = on_end.value
+            if not isinstance(ends_at, _Unset):
+                values["ends_at"] = ends_at
+                values["reminders"] = "[]" if ends_at != grant.ends_at else row.reminders
+            if not isinstance(roles, _Unset) and roles != grant.roles:
+                values.update(await self._change_roles(grant, roles, app=app))
+            if values:
+                changed = await self.repo.change(grant_id, values=values, event="grant.updated", lease_token=token)
+                if changed is None:
+                    raise DiscordUnavailableError("the grant was taken over by another worker; retry", http_status=503)
+                grant = changed
+            if grant.ends_at is not None and grant.ends_at <= utcnow():
+                held = await self.repo.row(grant_id)
+                outcome, ended = await self.ends.end_held(held, token=token, reason=EndReason.REVOKED, app=app)
+                return GrantResult(await self._after_end(grant_id, outcome, ended, token))
+            return GrantResult(grant)
+        finally:
+            await self.repo.release(grant_id, token=token)
+
+    async def _change_roles(
+        self, grant: Grant, roles: tuple[str, ...], *, app: AppCredentials | None
+    ) -> dict[str, Any]:
+        """Give the roles added and take those dropped (the overlap rule; never a role held before the grant)."""
+        added = tuple(r for r in roles if r not in grant.roles)
+        dropped = [r for r in grant.roles if r not in roles]
+        preexisting = [r for r in grant.roles_preexisting if r in roles]
+        if grant.absent_since is None:
+            creds = await self.ends.credentials(grant.app_id, app)
+            current = await self.read_roles(app=creds, guild_id=grant.guild_id, user_id=grant.user_id)
+            if current is not None:
+                preexisting += [r for r in added if r in current]
+                await self.ends.give_roles(
+                    grant, roles=tuple(r for r in added if r not in current), why="roles changed", app=creds
+                )
+                others = [g for g in await self.repo.member_grants(guild_id=grant.guild_id, user_id=grant.user_id)]
+                kept = {r for g in others if g.id != grant.id for r in g.roles} | set(grant.roles_preexisting)
+                for role in dropped:
+                    if role not in kept and role in current:
+                        await self.discord.remove_member_role(
+                            app=creds,
+                            guild_id=grant.guild_id,
+                            user_id=grant.user_id,
+                            role_id=role,
+                            deadline=time.monotonic() + 45,
+                            reason=reason_text(grant.id, "roles changed"),
+                        )
+        return {"roles": roles, "roles_preexisting": tuple(preexisting)}
+
+    async def _after_end(self, grant_id: str, outcome: Ended, ended: Grant | None, token: str) -> Grant:
+        if outcome is Ended.RETRY:
+            # Discord could not be reached: the grant stays due (now), to end as revoked at the next sweep
+            await self.repo.change(
+                grant_id, values={"ends_at": utcnow(), "end_reason": EndReason.REVOKED.value}, event="grant.updated"
+            )
+            raise DiscordUnavailableError("Discord could not be reached; the grant will be ended by the next sweep")
+        if ended is None:
+            return await self.repo.get(grant_id)
+        return ended
 
     async def end(
         self,
@@ -157,7 +448,26 @@ class GrantService:
     ) -> GrantResult:
         """``DELETE``: ends it now (``revoked``); an ended grant is answered unchanged; an ``end_failed`` one is
         tried again."""
-        raise NotImplementedError
+        first = to_grant(await self._row(grant_id, app_id=app_id))
+        if first.state is GrantState.ENDED:
+            return GrantResult(first)
+        if stale(first.as_of, as_of):
+            return GrantResult(first, stale=True)
+        token = new_lease_token()
+        row = await self._hold(grant_id, app_id=app_id, token=token)
+        try:
+            grant = to_grant(row)
+            if grant.state is GrantState.ENDED:
+                return GrantResult(grant)
+            if as_of is not None and grant.as_of != as_of:
+                await self.repo.change(grant_id, values={"as_of": as_of}, event=None, bump=False, lease_token=token)
+                row = await self.repo.row(grant_id)
+            outcome, ended = await self.ends.end_held(
+                row, token=token, reason=EndReason.REVOKED, on_end=on_end, app=app
+            )
+            return GrantResult(await self._after_end(grant_id, outcome, ended, token))
+        finally:
+            await self.repo.release(grant_id, token=token)
 
     async def update_by_ref(
         self,
@@ -171,7 +481,13 @@ class GrantService:
         as_of: datetime | None = None,
     ) -> list[GrantResult]:
         """``PATCH ?external_ref=``: every active grant of the app with that reference, in every server."""
-        raise NotImplementedError
+        _checked_ref(external_ref)
+        return [
+            await self.update(
+                app=app, app_id=app_id, grant_id=g.id, ends_at=ends_at, roles=roles, on_end=on_end, as_of=as_of
+            )
+            for g in await self.repo.by_ref(app_id=app_id, external_ref=external_ref)
+        ]
 
     async def end_by_ref(
         self,
@@ -183,24 +499,36 @@ class GrantService:
         as_of: datetime | None = None,
     ) -> list[GrantResult]:
         """``DELETE ?external_ref=``: ends every active grant of the app with that reference."""
-        raise NotImplementedError
+        _checked_ref(external_ref)
+        return [
+            await self.end(app=app, app_id=app_id, grant_id=g.id, on_end=on_end, as_of=as_of)
+            for g in await self.repo.by_ref(app_id=app_id, external_ref=external_ref)
+        ]
 
     async def extend(
         self, *, app_id: str | None, grant_id: str, by: timedelta | None = None, until: datetime | None = None
     ) -> GrantResult:
         """The CLI's and dashboard's ``extend ID --by DURATION | --until TIME`` (``by`` counts from the current
         end, or from now for an open-ended or past one)."""
-        raise NotImplementedError
+        grant = await self.get(app_id=app_id, grant_id=grant_id)
+        now = utcnow()
+        if (by is None) == (until is None):
+            raise InvalidRequestError("give one of --by or --until")
+        new_end = until if until is not None else max(grant.ends_at or now, now) + (by or timedelta())
+        if new_end <= now:
+            raise InvalidRequestError("until: the new end must be in the future")
+        return await self.update(app=None, app_id=app_id, grant_id=grant_id, ends_at=new_end)
 
+    # -- reads ------------------------------------------------------------------------------------------------
     async def get(self, *, app_id: str | None, grant_id: str) -> Grant:
         """One grant; ``app_id`` None: any app's (admin)."""
-        raise NotImplementedError
+        return to_grant(await self._row(grant_id, app_id=app_id))
 
     async def page(
         self, *, app_id: str | None, filters: GrantFilters, cursor: str | None, limit: int
     ) -> tuple[list[Grant], str | None]:
         """Newest first, cursor-paged like records. ValueError for a cursor this service did not give."""
-        raise NotImplementedError
+        return await self.repo.page(app_id=app_id, where=_where(filters), cursor=cursor, limit=limit)
 
     async def sync(
         self,
@@ -212,12 +540,51 @@ class GrantService:
     ) -> SyncSummary:
         """Get Guild Member for each active grant: missing roles given again (``grant.repaired``), a person gone
         marked ``absent_since`` (``grant.absent``); ``end_failed`` grants tried again. ``progress(done, total)``."""
-        raise NotImplementedError
+        return await sync_grants(
+            repo=self.repo, ends=self.ends, app_id=app_id, guild_id=guild_id, dry_run=dry_run, progress=progress
+        )
 
     async def ending_soon(self, *, within: timedelta) -> list[Grant]:
         """Active grants ending within ``within`` from now, soonest first (the dashboard's overview)."""
-        raise NotImplementedError
+        now = datetime.now(UTC)
+        return await self.repo.ending_within(now=now, until=now + within)
 
     async def failures(self) -> list[Grant]:
         """``end_failed`` grants, newest first (the dashboard's overview)."""
-        raise NotImplementedError
+        return await self.repo.failures()
+
+
+def _checked_roles(roles: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return check_roles(roles)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
+
+
+def _checked_ref(ref: str) -> str:
+    try:
+        return check_external_ref(ref)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
+
+
+def _where(f: GrantFilters) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    for column, value in (
+        (GrantRow.guild_id, f.guild_id),
+        (GrantRow.user_id, f.user_id),
+        (GrantRow.state, f.state.value if f.state is not None else None),
+        (GrantRow.external_ref, f.external_ref),
+        (GrantRow.link_id, f.link_id),
+    ):
+        if value is not None:
+            where.append(column == value)
+    if f.ends_before is not None:
+        where.append(GrantRow.ends_at < f.ends_before)
+    if f.updated_since is not None:
+        where.append(GrantRow.updated_at >= f.updated_since)
+    if f.absent is True:
+        where.append(GrantRow.absent_since.is_not(None))
+    elif f.absent is False:
+        where.append(GrantRow.absent_since.is_(None))
+    return where

@@ -36,6 +36,7 @@ from guildgate.web.dashboard.session import Sessions
 from guildgate.web.links import consent as links
 from guildgate.web.links.flow import FlowSigner
 from guildgate.web.pages import STATIC, render
+from guildgate.workers.grants import GrantSweeper
 
 
 class _NoQueryStrings(logging.Filter):
@@ -120,7 +121,16 @@ def create_app(settings: Settings) -> FastAPI:
         # collector's view, so its collections walk only what requests create (docs/performance.md).
         gc.collect()
         gc.freeze()
+        sweeper = GrantSweeper(
+            grants=services.grants,
+            interval=settings.grant_sweep_interval,
+            remind_before=settings.grant_remind_before,
+            sync_hours=settings.grant_sync_interval,
+            windows=services.windows,
+        )
+        sweeper.start()  # the grant sweep, at start (catch-up) and every GUILDGATE_GRANT_SWEEP_INTERVAL s
         yield
+        await sweeper.stop()
         await services.close()
 
     app = FastAPI(

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import functools
 import os
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
+from guildgate.core.grants import GrantState
 from guildgate.discord.ratelimit.shares import LINKS, key_spender
 
 if TYPE_CHECKING:
@@ -74,6 +76,26 @@ INVALID_SHARE = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+GRANTS = Gauge(
+    "guildgate_grants",
+    "Grants by state (active, ended, end_failed), counted in the database at each scrape",
+    ["state"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+GRANTS_DUE = Gauge(
+    "guildgate_grants_due",
+    "Active grants whose end has come and that are not ended yet",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+GRANT_END_LAG = Histogram(
+    "guildgate_grant_end_lag_seconds",
+    "Time from a grant's ends_at to its ended_at, for grants that expired",
+    registry=REGISTRY,
+    buckets=(0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 900, 3600),
+)
+
 
 # A labelled child is looked up once per label set (``labels()`` takes a lock and builds a key every call).
 _wait_child = functools.cache(LIMITER_WAIT.labels)
@@ -126,3 +148,11 @@ async def refresh(svc: Services) -> None:
         GLOBAL_SLOTS.labels(app.client_id).set(
             await svc.limiter.backend.global_used(f"bot:{creds.bot_token.fingerprint()}")
         )
+    await refresh_grants(svc)
+
+
+async def refresh_grants(svc: Services) -> None:
+    counts = await svc.grants.repo.states()
+    for state in GrantState:
+        GRANTS.labels(state.value).set(counts.get(state.value, 0))
+    GRANTS_DUE.set(await svc.grants.repo.due_count(now=datetime.now(UTC)))
