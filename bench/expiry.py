@@ -6,22 +6,23 @@ offered meanwhile.
     python bench/expiry.py --grants 500 --workers 1 --join-rate 2
 
 Each run starts a Discord sandbox (the bot's global limit 50/s; Remove Guild Member Role limited per guild by
-``--bucket LIMIT/SECONDS``, a ``--window`` sliding or fixed; Add Guild Member 10 per 10 s per guild), a
-throwaway database (SQLite for one worker; PostgreSQL with a throwaway Redis for more) and ``guildgate serve``
-with ``GUILDGATE_GRANT_SWEEP_INTERVAL=1``. N members of one server are given a role through the sandbox's
-Discord routes with the bot's token, and N real grants of that role (one per member, all ending at the same
-whole second, ``--lead`` seconds ahead) are written through the engine's store into guildgate's database.
-Reminders and the periodic sync are off (``GUILDGATE_GRANT_REMIND_BEFORE=""``,
-``GUILDGATE_GRANT_SYNC_INTERVAL=0``): they would have run long before such an end, not during it.
+``--bucket LIMIT/SECONDS``, sliding or ``--window fixed``; Add Guild Member 10 per 10 s per guild), a throwaway
+database (SQLite for one worker; PostgreSQL with a throwaway Redis for more) and ``guildgate serve`` with
+``GUILDGATE_GRANT_SWEEP_INTERVAL=1``. N members of one server hold a role at the sandbox (its fixture's
+``member_roles``), and N real grants of that role, one per member, all ending at the same whole second
+(``--lead`` seconds ahead), are written through the engine's store (``GrantRepo.insert``: the row and its
+``grant.started`` event, as the API writes a new grant) into guildgate's database while it runs. Reminders and
+the periodic sync are off (``GUILDGATE_GRANT_REMIND_BEFORE=""``, ``GUILDGATE_GRANT_SYNC_INTERVAL=0``): they
+would have run long before such an end, not during it.
 
-From a few seconds before the end until every grant has ended, joins arrive through the join API at
-``--join-rate`` per second (open loop, each with its own users, spread over the grants' server and three
-others, within Add Guild Member's per-guild limit). Then the run prints, from the grants themselves and from
-the sandbox's own counts (``/_sandbox/stats``): the end lag (``ends_at`` to ``ended_at``) at p50/p99/max,
-removals per grant (must be exactly 1 for each), the 429s the sandbox sent (must be 0), the last end beside the
-time the removal bucket needs for N calls, and the joins answered during the sweep with their latency. The
+From 8 s before the end until every grant has ended, joins arrive through the join API at ``--join-rate`` per
+second (open loop, each a new user, spread over the grants' server and three others, within Add Guild Member's
+per-guild limit). Then the run prints, from the grants themselves and from the sandbox's own counts
+(``/_sandbox/stats``): the end lag (``ends_at`` to ``ended_at``) at p50/p99/max, beside the time the removal
+bucket needs for N calls; removals per grant (must be exactly 1 for each); the 429s the sandbox sent (must be
+0); the joins answered during the sweep with their latency, beside that of the joins in the 8 s before it. The
 verdict line checks the acceptance point: every role removed exactly once, no 429, and the last end no later
-than the bucket's time for N calls plus 15 s.
+than the bucket's time for N calls plus 15 s. The exit status is 1 when a run misses it.
 
 Everything listens on 127.0.0.1; every process, file and database it starts is removed when it ends.
 """
@@ -45,10 +46,11 @@ from typing import Any
 
 import aiohttp
 import httpx
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 
-from guildgate.core.grants import new_grant_id
+from guildgate.core.grants import Grant, GrantState, OnEnd, new_grant_id
 from guildgate.store.db import Database
+from guildgate.store.grants import GrantRepo
 from guildgate.store.models import GrantRow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +72,7 @@ REMOVE = "DELETE /guilds/{guild_id}/members/{user_id}/roles/{role_id}"
 GIVE = "PUT /guilds/{guild_id}/members/{user_id}/roles/{role_id}"
 ADD = "PUT /guilds/{guild_id}/members/{user_id}"
 ADD_LIMIT, ADD_RESET = 10, 10.0
+BEFORE = 8.0  # seconds of joins before the due second, to compare with those during the sweep
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,10 @@ class Run:
         start, end = self.sweep
         return [j for j in self.joins if start <= j[0] <= end]
 
+    def joins_before(self) -> list[tuple[float, float, bool]]:
+        """The joins sent before the due second: the same load without the sweep, to compare with."""
+        return [j for j in self.joins if j[0] < self.sweep[0]]
+
     def verdict(self) -> tuple[bool, str]:
         once = self.removals == {1: self.grants}
         quiet = self.too_many == 0
@@ -260,34 +267,43 @@ class Stack:
 
 
 async def write_grants(stack: Stack, grants: int, due: datetime) -> None:
-    """N real grants, one per member (who holds the role at the sandbox), all ending at ``due``: the rows the
-    engine writes for a grant made through the API (``source`` "api", revision 1), in one transaction."""
+    """N real grants, one per member (who holds the role at the sandbox), all ending at ``due``, written through
+    the engine's store as the API writes a new one (each with its ``grant.started`` event), 8 at a time."""
     now = datetime.now(UTC)
-    rows = [
-        {
-            "id": new_grant_id(),
-            "app_id": APP,
-            "guild_id": GUILD,
-            "user_id": str(GRANT_USER0 + i),
-            "roles": json.dumps([ROLE]),
-            "roles_preexisting": "[]",
-            "state": "active",
-            "starts_at": now,
-            "ends_at": due,
-            "on_end": "remove_roles",
-            "external_ref": f"sub_bench_{i}",
-            "source": "api",
-            "revision": 1,
-            "created_at": now,
-            "updated_at": now,
-            "tries": 0,
-            "reminders": "[]",
-        }
-        for i in range(grants)
-    ]
     db = Database(stack.database_url)
+    repo = GrantRepo(db)
+    pending = iter(range(grants))
+
+    async def writer() -> None:
+        for i in pending:
+            grant = Grant(
+                id=new_grant_id(),
+                app_id=APP,
+                guild_id=GUILD,
+                user_id=str(GRANT_USER0 + i),
+                roles=(ROLE,),
+                state=GrantState.ACTIVE,
+                starts_at=now,
+                ends_at=due,
+                on_end=OnEnd.REMOVE_ROLES,
+                external_ref=f"sub_bench_{i}",
+                source="api",
+                link_id=None,
+                record_id=None,
+                roles_preexisting=(),
+                absent_since=None,
+                revision=1,
+                as_of=None,
+                ended_at=None,
+                end_reason=None,
+                last_error=None,
+                created_at=now,
+                updated_at=now,
+            )
+            await repo.insert(grant)
+
     try:
-        await db.run(lambda conn: conn.execute(insert(GrantRow), rows))
+        await asyncio.gather(*(writer() for _ in range(8)))
     finally:
         await db.dispose()
 
@@ -334,17 +350,20 @@ async def offer_joins(stack: Stack, run: Run, rate: float, stop: asyncio.Event) 
 
 
 async def measure(stack: Stack, run: Run, lead: float, join_rate: float, patience: float) -> None:
-
     due = datetime.fromtimestamp(math.ceil(time.time() + lead), UTC)
+    started = time.monotonic()
     await write_grants(stack, run.grants, due)
+    took = time.monotonic() - started
+    if time.time() > due.timestamp() - BEFORE:
+        raise RuntimeError(f"writing the grants took {took:.1f} s, too close to their end: give a longer --lead")
     due_mono = time.monotonic() + (due.timestamp() - time.time())
-    print(f"  {run.grants} grants due at {due:%H:%M:%S}Z…", file=sys.stderr, flush=True)
+    print(f"  {run.grants} grants written in {took:.1f} s, due at {due:%H:%M:%S}Z…", file=sys.stderr, flush=True)
     stop = asyncio.Event()
+    await asyncio.sleep(max(0.0, due_mono - BEFORE - time.monotonic()))
     joins = asyncio.create_task(offer_joins(stack, run, join_rate, stop)) if join_rate > 0 else None
     db = Database(stack.database_url)
     deadline = due_mono + run.bucket_time + patience
     try:
-        await asyncio.sleep(max(0.0, due_mono - 3 - time.monotonic()))
         while time.monotonic() < deadline:
             if time.monotonic() >= due_mono and await count_active(db) == 0:
                 break
@@ -380,17 +399,20 @@ def _utc(value: datetime) -> datetime:
 def table(runs: list[Run]) -> str:
     head = (
         "| workers | database | grants | end lag p50 / p99 / max s | Discord's time for N removals s "
-        "| removals per grant | 429s | joins ok / sent during the sweep | join p50 / p99 ms |"
+        "| removals per grant | 429s | joins ok / sent during the sweep | join p50 / p99 ms during "
+        "| join p50 / p99 ms before |"
     )
-    lines = [head, "|" + "---|" * 9]
+    lines = [head, "|" + "---|" * 10]
     for r in runs:
         joins = r.joins_in_sweep()
         ok = [lat for _, lat, good in joins if good]
+        before = [lat for _, lat, good in r.joins_before() if good]
         per_grant = ", ".join(f"{n}: {count:,}" for n, count in sorted(r.removals.items()))
         lines.append(
             f"| {r.workers} | {r.database} | {r.grants:,} | {pct(r.lags, 50):.1f} / {pct(r.lags, 99):.1f} / "
             f"{r.last_end:.1f} | {r.bucket_time:.1f} | {per_grant} | {r.too_many} | {len(ok)} / {len(joins)} | "
-            f"{pct(ok, 50) * 1000:.0f} / {pct(ok, 99) * 1000:.0f} |"
+            f"{pct(ok, 50) * 1000:.0f} / {pct(ok, 99) * 1000:.0f} | "
+            f"{pct(before, 50) * 1000:.0f} / {pct(before, 99) * 1000:.0f} |"
         )
     return "\n".join(lines)
 
@@ -404,7 +426,11 @@ def main() -> None:
     )
     parser.add_argument("--window", choices=("sliding", "fixed"), default="sliding", help="how that bucket refills")
     parser.add_argument("--join-rate", type=float, default=4.0, help="joins offered per second meanwhile (0: none)")
-    parser.add_argument("--lead", type=float, default=8.0, help="seconds from writing the grants to their end")
+    parser.add_argument(
+        "--lead",
+        type=float,
+        help="seconds from starting to write the grants to their end (default: 15 + one per 40 grants)",
+    )
     parser.add_argument(
         "--patience",
         type=float,
@@ -422,18 +448,19 @@ def main() -> None:
         parser.error("--grants, --workers and the bucket must be positive, --join-rate 0 or more")
     if args.join_rate > len(OTHER_GUILDS) + 1:
         parser.error(f"--join-rate above {len(OTHER_GUILDS) + 1}/s would pass Add Guild Member's per-guild limits")
+    lead = args.lead if args.lead is not None else 15 + args.grants / 40
     runs: list[Run] = []
     ok = True
     for count in workers:
         run = Run(workers=count, grants=args.grants, bucket=bucket)
         # Each join takes a user of its own: enough users for the whole run at the offered rate.
-        joiners = int(args.join_rate * (args.lead + run.bucket_time + args.patience + 30)) + 10
+        joiners = int(args.join_rate * (lead + run.bucket_time + args.patience + 30)) + 10
         print(f"{count} worker(s), {args.grants} grants: starting…", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix="guildgate-expiry-") as tmp:
             stack = Stack(Path(tmp), count, args.grants, joiners, bucket)
             run.database = stack.database
             try:
-                asyncio.run(measure(stack, run, args.lead, args.join_rate, args.patience))
+                asyncio.run(measure(stack, run, lead, args.join_rate, args.patience))
             finally:
                 tail = stack.log_tail()
                 stack.stop()
