@@ -4,7 +4,9 @@ a member who leaves). Checked at the sandbox: what was given, removed and kicked
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,8 +17,10 @@ from sqlalchemy import select
 
 from guildgate.core.errors import GrantEndedError, NotAMemberError, UnknownGrantError
 from guildgate.core.grants import EndReason, GrantState, GrantTerms, OnEnd, parse_time
-from guildgate.services.grants import GrantService
+from guildgate.services.grant_ends import Ended
+from guildgate.services.grants import GrantFilters, GrantService
 from guildgate.store.models import EventRow
+from guildgate.workers.grants import GrantSweeper
 from tests.conftest import APP_A, APP_B, GUILD, ROLE_LOW, SECRETS, USER_IDS, WORLD
 from tests.core.conftest import Core
 
@@ -295,3 +299,72 @@ async def test_no_secret_in_any_grant_or_event(core: Core, svc: GrantService) ->
     text = bodies.decode() + json.dumps(made.grant.as_json())
     secrets = SECRETS | {a["bot_token"] for a in WORLD["applications"]}
     assert text and not [s for s in secrets if s in text]
+
+
+async def test_a_discord_outage_leaves_the_grant_due_and_the_sweep_ends_it_later(core: Core, svc: GrantService) -> None:
+    """5xx on every removal: the sweep leaves the grant active (retried with backoff), records no end; once
+    Discord answers again, a later sweep ends it, with one removal that counted."""
+    app = await core.app()
+    made = await svc.create(app=app, app_id=APP_A, guild_id=GUILD, user_id=BOB, roles=(ROLE_LOW,), terms=terms())
+    await svc.update(app=app, app_id=APP_A, grant_id=made.grant.id, ends_at=datetime.now(UTC) + timedelta(seconds=1))
+    sweeper = GrantSweeper(grants=svc, interval=1.0)
+    remove = "DELETE /guilds/{guild_id}/members/{user_id}/roles/{role_id}"
+    core.sandbox.faults({"routes": {remove: {"error_rate": 1.0, "status": 503}}})
+    await asyncio.sleep(1.1)
+    counts = await sweeper.sweep()
+    assert counts[Ended.RETRY] == 1 and counts[Ended.ENDED] == 0
+    held = await svc.get(app_id=APP_A, grant_id=made.grant.id)
+    assert held.state is GrantState.ACTIVE and held.revision == 2  # a retry is no change of the grant
+    assert (await sweeper.sweep())[Ended.RETRY] == 0  # held back for its backoff
+    core.sandbox.faults({})
+    give_up = time.monotonic() + 30
+    while (await svc.get(app_id=APP_A, grant_id=made.grant.id)).state is GrantState.ACTIVE:
+        assert time.monotonic() < give_up, "the retried end never came"
+        await sweeper.sweep()
+        await asyncio.sleep(0.5)
+    ended = await svc.get(app_id=APP_A, grant_id=made.grant.id)
+    assert ended.end_reason is EndReason.EXPIRED and ROLE_LOW not in roles_of(core, BOB)
+    assert core.sandbox.stats()["role_removals"] == {f"{GUILD}/{BOB}/{ROLE_LOW}": 1}
+
+
+async def test_a_past_end_in_a_change_revokes_the_grant_now(core: Core, svc: GrantService) -> None:
+    app = await core.app()
+    made = await svc.create(
+        app=app, app_id=APP_A, guild_id=GUILD, user_id=BOB, roles=(ROLE_LOW,), terms=terms(seconds=None)
+    )
+    assert made.grant.ends_at is None
+    changed = await svc.update(
+        app=None, app_id=None, grant_id=made.grant.id, ends_at=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    assert changed.grant.state is GrantState.ENDED and changed.grant.end_reason is EndReason.REVOKED
+    assert [e["type"] for e in await events(core, made.grant.id)] == ["grant.started", "grant.updated", "grant.ended"]
+
+
+async def test_grants_are_read_newest_first_in_pages_with_filters(core: Core, svc: GrantService) -> None:
+    app = await core.app()
+    made = [
+        await svc.create(
+            app=app,
+            app_id=APP_A,
+            guild_id=GUILD,
+            user_id=BOB,
+            roles=(ROLE_LOW,),
+            terms=terms(external_ref=f"ref_{n}"),
+        )
+        for n in range(5)
+    ]
+    await svc.end(app=app, app_id=APP_A, grant_id=made[0].grant.id)
+    first, cursor = await svc.page(app_id=APP_A, filters=GrantFilters(), cursor=None, limit=3)
+    assert [g.id for g in first] == [m.grant.id for m in made[::-1][:3]] and cursor is not None
+    rest, end = await svc.page(app_id=APP_A, filters=GrantFilters(), cursor=cursor, limit=3)
+    assert [g.id for g in rest] == [m.grant.id for m in made[::-1][3:]] and end is None
+    ended, _ = await svc.page(
+        app_id=APP_A, filters=GrantFilters(state=GrantState.ENDED, user_id=BOB), cursor=None, limit=10
+    )
+    assert [g.id for g in ended] == [made[0].grant.id]
+    by_ref, _ = await svc.page(app_id=APP_A, filters=GrantFilters(external_ref="ref_3"), cursor=None, limit=10)
+    assert [g.id for g in by_ref] == [made[3].grant.id]
+    assert (await svc.page(app_id=APP_B, filters=GrantFilters(), cursor=None, limit=10))[0] == []
+    assert len((await svc.page(app_id=None, filters=GrantFilters(absent=False), cursor=None, limit=10))[0]) == 5
+    soon = await svc.ending_soon(within=timedelta(days=7))
+    assert {g.id for g in soon} == {m.grant.id for m in made[1:]}

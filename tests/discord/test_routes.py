@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 import pytest
 
-from guildgate.core.errors import RateLimitedError
+from guildgate.core.errors import DiscordRefusedError, RateLimitedError
 from guildgate.core.ports import AppCredentials
 from guildgate.core.secret import Secret
 from guildgate.discord import routes
@@ -49,6 +50,14 @@ async def test_every_route_is_one_the_sandbox_serves_under_its_name(fresh: Sandb
         )
         assert await rest.get_member(app=APP, guild_id=GUILD, user_id=user.id, deadline=deadline) is True
         await rest.add_member_role(app=APP, guild_id=GUILD, user_id=user.id, role_id=ROLE_LOW, deadline=deadline)
+        assert await rest.member_roles(app=APP, guild_id=GUILD, user_id=user.id, deadline=deadline) == (ROLE_LOW,)
+        removed = await rest.remove_member_role(
+            app=APP, guild_id=GUILD, user_id=user.id, role_id=ROLE_LOW, deadline=deadline
+        )
+        assert removed == "removed"
+        with pytest.raises(DiscordRefusedError) as no_kick:  # the fixture's bot has no Kick Members
+            await rest.kick_member(app=APP, guild_id=GUILD, user_id=user.id, deadline=deadline)
+        assert no_kick.value.discord_code == 50013
         with pytest.raises(Exception, match="authorization code"):
             await exchange_code(
                 rest, app=APP, code="no-such-code", redirect_uri="http://x/cb", verifier="v", deadline=deadline
@@ -126,3 +135,43 @@ async def test_a_servers_exhausted_bucket_holds_back_that_server_only() -> None:
         b"PUT /api/v10/guilds/1/members/10",
         b"PUT /api/v10/guilds/2/members/12",
     ]
+
+
+async def test_member_calls_carry_the_audit_log_reason_and_say_what_discord_meant(fresh: Sandbox) -> None:
+    """Every member call of a grant may name why in the audit log (URL-encoded UTF-8, as Discord documents); a
+    removal of a role that is gone counts as removed, a member who is gone is None to Get Guild Member and
+    not_a_member to the others."""
+    rest = DiscordRest(api_base=fresh.api, limiter=Limiter(MemoryBackend()))
+    deadline = time.monotonic() + 20
+    bob = USER_IDS["bob"]
+    why = "guildgate grant grt_0123456789abcdef: expired — «30 jours» 100%"
+    try:
+        await rest.add_member_role(
+            app=APP, guild_id=GUILD, user_id=bob, role_id=ROLE_LOW, deadline=deadline, reason=why
+        )
+        assert (
+            await rest.remove_member_role(
+                app=APP, guild_id=GUILD, user_id=bob, role_id=ROLE_LOW, deadline=deadline, reason=why
+            )
+            == "removed"
+        )
+        gone = "1200000000000000099"
+        assert (
+            await rest.remove_member_role(app=APP, guild_id=GUILD, user_id=bob, role_id=gone, deadline=deadline)
+            == "unknown_role"
+        )
+        stranger = USER_IDS["alice"]
+        assert await rest.member_roles(app=APP, guild_id=GUILD, user_id=stranger, deadline=deadline) is None
+        with pytest.raises(DiscordRefusedError) as unknown:
+            await rest.remove_member_role(
+                app=APP, guild_id=GUILD, user_id=stranger, role_id=ROLE_LOW, deadline=deadline
+            )
+        assert (unknown.value.discord_code, unknown.value.outcome.value) == (10007, "not_a_member")
+    finally:
+        await rest.aclose()
+    entries = audit(fresh, bob)
+    assert [e.get("reason") for e in entries][-2:] == [why, why], entries
+
+
+def audit(sandbox: Sandbox, target: str) -> list[dict[str, Any]]:
+    return list(httpx.get(sandbox.proc.url + "/_sandbox/audit", params={"target_id": target}).json()["entries"])

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from guildgate.core.invites import is_snowflake
 from guildgate.sandbox.fixture import PERMISSIONS, Role
 from guildgate.sandbox.members import remove_member, role_info
+from guildgate.sandbox.objects import guild_object, member_object
 from guildgate.sandbox.responses import djson
 from guildgate.sandbox.state import GuildState, Member, UserState, World
 
@@ -44,7 +45,7 @@ def _guild(world: World, request: Request) -> GuildState | Response:
 def _role_ids(world: World, guild: GuildState, value: object) -> list[str] | Response:
     if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
         return _problem(400, "roles must be a list of role ids")
-    unknown = [r for r in value if role_info(world, guild, r) is None]
+    unknown = [r for r in value if role_info(guild, r) is None]
     if unknown:
         return _problem(400, f"roles: unknown role(s) {unknown} in guild {guild.id}")
     return list(dict.fromkeys(value))
@@ -85,7 +86,7 @@ async def put_member(world: World, request: Request) -> Response:
         user.guild_count += 1
     elif "roles" in body:
         member.roles = roles
-    return djson(world.member_object(guild.members[user_id]))
+    return djson(member_object(world, guild.members[user_id]))
 
 
 async def delete_member(world: World, request: Request) -> Response:
@@ -109,13 +110,13 @@ async def member_role(world: World, request: Request) -> Response:
     member = guild.members.get(user_id)
     if member is None:
         return _problem(404, f"{user_id} is not a member of guild {guild.id}")
-    if role_info(world, guild, role_id) is None:
+    if role_info(guild, role_id) is None:
         return _problem(404, f"unknown role {role_id} in guild {guild.id}")
     if request.method == "PUT" and role_id not in member.roles:
         member.roles.append(role_id)
     if request.method == "DELETE" and role_id in member.roles:
         member.roles.remove(role_id)
-    return djson(world.member_object(member))
+    return djson(member_object(world, member))
 
 
 async def patch_guild(world: World, request: Request) -> Response:
@@ -167,4 +168,4 @@ async def patch_guild(world: World, request: Request) -> Response:
     guild.bots.update(new_bits)
     guild.bot_role_position, guild.owner_id = position, owner_id
     guild.roles.update(new_roles)
-    return djson(world.guild_object(guild))
+    return djson(guild_object(world, guild))

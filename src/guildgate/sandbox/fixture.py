@@ -126,6 +126,11 @@ class User(_Model):
     guild_count: int = 0
     max_guilds: int = 100
     tokens: list[Token] = Field(default_factory=list)
+    email: str | None = None  # extra: shown with the `email` scope
+    verified: bool = True  # extra: shown with the `email` scope
+    locale: str = "en-US"  # extra
+    mfa_enabled: bool = False  # extra
+    premium_type: int = Field(default=0, ge=0, le=3)  # extra: 0 none, 1 Nitro Classic, 2 Nitro, 3 Nitro Basic
 
     _ids = field_validator("id")(_snowflake)
 

@@ -15,8 +15,9 @@ from starlette.responses import Response
 
 from guildgate.sandbox.calls import Call, audit_reason, member_call
 from guildgate.sandbox.fixture import PERMISSIONS
+from guildgate.sandbox.objects import bot_role_id, member_object
 from guildgate.sandbox.responses import VIA, djson, error
-from guildgate.sandbox.state import GuildState, Member, World, bot_role_id
+from guildgate.sandbox.state import GuildState, Member, World
 
 AUDIT_KEEP = 10_000  # the newest audit entries kept for /_sandbox/audit
 MEMBER_KICK, MEMBER_ROLE_UPDATE = 20, 25  # audit-log.mdx action types
@@ -27,7 +28,7 @@ def has_permission(guild: GuildState, app_id: str, name: str) -> bool:
     return bool(bits & PERMISSIONS["ADMINISTRATOR"] or bits & PERMISSIONS[name])
 
 
-def role_info(world: World, guild: GuildState, role_id: str) -> tuple[int, bool] | None:
+def role_info(guild: GuildState, role_id: str) -> tuple[int, bool] | None:
     """(position, managed) of a role of the guild that can be given; None when unknown (@everyone included)."""
     role = guild.roles.get(role_id)
     if role is not None:
@@ -37,9 +38,9 @@ def role_info(world: World, guild: GuildState, role_id: str) -> tuple[int, bool]
     return None
 
 
-def top_position(world: World, guild: GuildState, member: Member) -> int:
+def top_position(guild: GuildState, member: Member) -> int:
     """The position of a member's highest role (0: only @everyone)."""
-    positions = [info[0] for r in member.roles if (info := role_info(world, guild, r)) is not None]
+    positions = [info[0] for r in member.roles if (info := role_info(guild, r)) is not None]
     return max(positions, default=0)
 
 
@@ -68,7 +69,7 @@ async def get_member(call: Call) -> Response:
     found = member_call(call)
     if isinstance(found, Response):
         return found
-    return djson(call.world.member_object(found[1]))
+    return djson(member_object(call.world, found[1]))
 
 
 def _role_call(call: Call) -> tuple[GuildState, Member, str] | Response:
@@ -78,7 +79,7 @@ def _role_call(call: Call) -> tuple[GuildState, Member, str] | Response:
     guild, member = found
     assert call.auth.app is not None
     role_id = call.params["role_id"]
-    info = role_info(call.world, guild, role_id)
+    info = role_info(guild, role_id)
     if info is None:
         return error(404, 10011, "Unknown Role")
     position, managed = info
@@ -124,7 +125,7 @@ async def kick_member(call: Call) -> Response:
     assert call.auth.app is not None
     if not has_permission(guild, call.auth.app.id, "KICK_MEMBERS"):
         return error(403, 50013, "Missing Permissions")
-    if member.user_id == guild.owner_id or top_position(call.world, guild, member) >= guild.bot_role_position:
+    if member.user_id == guild.owner_id or top_position(guild, member) >= guild.bot_role_position:
         return error(403, 50013, "Missing Permissions")
     remove_member(call.world, guild, member.user_id)
     call.world.kicks[f"{guild.id}/{member.user_id}"] += 1

@@ -21,45 +21,52 @@ from guildgate.sandbox.calls import (
     unauthorized,
 )
 from guildgate.sandbox.fixture import PERMISSIONS
-from guildgate.sandbox.members import delete_member_role, get_member, kick_member, put_member_role
+from guildgate.sandbox.members import delete_member_role, get_member, kick_member, put_member_role, role_info
+from guildgate.sandbox.objects import (
+    application_object,
+    guild_object,
+    invite_object,
+    member_object,
+    own_user_object,
+    partial_application,
+    user_object,
+)
 from guildgate.sandbox.responses import djson, error, form_error, not_snowflake
 from guildgate.sandbox.state import GuildState, Member, UserState
 
 __all__ = ["ROUTES", "Call", "Route", "parse_auth"]
 
 
+def _flag(call: Call, name: str) -> bool:
+    """A boolean query parameter: true/True/1 (reference.mdx)."""
+    return call.request.query_params.get(name, "").lower() in ("true", "1")
+
+
 async def users_me(call: Call) -> Response:
     auth = call.auth
     if auth.kind == "bot" and auth.app is not None:
-        return djson(call.world.user_object(auth.app.bot_user_id))
+        return djson(own_user_object(call.world, auth.app.bot_user_id, None))
     if auth.kind != "bearer" or auth.grant is None:
         return unauthorized()
     if "identify" not in auth.grant.scopes:
         if call.world.fixture.options.users_me_without_identify == "50026":
             return error(403, 50026, "Missing required OAuth2 scope")
         return unauthorized()
-    return djson(call.world.user_object(auth.grant.user_id))
+    return djson(own_user_object(call.world, auth.grant.user_id, auth.grant.scopes))
 
 
 async def oauth2_me(call: Call) -> Response:
     grant = call.auth.grant
     if call.auth.kind != "bearer" or grant is None:
         return unauthorized()
-    app = call.world.apps.get(grant.app_id)
+    app = call.world.apps[grant.app_id]
     body: dict[str, Any] = {
-        "application": {
-            "id": grant.app_id,
-            "name": app.name if app else "App",
-            "icon": None,
-            "description": "",
-            "bot_public": True,
-            "bot_require_code_grant": False,
-        },
+        "application": partial_application(app),
         "scopes": grant.scopes,
         "expires": datetime.fromtimestamp(grant.expires_at, UTC).isoformat(),
     }
     if "identify" in grant.scopes:
-        body["user"] = call.world.user_object(grant.user_id)
+        body["user"] = user_object(call.world, grant.user_id)
     return djson(body)
 
 
@@ -67,7 +74,7 @@ async def get_guild(call: Call) -> Response:
     guild = bot_guild_call(call)
     if isinstance(guild, Response):
         return guild
-    return djson(call.world.guild_object(guild))
+    return djson(guild_object(call.world, guild, with_counts=_flag(call, "with_counts")))
 
 
 async def current_application(call: Call) -> Response:
@@ -75,7 +82,7 @@ async def current_application(call: Call) -> Response:
     (``/oauth2/applications/@me``): bot auth only."""
     if call.auth.kind != "bot" or call.auth.app is None:
         return unauthorized()
-    return djson(call.world.application_object(call.auth.app))
+    return djson(application_object(call.world, call.auth.app))
 
 
 async def get_invite(call: Call) -> Response:
@@ -86,29 +93,7 @@ async def get_invite(call: Call) -> Response:
     guild = call.world.guilds.get(guild_id) if guild_id else None
     if guild is None:
         return error(404, 10006, "Unknown Invite")
-    body: dict[str, Any] = {
-        "type": 0,
-        "code": code,
-        "expires_at": None,
-        "guild": {
-            "id": guild.id,
-            "name": guild.name,
-            "splash": None,
-            "banner": None,
-            "description": None,
-            "icon": guild.icon,
-            "features": [],
-            "verification_level": 0,
-            "vanity_url_code": None,
-            "nsfw_level": 0,
-            "premium_subscription_count": 0,
-        },
-        "channel": {"id": guild.id, "name": "general", "type": 0},
-    }
-    if call.request.query_params.get("with_counts", "").lower() in ("true", "1"):
-        body["approximate_member_count"] = len(guild.members)
-        body["approximate_presence_count"] = 0
-    return djson(body)
+    return djson(invite_object(call.world, code, guild, with_counts=_flag(call, "with_counts")))
 
 
 def _perm_problem(guild: GuildState, app_id: str, body: dict[str, Any]) -> Response | None:
@@ -122,10 +107,11 @@ def _perm_problem(guild: GuildState, app_id: str, body: dict[str, Any]) -> Respo
     if not admin and any(not bits & PERMISSIONS[n] for n in needed):
         return error(403, 50013, "Missing Permissions")
     for role_id in body.get("roles") or []:
-        role = guild.roles.get(role_id)
+        role = role_info(guild, role_id)
         if role is None:
             return error(404, 10011, "Unknown Role")
-        if role["position"] >= guild.bot_role_position:
+        position, managed = role
+        if position >= guild.bot_role_position or managed:
             return error(403, 50013, "Missing Permissions")
     return None
 
@@ -222,7 +208,7 @@ async def put_member(call: Call) -> Response:
     )
     guild.members[user_id] = member
     user.guild_count += 1
-    return djson(call.world.member_object(member), 201)
+    return djson(member_object(call.world, member), 201)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from guildgate.sandbox.fixture import PERMISSIONS, Application, Fixture
+from guildgate.sandbox.objects import bot_role_id, member_object
 
 
 @dataclass
@@ -67,6 +68,11 @@ class UserState:
     global_name: str | None
     guild_count: int
     max_guilds: int
+    email: str | None = None
+    verified: bool = True
+    locale: str = "en-US"
+    mfa_enabled: bool = False
+    premium_type: int = 0
 
 
 @dataclass
@@ -135,6 +141,11 @@ class World:
                 global_name=u.global_name,
                 guild_count=u.guild_count,
                 max_guilds=u.max_guilds,
+                email=u.email,
+                verified=u.verified,
+                locale=u.locale,
+                mfa_enabled=u.mfa_enabled,
+                premium_type=u.premium_type,
             )
             for t in u.tokens:
                 grant = Grant(
@@ -190,97 +201,12 @@ class World:
         )
         return code
 
-    # ---- objects ------------------------------------------------------------------------------------
-    def guild_roles(self, guild: GuildState) -> list[dict[str, Any]]:
-        """Discord's role objects: @everyone (id = guild id, no permissions here), the fixture's roles and each
-        bot's managed role at ``bot_role_position`` with the bot's permissions."""
-        roles: list[dict[str, Any]] = [_role(guild.id, "@everyone", 0, 0)]
-        roles += [_role(r["id"], r["name"], r["position"], 0) for r in guild.roles.values()]
-        for app_id, bits in guild.bots.items():
-            app = self.apps.get(app_id)
-            role = _role(bot_role_id(guild.id, app_id), app.name if app else "bot", guild.bot_role_position, bits)
-            role["managed"], role["tags"] = True, {"bot_id": app.bot_user_id if app else app_id}
-            roles.append(role)
-        return roles
-
-    def guild_object(self, guild: GuildState) -> dict[str, Any]:
-        return {
-            "id": guild.id,
-            "name": guild.name,
-            "icon": guild.icon,
-            "owner_id": "1000000000000000001",
-            "roles": self.guild_roles(guild),
-            "features": ["MEMBER_VERIFICATION_GATE_ENABLED"] if guild.screening else [],
-            "verification_level": 1,
-            "application_id": None,
-        }
-
-    def application_object(self, app: Application) -> dict[str, Any]:
-        return {
-            "id": app.id,
-            "name": app.name,
-            "icon": None,
-            "description": "",
-            "bot_public": True,
-            "bot_require_code_grant": False,
-            "verify_key": "0" * 64,
-            "flags": 0,
-            "redirect_uris": list(app.redirect_uris),
-            "bot": self.user_object(app.bot_user_id),
-        }
-
-    def user_object(self, user_id: str) -> dict[str, Any]:
-        user = self.users.get(user_id)
-        bot = next((a for a in self.apps.values() if a.bot_user_id == user_id), None)
-        if bot is not None:
-            return {
-                "id": user_id,
-                "username": bot.name.lower().replace(" ", "_"),
-                "discriminator": "0001",
-                "global_name": None,
-                "avatar": None,
-                "bot": True,
-                "public_flags": 0,
-                "flags": 0,
-            }
-        name = user.username if user else f"user{user_id[-4:]}"
-        return {
-            "id": user_id,
-            "username": name,
-            "global_name": user.global_name if user else None,
-            "discriminator": "0",
-            "avatar": None,
-            "public_flags": 0,
-            "flags": 0,
-            "banner": None,
-            "accent_color": None,
-            "locale": "en-US",
-            "mfa_enabled": False,
-            "premium_type": 0,
-        }
-
-    def member_object(self, member: Member) -> dict[str, Any]:
-        return {
-            "user": self.user_object(member.user_id),
-            "nick": member.nick,
-            "avatar": None,
-            "banner": None,
-            "roles": list(member.roles),
-            "joined_at": member.joined_at,
-            "premium_since": None,
-            "deaf": member.deaf,
-            "mute": member.mute,
-            "flags": member.flags,
-            "pending": member.pending,
-            "communication_disabled_until": None,
-        }
-
     def snapshot(self) -> dict[str, Any]:
         return {
             "guilds": {
                 g.id: {
                     "name": g.name,
-                    "members": {uid: self.member_object(m) for uid, m in g.members.items()},
+                    "members": {uid: member_object(self, m) for uid, m in g.members.items()},
                     "bans": sorted(g.bans),
                 }
                 for g in self.guilds.values()
@@ -299,26 +225,6 @@ class World:
                 for g in {g.id: g for g in self.grants.values()}.values()
             ],
         }
-
-
-def bot_role_id(guild_id: str, app_id: str) -> str:
-    """A stable snowflake for a bot's managed role in a guild."""
-    return str(10**17 + int(hashlib.sha256(f"{guild_id}:{app_id}".encode()).hexdigest()[:14], 16))
-
-
-def _role(role_id: str, name: str, position: int, permissions: int) -> dict[str, Any]:
-    return {
-        "id": role_id,
-        "name": name,
-        "color": 0,
-        "hoist": False,
-        "icon": None,
-        "position": position,
-        "permissions": str(permissions),
-        "managed": False,
-        "mentionable": False,
-        "flags": 0,
-    }
 
 
 def pkce_matches(verifier: str, challenge: str) -> bool:

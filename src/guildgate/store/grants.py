@@ -379,6 +379,21 @@ class GrantRepo:
             await s.commit()
         return int(getattr(result, "rowcount", 0))
 
+    async def release_all(self, ids: builtins.list[str], *, token: str) -> int:
+        """Give up the leases still held with ``token`` (a worker stopping: others take the grants at once)."""
+        if not ids:
+            return 0
+        statement = (
+            update(GrantRow)
+            .where(GrantRow.id.in_(ids), GrantRow.lease_token == token)
+            .values(lease_token=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.session() as s:
+            result = await s.execute(statement)
+            await s.commit()
+        return int(getattr(result, "rowcount", 0))
+
     async def release(self, grant_id: str, *, token: str, values: dict[str, Any] | None = None) -> bool:
         """Give a lease up without a change worth a revision (``values``: the retry's ``next_try_at``, ``tries``,
         a pending ``end_reason`` or ``ends_at`` of a revoke whose end is retried)."""

@@ -98,18 +98,24 @@ class GrantSweeper:
                     outcome, _ = await self.ends.end_held(row, token=lease.token)
                 except Exception:
                     log.exception("grant %s: end failed unexpectedly; retried after its lease", row.id)
-                    return
-                finally:
                     lease.ids.discard(row.id)
+                    return
+                lease.ids.discard(row.id)  # (cancelled: still held, given up by the sweep below)
                 counts[outcome] += 1
 
         async with lease.renewing():
-            while True:
-                rows = await self.grants.repo.claim_due(token=lease.token, limit=AT_ONCE * 2)
-                if not rows:
-                    break
-                lease.ids.update(r.id for r in rows)
-                await asyncio.gather(*(end(r) for r in rows))
+            try:
+                while True:
+                    rows = await self.grants.repo.claim_due(token=lease.token, limit=AT_ONCE * 2)
+                    if not rows:
+                        break
+                    lease.ids.update(r.id for r in rows)
+                    await asyncio.gather(*(end(r) for r in rows))
+            except asyncio.CancelledError:  # stopping: hand what is still held to the other workers now
+                if lease.ids:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self.grants.repo.release_all(sorted(lease.ids), token=lease.token))
+                raise
         if any(counts.values()):
             log.info("grant sweep: %s", {k.value: v for k, v in counts.items() if v})
         return counts
