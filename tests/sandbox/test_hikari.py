@@ -41,7 +41,7 @@ async def rest(
 
 def world(**guild: Any) -> dict[str, Any]:
     """The test world with the test app's bot also holding Kick Members in the test guild, and ``guild``'s fields."""
-    w = json.loads(json.dumps(WORLD))
+    w: dict[str, Any] = json.loads(json.dumps(WORLD))
     w["guilds"][0]["bots"][APP_A].append("KICK_MEMBERS")
     w["guilds"][0].update(guild)
     return w
