@@ -23,10 +23,12 @@ from guildgate import (
     Client,
     ConnectionFailedError,
     DiscordUnavailableError,
+    GrantEndedError,
     GuildgateError,
     InvalidRequestError,
     JoinRefusedError,
     JoinResult,
+    NotAMemberError,
     NotFoundError,
     QuotaExceededError,
     RateLimitedError,
@@ -230,7 +232,7 @@ def test_a_server_that_never_answers_is_a_connection_failure_after_the_timeout()
     assert late.value.code == "connection_error" and "in time" in late.value.msg
 
 
-# Every failure the join API answers, and the error it becomes: a new outcome on the server needs a place here.
+# Every failure the join and grants APIs answer, and the error it becomes: a new outcome needs a place here.
 FAILURES: dict[Outcome, type[GuildgateError]] = {
     Outcome.INVALID_API_KEY: AuthenticationError,
     Outcome.INVALID_REQUEST: InvalidRequestError,
@@ -243,9 +245,18 @@ FAILURES: dict[Outcome, type[GuildgateError]] = {
     Outcome.VELOCITY_CAPPED: RateLimitedError,
     Outcome.RATE_LIMITED: RateLimitedError,
     Outcome.DISCORD_UNAVAILABLE: DiscordUnavailableError,
+    Outcome.UNKNOWN_GRANT: NotFoundError,  # the grants API's
+    Outcome.GRANT_ENDED: GrantEndedError,
+    Outcome.NOT_A_MEMBER: NotAMemberError,
     **{o: JoinRefusedError for o in Outcome if o.status == 0 and o.http_status == 200 and o is not Outcome.CANCELLED},
 }
-LINK_ONLY = {Outcome.CANCELLED, Outcome.LINK_EXPIRED, Outcome.LINK_USED_UP, Outcome.LINK_DISABLED}
+LINK_ONLY = {
+    Outcome.CANCELLED,
+    Outcome.LINK_EXPIRED,
+    Outcome.LINK_USED_UP,
+    Outcome.LINK_DISABLED,
+    Outcome.ACCESS_ENDED,
+}
 
 
 def test_every_failure_the_join_api_answers_has_its_error(stand_in: ThreadingHTTPServer) -> None:

@@ -25,7 +25,7 @@ def examples() -> list[tuple[str, str]]:
 
 def test_the_examples_print_what_the_page_shows(gateway: Gateway, fresh: Sandbox) -> None:
     found = examples()
-    assert len(found) == sum(lang == "python" for lang, _ in FENCE.findall(PAGE.read_text())) == 3
+    assert len(found) == sum(lang == "python" for lang, _ in FENCE.findall(PAGE.read_text())) == 4
     # The secrets come from the environment, as the page says: never in argv.
     env = {
         **os.environ,

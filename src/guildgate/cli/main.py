@@ -9,6 +9,7 @@ import typer
 
 from guildgate import __version__
 from guildgate.cli import apps, join, keys, links, records, secret_key, server
+from guildgate.cli import grants as grants_cli
 from guildgate.cli.help import command, group
 
 app = group("guildgate: add consenting people to Discord servers.")
@@ -39,6 +40,7 @@ app.add_typer(keys.cli, name="keys")
 app.add_typer(records.cli, name="records")
 app.add_typer(links.cli, name="links")
 app.add_typer(secret_key.cli, name="secrets")
+app.add_typer(grants_cli.cli, name="grants")
 
 
 def main() -> None:

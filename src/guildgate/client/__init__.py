@@ -12,13 +12,16 @@ from guildgate.client._errors import (
     AuthenticationError,
     ConnectionFailedError,
     DiscordUnavailableError,
+    GrantEndedError,
     GuildgateError,
     InvalidRequestError,
     JoinRefusedError,
+    NotAMemberError,
     NotFoundError,
     QuotaExceededError,
     RateLimitedError,
 )
+from guildgate.client._grants import Grant, GrantPage
 from guildgate.client._wire import JoinResult
 from guildgate.core.secret import Secret
 
@@ -28,10 +31,14 @@ __all__ = [
     "Client",
     "ConnectionFailedError",
     "DiscordUnavailableError",
+    "Grant",
+    "GrantEndedError",
+    "GrantPage",
     "GuildgateError",
     "InvalidRequestError",
     "JoinRefusedError",
     "JoinResult",
+    "NotAMemberError",
     "NotFoundError",
     "QuotaExceededError",
     "RateLimitedError",

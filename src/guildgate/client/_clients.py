@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from guildgate.client._grant_methods import AsyncGrants, SyncGrants
 from guildgate.client._wire import (
     JOIN_PATH,
     Call,
@@ -89,9 +90,10 @@ class _Calls:
         return self._read_call("/api/records", params)
 
 
-class Client(_Calls):
+class Client(SyncGrants, _Calls):
     """The synchronous client. ``timeout`` bounds each request in seconds; ``language`` (``"en"`` or ``"zh"``,
-    the server's default) is the language of ``msg``; ``transport`` plugs in any httpx transport."""
+    the server's default) is the language of ``msg``; ``transport`` plugs in any httpx transport. The grant
+    methods (``create_grant`` ...) come from ``SyncGrants``."""
 
     def __init__(
         self,
@@ -181,7 +183,7 @@ class Client(_Calls):
         return parse_read_answer(self._send(self._read_call("/api/usage", {"days": days})))
 
 
-class AsyncClient(_Calls):
+class AsyncClient(AsyncGrants, _Calls):
     """The asynchronous client: ``Client``'s methods, awaited (and ``aclose`` for ``close``)."""
 
     def __init__(

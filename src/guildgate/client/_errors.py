@@ -10,7 +10,9 @@ else the answer said (``record_id``, ``retry_after``, ``discord_code``); never a
     ├── AuthenticationError         401 invalid_api_key
     ├── InvalidRequestError         400/409/413/415 invalid_request, not_an_oauth_token, proxy_not_allowed,
     │   │                           idempotency_conflict: refused before anything was sent to Discord
-    │   └── NotFoundError           404: no record with this id for this API key
+    │   ├── NotFoundError           404: no record (or grant: unknown_grant) with this id for this API key
+    │   ├── NotAMemberError         409 not_a_member: a grant for someone not in the server (they join first)
+    │   └── GrantEndedError         409 grant_ended: an ended grant cannot be changed
     ├── QuotaExceededError          429 quota_exceeded: this API key's quota (retry_after); also
     │                               invalid_request_share_exceeded and read_quota_exceeded
     ├── RateLimitedError            503 rate_limited: Discord's limits; 429 velocity_capped: the operator's cap
@@ -64,7 +66,16 @@ class InvalidRequestError(GuildgateError):
 
 
 class NotFoundError(InvalidRequestError):
-    """No record with this id for this API key (another app's record answers the same)."""
+    """No record, or grant (``unknown_grant``), with this id for this API key (another app's answers the same)."""
+
+
+class NotAMemberError(InvalidRequestError):
+    """``create_grant`` for someone who is not in the server (``not_a_member``): they join first, with their
+    consent (a join link, or the join API)."""
+
+
+class GrantEndedError(InvalidRequestError):
+    """A change to a grant that has ended (``grant_ended``): make a new one instead."""
 
 
 class QuotaExceededError(GuildgateError):
@@ -99,6 +110,8 @@ _BY_CODE: dict[str, type[GuildgateError]] = {
     Outcome.RATE_LIMITED: RateLimitedError,
     Outcome.VELOCITY_CAPPED: RateLimitedError,  # the operator's cap: retry after retry_after, like a rate limit
     Outcome.DISCORD_UNAVAILABLE: DiscordUnavailableError,
+    Outcome.NOT_A_MEMBER: NotAMemberError,
+    Outcome.GRANT_ENDED: GrantEndedError,
 }
 
 

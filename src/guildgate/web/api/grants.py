@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from guildgate.core.errors import InvalidRequestError
 from guildgate.core.grants import GrantState, GrantTerms, OnEnd
 from guildgate.core.invites import is_snowflake
+from guildgate.discord.ratelimit.shares import key_spender
 from guildgate.services.grants import UNSET, GrantFilters, GrantResult
 from guildgate.store.repos import KeyInfo
 from guildgate.web.api.body import check_content_type, parse_json
@@ -83,9 +84,8 @@ async def _body(request: Request) -> dict[str, Any]:
 
 
 async def _writer(request: Request) -> KeyInfo:
-    key = await authenticate(request)
-    await services(request).quotas.take(key)
-    return key
+    """The key of a write; it counts against the key's quota once its input was found good."""
+    return await authenticate(request)
 
 
 async def _reader(request: Request) -> KeyInfo:
@@ -139,11 +139,13 @@ async def create_grant(request: Request) -> JSONResponse:
     key = await _writer(request)
     new = parse_new(await _body(request))
     svc = services(request)
+    await svc.quotas.take(key)
     app = await svc.apps.credentials(key.app_id)
-    terms = GrantTerms(ends_at=new.ends_at, on_end=new.on_end, external_ref=new.external_ref, as_of=new.as_of)
-    result = await svc.grants.create(
-        app=app, app_id=key.app_id, guild_id=new.guild_id, user_id=new.user_id, roles=new.roles, terms=terms
-    )
+    async with await svc.shares.spend(key_spender(key.id)):  # its 401/403/429s count against the key's share
+        terms = GrantTerms(ends_at=new.ends_at, on_end=new.on_end, external_ref=new.external_ref, as_of=new.as_of)
+        result = await svc.grants.create(
+            app=app, app_id=key.app_id, guild_id=new.guild_id, user_id=new.user_id, roles=new.roles, terms=terms
+        )
     return _ok(request, _written(result), 201 if result.created else 200)
 
 
@@ -169,8 +171,10 @@ async def change_grant(request: Request, grant_id: str) -> JSONResponse:
     key = await _writer(request)
     change = parse_change(await _body(request))
     svc = services(request)
+    await svc.quotas.take(key)
     app = await svc.apps.credentials(key.app_id)
-    result = await svc.grants.update(app=app, app_id=key.app_id, grant_id=grant_id, **_change_args(change))
+    async with await svc.shares.spend(key_spender(key.id)):  # its 401/403/429s count against the key's share
+        result = await svc.grants.update(app=app, app_id=key.app_id, grant_id=grant_id, **_change_args(change))
     return _ok(request, _written(result))
 
 
@@ -188,8 +192,10 @@ async def end_grant(
     key = await _writer(request)
     ending, fact = _optional_on_end(on_end), _optional_as_of(as_of)
     svc = services(request)
+    await svc.quotas.take(key)
     app = await svc.apps.credentials(key.app_id)
-    result = await svc.grants.end(app=app, app_id=key.app_id, grant_id=grant_id, on_end=ending, as_of=fact)
+    async with await svc.shares.spend(key_spender(key.id)):  # its 401/403/429s count against the key's share
+        result = await svc.grants.end(app=app, app_id=key.app_id, grant_id=grant_id, on_end=ending, as_of=fact)
     return _ok(request, _written(result))
 
 
@@ -209,8 +215,10 @@ async def change_by_ref(
     ref = _required_ref(external_ref)
     change = parse_change(await _body(request))
     svc = services(request)
+    await svc.quotas.take(key)
     app = await svc.apps.credentials(key.app_id)
-    results = await svc.grants.update_by_ref(app=app, app_id=key.app_id, external_ref=ref, **_change_args(change))
+    async with await svc.shares.spend(key_spender(key.id)):  # its 401/403/429s count against the key's share
+        results = await svc.grants.update_by_ref(app=app, app_id=key.app_id, external_ref=ref, **_change_args(change))
     return _ok(request, {"grants": [_written(r) for r in results]})
 
 
@@ -231,8 +239,10 @@ async def end_by_ref(
     ref = _required_ref(external_ref)
     ending, fact = _optional_on_end(on_end), _optional_as_of(as_of)
     svc = services(request)
+    await svc.quotas.take(key)
     app = await svc.apps.credentials(key.app_id)
-    results = await svc.grants.end_by_ref(app=app, app_id=key.app_id, external_ref=ref, on_end=ending, as_of=fact)
+    async with await svc.shares.spend(key_spender(key.id)):  # its 401/403/429s count against the key's share
+        results = await svc.grants.end_by_ref(app=app, app_id=key.app_id, external_ref=ref, on_end=ending, as_of=fact)
     return _ok(request, {"grants": [_written(r) for r in results]})
 
 
