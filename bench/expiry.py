@@ -18,13 +18,13 @@ the periodic sync are off (``GUILDGATE_GRANT_REMIND_BEFORE=""``, ``GUILDGATE_GRA
 would have run long before such an end, not during it.
 
 From 8 s before the end until every grant has ended, joins arrive through the join API at ``--join-rate`` per
-second (open loop, each a new user, spread over the grants' server and three others, within Add Guild Member's
-per-guild limit). Then the run prints, from the grants themselves and from the sandbox's own counts
-(``/_sandbox/stats``): the end lag (``ends_at`` to ``ended_at``) at p50/p99/max, beside the time the removal
-bucket needs for N calls; removals per grant (must be exactly 1 for each); the 429s the sandbox sent (must be
-0); the joins answered during the sweep with their latency, beside that of the joins in the 8 s before it. The
-verdict line checks the acceptance point: every role removed exactly once, no 429, and the last end no later
-than the bucket's time for N calls plus 15 s. The exit status is 1 when a run misses it.
+second (open loop, users taken in turn from a pool of 1,000, spread over the grants' server and three others,
+within Add Guild Member's per-guild limit). Then the run prints, from the grants themselves and from the sandbox's
+own counts (``/_sandbox/stats``): the end lag (``ends_at`` to ``ended_at``) at p50/p99/max, beside the time the
+removal bucket needs for N calls; removals per grant (must be exactly 1 for each); the 429s the sandbox sent (must
+be 0); the joins answered during the sweep with their latency, beside that of the joins in the 8 s before it. The
+verdict line checks the acceptance point: every role removed exactly once, no 429, and the last end no later than
+the bucket's time for N calls plus 15 s. The exit status is 1 when a run misses it.
 
 Everything listens on 127.0.0.1; every process, file and database it starts is removed when it ends.
 """
@@ -74,6 +74,7 @@ REMOVE = "DELETE /guilds/{guild_id}/members/{user_id}/roles/{role_id}"
 GIVE = "PUT /guilds/{guild_id}/members/{user_id}/roles/{role_id}"
 ADD = "PUT /guilds/{guild_id}/members/{user_id}"
 ADD_LIMIT, ADD_RESET = 10, 10.0
+JOINERS = 1000  # users with a token for the joins, taken in turn
 BEFORE = 8.0  # seconds of joins before the due second, to compare with those during the sweep
 
 
@@ -211,7 +212,7 @@ class Stack:
         port = free_port()
         sandbox = self._spawn(["sandbox", "--fixture", str(path), "--port", str(port)], "sandbox", None)
         self.sandbox = f"http://127.0.0.1:{port}"
-        wait_http(self.sandbox + "/_sandbox/stats", sandbox)
+        wait_http(self.sandbox + "/_sandbox/stats", sandbox, timeout=120)
         if workers > 1:
             postgres, redis = start_postgres(), start_redis()
             self.servers += [postgres, redis]
@@ -324,7 +325,8 @@ async def read_grants(db: Database) -> list[tuple[Any, ...]]:
 
 
 async def offer_joins(stack: Stack, run: Run, rate: float, stop: asyncio.Event) -> None:
-    """Joins through the join API at ``rate`` per second until ``stop``, each a new user (open loop)."""
+    """Joins through the join API at ``rate`` per second until ``stop`` (open loop), the pool's users in turn: a
+    user's second join to the same server is ``already_member``, a success too."""
     guilds = [GUILD, *OTHER_GUILDS]
     tasks: set[asyncio.Task[None]] = set()
     connector = aiohttp.TCPConnector(limit=500)
@@ -332,7 +334,7 @@ async def offer_joins(stack: Stack, run: Run, rate: float, stop: asyncio.Event) 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers={"User-Token": stack.key}) as c:
 
         async def one(i: int) -> None:
-            body = {"authorization": f"expiry-join-{i}", "guild_id": guilds[i % len(guilds)]}
+            body = {"authorization": f"expiry-join-{i % JOINERS}", "guild_id": guilds[i % len(guilds)]}
             sent = time.monotonic()
             try:
                 async with c.post(stack.url + "/api/wanda/discord/guild", json=body) as r:
@@ -460,11 +462,9 @@ def main() -> None:
     ok = True
     for count in workers:
         run = Run(workers=count, grants=args.grants, bucket=bucket)
-        # Each join takes a user of its own: enough users for the whole run at the offered rate.
-        joiners = int(args.join_rate * (lead + run.bucket_time + args.patience + 30)) + 10
         print(f"{count} worker(s), {args.grants} grants: starting…", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix="guildgate-expiry-") as tmp:
-            stack = Stack(Path(tmp), count, args.grants, joiners, bucket)
+            stack = Stack(Path(tmp), count, args.grants, JOINERS, bucket)
             run.database = stack.database
             try:
                 asyncio.run(measure(stack, run, lead, args.join_rate, args.patience))
