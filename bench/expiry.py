@@ -438,7 +438,7 @@ def main() -> None:
     parser.add_argument(
         "--lead",
         type=float,
-        help="seconds from starting to write the grants to their end (default: 15 + one per 40 grants)",
+        help="seconds from starting to write the grants to their end (default: 20 + one per 20 grants)",
     )
     parser.add_argument(
         "--patience",
@@ -457,7 +457,7 @@ def main() -> None:
         parser.error("--grants, --workers and the bucket must be positive, --join-rate 0 or more")
     if args.join_rate > len(OTHER_GUILDS) + 1:
         parser.error(f"--join-rate above {len(OTHER_GUILDS) + 1}/s would pass Add Guild Member's per-guild limits")
-    lead = args.lead if args.lead is not None else 15 + args.grants / 40
+    lead = args.lead if args.lead is not None else 20 + args.grants / 20
     runs: list[Run] = []
     ok = True
     for count in workers:
