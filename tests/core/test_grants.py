@@ -368,3 +368,21 @@ async def test_grants_are_read_newest_first_in_pages_with_filters(core: Core, sv
     assert len((await svc.page(app_id=None, filters=GrantFilters(absent=False), cursor=None, limit=10))[0]) == 5
     soon = await svc.ending_soon(within=timedelta(days=7))
     assert {g.id for g in soon} == {m.grant.id for m in made[1:]}
+
+
+async def test_a_change_of_roles_gives_the_new_and_takes_the_dropped_but_never_one_held_before(
+    core: Core, svc: GrantService
+) -> None:
+    control(core, "PUT", f"/guilds/{GUILD}/members/{BOB}/roles/{ROLE_2}")  # held before any grant
+    app = await core.app()
+    made = await svc.create(app=app, app_id=APP_A, guild_id=GUILD, user_id=BOB, roles=(ROLE_LOW, ROLE_2), terms=terms())
+    assert made.grant.roles_preexisting == (ROLE_2,)
+    changed = await svc.update(app=app, app_id=APP_A, grant_id=made.grant.id, roles=(ROLE_LOW,))
+    assert changed.grant.roles == (ROLE_LOW,) and changed.grant.roles_preexisting == ()
+    assert ROLE_2 in roles_of(core, BOB)  # it was the person's before: dropping it from the grant takes nothing
+    changed = await svc.update(app=app, app_id=APP_A, grant_id=made.grant.id, roles=(ROLE_2,))
+    assert ROLE_LOW not in roles_of(core, BOB) and ROLE_2 in roles_of(core, BOB)
+    assert core.sandbox.stats()["role_removals"] == {f"{GUILD}/{BOB}/{ROLE_LOW}": 1}
+    assert changed.grant.revision == 3
+    with pytest.raises(Exception, match="roles"):
+        await svc.update(app=app, app_id=APP_A, grant_id=made.grant.id, roles=("not-a-role",))

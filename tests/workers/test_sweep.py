@@ -154,6 +154,10 @@ def join(proc: Proc, key: str, token: str) -> dict[str, Any]:
     return dict(response.json())
 
 
+def metrics(proc: Proc) -> str:
+    return httpx.get(proc.url + "/metrics", timeout=10).text
+
+
 def serve(env: dict[str, str], *, name: str, workers: int = 1) -> Proc:
     port = int(env["GUILDGATE_PUBLIC_URL"].rsplit(":", 1)[1])
     return start(
@@ -188,6 +192,9 @@ async def test_due_grants_end_exactly_once_with_one_worker_on_sqlite(tmp_path: P
     try:
         await write_grants(url, users, ends_at=datetime.now(UTC) + timedelta(seconds=2))
         await wait_ended(url, len(users), within=60 / 10 + 30)
+        shown = metrics(proc)
+        assert 'guildgate_grants{state="ended"} 60.0' in shown and "guildgate_grants_due 0.0" in shown
+        assert "guildgate_grant_end_lag_seconds_count 60.0" in shown
     finally:
         proc.stop()
     check_once(world, users)
@@ -292,3 +299,24 @@ async def test_a_server_stopped_mid_sweep_hands_its_grants_over_at_once(tmp_path
         again.stop()
     ends = await ended_events(url)
     assert len(ends) == len(users) and set(ends.values()) == {1}
+
+
+async def test_the_periodic_sync_gives_back_a_role_taken_by_hand(tmp_path: Path, world: Sandbox) -> None:
+    users = paced(world, per_second=50, members=2)
+    env = server_env(tmp_path, world, GUILDGATE_GRANT_SYNC_INTERVAL="0.001")  # every 3.6 s
+    url = env["GUILDGATE_DATABASE_URL"]
+    proc = serve(env, name="sweep-sync")
+    try:
+        await write_grants(url, users, ends_at=datetime.now(UTC) + timedelta(hours=1))
+        take_role(world, users[0])
+        give_up = time.monotonic() + 30
+        while ROLE_LOW not in (world.member(GUILD, users[0]) or {}).get("roles", []):
+            assert time.monotonic() < give_up, "the periodic sync never gave the role back"
+            await asyncio.sleep(0.5)
+    finally:
+        proc.stop()
+    assert world.stats()["role_removals"] == {}  # a sync takes nothing
+
+
+def take_role(sandbox: Sandbox, user: str) -> None:
+    httpx.delete(f"{sandbox.proc.url}/_sandbox/guilds/{GUILD}/members/{user}/roles/{ROLE_LOW}").raise_for_status()
