@@ -167,6 +167,7 @@ class Run:
     too_many: int = 0
     joins: list[tuple[float, float, bool]] = field(default_factory=list)  # (sent, latency s, ok)
     sweep: tuple[float, float] = (0.0, 0.0)  # monotonic (due, last end seen)
+    notes: list[str] = field(default_factory=list)  # what the sandbox saw, when the verdict is no
 
     @property
     def bucket_time(self) -> float:
@@ -242,7 +243,7 @@ class Stack:
         port = free_port()
         self.gateway = self._spawn(["serve", "--port", str(port), "--workers", str(workers)], "gateway", self.env)
         self.url = f"http://127.0.0.1:{port}"
-        wait_http(self.url + "/readyz", self.gateway, timeout=60)
+        wait_http(self.url + "/readyz", self.gateway, timeout=180)
 
     def _spawn(self, args: list[str], name: str, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"{name}.log").open("wb")
@@ -394,6 +395,13 @@ async def measure(stack: Stack, run: Run, lead: float, join_rate: float, patienc
     if run.lags:
         run.last_end = max(run.lags)
     run.too_many = sum(stats["rate_limited"].values())
+    twice = [u for u, *_ in rows if int(removals.get(f"{GUILD}/{u}/{ROLE}", 0)) != 1][:3]
+    async with httpx.AsyncClient(timeout=30) as plain:
+        for user_id in twice:  # what the sandbox saw of each grant not removed exactly once: for the log
+            audit = (await plain.get(stack.sandbox + "/_sandbox/audit", params={"target_id": user_id})).json()
+            run.notes.append(f"audit of {user_id}: {json.dumps(audit.get('entries', []))[:1500]}")
+    if run.too_many:
+        run.notes.append(f"429s: {stats['rate_limited']}; responses: {json.dumps(stats.get('responses', {}))[:1500]}")
 
 
 def _utc(value: datetime) -> datetime:
@@ -476,7 +484,8 @@ def main() -> None:
         ok = ok and good
         print(table([run]).splitlines()[-1], file=sys.stderr, flush=True)
         if not good:
-            print(f"  {text}\n  states: {run.states}\n  gateway log:\n{tail}", file=sys.stderr, flush=True)
+            notes = "\n  ".join(run.notes)
+            print(f"  {text}\n  states: {run.states}\n  {notes}\n  gateway log:\n{tail}", file=sys.stderr, flush=True)
     print(
         f"Remove Guild Member Role bucket: {bucket.limit} per {bucket.seconds:g} s per guild, {bucket.window}; "
         f"the bot's global limit {GLOBAL}/s; joins offered: {args.join_rate:g}/s\n"
