@@ -18,19 +18,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from sqlalchemy import ColumnElement
 
 from guildgate.core.errors import (
-    AccessEndedError,
     DiscordUnavailableError,
     GrantEndedError,
     InvalidRequestError,
-    JoinError,
     NotAMemberError,
     UnknownGrantError,
 )
@@ -40,15 +36,15 @@ from guildgate.core.grants import (
     GrantState,
     GrantTerms,
     OnEnd,
-    check_external_ref,
-    check_roles,
     new_grant_id,
     stale,
 )
 from guildgate.core.ports import AppCredentials
 from guildgate.discord.rest import DiscordRest
 from guildgate.services.grant_ends import Ended, GrantEnds, reason_text, utcnow
+from guildgate.services.grant_joins import GrantJoins
 from guildgate.services.grant_sync import SyncSummary, sync_grants
+from guildgate.services.grant_types import UNSET, GrantFilters, GrantResult, _Unset, checked_ref, checked_roles
 from guildgate.store.apps import AppRepo
 from guildgate.store.base import NotFoundError
 from guildgate.store.db import Database
@@ -59,36 +55,6 @@ log = logging.getLogger("guildgate.grants")
 HOLD_SECONDS: Final = 30.0  # how long an API call waits for a grant another worker is acting on
 
 
-class _Unset(Enum):
-    UNSET = "UNSET"
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Final = _Unset.UNSET
-"""An argument left out (``ends_at=UNSET``), as opposed to ``None`` (``ends_at=None``: open-ended)."""
-
-
-@dataclass(frozen=True)
-class GrantResult:
-    grant: Grant
-    created: bool = False  # a new grant (HTTP 201); False: an existing one was updated or answered as it is
-    stale: bool = False  # the call's ``as_of`` was older than the grant's: nothing was changed
-
-
-@dataclass(frozen=True)
-class GrantFilters:
-    guild_id: str | None = None
-    user_id: str | None = None
-    state: GrantState | None = None
-    external_ref: str | None = None
-    ends_before: datetime | None = None
-    updated_since: datetime | None = None
-    link_id: str | None = None
-    absent: bool | None = None  # True: only absent members' grants; False: only present ones
-
-
 __all__ = ["UNSET", "GrantFilters", "GrantResult", "GrantService", "SyncSummary"]
 
 
@@ -96,7 +62,7 @@ def _unknown() -> UnknownGrantError:
     return UnknownGrantError("no such grant")
 
 
-class GrantService:
+class GrantService(GrantJoins):
     def __init__(self, *, db: Database, apps: AppRepo, discord: DiscordRest) -> None:
         self.db = db
         self.apps = apps
@@ -105,150 +71,6 @@ class GrantService:
         self.ends = GrantEnds(repo=self.repo, apps=apps, discord=discord)
 
     # -- the join and link flows ------------------------------------------------------------------------------
-    async def prepare(
-        self, *, app_id: str, guild_id: str, external_ref: str | None, link_id: str | None, user_id: str | None
-    ) -> str:
-        """The id of the grant a join will make or renew (it goes into ``NewRecord.grant_id`` before the join):
-        the active grant of the app with ``external_ref`` in that server, or the link's grant for that user, or
-        a new id."""
-        if external_ref is not None:
-            found = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=external_ref)
-            if found is not None:
-                return found.id
-        if link_id is not None and user_id is not None:
-            mine = await self.repo.link_grant(link_id=link_id, user_id=user_id)
-            if mine is not None:
-                return mine.id
-        return new_grant_id()
-
-    async def check_link_access(self, *, link_id: str, user_id: str) -> None:
-        """Raise ``AccessEndedError`` when this person's grant through this link has ended (or failed to end)."""
-        mine = await self.repo.link_grant(link_id=link_id, user_id=user_id)
-        if mine is not None and not mine.active:
-            raise AccessEndedError("this person's access through this link has ended")
-
-    async def read_roles(self, *, app: AppCredentials, guild_id: str, user_id: str) -> tuple[str, ...] | None:
-        """The member's roles now (Get Guild Member), or None when they are not in the server. A join flow that
-        gives roles to someone already in the server calls this *before* giving them, and passes the answer to
-        ``after_join(preexisting=...)``, so that roles the person held before are never taken by the end."""
-        return await self.discord.member_roles(
-            app=app, guild_id=guild_id, user_id=user_id, deadline=time.monotonic() + 30
-        )
-
-    async def after_join(
-        self,
-        *,
-        app: AppCredentials,
-        app_id: str,
-        guild_id: str,
-        user_id: str,
-        joined: bool,
-        roles: tuple[str, ...],
-        terms: GrantTerms | None,
-        source: Literal["api", "link"],
-        link_id: str | None,
-        record_id: str,
-        grant_id: str | None,
-        preexisting: tuple[str, ...] | None = None,
-    ) -> Grant | None:
-        """After every successful join (``joined`` or ``already_member``) through the API or a link:
-        1) every active grant of this person in this server that is marked absent gets its roles back,
-        ``absent_since`` cleared, ``grant.restored``; 2) with ``terms``: the grant ``grant_id`` names is made, or
-        renewed (a link's: the same grant, no new time; an ``external_ref``'s: updated as the contract says).
-        ``preexisting``: the roles the member held before the join gave any (``read_roles``); when left out and
-        not ``joined``, read from Discord now. Returns the grant made or renewed (None without ``terms``)."""
-        await self.restore(guild_id=guild_id, user_id=user_id, app=app)
-        if terms is None:
-            return None
-        existing: Grant | None = None
-        if grant_id is not None:
-            try:
-                existing = await self.repo.get(grant_id, app_id=app_id)
-            except NotFoundError:
-                existing = None
-        if existing is None and link_id is not None:
-            existing = await self.repo.link_grant(link_id=link_id, user_id=user_id)
-        if existing is None and terms.external_ref is not None:
-            existing = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=terms.external_ref)
-        if existing is not None and existing.active:
-            if existing.link_id is not None:  # one grant per link and person: its roles are back, no new time
-                return existing
-            result = await self.update(
-                app=app,
-                app_id=app_id,
-                grant_id=existing.id,
-                ends_at=terms.ends_at,
-                roles=roles or existing.roles,
-                on_end=terms.on_end,
-                as_of=terms.as_of,
-            )
-            return result.grant
-        if existing is not None and existing.link_id is not None:
-            return existing  # an ended link grant: the link refuses the person before the join (check_link_access)
-        if preexisting is None:
-            current = () if joined else await self.read_roles(app=app, guild_id=guild_id, user_id=user_id)
-            preexisting = current or ()
-        now = utcnow()
-        grant = Grant(
-            id=grant_id if grant_id is not None and existing is None else new_grant_id(),
-            app_id=app_id,
-            guild_id=guild_id,
-            user_id=user_id,
-            roles=check_roles(roles, allow_empty=True),
-            state=GrantState.ACTIVE,
-            starts_at=now,
-            ends_at=terms.ends_at,
-            on_end=terms.on_end,
-            external_ref=terms.external_ref,
-            source=source,
-            link_id=link_id,
-            record_id=record_id,
-            roles_preexisting=tuple(r for r in roles if r in preexisting),
-            absent_since=None,
-            revision=1,
-            as_of=terms.as_of,
-            ended_at=None,
-            end_reason=None,
-            last_error=None,
-            created_at=now,
-            updated_at=now,
-        )
-        try:
-            return await self.repo.insert(grant)
-        except GrantConflictError:  # another request made it a moment ago: that one stands
-            again = await (
-                self.repo.link_grant(link_id=link_id, user_id=user_id)
-                if link_id is not None
-                else self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=terms.external_ref or "")
-            )
-            if again is None:
-                raise
-            return again
-
-    async def restore(self, *, guild_id: str, user_id: str, app: AppCredentials | None = None) -> list[Grant]:
-        """Give back the roles of every active grant of this person in this server that is marked absent
-        (any app's, each with its own bot), clear ``absent_since`` and emit ``grant.restored``. Failures are logged:
-        the join that called this has succeeded."""
-        restored: list[Grant] = []
-        for grant in await self.repo.member_grants(guild_id=guild_id, user_id=user_id):
-            if grant.absent_since is None:
-                continue
-            token = new_lease_token()
-            if await self.repo.claim(grant.id, token=token) is None:
-                continue
-            try:
-                await self.ends.give_roles(grant, roles=grant.roles, why="restored", app=app)
-            except (JoinError, NotFoundError) as exc:
-                log.warning("grant %s: roles not given back: %s", grant.id, exc)
-                await self.repo.release(grant.id, token=token)
-                continue
-            done = await self.repo.change(
-                grant.id, values={"absent_since": None}, event="grant.restored", lease_token=token, release=True
-            )
-            if done is not None:
-                restored.append(done)
-        return restored
-
     # -- the API ----------------------------------------------------------------------------------------------
     async def create(
         self,
@@ -263,9 +85,9 @@ class GrantService:
         """``POST /api/grants``: ``NotAMemberError`` when the person is not in the server; with an
         ``external_ref`` naming an active grant of the app in that server, that grant is updated
         (``created=False``; ``roles`` replaces its set; a past ``ends_at`` ends it)."""
-        roles = _checked_roles(roles)
+        roles = checked_roles(roles)
         if terms.external_ref is not None:
-            _checked_ref(terms.external_ref)
+            checked_ref(terms.external_ref)
             found = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=terms.external_ref)
             if found is not None:
                 return await self.update(
@@ -360,7 +182,7 @@ class GrantService:
         """``PATCH``: ``GrantEndedError`` when the grant is no longer active; an older ``as_of`` answers it
         unchanged with ``stale=True``; a past ``ends_at`` ends it now (``revoked``)."""
         if not isinstance(roles, _Unset):
-            roles = _checked_roles(roles)
+            roles = checked_roles(roles)
         first = to_grant(await self._row(grant_id, app_id=app_id))
         if not first.active:
             raise GrantEndedError("this grant has ended")
@@ -481,7 +303,7 @@ class GrantService:
         as_of: datetime | None = None,
     ) -> list[GrantResult]:
         """``PATCH ?external_ref=``: every active grant of the app with that reference, in every server."""
-        _checked_ref(external_ref)
+        checked_ref(external_ref)
         return [
             await self.update(
                 app=app, app_id=app_id, grant_id=g.id, ends_at=ends_at, roles=roles, on_end=on_end, as_of=as_of
@@ -499,7 +321,7 @@ class GrantService:
         as_of: datetime | None = None,
     ) -> list[GrantResult]:
         """``DELETE ?external_ref=``: ends every active grant of the app with that reference."""
-        _checked_ref(external_ref)
+        checked_ref(external_ref)
         return [
             await self.end(app=app, app_id=app_id, grant_id=g.id, on_end=on_end, as_of=as_of)
             for g in await self.repo.by_ref(app_id=app_id, external_ref=external_ref)
@@ -552,20 +374,6 @@ class GrantService:
     async def failures(self) -> list[Grant]:
         """``end_failed`` grants, newest first (the dashboard's overview)."""
         return await self.repo.failures()
-
-
-def _checked_roles(roles: tuple[str, ...]) -> tuple[str, ...]:
-    try:
-        return check_roles(roles)
-    except ValueError as exc:
-        raise InvalidRequestError(str(exc)) from None
-
-
-def _checked_ref(ref: str) -> str:
-    try:
-        return check_external_ref(ref)
-    except ValueError as exc:
-        raise InvalidRequestError(str(exc)) from None
 
 
 def _where(f: GrantFilters) -> list[ColumnElement[bool]]:

@@ -72,8 +72,11 @@ class GrantSweeper:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database or Redis away for a moment: the next tick tries again
-                log.exception("grant sweep failed; trying again in %s s", self.interval)
+            except Exception as exc:  # the database or Redis away for a moment: the next tick tries again
+                log.warning(
+                    "grant sweep failed (%s: %.300s); trying again in %s s", type(exc).__name__, exc, self.interval
+                )
+                log.debug("grant sweep failure", exc_info=True)
             await asyncio.sleep(self.interval)
 
     async def tick(self) -> None:
