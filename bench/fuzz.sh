@@ -18,6 +18,7 @@ CHECKS=all
 status=0
 for HEADER in "User-Token: $KEY" "Authorization: Bearer fuzz-admin-token-0123456789"; do
   "$BIN/schemathesis" run "http://127.0.0.1:$PORT/openapi.json" --checks "$CHECKS" --max-examples "$EXAMPLES" \
-    --header "$HEADER" --request-timeout 30 || status=1
+    --header "$HEADER" --request-timeout 30 \
+    --exclude-path-regex '^/api/admin/webhooks$' || status=1  # an endpoint made with a generated URL would be called
 done
 exit $status

@@ -31,6 +31,11 @@ def schemathesis(url: str, header: str, report: str, examples: int = 12) -> subp
             "20",
             "--header",
             header,
+            # Adding a webhook endpoint is left out: one made with a generated URL would have this gateway's sender
+            # (sandbox mode: any address allowed) try to reach whatever host the URL names. The endpoint checks are
+            # in tests/cli/test_webhooks_cli.py and tests/web/api/test_admin_webhooks.py.
+            "--exclude-path-regex",
+            "^/api/admin/webhooks$",
             "--report",
             "junit",
             "--report-junit-path",
