@@ -34,7 +34,8 @@ from guildgate.web import metrics
 
 log = logging.getLogger("guildgate.grants")
 
-CALL_SECONDS: Final = 45.0  # how long one call may wait on the limiter and Discord (the lease is renewed meanwhile)
+CALL_SECONDS: Final = 45.0  # how long one call may wait on the limiter (the lease is renewed meanwhile)
+ANSWER_SECONDS: Final = 15.0  # and then how long Discord has to answer it
 RENEW_EVERY: Final = LEASE_SECONDS / 3
 BACKOFF_FIRST: Final = 5.0
 BACKOFF_MOST: Final = 300.0
@@ -189,7 +190,12 @@ class GrantEnds:
         try:
             if plan.kick:
                 await self.discord.kick_member(
-                    app=creds, guild_id=grant.guild_id, user_id=grant.user_id, deadline=_deadline(), reason=text
+                    app=creds,
+                    guild_id=grant.guild_id,
+                    user_id=grant.user_id,
+                    deadline=_deadline(),
+                    reason=text,
+                    answer_within=ANSWER_SECONDS,
                 )
                 return EndAction.KICKED, None
             for role in plan.remove:
@@ -200,6 +206,7 @@ class GrantEnds:
                     role_id=role,
                     deadline=_deadline(),
                     reason=text,
+                    answer_within=ANSWER_SECONDS,
                 )
             return EndAction.ROLES_REMOVED, None
         except DiscordRefusedError as exc:
@@ -222,6 +229,7 @@ class GrantEnds:
                 role_id=role,
                 deadline=_deadline(),
                 reason=reason_text(grant.id, why),
+                answer_within=ANSWER_SECONDS,
             )
 
 
