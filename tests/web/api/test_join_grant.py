@@ -141,3 +141,16 @@ def test_an_absent_person_who_joins_again_gets_the_roles_back(gateway: Gateway, 
     [grant] = [g for g in grants_of(gateway, carol) if g.id == made["data"]["grant_id"]]
     assert grant.absent_since is None and grant.state.value == "active"
     operator(gateway, "end", grant.id)
+
+
+def test_a_grant_without_roles_is_refused_naming_the_field(gateway: Gateway, fresh: Sandbox) -> None:
+    for roles in ({}, {"roles": []}, {"roles": ""}):
+        r = gateway.join(
+            {"authorization": TOKENS["alice"], "guild_id": GUILD, "grant": {"on_end": "kick"}, **roles},
+            headers={"Accept-Language": "en"},
+        )
+        body = envelope(r)
+        assert r.status_code == 400 and body["code"] == "invalid_request", body
+        assert "grant needs roles: give the roles this grant holds in `roles`" in body["msg"], body
+    assert fresh.stats()["requests"].get("PUT /guilds/{guild_id}/members/{user_id}", 0) == 0
+    assert fresh.member(GUILD, USER_IDS["alice"]) is None
