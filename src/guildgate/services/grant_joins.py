@@ -140,7 +140,7 @@ class GrantJoins:
             user_id=user_id,
             roles=check_roles(roles, allow_empty=True),
             state=GrantState.ACTIVE,
-            starts_at=now,
+            starts_at=terms.starts_at or now,
             ends_at=terms.ends_at,
             on_end=terms.on_end,
             external_ref=terms.external_ref,

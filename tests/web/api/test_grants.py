@@ -319,3 +319,9 @@ def test_discords_refusal_answers_as_the_join_api_does_and_makes_no_grant(gatewa
     listed = data(call(gateway.proc.url, "GET", "/api/grants", gateway.keys["a"], params={"guild_id": server.id}))
     assert listed["grants"] == []
     assert roles_at(fresh, server, BOB) == set()
+
+
+def test_a_duration_grant_ends_exactly_its_duration_after_it_starts(gateway: Gateway, fresh: Sandbox) -> None:
+    (server,) = servers(fresh)
+    made = data(post(gateway, grant(server, duration="30d")), 201)
+    assert _at(made["ends_at"]) - _at(made["starts_at"]) == timedelta(days=30)

@@ -154,3 +154,10 @@ def test_a_grant_without_roles_is_refused_naming_the_field(gateway: Gateway, fre
         assert "grant needs roles: give the roles this grant holds in `roles`" in body["msg"], body
     assert fresh.stats()["requests"].get("PUT /guilds/{guild_id}/members/{user_id}", 0) == 0
     assert fresh.member(GUILD, USER_IDS["alice"]) is None
+
+
+def test_a_joins_grant_ends_exactly_its_duration_after_it_starts(gateway: Gateway, fresh: Sandbox) -> None:
+    made = join(gateway, "alice", roles=[ROLE_LOW], grant={"duration": "5s", "external_ref": ref()})
+    [grant] = [g for g in grants_of(gateway, USER_IDS["alice"]) if g.id == made["data"]["grant_id"]]
+    assert grant.ends_at is not None and grant.ends_at - grant.starts_at == timedelta(seconds=5)
+    operator(gateway, "end", grant.id)
