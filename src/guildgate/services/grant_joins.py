@@ -31,6 +31,10 @@ class _Joining(Protocol):
 
     async def read_roles(self, *, app: AppCredentials, guild_id: str, user_id: str) -> tuple[str, ...] | None: ...
 
+    async def held_before(
+        self, *, guild_id: str, user_id: str, roles: tuple[str, ...], current: tuple[str, ...], grant_id: str | None
+    ) -> tuple[str, ...]: ...
+
     async def update(
         self,
         *,
@@ -78,6 +82,20 @@ class GrantJoins:
         return await self.discord.member_roles(
             app=app, guild_id=guild_id, user_id=user_id, deadline=time.monotonic() + 30
         )
+
+    async def held_before(
+        self, *, guild_id: str, user_id: str, roles: tuple[str, ...], current: tuple[str, ...], grant_id: str | None
+    ) -> tuple[str, ...]:
+        """Those of ``roles`` the member holds (``current``) on their own: not a role held only because another
+        active grant in this server (any app's; not ``grant_id``) gave it, which that grant's end takes back."""
+        given = {
+            role
+            for g in await self.repo.member_grants(guild_id=guild_id, user_id=user_id)
+            if g.id != grant_id
+            for role in g.roles
+            if role not in g.roles_preexisting
+        }
+        return tuple(r for r in roles if r in current and r not in given)
 
     async def after_join(
         self: _Joining,
@@ -133,8 +151,12 @@ class GrantJoins:
             current = () if joined else await self.read_roles(app=app, guild_id=guild_id, user_id=user_id)
             preexisting = current or ()
         now = utcnow()
+        new_id = grant_id if grant_id is not None and existing is None else new_grant_id()
+        held = await self.held_before(
+            guild_id=guild_id, user_id=user_id, roles=roles, current=preexisting, grant_id=new_id
+        )
         grant = Grant(
-            id=grant_id if grant_id is not None and existing is None else new_grant_id(),
+            id=new_id,
             app_id=app_id,
             guild_id=guild_id,
             user_id=user_id,
@@ -147,7 +169,7 @@ class GrantJoins:
             source=source,
             link_id=link_id,
             record_id=record_id,
-            roles_preexisting=tuple(r for r in roles if r in preexisting),
+            roles_preexisting=held,
             absent_since=None,
             revision=1,
             as_of=terms.as_of,

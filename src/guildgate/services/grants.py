@@ -105,8 +105,12 @@ class GrantService(GrantJoins):
         current = await self.read_roles(app=app, guild_id=guild_id, user_id=user_id)
         if current is None:
             raise NotAMemberError("the user is not a member of this server")
+        grant_id = new_grant_id()
+        held = await self.held_before(
+            guild_id=guild_id, user_id=user_id, roles=roles, current=current, grant_id=grant_id
+        )
         grant = Grant(
-            id=new_grant_id(),
+            id=grant_id,
             app_id=app_id,
             guild_id=guild_id,
             user_id=user_id,
@@ -119,7 +123,7 @@ class GrantService(GrantJoins):
             source="api",
             link_id=None,
             record_id=None,
-            roles_preexisting=tuple(r for r in roles if r in current),
+            roles_preexisting=held,
             absent_since=None,
             revision=1,
             as_of=terms.as_of,
@@ -230,7 +234,9 @@ class GrantService(GrantJoins):
             creds = await self.ends.credentials(grant.app_id, app)
             current = await self.read_roles(app=creds, guild_id=grant.guild_id, user_id=grant.user_id)
             if current is not None:
-                preexisting += [r for r in added if r in current]
+                preexisting += await self.held_before(
+                    guild_id=grant.guild_id, user_id=grant.user_id, roles=added, current=current, grant_id=grant.id
+                )
                 await self.ends.give_roles(
                     grant, roles=tuple(r for r in added if r not in current), why="roles changed", app=creds
                 )

@@ -3,6 +3,7 @@ sees (access.md, "Grants": "Where grants come from" item 3, and "Changing, endin
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -325,3 +326,33 @@ def test_a_duration_grant_ends_exactly_its_duration_after_it_starts(gateway: Gat
     (server,) = servers(fresh)
     made = data(post(gateway, grant(server, duration="30d")), 201)
     assert _at(made["ends_at"]) - _at(made["starts_at"]) == timedelta(days=30)
+
+
+def test_a_role_only_another_grant_gave_is_taken_back_once_both_grants_end(gateway: Gateway, fresh: Sandbox) -> None:
+    (server,) = servers(fresh)
+    low, middle, _ = server.roles
+    long = data(post(gateway, grant(server, roles=[low], duration="30d")), 201)
+    short = data(post(gateway, grant(server, roles=[low], duration="5s")), 201)
+    assert short["roles_preexisting"] == []  # bob holds low only because the other grant gave it
+    # app B's grant adding middle to its set: middle came from app A's grant, not held before either
+    other = data(post(gateway, grant(server, roles=[middle], duration="30d")), 201)
+    b_grant = data(post(gateway, grant(server, roles=[low], duration="30d"), key="b"), 201)
+    changed = data(
+        call(
+            gateway.proc.url, "PATCH", f"/api/grants/{b_grant['id']}", gateway.keys["b"], json={"roles": [low, middle]}
+        )
+    )
+    assert changed["roles_preexisting"] == []
+    for ending, key in ((other, "a"), (b_grant, "b"), (long, "a")):
+        data(call(gateway.proc.url, "DELETE", f"/api/grants/{ending['id']}", gateway.keys[key]))
+    assert low in roles_at(fresh, server, BOB)  # the short grant still gives it
+    assert middle not in roles_at(fresh, server, BOB) and removals(fresh, server, BOB, middle) == 1
+    assert removals(fresh, server, BOB, low) == 0
+    give_up = time.monotonic() + 90  # the 5 s grant ends at the sweep (every 15 s)
+    shown = data(call(gateway.proc.url, "GET", f"/api/grants/{short['id']}", gateway.keys["a"]))
+    while shown["state"] == "active" and time.monotonic() < give_up:
+        time.sleep(0.5)
+        shown = data(call(gateway.proc.url, "GET", f"/api/grants/{short['id']}", gateway.keys["a"]))
+    assert (shown["state"], shown["end_reason"]) == ("ended", "expired"), shown
+    assert low not in roles_at(fresh, server, BOB)
+    assert removals(fresh, server, BOB, low) == 1
