@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import Literal, Protocol
 
-from guildgate.core.errors import AccessEndedError, JoinError
+from guildgate.core.errors import AccessEndedError, ExternalRefTakenError, JoinError
 from guildgate.core.grants import Grant, GrantState, GrantTerms, OnEnd, check_roles, new_grant_id
 from guildgate.core.ports import AppCredentials
 from guildgate.discord.rest import DiscordRest
@@ -58,10 +58,13 @@ class GrantJoins:
     ) -> str:
         """The id of the grant a join will make or renew (it goes into ``NewRecord.grant_id`` before the join):
         the active grant of the app with ``external_ref`` in that server, or the link's grant for that user, or
-        a new id."""
+        a new id. ``ExternalRefTakenError`` when ``user_id`` is given and the reference names another person's
+        active grant (a join must not take it over)."""
         if external_ref is not None:
             found = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=external_ref)
             if found is not None:
+                if user_id is not None and found.user_id != user_id:
+                    raise ExternalRefTakenError("external_ref: it names another person's active grant in this server")
                 return found.id
         if link_id is not None and user_id is not None:
             mine = await self.repo.link_grant(link_id=link_id, user_id=user_id)
@@ -132,6 +135,8 @@ class GrantJoins:
             existing = await self.repo.link_grant(link_id=link_id, user_id=user_id)
         if existing is None and terms.external_ref is not None:
             existing = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=terms.external_ref)
+        if existing is not None and existing.active and existing.user_id != user_id:
+            raise ExternalRefTakenError("external_ref: it names another person's active grant in this server")
         if existing is not None and existing.active:
             if existing.link_id is not None:  # one grant per link and person: its roles are back, no new time
                 return existing

@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement
 
 from guildgate.core.errors import (
     DiscordUnavailableError,
+    ExternalRefTakenError,
     GrantEndedError,
     InvalidRequestError,
     NotAMemberError,
@@ -62,6 +63,12 @@ def _unknown() -> UnknownGrantError:
     return UnknownGrantError("no such grant")
 
 
+def _same_person(found: Grant, user_id: str) -> None:
+    """An ``external_ref`` names another person's active grant: it is not taken over (``external_ref_taken``)."""
+    if found.user_id != user_id:
+        raise ExternalRefTakenError("external_ref: it names another person's active grant in this server")
+
+
 class GrantService(GrantJoins):
     def __init__(self, *, db: Database, apps: AppRepo, discord: DiscordRest) -> None:
         self.db = db
@@ -84,12 +91,14 @@ class GrantService(GrantJoins):
     ) -> GrantResult:
         """``POST /api/grants``: ``NotAMemberError`` when the person is not in the server; with an
         ``external_ref`` naming an active grant of the app in that server, that grant is updated
-        (``created=False``; ``roles`` replaces its set; a past ``ends_at`` ends it)."""
+        (``created=False``; ``roles`` replaces its set; a past ``ends_at`` ends it). ``ExternalRefTakenError``
+        when that grant is another person's (before any Discord call)."""
         roles = checked_roles(roles)
         if terms.external_ref is not None:
             checked_ref(terms.external_ref)
             found = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=terms.external_ref)
             if found is not None:
+                _same_person(found, user_id)
                 return await self.update(
                     app=app,
                     app_id=app_id,
@@ -142,6 +151,7 @@ class GrantService(GrantJoins):
             found = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=terms.external_ref)
             if found is None:
                 raise
+            _same_person(found, user_id)
             return await self.update(
                 app=app,
                 app_id=app_id,

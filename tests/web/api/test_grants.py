@@ -322,6 +322,28 @@ def test_discords_refusal_answers_as_the_join_api_does_and_makes_no_grant(gatewa
     assert roles_at(fresh, server, BOB) == set()
 
 
+def test_another_persons_external_ref_is_refused_and_their_grant_is_untouched(gateway: Gateway, fresh: Sandbox) -> None:
+    (server,) = servers(fresh)
+    low, middle, _ = server.roles
+    bobs = data(post(gateway, grant(server, roles=[low], duration="30d", external_ref="dup")), 201)
+    calls = dict(fresh.stats()["requests"])
+    msg = refused(post(gateway, grant(server, CAROL, roles=[middle], external_ref="dup")), 409, "external_ref_taken")
+    assert "another person" in msg and "external_ref" in msg
+    assert dict(fresh.stats()["requests"]) == calls  # refused before any Discord call
+    shown = data(call(gateway.proc.url, "GET", f"/api/grants/{bobs['id']}", gateway.keys["a"]))
+    assert (shown["user_id"], shown["roles"], shown["revision"], shown["ends_at"]) == (
+        BOB,
+        [low],
+        1,
+        bobs["ends_at"],
+    )
+    assert middle not in roles_at(fresh, server, CAROL) and middle not in roles_at(fresh, server, BOB)
+    carols = data(call(gateway.proc.url, "GET", "/api/grants", gateway.keys["a"], params={"user_id": CAROL}))
+    assert [g for g in carols["grants"] if g["guild_id"] == server.id] == []
+    # the same reference in another app is that app's own: app B may use it for carol
+    data(post(gateway, grant(server, CAROL, roles=[middle], external_ref="dup"), key="b"), 201)
+
+
 def test_a_duration_grant_ends_exactly_its_duration_after_it_starts(gateway: Gateway, fresh: Sandbox) -> None:
     (server,) = servers(fresh)
     made = data(post(gateway, grant(server, duration="30d")), 201)
