@@ -23,6 +23,7 @@ from guildgate import (
     Client,
     ConnectionFailedError,
     DiscordUnavailableError,
+    ExternalRefTakenError,
     GrantEndedError,
     GuildgateError,
     InvalidRequestError,
@@ -248,6 +249,9 @@ FAILURES: dict[Outcome, type[GuildgateError]] = {
     Outcome.UNKNOWN_GRANT: NotFoundError,  # the grants API's
     Outcome.GRANT_ENDED: GrantEndedError,
     Outcome.NOT_A_MEMBER: NotAMemberError,
+    Outcome.EXTERNAL_REF_TAKEN: ExternalRefTakenError,  # the grants API's and the join's grant field
+    Outcome.UNKNOWN_ENDPOINT: NotFoundError,  # the webhooks API's (a 404)
+    Outcome.UNKNOWN_EVENT: NotFoundError,
     **{o: JoinRefusedError for o in Outcome if o.status == 0 and o.http_status == 200 and o is not Outcome.CANCELLED},
 }
 LINK_ONLY = {

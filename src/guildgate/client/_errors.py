@@ -12,7 +12,8 @@ else the answer said (``record_id``, ``retry_after``, ``discord_code``); never a
     │   │                           idempotency_conflict: refused before anything was sent to Discord
     │   ├── NotFoundError           404: no record (or grant: unknown_grant) with this id for this API key
     │   ├── NotAMemberError         409 not_a_member: a grant for someone not in the server (they join first)
-    │   └── GrantEndedError         409 grant_ended: an ended grant cannot be changed
+    │   ├── GrantEndedError         409 grant_ended: an ended grant cannot be changed
+    │   └── ExternalRefTakenError   409 external_ref_taken: the external_ref names another person's active grant
     ├── QuotaExceededError          429 quota_exceeded: this API key's quota (retry_after); also
     │                               invalid_request_share_exceeded and read_quota_exceeded
     ├── RateLimitedError            503 rate_limited: Discord's limits; 429 velocity_capped: the operator's cap
@@ -78,6 +79,11 @@ class GrantEndedError(InvalidRequestError):
     """A change to a grant that has ended (``grant_ended``): make a new one instead."""
 
 
+class ExternalRefTakenError(InvalidRequestError):
+    """A grant (``create_grant``, or a join's ``grant``) whose ``external_ref`` belongs to another person's
+    active grant in that server (``external_ref_taken``): nothing was changed or added at Discord."""
+
+
 class QuotaExceededError(GuildgateError):
     """The API key's quota is spent (``quota_exceeded``), or its share of the invalid-request budget
     (``invalid_request_share_exceeded``), or its reads per minute (``read_quota_exceeded``); ``retry_after`` says
@@ -112,6 +118,7 @@ _BY_CODE: dict[str, type[GuildgateError]] = {
     Outcome.DISCORD_UNAVAILABLE: DiscordUnavailableError,
     Outcome.NOT_A_MEMBER: NotAMemberError,
     Outcome.GRANT_ENDED: GrantEndedError,
+    Outcome.EXTERNAL_REF_TAKEN: ExternalRefTakenError,
 }
 
 

@@ -110,7 +110,9 @@ class GrantAsk:
 
     def terms(self, *, joined_at: datetime) -> GrantTerms:
         ends_at = self.ends_at if self.duration is None else joined_at + self.duration
-        return GrantTerms(ends_at=ends_at, on_end=self.on_end, external_ref=self.external_ref, as_of=self.as_of)
+        return GrantTerms(
+            ends_at=ends_at, on_end=self.on_end, external_ref=self.external_ref, as_of=self.as_of, starts_at=joined_at
+        )
 
 
 def link_terms(
@@ -123,11 +125,11 @@ def link_terms(
 ) -> GrantTerms | None:
     """A link's access options as the terms of the grant a join through it makes; None: the link makes none."""
     if access_for is not None:
-        return GrantTerms(ends_at=joined_at + access_for, on_end=on_end)
+        return GrantTerms(ends_at=joined_at + access_for, on_end=on_end, starts_at=joined_at)
     if access_until is not None:
-        return GrantTerms(ends_at=access_until, on_end=on_end)
+        return GrantTerms(ends_at=access_until, on_end=on_end, starts_at=joined_at)
     if access_open:
-        return GrantTerms(ends_at=None, on_end=on_end)
+        return GrantTerms(ends_at=None, on_end=on_end, starts_at=joined_at)
     return None
 
 

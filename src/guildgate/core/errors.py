@@ -20,6 +20,7 @@
     │   ├── GrantEndedError             409 grant_ended: an ended grant cannot be changed
     │   ├── NotAMemberError             409 not_a_member: a grant for someone not in the server
     │   ├── AccessEndedError            403 access_ended: a link refusing a person whose grant through it ended
+    │   ├── ExternalRefTakenError       409 external_ref_taken: the reference names another person's active grant
     │   ├── UnknownEndpointError        404 unknown_endpoint: no webhook endpoint with this id (for this app)
     │   └── UnknownEventError           404 unknown_event: no event with this id (for this app)
     ├── DiscordRefusedError             Discord answered with a JSON error (status 0, HTTP 200)
@@ -178,6 +179,13 @@ class NotAMemberError(CallerError):
 
 class AccessEndedError(CallerError):
     outcome = Outcome.ACCESS_ENDED
+
+
+class ExternalRefTakenError(CallerError):
+    """An ``external_ref`` naming an active grant of the app, in that server, of another person: refused before
+    anything is sent to Discord (the grant is not taken over)."""
+
+    outcome = Outcome.EXTERNAL_REF_TAKEN
 
 
 class UnknownEndpointError(CallerError):

@@ -115,12 +115,15 @@ class Grant:
 
 @dataclass(frozen=True)
 class GrantTerms:
-    """What a caller asks of a grant. ``ends_at`` None: open-ended."""
+    """What a caller asks of a grant. ``ends_at`` None: open-ended. ``starts_at``: the instant a duration was
+    counted from (a new grant starts then, so that ``ends_at`` is exactly ``starts_at`` + the duration); None: when
+    the grant is made."""
 
     ends_at: datetime | None
     on_end: OnEnd = OnEnd.REMOVE_ROLES
     external_ref: str | None = None
     as_of: datetime | None = None
+    starts_at: datetime | None = None
 
 
 def new_grant_id() -> str:

@@ -62,6 +62,7 @@ class Outcome(StrEnum):
     GRANT_ENDED = "grant_ended"
     NOT_A_MEMBER = "not_a_member"
     ACCESS_ENDED = "access_ended"
+    EXTERNAL_REF_TAKEN = "external_ref_taken"
     # Webhooks (endpoints and the event log):
     UNKNOWN_ENDPOINT = "unknown_endpoint"
     UNKNOWN_EVENT = "unknown_event"
@@ -181,6 +182,12 @@ _TABLE: dict[Outcome, _Row] = {
         "The user is not a member of this server: they join first, with their consent",
     ),
     Outcome.ACCESS_ENDED: _Row(0, 403, "你通过此链接获得的访问权限已结束", "Your access through this link has ended"),
+    Outcome.EXTERNAL_REF_TAKEN: _Row(
+        0,
+        409,
+        "该 external_ref 已属于此服务器中另一个人的有效授权",
+        "This external_ref belongs to another person's active grant in this server",
+    ),
     Outcome.UNKNOWN_ENDPOINT: _Row(0, 404, "没有该 webhook 端点：{detail}", "No such webhook endpoint: {detail}"),
     Outcome.UNKNOWN_EVENT: _Row(0, 404, "没有该事件：{detail}", "No such event: {detail}"),
 }

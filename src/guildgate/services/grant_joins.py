@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import Literal, Protocol
 
-from guildgate.core.errors import AccessEndedError, JoinError
+from guildgate.core.errors import AccessEndedError, ExternalRefTakenError, JoinError
 from guildgate.core.grants import Grant, GrantState, GrantTerms, OnEnd, check_roles, new_grant_id
 from guildgate.core.ports import AppCredentials
 from guildgate.discord.rest import DiscordRest
@@ -30,6 +30,10 @@ class _Joining(Protocol):
     async def restore(self, *, guild_id: str, user_id: str, app: AppCredentials | None = None) -> list[Grant]: ...
 
     async def read_roles(self, *, app: AppCredentials, guild_id: str, user_id: str) -> tuple[str, ...] | None: ...
+
+    async def held_before(
+        self, *, guild_id: str, user_id: str, roles: tuple[str, ...], current: tuple[str, ...], grant_id: str | None
+    ) -> tuple[str, ...]: ...
 
     async def update(
         self,
@@ -54,10 +58,13 @@ class GrantJoins:
     ) -> str:
         """The id of the grant a join will make or renew (it goes into ``NewRecord.grant_id`` before the join):
         the active grant of the app with ``external_ref`` in that server, or the link's grant for that user, or
-        a new id."""
+        a new id. ``ExternalRefTakenError`` when ``user_id`` is given and the reference names another person's
+        active grant (a join must not take it over)."""
         if external_ref is not None:
             found = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=external_ref)
             if found is not None:
+                if user_id is not None and found.user_id != user_id:
+                    raise ExternalRefTakenError("external_ref: it names another person's active grant in this server")
                 return found.id
         if link_id is not None and user_id is not None:
             mine = await self.repo.link_grant(link_id=link_id, user_id=user_id)
@@ -78,6 +85,20 @@ class GrantJoins:
         return await self.discord.member_roles(
             app=app, guild_id=guild_id, user_id=user_id, deadline=time.monotonic() + 30
         )
+
+    async def held_before(
+        self, *, guild_id: str, user_id: str, roles: tuple[str, ...], current: tuple[str, ...], grant_id: str | None
+    ) -> tuple[str, ...]:
+        """Those of ``roles`` the member holds (``current``) on their own: not a role held only because another
+        active grant in this server (any app's; not ``grant_id``) gave it, which that grant's end takes back."""
+        given = {
+            role
+            for g in await self.repo.member_grants(guild_id=guild_id, user_id=user_id)
+            if g.id != grant_id
+            for role in g.roles
+            if role not in g.roles_preexisting
+        }
+        return tuple(r for r in roles if r in current and r not in given)
 
     async def after_join(
         self: _Joining,
@@ -114,6 +135,8 @@ class GrantJoins:
             existing = await self.repo.link_grant(link_id=link_id, user_id=user_id)
         if existing is None and terms.external_ref is not None:
             existing = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=terms.external_ref)
+        if existing is not None and existing.active and existing.user_id != user_id:
+            raise ExternalRefTakenError("external_ref: it names another person's active grant in this server")
         if existing is not None and existing.active:
             if existing.link_id is not None:  # one grant per link and person: its roles are back, no new time
                 return existing
@@ -133,21 +156,25 @@ class GrantJoins:
             current = () if joined else await self.read_roles(app=app, guild_id=guild_id, user_id=user_id)
             preexisting = current or ()
         now = utcnow()
+        new_id = grant_id if grant_id is not None and existing is None else new_grant_id()
+        held = await self.held_before(
+            guild_id=guild_id, user_id=user_id, roles=roles, current=preexisting, grant_id=new_id
+        )
         grant = Grant(
-            id=grant_id if grant_id is not None and existing is None else new_grant_id(),
+            id=new_id,
             app_id=app_id,
             guild_id=guild_id,
             user_id=user_id,
             roles=check_roles(roles, allow_empty=True),
             state=GrantState.ACTIVE,
-            starts_at=now,
+            starts_at=terms.starts_at or now,
             ends_at=terms.ends_at,
             on_end=terms.on_end,
             external_ref=terms.external_ref,
             source=source,
             link_id=link_id,
             record_id=record_id,
-            roles_preexisting=tuple(r for r in roles if r in preexisting),
+            roles_preexisting=held,
             absent_since=None,
             revision=1,
             as_of=terms.as_of,

@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement
 
 from guildgate.core.errors import (
     DiscordUnavailableError,
+    ExternalRefTakenError,
     GrantEndedError,
     InvalidRequestError,
     NotAMemberError,
@@ -62,6 +63,12 @@ def _unknown() -> UnknownGrantError:
     return UnknownGrantError("no such grant")
 
 
+def _same_person(found: Grant, user_id: str) -> None:
+    """An ``external_ref`` names another person's active grant: it is not taken over (``external_ref_taken``)."""
+    if found.user_id != user_id:
+        raise ExternalRefTakenError("external_ref: it names another person's active grant in this server")
+
+
 class GrantService(GrantJoins):
     def __init__(self, *, db: Database, apps: AppRepo, discord: DiscordRest) -> None:
         self.db = db
@@ -84,12 +91,14 @@ class GrantService(GrantJoins):
     ) -> GrantResult:
         """``POST /api/grants``: ``NotAMemberError`` when the person is not in the server; with an
         ``external_ref`` naming an active grant of the app in that server, that grant is updated
-        (``created=False``; ``roles`` replaces its set; a past ``ends_at`` ends it)."""
+        (``created=False``; ``roles`` replaces its set; a past ``ends_at`` ends it). ``ExternalRefTakenError``
+        when that grant is another person's (before any Discord call)."""
         roles = checked_roles(roles)
         if terms.external_ref is not None:
             checked_ref(terms.external_ref)
             found = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=terms.external_ref)
             if found is not None:
+                _same_person(found, user_id)
                 return await self.update(
                     app=app,
                     app_id=app_id,
@@ -105,21 +114,25 @@ class GrantService(GrantJoins):
         current = await self.read_roles(app=app, guild_id=guild_id, user_id=user_id)
         if current is None:
             raise NotAMemberError("the user is not a member of this server")
+        grant_id = new_grant_id()
+        held = await self.held_before(
+            guild_id=guild_id, user_id=user_id, roles=roles, current=current, grant_id=grant_id
+        )
         grant = Grant(
-            id=new_grant_id(),
+            id=grant_id,
             app_id=app_id,
             guild_id=guild_id,
             user_id=user_id,
             roles=roles,
             state=GrantState.ACTIVE,
-            starts_at=now,
+            starts_at=terms.starts_at or now,
             ends_at=terms.ends_at,
             on_end=terms.on_end,
             external_ref=terms.external_ref,
             source="api",
             link_id=None,
             record_id=None,
-            roles_preexisting=tuple(r for r in roles if r in current),
+            roles_preexisting=held,
             absent_since=None,
             revision=1,
             as_of=terms.as_of,
@@ -138,6 +151,7 @@ class GrantService(GrantJoins):
             found = await self.repo.active_by_ref(app_id=app_id, guild_id=guild_id, external_ref=terms.external_ref)
             if found is None:
                 raise
+            _same_person(found, user_id)
             return await self.update(
                 app=app,
                 app_id=app_id,
@@ -230,7 +244,9 @@ class GrantService(GrantJoins):
             creds = await self.ends.credentials(grant.app_id, app)
             current = await self.read_roles(app=creds, guild_id=grant.guild_id, user_id=grant.user_id)
             if current is not None:
-                preexisting += [r for r in added if r in current]
+                preexisting += await self.held_before(
+                    guild_id=grant.guild_id, user_id=grant.user_id, roles=added, current=current, grant_id=grant.id
+                )
                 await self.ends.give_roles(
                     grant, roles=tuple(r for r in added if r not in current), why="roles changed", app=creds
                 )

@@ -3,6 +3,7 @@ sees (access.md, "Grants": "Where grants come from" item 3, and "Changing, endin
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -319,3 +320,61 @@ def test_discords_refusal_answers_as_the_join_api_does_and_makes_no_grant(gatewa
     listed = data(call(gateway.proc.url, "GET", "/api/grants", gateway.keys["a"], params={"guild_id": server.id}))
     assert listed["grants"] == []
     assert roles_at(fresh, server, BOB) == set()
+
+
+def test_another_persons_external_ref_is_refused_and_their_grant_is_untouched(gateway: Gateway, fresh: Sandbox) -> None:
+    (server,) = servers(fresh)
+    low, middle, _ = server.roles
+    bobs = data(post(gateway, grant(server, roles=[low], duration="30d", external_ref="dup")), 201)
+    calls = dict(fresh.stats()["requests"])
+    msg = refused(post(gateway, grant(server, CAROL, roles=[middle], external_ref="dup")), 409, "external_ref_taken")
+    assert "another person" in msg and "external_ref" in msg
+    assert dict(fresh.stats()["requests"]) == calls  # refused before any Discord call
+    shown = data(call(gateway.proc.url, "GET", f"/api/grants/{bobs['id']}", gateway.keys["a"]))
+    assert (shown["user_id"], shown["roles"], shown["revision"], shown["ends_at"]) == (
+        BOB,
+        [low],
+        1,
+        bobs["ends_at"],
+    )
+    assert middle not in roles_at(fresh, server, CAROL) and middle not in roles_at(fresh, server, BOB)
+    carols = data(call(gateway.proc.url, "GET", "/api/grants", gateway.keys["a"], params={"user_id": CAROL}))
+    assert [g for g in carols["grants"] if g["guild_id"] == server.id] == []
+    # the same reference in another app is that app's own: app B may use it for carol
+    data(post(gateway, grant(server, CAROL, roles=[middle], external_ref="dup"), key="b"), 201)
+
+
+def test_a_duration_grant_ends_exactly_its_duration_after_it_starts(gateway: Gateway, fresh: Sandbox) -> None:
+    (server,) = servers(fresh)
+    made = data(post(gateway, grant(server, duration="30d")), 201)
+    assert _at(made["ends_at"]) - _at(made["starts_at"]) == timedelta(days=30)
+
+
+def test_a_role_only_another_grant_gave_is_taken_back_once_both_grants_end(gateway: Gateway, fresh: Sandbox) -> None:
+    (server,) = servers(fresh)
+    low, middle, _ = server.roles
+    long = data(post(gateway, grant(server, roles=[low], duration="30d")), 201)
+    short = data(post(gateway, grant(server, roles=[low], duration="5s")), 201)
+    assert short["roles_preexisting"] == []  # bob holds low only because the other grant gave it
+    # app B's grant adding middle to its set: middle came from app A's grant, not held before either
+    other = data(post(gateway, grant(server, roles=[middle], duration="30d")), 201)
+    b_grant = data(post(gateway, grant(server, roles=[low], duration="30d"), key="b"), 201)
+    changed = data(
+        call(
+            gateway.proc.url, "PATCH", f"/api/grants/{b_grant['id']}", gateway.keys["b"], json={"roles": [low, middle]}
+        )
+    )
+    assert changed["roles_preexisting"] == []
+    for ending, key in ((other, "a"), (b_grant, "b"), (long, "a")):
+        data(call(gateway.proc.url, "DELETE", f"/api/grants/{ending['id']}", gateway.keys[key]))
+    assert low in roles_at(fresh, server, BOB)  # the short grant still gives it
+    assert middle not in roles_at(fresh, server, BOB) and removals(fresh, server, BOB, middle) == 1
+    assert removals(fresh, server, BOB, low) == 0
+    give_up = time.monotonic() + 90  # the 5 s grant ends at the sweep (every 15 s)
+    shown = data(call(gateway.proc.url, "GET", f"/api/grants/{short['id']}", gateway.keys["a"]))
+    while shown["state"] == "active" and time.monotonic() < give_up:
+        time.sleep(0.5)
+        shown = data(call(gateway.proc.url, "GET", f"/api/grants/{short['id']}", gateway.keys["a"]))
+    assert (shown["state"], shown["end_reason"]) == ("ended", "expired"), shown
+    assert low not in roles_at(fresh, server, BOB)
+    assert removals(fresh, server, BOB, low) == 1

@@ -141,3 +141,55 @@ def test_an_absent_person_who_joins_again_gets_the_roles_back(gateway: Gateway, 
     [grant] = [g for g in grants_of(gateway, carol) if g.id == made["data"]["grant_id"]]
     assert grant.absent_since is None and grant.state.value == "active"
     operator(gateway, "end", grant.id)
+
+
+def test_a_reference_of_another_persons_grant_refuses_the_join_before_anything_is_added(
+    gateway: Gateway, fresh: Sandbox
+) -> None:
+    sub = ref()
+    alices = join(gateway, "alice", roles=[ROLE_LOW], grant={"duration": "1h", "external_ref": sub})
+    [before] = [g for g in grants_of(gateway, USER_IDS["alice"]) if g.id == alices["data"]["grant_id"]]
+    puts = dict(fresh.stats()["requests"])
+    for user in ("carol", "bob"):  # carol is not in the server, bob is
+        r = gateway.join(
+            {"authorization": TOKENS[user], "guild_id": GUILD, "roles": [ROLE_LOW], "grant": {"external_ref": sub}},
+            headers={"Accept-Language": "en"},
+        )
+        body = envelope(r)
+        assert r.status_code == 409 and body["code"] == "external_ref_taken", body
+        assert "another person's active grant" in body["msg"]
+        record = gateway.get(f"/api/record/{body['id']}").json()["data"]
+        assert (record["state"], record["code"]) == ("failed", "external_ref_taken")
+    now = dict(fresh.stats()["requests"])
+    for call in (
+        "PUT /guilds/{guild_id}/members/{user_id}",
+        "PUT /guilds/{guild_id}/members/{user_id}/roles/{role_id}",
+    ):
+        assert now.get(call, 0) == puts.get(call, 0), call  # nothing added at Discord
+    assert fresh.member(GUILD, USER_IDS["carol"]) is None
+    member = fresh.member(GUILD, USER_IDS["bob"])
+    assert member is not None and ROLE_LOW not in member["roles"]
+    [after] = [g for g in grants_of(gateway, USER_IDS["alice"]) if g.id == before.id]
+    assert after == before  # not renewed, not taken over
+    assert [g for g in grants_of(gateway, USER_IDS["carol"]) if g.external_ref == sub] == []
+    operator(gateway, "end", before.id)
+
+
+def test_a_grant_without_roles_is_refused_naming_the_field(gateway: Gateway, fresh: Sandbox) -> None:
+    for roles in ({}, {"roles": []}, {"roles": ""}):
+        r = gateway.join(
+            {"authorization": TOKENS["alice"], "guild_id": GUILD, "grant": {"on_end": "kick"}, **roles},
+            headers={"Accept-Language": "en"},
+        )
+        body = envelope(r)
+        assert r.status_code == 400 and body["code"] == "invalid_request", body
+        assert "grant needs roles: give the roles this grant holds in `roles`" in body["msg"], body
+    assert fresh.stats()["requests"].get("PUT /guilds/{guild_id}/members/{user_id}", 0) == 0
+    assert fresh.member(GUILD, USER_IDS["alice"]) is None
+
+
+def test_a_joins_grant_ends_exactly_its_duration_after_it_starts(gateway: Gateway, fresh: Sandbox) -> None:
+    made = join(gateway, "alice", roles=[ROLE_LOW], grant={"duration": "5s", "external_ref": ref()})
+    [grant] = [g for g in grants_of(gateway, USER_IDS["alice"]) if g.id == made["data"]["grant_id"]]
+    assert grant.ends_at is not None and grant.ends_at - grant.starts_at == timedelta(seconds=5)
+    operator(gateway, "end", grant.id)

@@ -122,6 +122,9 @@ def join_body_schema(*, snowflake: str, now: datetime | None = None) -> dict[str
             {"required": ["guild_id"], "properties": {"guild_id": {"type": "string", "pattern": guild_id}}},
             {"required": ["guild_name"], "properties": {"guild_name": {"type": "string", "pattern": guild_name}}},
         ],
+        # a grant holds the request's roles: with grant, roles has at least one
+        "if": {"required": ["grant"], "properties": {"grant": {"type": "object"}}},
+        "then": {"required": ["roles"], "properties": {"roles": {"type": "array", "minItems": 1}}},
     }
 
 
@@ -218,6 +221,8 @@ def parse_join(data: dict[str, Any], *, egress_proxies: tuple[str, ...]) -> Join
             raise InvalidRequestError("nick must be 1-32 characters")
     options = MemberOptions(roles=roles, nick=nick, mute=body.mute, deaf=body.deaf)
     grant = parse_grant(body.grant) if body.grant is not None else None
+    if grant is not None and not roles:
+        raise InvalidRequestError("grant needs roles: give the roles this grant holds in `roles`")
     request = JoinRequest(
         authorization=Secret(token),
         guild_id=guild_id,

@@ -67,6 +67,7 @@ class NewGrant:
     on_end: OnEnd
     external_ref: str | None
     as_of: datetime | None
+    starts_at: datetime | None = None  # the instant a duration was counted from
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ def parse_new(data: dict[str, Any], *, now: datetime | None = None) -> NewGrant:
         on_end=OnEnd.REMOVE_ROLES if body.on_end is None else on_end_of(body.on_end),
         external_ref=external_ref,
         as_of=None if body.as_of is None else time_of("as_of", body.as_of),
+        starts_at=now,
     )
 
 

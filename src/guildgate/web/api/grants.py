@@ -142,7 +142,13 @@ async def create_grant(request: Request) -> JSONResponse:
     await svc.quotas.take(key)
     app = await svc.apps.credentials(key.app_id)
     async with await svc.shares.spend(key_spender(key.id)):  # its 401/403/429s count against the key's share
-        terms = GrantTerms(ends_at=new.ends_at, on_end=new.on_end, external_ref=new.external_ref, as_of=new.as_of)
+        terms = GrantTerms(
+            ends_at=new.ends_at,
+            on_end=new.on_end,
+            external_ref=new.external_ref,
+            as_of=new.as_of,
+            starts_at=new.starts_at,
+        )
         result = await svc.grants.create(
             app=app, app_id=key.app_id, guild_id=new.guild_id, user_id=new.user_id, roles=new.roles, terms=terms
         )

@@ -153,15 +153,17 @@ async def _handle(request: Request, started: float) -> Response:
         return errors.error_response(exc, record_id=record_id, lang=lang, started=started)
     ask = join_request.grant
     grant_ids: list[str] = []
-    if ask is not None and guild_id is not None:  # the grant this join makes or renews, named before the join
+    if ask is not None and ask.external_ref is None and guild_id is not None:
+        # the grant this join makes, named before the join (with an external_ref: once the user is known, below)
         grant_ids.append(
             await svc.grants.prepare(
-                app_id=key.app_id, guild_id=guild_id, external_ref=ask.external_ref, link_id=None, user_id=None
+                app_id=key.app_id, guild_id=guild_id, external_ref=None, link_id=None, user_id=None
             )
         )
 
     async def admit(guild: str, user_id: str) -> str | None:
-        # A server named by an invite is known only now: the grant is named before anything is added.
+        # A server named by an invite, and the user, are known only now: the grant is named before anything is
+        # added, and an external_ref naming another person's active grant refuses the join (external_ref_taken).
         if ask is None or grant_ids:
             return None
         grant_ids.append(
