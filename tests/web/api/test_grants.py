@@ -319,3 +319,16 @@ def test_discords_refusal_answers_as_the_join_api_does_and_makes_no_grant(gatewa
     listed = data(call(gateway.proc.url, "GET", "/api/grants", gateway.keys["a"], params={"guild_id": server.id}))
     assert listed["grants"] == []
     assert roles_at(fresh, server, BOB) == set()
+
+
+def _ms(cost: str) -> float:
+    assert cost.endswith("ms"), cost
+    return float(cost[:-2])
+
+
+def test_a_refusals_cost_counts_the_discord_calls_it_waited_for(gateway: Gateway, fresh: Sandbox) -> None:
+    (server,) = servers(fresh)
+    fresh.faults({"latency_ms": 300})  # every Discord call answers 300 ms late
+    answer = post(gateway, grant(server, user=ALICE, duration="30d"))
+    refused(answer, 409, "not_a_member")  # Discord was asked, and said the user is not a member
+    assert _ms(answer.json()["cost"]) >= 300, answer.json()  # the whole request, not the moment it was refused
