@@ -171,6 +171,7 @@ def test_json_errors_are_one_object_on_stdout(gateway: Gateway, fresh: Sandbox) 
     for args, named in (
         (["list", "--state", "paused"], "--state"),
         (["list", "--guild", "nope"], "--guild"),
+        (["list", "--limit", "0"], "--limit"),
         (["sync", "--app", "nope"], "--app"),
         (["end", nope, "--on-end", "explode"], "--on-end"),
         (["extend", nope, "--by", "a month"], "--by"),

@@ -95,7 +95,7 @@ def grants_list(
     external_ref: str | None = typer.Option(
         None, "--external-ref", metavar="REF", help="Only grants with this reference (a subscription, an order)."
     ),
-    limit: int = typer.Option(50, "--limit", min=1, max=500, metavar="N", help="How many (1 to 500)."),
+    limit: int = typer.Option(50, "--limit", metavar="N", help="How many (1 to 500)."),
     cursor: str | None = typer.Option(
         None, "--cursor", metavar="CURSOR", help="Where the previous page ended (its next_cursor)."
     ),
@@ -111,6 +111,8 @@ def grants_list(
     _id_option("--app", app_id)
     _id_option("--guild", guild)
     _id_option("--user", user)
+    if not 1 <= limit <= 500:  # checked here, not by the parser, so that --json answers it in JSON
+        _die(f"--limit must be from 1 to 500, got {limit}")
     if state is not None and state not in {s.value for s in GrantState}:
         _die(f"--state must be one of {', '.join(s.value for s in GrantState)}")
     filters = GrantFilters(
