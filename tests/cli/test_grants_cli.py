@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Gateway, Sandbox, cli
+from tests.conftest import APP_A, GUILD, Gateway, Sandbox, cli
 from tests.grantworld import BOB, CAROL, Server, call, no_secret_in, removals, roles_at, servers
+from tests.linkflow import admin_api
 
 
 def _one_object(stdout: str) -> dict[str, Any]:
@@ -113,8 +114,10 @@ def test_sync_repairs_a_role_taken_by_hand_and_marks_who_left(gateway: Gateway, 
     left = _one_object(_grants(gateway, "show", gone["id"], "--json").stdout)
     assert left["state"] == "active" and left["absent_since"] is not None
     assert _one_object(_grants(gateway, "show", kept["id"], "--json").stdout)["absent_since"] is None
+    again = _one_object(_grants(gateway, "sync", "--guild", server.id, "--json").stdout)
+    assert (again["absent"], again["repaired"]) == (1, 0)  # still gone: counted as found, not only when newly so
     text = _grants(gateway, "sync", "--guild", server.id).stdout
-    assert "checked 2" in text and "failed 0" in text
+    assert "checked 2" in text and "absent 1" in text and "failed 0" in text
 
 
 def test_sync_exits_1_when_a_grant_fails(gateway: Gateway, fresh: Sandbox) -> None:
@@ -128,3 +131,76 @@ def test_sync_exits_1_when_a_grant_fails(gateway: Gateway, fresh: Sandbox) -> No
     summary = _one_object(run.stdout)
     assert run.returncode == 1
     assert (summary["checked"], summary["failed"], summary["repaired"]) == (1, 1, 0)
+
+
+def _z(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_extend_never_shortens_and_by_needs_an_end(gateway: Gateway, fresh: Sandbox) -> None:
+    (server,) = servers(fresh)
+    ends = (datetime.now(UTC) + timedelta(days=90)).replace(microsecond=0)
+    made = _made(gateway, server, ends_at=_z(ends))
+    earlier = _z(ends - timedelta(days=60))
+    shorter = _grants(gateway, "extend", made["id"], "--until", earlier, check=False)
+    assert shorter.returncode == 2 and "--until" in shorter.stderr and _z(ends) in shorter.stderr, shorter.stderr
+    assert "now ends" not in shorter.stdout
+    as_json = _grants(gateway, "extend", made["id"], "--until", earlier, "--json", check=False)
+    refusal = _one_object(as_json.stdout)
+    assert as_json.returncode == 2 and refusal["error"] == "invalid_request" and _z(ends) in refusal["detail"]
+    kept = _one_object(_grants(gateway, "show", made["id"], "--json").stdout)
+    assert (kept["ends_at"], kept["revision"]) == (_z(ends), made["revision"])  # nothing changed
+
+    never = _made(gateway, server, user=CAROL)  # open-ended
+    by = _grants(gateway, "extend", never["id"], "--by", "1d", check=False)
+    assert by.returncode == 2 and "no end" in by.stderr and "--until" in by.stderr, by.stderr
+    assert _one_object(_grants(gateway, "show", never["id"], "--json").stdout)["ends_at"] is None
+    until = _z(datetime.now(UTC) + timedelta(days=30))
+    given = _one_object(_grants(gateway, "extend", never["id"], "--until", until, "--json").stdout)
+    assert given["ends_at"] == until  # --until on an open-ended grant sets its end
+
+
+def test_json_errors_are_one_object_on_stdout(gateway: Gateway, fresh: Sandbox) -> None:
+    nope = "grt_0000000000000000"
+    for args in (["show", nope], ["end", nope], ["extend", nope, "--by", "1d"]):
+        run = _grants(gateway, *args, "--json", check=False)
+        assert run.returncode == 1, (args, run.stdout, run.stderr)
+        assert _one_object(run.stdout) == {"error": "unknown_grant", "detail": "No such grant"}, args
+        text = _grants(gateway, *args, check=False)
+        assert text.returncode == 1 and "No such grant" in text.stderr and "for this app" not in text.stderr
+    for args, named in (
+        (["list", "--state", "paused"], "--state"),
+        (["list", "--guild", "nope"], "--guild"),
+        (["list", "--limit", "0"], "--limit"),
+        (["sync", "--app", "nope"], "--app"),
+        (["end", nope, "--on-end", "explode"], "--on-end"),
+        (["extend", nope, "--by", "a month"], "--by"),
+        (["extend", nope], "exactly one"),
+    ):
+        run = _grants(gateway, *args, "--json", check=False)
+        error = _one_object(run.stdout)
+        assert run.returncode == 2 and error["error"] == "invalid_request" and named in error["detail"], args
+
+
+def test_list_shows_why_an_end_failed(gateway: Gateway, fresh: Sandbox) -> None:
+    (server,) = servers(fresh)
+    made = _made(gateway, server, duration="30d")
+    patch = {"bots": {"1100000000000000001": ["CREATE_INSTANT_INVITE"]}}  # Manage Roles taken away
+    httpx.patch(f"{fresh.proc.url}/_sandbox/guilds/{server.id}", json=patch).raise_for_status()
+    _grants(gateway, "end", made["id"], check=False)
+    failed = _one_object(_grants(gateway, "show", made["id"], "--json").stdout)
+    assert failed["state"] == "end_failed" and failed["last_error"], failed
+    table = _grants(gateway, "list", "--guild", server.id, "--state", "end_failed").stdout
+    assert "last_error" in table and failed["last_error"].split()[0] in table, table
+
+
+def test_a_links_access_lasts_at_most_as_long_as_a_grants_duration(gateway: Gateway, fresh: Sandbox) -> None:
+    base = ["links", "create", "--app", APP_A, "--guild", GUILD]
+    run = cli([*base, "--access-for", "367d"], env=gateway.env, check=False)
+    assert run.returncode == 2 and "--access-for" in run.stderr and "at most 366d" in run.stderr, run.stderr
+    r = admin_api(gateway, "POST", "/api/admin/links", json={"app_id": APP_A, "guild_id": GUILD, "access_for": "367d"})
+    assert r.status_code == 400 and "access_for" in r.json()["detail"] and "366d" in r.json()["detail"], r.text
+    (server,) = servers(fresh)
+    body = {"guild_id": server.id, "user_id": BOB, "roles": [server.roles[0]], "duration": "367d"}
+    api = call(gateway.proc.url, "POST", "/api/grants", gateway.keys["a"], json=body)
+    assert api.status_code == 400 and "366d" in api.json()["msg"], api.text  # the same limit

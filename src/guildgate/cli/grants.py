@@ -1,16 +1,18 @@
 """``guildgate grants list|show|end|extend|sync``: grants (``../shared/spec/access.md``, "Grants") as the operator
 sees them: any app's, straight from the database and Discord (the service loads each grant's own app). With
-``--json`` each prints exactly one JSON object on one line."""
+``--json`` each prints exactly one JSON object on one line, an error too: ``{"error": CODE, "detail": "..."}``
+(``unknown_grant``, ``grant_ended``, ``invalid_request``, ...; ``failed`` for a setting or the database), with the
+same exit status as without it: 2 for bad input, 1 for a refusal or failure."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
 from guildgate.cli import render
-from guildgate.cli.common import db_settings, die, run
+from guildgate.cli.common import db_settings, run
 from guildgate.cli.help import command, group
 from guildgate.core.invites import is_snowflake
 
@@ -27,12 +29,19 @@ GRANT_ID = typer.Argument(..., metavar="GRANT_ID", help="The grant's id (grt_...
 APP = typer.Option(None, "--app", metavar="CLIENT_ID", help="Only this app's grants.")
 GUILD = typer.Option(None, "--guild", metavar="GUILD_ID", help="Only grants in this server.")
 
-COLUMNS = ["id", "state", "guild", "user", "roles", "ends_at", "on_end", "external_ref", "source"]
+COLUMNS = ["id", "state", "guild", "user", "roles", "ends_at", "on_end", "external_ref", "source", "last_error"]
+
+
+def _die(detail: str, *, error: str = "invalid_request", code: int = 2) -> NoReturn:
+    """``error: detail`` on stderr (with ``--json`` also ``{"error", "detail"}`` on stdout); exit ``code``."""
+    render.fail(f"{error}: {detail}" if error != "invalid_request" else detail, error=error, detail=detail)
+    raise typer.Exit(code)
 
 
 def _with_services(s: Settings, fn: Callable[[Services], Awaitable[T]]) -> T:
-    """Run ``fn`` with the service's parts built from ``s``; the grant errors become a message and exit 1."""
-    from guildgate.core.errors import JoinError
+    """Run ``fn`` with the service's parts built from ``s``; the grant errors become a message and exit 1 (2 for
+    bad input)."""
+    from guildgate.core.errors import InvalidRequestError, JoinError, UnknownGrantError
     from guildgate.services.runtime import Services
 
     async def go() -> T:
@@ -45,12 +54,14 @@ def _with_services(s: Settings, fn: Callable[[Services], Awaitable[T]]) -> T:
     try:
         return run(go)
     except JoinError as exc:
-        die(f"{exc.outcome.value}: {exc.outcome.message('en', detail=exc.detail)}", 1)
+        # the CLI acts on every app's grants: an unknown id is simply that
+        detail = "No such grant" if isinstance(exc, UnknownGrantError) else exc.outcome.message("en", detail=exc.detail)
+        _die(detail, error=exc.outcome.value, code=2 if isinstance(exc, InvalidRequestError) else 1)
 
 
 def _id_option(name: str, value: str | None) -> str | None:
     if value is not None and not is_snowflake(value):
-        die(f"{name} must be an id (a snowflake: 17-20 digits), got {value!r}")
+        _die(f"{name} must be an id (a snowflake: 17-20 digits), got {value!r}")
     return value
 
 
@@ -84,7 +95,7 @@ def grants_list(
     external_ref: str | None = typer.Option(
         None, "--external-ref", metavar="REF", help="Only grants with this reference (a subscription, an order)."
     ),
-    limit: int = typer.Option(50, "--limit", min=1, max=500, metavar="N", help="How many (1 to 500)."),
+    limit: int = typer.Option(50, "--limit", metavar="N", help="How many (1 to 500)."),
     cursor: str | None = typer.Option(
         None, "--cursor", metavar="CURSOR", help="Where the previous page ended (its next_cursor)."
     ),
@@ -96,11 +107,14 @@ def grants_list(
     from guildgate.core.grants import GrantState
     from guildgate.services.grants import GrantFilters
 
+    render.json_errors(as_json)
     _id_option("--app", app_id)
     _id_option("--guild", guild)
     _id_option("--user", user)
+    if not 1 <= limit <= 500:  # checked here, not by the parser, so that --json answers it in JSON
+        _die(f"--limit must be from 1 to 500, got {limit}")
     if state is not None and state not in {s.value for s in GrantState}:
-        die(f"--state must be one of {', '.join(s.value for s in GrantState)}")
+        _die(f"--state must be one of {', '.join(s.value for s in GrantState)}")
     filters = GrantFilters(
         guild_id=guild,
         user_id=user,
@@ -113,7 +127,7 @@ def grants_list(
         try:
             return await svc.grants.page(app_id=app_id, filters=filters, cursor=cursor, limit=limit)
         except ValueError as exc:
-            die(f"--cursor: {exc}")
+            _die(f"--cursor: {exc}")
 
     grants, next_cursor = _with_services(s, go)
     if as_json:
@@ -133,6 +147,7 @@ def grants_list(
                 g.on_end.value,
                 g.external_ref,
                 g.source,
+                g.last_error,
             )
             for g in grants
         ],
@@ -146,6 +161,7 @@ def grants_show(grant_id: str = GRANT_ID, as_json: bool = JSON) -> None:
     """One grant in full (any app's).
 
     Example: guildgate grants show grt_2b0f6c0e9d5a4f0e"""
+    render.json_errors(as_json)
     s = db_settings()
 
     async def go(svc: Services) -> Grant:
@@ -168,8 +184,9 @@ def grants_end(
     Example: guildgate grants end grt_2b0f6c0e9d5a4f0e --on-end keep"""
     from guildgate.core.grants import OnEnd
 
+    render.json_errors(as_json)
     if on_end is not None and on_end not in {o.value for o in OnEnd}:
-        die(f"--on-end must be one of {', '.join(o.value for o in OnEnd)}")
+        _die(f"--on-end must be one of {', '.join(o.value for o in OnEnd)}")
     s = db_settings()
 
     async def go(svc: Services) -> Grant:
@@ -191,24 +208,33 @@ def grants_extend(
     ),
     as_json: bool = JSON,
 ) -> None:
-    """Give an active grant a later end: --by DURATION (from its current end, or from now when it is open-ended
-    or past) or --until TIME.
+    """Give an active grant a later end: --by DURATION (from its current end, or from now when that is past) or
+    --until TIME (later than its current end; on an open-ended grant it sets one). It never shortens a grant:
+    to end it now, use grants end.
 
     Example: guildgate grants extend grt_2b0f6c0e9d5a4f0e --by 30d"""
     from guildgate.core.grants import parse_time
     from guildgate.core.links import parse_duration
 
+    render.json_errors(as_json)
     if (by is None) == (until is None):
-        die("give exactly one of --by DURATION and --until TIME")
+        _die("give exactly one of --by DURATION and --until TIME")
     try:
         delta = parse_duration(by) if by is not None else None
         moment = parse_time(until) if until is not None else None
     except ValueError as exc:
-        die(f"{'--by' if by is not None else '--until'}: {exc}")
+        _die(f"{'--by' if by is not None else '--until'}: {exc}")
     s = db_settings()
 
     async def go(svc: Services) -> Grant:
-        return (await svc.grants.extend(app_id=None, grant_id=grant_id, by=delta, until=moment)).grant
+        from guildgate.core.errors import InvalidRequestError
+
+        try:
+            return (await svc.grants.extend(app_id=None, grant_id=grant_id, by=delta, until=moment)).grant
+        except InvalidRequestError as exc:  # the service names by/until: the CLI's options are --by/--until
+            detail = exc.detail or "invalid request"
+            detail = detail.replace("use until", "use --until")
+            _die(f"--{detail}" if detail.startswith(("by:", "until:")) else detail)
 
     grant = _with_services(s, go)
     _one(
@@ -224,12 +250,14 @@ def grants_sync(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: the summary."),
 ) -> None:
     """Check every active grant at Discord: missing roles are given again (repaired), a person no longer in the
-    server is marked absent (the grant stays active), and end_failed grants are tried again. Exit status 1 when
-    a grant failed.
+    server is counted absent and marked so (the grant stays active), and end_failed grants are tried again.
+    The summary counts what this sync found: absent is every grant whose person is not in the server, whether
+    newly or already marked. Exit status 1 when a grant failed.
 
     Example: guildgate grants sync --guild 12... --dry-run"""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    render.json_errors(as_json)
     _id_option("--app", app_id)
     _id_option("--guild", guild)
     s = db_settings()

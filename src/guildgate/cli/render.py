@@ -16,7 +16,22 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-def fail(message: str) -> None:
+class _Errors:
+    """``as_json``: a ``--json`` command's errors are also printed on stdout as one JSON object."""
+
+    as_json = False
+
+
+def json_errors(on: bool) -> None:
+    """From here on, each error is also ``{"error": CODE, "detail": MESSAGE}`` on one line of stdout (``on``)."""
+    _Errors.as_json = on
+
+
+def fail(message: str, *, error: str = "failed", detail: str | None = None) -> None:
+    """The message on stderr; with ``json_errors(True)``, also ``{"error": error, "detail": detail or message}`` on
+    stdout."""
+    if _Errors.as_json:
+        as_json({"error": error, "detail": message if detail is None else detail})
     err.print(f"[bold red]error:[/] {message}")
 
 

@@ -27,7 +27,7 @@ from guildgate.core.secret import Secret
 log = logging.getLogger("guildgate.links")
 
 STATE_TTL = timedelta(minutes=10)
-ACCESS_MAX_DAYS = 3660  # --access-for: up to ten years
+ACCESS_MAX_DAYS = 366  # --access-for: as long as a grant's duration (the grants API's, parse_duration's default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ BATCH: Final = 500
 class SyncSummary:
     checked: int = 0  # active grants looked up at Discord
     repaired: int = 0  # grants whose missing roles were given again
-    absent: int = 0  # grants newly marked absent (the person left)
+    absent: int = 0  # grants whose person was found absent in this sync (newly or still; the grant stays active)
     retried: int = 0  # end_failed grants tried again and ended
     failed: int = 0  # grants that could not be checked, repaired or ended (end_failed ones keep their reason)
 
@@ -88,10 +88,9 @@ async def _check(grant: Grant, *, repo: GrantRepo, ends: GrantEnds, dry_run: boo
     )
     summary.checked += 1
     if current is None:
-        if grant.absent_since is None:
-            summary.absent += 1
-            if not dry_run:
-                await _write(repo, grant, values={"absent_since": utcnow()}, event="grant.absent")
+        summary.absent += 1
+        if grant.absent_since is None and not dry_run:
+            await _write(repo, grant, values={"absent_since": utcnow()}, event="grant.absent")
         return
     missing = tuple(r for r in grant.roles if r not in current)
     if not missing or grant.absent_since is not None:  # back, but not through guildgate: nothing else

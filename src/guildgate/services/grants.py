@@ -347,11 +347,19 @@ class GrantService(GrantJoins):
         self, *, app_id: str | None, grant_id: str, by: timedelta | None = None, until: datetime | None = None
     ) -> GrantResult:
         """The CLI's and dashboard's ``extend ID --by DURATION | --until TIME`` (``by`` counts from the current
-        end, or from now for an open-ended or past one)."""
+        end, or from now for a past one). It never shortens: ``until`` must be later than the current end, and
+        ``by`` on an open-ended grant is refused (``until`` sets an end)."""
         grant = await self.get(app_id=app_id, grant_id=grant_id)
         now = utcnow()
         if (by is None) == (until is None):
             raise InvalidRequestError("give one of --by or --until")
+        if grant.state is not GrantState.ENDED and until is not None and grant.ends_at and until <= grant.ends_at:
+            end = grant.ends_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            raise InvalidRequestError(
+                f"until: must be later than the grant's current end, {end} (extend never shortens)"
+            )
+        if grant.state is not GrantState.ENDED and by is not None and grant.ends_at is None:
+            raise InvalidRequestError("by: this grant has no end; use until to set one")
         new_end = until if until is not None else max(grant.ends_at or now, now) + (by or timedelta())
         if new_end <= now:
             raise InvalidRequestError("until: the new end must be in the future")

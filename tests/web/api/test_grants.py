@@ -378,3 +378,16 @@ def test_a_role_only_another_grant_gave_is_taken_back_once_both_grants_end(gatew
     assert (shown["state"], shown["end_reason"]) == ("ended", "expired"), shown
     assert low not in roles_at(fresh, server, BOB)
     assert removals(fresh, server, BOB, low) == 1
+
+
+def _ms(cost: str) -> float:
+    assert cost.endswith("ms"), cost
+    return float(cost[:-2])
+
+
+def test_a_refusals_cost_counts_the_discord_calls_it_waited_for(gateway: Gateway, fresh: Sandbox) -> None:
+    (server,) = servers(fresh)
+    fresh.faults({"latency_ms": 300})  # every Discord call answers 300 ms late
+    answer = post(gateway, grant(server, user=ALICE, duration="30d"))
+    refused(answer, 409, "not_a_member")  # Discord was asked, and said the user is not a member
+    assert _ms(answer.json()["cost"]) >= 300, answer.json()  # the whole request, not the moment it was refused

@@ -11,13 +11,17 @@ against its reads per minute.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.responses import Response
 
-from guildgate.core.errors import InvalidRequestError
+from guildgate.core.errors import InvalidRequestError, JoinError
 from guildgate.core.grants import GrantState, GrantTerms, OnEnd
 from guildgate.core.invites import is_snowflake
 from guildgate.discord.ratelimit.shares import key_spender
@@ -41,7 +45,7 @@ from guildgate.web.api.join import read_body
 from guildgate.web.api.records import _TIME_PATTERN, _time
 from guildgate.web.api.schemas import Envelope, GrantAnswer, GrantListWritten, GrantPageAnswer, GrantWritten
 from guildgate.web.deps import authenticate, services
-from guildgate.web.errors import EnvelopeResponse
+from guildgate.web.errors import EnvelopeResponse, error_response
 from guildgate.web.i18n import OK_MSG, pick_language
 
 
@@ -54,7 +58,25 @@ def _headers(
     """The headers every grants call reads (listed in the schema; read from the request where needed)."""
 
 
-router = APIRouter(dependencies=[Depends(_headers)])
+class _Timed(APIRoute):
+    """A refusal's ``cost`` is the wall time of the whole request, Discord's calls included (as the join API's),
+    not the moment the error was turned into an answer."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def timed(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                return await handle(request)
+            except JoinError as exc:
+                lang = pick_language(request.headers.get("accept-language"))
+                return error_response(exc, record_id=None, lang=lang, started=started)
+
+        return timed
+
+
+router = APIRouter(dependencies=[Depends(_headers)], route_class=_Timed)
 
 GRANTS = "/api/grants"
 GRANT = "/api/grants/{grant_id}"
