@@ -48,6 +48,7 @@ class WebhookSender:
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._turn = 0
+        self._freed = asyncio.Event()  # a delivery finished: its endpoint may take another at once
         self._secrets: dict[str, list[dict[str, str | None]]] = {}  # sealed → opened (a few endpoints' worth)
 
     def start(self) -> None:
@@ -73,6 +74,7 @@ class WebhookSender:
         checked = 0.0
         while True:
             claimed = 0
+            self._freed.clear()  # (a delivery that finishes from here on wakes the wait below)
             try:
                 if time.monotonic() - checked > CHECK_FAILING_EVERY:
                     checked = time.monotonic()
@@ -91,7 +93,15 @@ class WebhookSender:
                 raise
             except Exception:
                 log.exception("claiming webhook deliveries failed; trying again")
-            await asyncio.sleep(0.05 if claimed >= deliveries.CLAIM_AT_MOST else self.poll)
+            if claimed >= deliveries.CLAIM_AT_MOST:
+                await asyncio.sleep(0.05)
+                continue
+            # Nothing more to claim now, or every endpoint with work has its attempts in flight: claim again when
+            # one of them finishes (its endpoint has room again) or after the poll, for events made meanwhile.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll):
+                    await self._freed.wait()
+                await asyncio.sleep(0.005)  # the attempts finishing together are claimed for together
 
     def _secrets_of(self, sealed: str) -> list[str]:
         opened = self._secrets.get(sealed)
@@ -102,6 +112,12 @@ class WebhookSender:
         return valid_secrets(opened, datetime.now(UTC))
 
     async def _deliver(self, claim: deliveries.Claim) -> None:
+        try:
+            await self._attempt(claim)
+        finally:
+            self._freed.set()
+
+    async def _attempt(self, claim: deliveries.Claim) -> None:
         assert self._session is not None
         try:
             result = await send(
