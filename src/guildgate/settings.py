@@ -158,8 +158,11 @@ class Settings(BaseSettings):
 
     @property
     def webhook_insecure(self) -> bool:
-        """http:// and any address allowed for webhooks: GUILDGATE_WEBHOOK_ALLOW_INSECURE=1, or sandbox mode."""
-        return self.webhook_allow_insecure or self.sandbox
+        """http:// and any address allowed for webhooks: GUILDGATE_WEBHOOK_ALLOW_INSECURE as set, and when it is
+        not set, sandbox mode (so ``GUILDGATE_WEBHOOK_ALLOW_INSECURE=0`` keeps a sandbox strict)."""
+        if "webhook_allow_insecure" in self.model_fields_set:
+            return self.webhook_allow_insecure
+        return self.sandbox
 
     @cached_property
     def authorize_url(self) -> str:

@@ -61,3 +61,15 @@ def test_bad_webhook_settings_are_named() -> None:
         load_settings(webhook_timeout=0)
     assert load_settings(sandbox=True).webhook_insecure
     assert not load_settings(sandbox=False).webhook_insecure
+
+
+def test_an_explicit_allow_insecure_wins_over_sandbox_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``GUILDGATE_WEBHOOK_ALLOW_INSECURE=0`` keeps a sandbox strict (an operator trying the guard locally);
+    unset, sandbox mode allows http:// and any address."""
+    monkeypatch.setenv("GUILDGATE_SANDBOX", "1")
+    monkeypatch.setenv("GUILDGATE_WEBHOOK_ALLOW_INSECURE", "0")
+    assert not load_settings().webhook_insecure
+    monkeypatch.setenv("GUILDGATE_WEBHOOK_ALLOW_INSECURE", "1")
+    assert load_settings(sandbox=False).webhook_insecure
+    monkeypatch.delenv("GUILDGATE_WEBHOOK_ALLOW_INSECURE")
+    assert load_settings().webhook_insecure
