@@ -227,7 +227,8 @@ async def test_sync_repairs_a_role_taken_by_hand_and_marks_a_departed_member_abs
     assert (summary.checked, summary.absent) == (1, 1)
     absent = await svc.get(app_id=APP_A, grant_id=made.grant.id)
     assert absent.state is GrantState.ACTIVE and absent.absent_since is not None
-    assert (await svc.sync()).absent == 0  # marked once
+    assert (await svc.sync()).absent == 1  # still absent: counted at every sync, marked (and told) once
+    assert [e["type"] for e in await events(core, made.grant.id)].count("grant.absent") == 1
 
     control(core, "PUT", f"/guilds/{GUILD}/members/{BOB}", {"roles": []})  # back, as a join would bring them
     await svc.after_join(

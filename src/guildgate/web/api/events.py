@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guildgate.core.errors import InvalidRequestError
 from guildgate.core.webhooks import EVENT_TYPES, DeliveryState
+from guildgate.services.webhooks import MAX_PAGE
 from guildgate.web.api.records import _TIME_PATTERN, _time
 from guildgate.web.api.schemas import Envelope
 from guildgate.web.deps import authenticate, services
@@ -75,7 +76,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": Envelope} for stat
 @router.get("/api/events", response_model=EventsAnswer, responses=_ERRORS)
 async def list_events(
     request: Request,
-    limit: int = Query(default=50, ge=1, le=500),
+    limit: int = Query(default=50, ge=1, le=MAX_PAGE),
     cursor: str | None = None,
     type: str | None = Query(default=None, description="Only events of this type"),
     since: str | None = Query(default=None, description="Only events made at or after this time (RFC 3339)"),
