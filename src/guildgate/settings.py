@@ -93,7 +93,7 @@ class Settings(BaseSettings):
             return tuple(offsets)
         return value
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "webhook_allow_networks", mode="before")
     @classmethod
     def _networks(cls, value: object) -> object:
         if isinstance(value, str):
@@ -102,7 +102,9 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
-                raise ValueError(f"each entry must be an IP address or a CIDR like 10.0.0.0/8, got {entry!r}") from None
+                raise ValueError(
+                    f"each entry must be an IP address or a CIDR like 10.0.0.0/8, got {entry[:60]!r}"
+                ) from None
         return value
 
     @field_validator(*TOKEN_SETTINGS, mode="before")
@@ -132,18 +134,6 @@ class Settings(BaseSettings):
     def _redis(cls, value: str | None) -> str | None:
         if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"must start with redis://, rediss:// or unix://, got {shown_url(value)!r}")
-        return value
-
-    @field_validator("webhook_allow_networks", mode="before")
-    @classmethod
-    def _webhook_networks(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = tuple(p.strip() for p in value.split(",") if p.strip())
-        for entry in value if isinstance(value, tuple) else ():
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ValueError(f"each entry must be a CIDR like 10.0.0.0/8, got {entry[:60]!r}") from None
         return value
 
     @field_validator("webhook_retry_schedule")
