@@ -126,6 +126,47 @@ class GrantTerms:
     starts_at: datetime | None = None
 
 
+def new_grant(
+    *,
+    grant_id: str,
+    app_id: str,
+    guild_id: str,
+    user_id: str,
+    roles: tuple[str, ...],
+    terms: GrantTerms,
+    source: str,
+    link_id: str | None,
+    record_id: str | None,
+    held: tuple[str, ...],
+    now: datetime,
+) -> Grant:
+    """A grant as it is made: active, revision 1, starting at ``terms.starts_at`` (or ``now``)."""
+    return Grant(
+        id=grant_id,
+        app_id=app_id,
+        guild_id=guild_id,
+        user_id=user_id,
+        roles=roles,
+        state=GrantState.ACTIVE,
+        starts_at=terms.starts_at or now,
+        ends_at=terms.ends_at,
+        on_end=terms.on_end,
+        external_ref=terms.external_ref,
+        source=source,
+        link_id=link_id,
+        record_id=record_id,
+        roles_preexisting=held,
+        absent_since=None,
+        revision=1,
+        as_of=terms.as_of,
+        ended_at=None,
+        end_reason=None,
+        last_error=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 def new_grant_id() -> str:
     """``grt_`` + 16 hex digits."""
     return "grt_" + secrets.token_hex(8)

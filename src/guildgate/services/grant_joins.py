@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from guildgate.core.errors import AccessEndedError, ExternalRefTakenError, JoinError
-from guildgate.core.grants import Grant, GrantState, GrantTerms, OnEnd, check_roles, new_grant_id
+from guildgate.core.grants import Grant, GrantTerms, OnEnd, check_roles, new_grant, new_grant_id
 from guildgate.core.ports import AppCredentials
 from guildgate.discord.rest import DiscordRest
 from guildgate.services.grant_ends import GrantEnds, utcnow
@@ -160,29 +160,18 @@ class GrantJoins:
         held = await self.held_before(
             guild_id=guild_id, user_id=user_id, roles=roles, current=preexisting, grant_id=new_id
         )
-        grant = Grant(
-            id=new_id,
+        grant = new_grant(
+            grant_id=new_id,
             app_id=app_id,
             guild_id=guild_id,
             user_id=user_id,
             roles=check_roles(roles, allow_empty=True),
-            state=GrantState.ACTIVE,
-            starts_at=terms.starts_at or now,
-            ends_at=terms.ends_at,
-            on_end=terms.on_end,
-            external_ref=terms.external_ref,
+            terms=terms,
             source=source,
             link_id=link_id,
             record_id=record_id,
-            roles_preexisting=held,
-            absent_since=None,
-            revision=1,
-            as_of=terms.as_of,
-            ended_at=None,
-            end_reason=None,
-            last_error=None,
-            created_at=now,
-            updated_at=now,
+            held=held,
+            now=now,
         )
         try:
             return await self.repo.insert(grant)

@@ -37,6 +37,7 @@ from guildgate.core.grants import (
     GrantState,
     GrantTerms,
     OnEnd,
+    new_grant,
     new_grant_id,
     stale,
 )
@@ -118,29 +119,18 @@ class GrantService(GrantJoins):
         held = await self.held_before(
             guild_id=guild_id, user_id=user_id, roles=roles, current=current, grant_id=grant_id
         )
-        grant = Grant(
-            id=grant_id,
+        grant = new_grant(
+            grant_id=grant_id,
             app_id=app_id,
             guild_id=guild_id,
             user_id=user_id,
             roles=roles,
-            state=GrantState.ACTIVE,
-            starts_at=terms.starts_at or now,
-            ends_at=terms.ends_at,
-            on_end=terms.on_end,
-            external_ref=terms.external_ref,
+            terms=terms,
             source="api",
             link_id=None,
             record_id=None,
-            roles_preexisting=held,
-            absent_since=None,
-            revision=1,
-            as_of=terms.as_of,
-            ended_at=None,
-            end_reason=None,
-            last_error=None,
-            created_at=now,
-            updated_at=now,
+            held=held,
+            now=now,
         )
         await self.ends.give_roles(grant, roles=tuple(r for r in roles if r not in current), why="granted", app=app)
         try:
